@@ -1,0 +1,27 @@
+"""The one place that sets up logging: one line per record, `time level logger message`."""
+
+import logging
+import sys
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class OneLineFormatter(logging.Formatter):
+    """Folds multi-line messages and tracebacks into one line, so `grep` finds whole records."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text.replace("\r", "\\r").replace("\n", " | ")
+
+
+def configure_logging(level: str = "INFO", stream=None) -> None:
+    """Send every logger's records to `stream` (stderr by default) as one-line records."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(OneLineFormatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Libraries that log every connection drown the game's own records.
+    for noisy in ("waitress.queue", "urllib3", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
