@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean
+.PHONY: install demo test lint pytest clean figures slides
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint pytest
+
+# The deck's figures (committed in slides/figures/) and the static deck in slides/build/.
+figures: $(STAMP)
+	$(BIN)/python scripts/figures.py
+	$(BIN)/python scripts/population_shift.py
+
+slides:
+	@command -v npm >/dev/null || { echo "make slides: npm is not installed (Node.js 18+; Debian: apt-get install npm)"; exit 1; }
+	$(PYTHON) scripts/build_slides.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
