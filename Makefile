@@ -34,9 +34,9 @@ figures: $(STAMP)
 	$(BIN)/python scripts/figures.py
 	$(BIN)/python scripts/population_shift.py
 
-slides:
+slides: $(STAMP)
 	@command -v npm >/dev/null || { echo "make slides: npm is not installed (Node.js 18+; Debian: apt-get install npm)"; exit 1; }
-	$(PYTHON) scripts/build_slides.py
+	$(BIN)/python scripts/build_slides.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

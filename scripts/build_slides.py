@@ -154,21 +154,29 @@ def build(out: Path = BUILD) -> Path:
 
 
 def print_pdf(index: Path, pdf: Path, chromium: str = CHROMIUM) -> Path:
-    """Print the deck to a PDF handout with headless Chromium (reveal.js's ?print-pdf view)."""
-    cmd = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--no-pdf-header-footer",
-        "--virtual-time-budget=20000",
-        f"--print-to-pdf={pdf}",
-        index.as_uri() + "?print-pdf",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-    if done.returncode != 0 or not pdf.exists():
-        raise BuildError(f"chromium could not print the PDF (exit {done.returncode})")
+    """Print the deck to a PDF handout: reveal.js's ?print-pdf view in headless Chromium.
+
+    Playwright drives the system's Chromium so the page is printed only once reveal.js has
+    laid out every slide (Chromium's own --print-to-pdf does not wait for that).
+    """
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        raise BuildError("the PDF handout needs playwright (pip install playwright)") from exc
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=args)
+        try:
+            page = browser.new_page()
+            # reveal.js announces "pdf-ready" once every slide sits on its own page.
+            page.add_init_script(
+                "addEventListener('pdf-ready', () => { window.pdfReady = true }, true)"
+            )
+            page.goto(index.as_uri() + "?print-pdf", wait_until="load")
+            page.wait_for_function("window.pdfReady === true", timeout=30_000)
+            page.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True)
+        finally:
+            browser.close()
     return pdf
 
 
@@ -188,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         pdf = print_pdf(index, args.out / "handout.pdf")
         print(f"slides: printed {pdf}")
-    except (BuildError, OSError, subprocess.TimeoutExpired) as exc:
+    except (BuildError, OSError) as exc:
         print(f"slides: {exc}", file=sys.stderr)
         return 1
     return 0

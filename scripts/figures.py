@@ -101,8 +101,14 @@ def draw_dtap(out: Path) -> Path:
         arrow(ax, (a + 1.2, 2.15), (b - 1.2, 2.15))
     ax.text(6, 3.3, "code + data + model, released together", ha="center", fontsize=12)
     arrow(ax, (10.45, 0.45), (1.6, 0.45), color=RED, dashed=True, offset=(0, -0.42))
-    ax.text(6, 0.05, "what production teaches you goes back to development", ha="center",
-            fontsize=11, color=RED)
+    ax.text(
+        6,
+        0.05,
+        "what production teaches you goes back to development",
+        ha="center",
+        fontsize=11,
+        color=RED,
+    )
     return save(fig, out, "dtap.png")
 
 
@@ -115,8 +121,15 @@ def draw_batch_vs_api(out: Path) -> Path:
     box(ax, 5.2, 1.0, 1.5, 0.9, "table of\nscores", GREY, size=12)
     arrow(ax, (2.15, 2.6), (2.65, 2.6))
     arrow(ax, (3.9, 2.1), (4.7, 1.45))
-    ax.text(1.6, 1.0, "every night at 02:00\nall rows at once\nchecked before use", ha="center",
-            va="center", fontsize=11, color=GREY)
+    ax.text(
+        1.6,
+        1.0,
+        "every night at 02:00\nall rows at once\nchecked before use",
+        ha="center",
+        va="center",
+        fontsize=11,
+        color=GREY,
+    )
 
     ax.plot([6.2, 6.2], [0.3, 4.1], color="#cccccc", linewidth=1.5)
 
@@ -125,8 +138,15 @@ def draw_batch_vs_api(out: Path) -> Path:
     box(ax, 10.6, 2.6, 1.9, 1.0, "API +\nmodel", GREEN, size=13)
     arrow(ax, (8.2, 2.85), (9.6, 2.85), text="request")
     arrow(ax, (9.6, 2.35), (8.2, 2.35), text="answer", offset=(0, -0.5))
-    ax.text(9.0, 1.0, "one row per request, any time\nanswer in well under a second\n"
-            "must be up when asked", ha="center", va="center", fontsize=11, color=GREY)
+    ax.text(
+        9.0,
+        1.0,
+        "one row per request, any time\nanswer in well under a second\nmust be up when asked",
+        ha="center",
+        va="center",
+        fontsize=11,
+        color=GREY,
+    )
     return save(fig, out, "batch_vs_api.png")
 
 
@@ -134,8 +154,9 @@ def draw_architecture(out: Path) -> Path:
     """The game: the customer fans out to every team API; labels come back through feedback."""
     fig, ax = canvas(12, 5.6)
     box(ax, 1.7, 2.8, 2.6, 1.6, "the customer\n(the bank)", ORANGE, size=15, bold=True)
-    ax.text(1.7, 1.55, "same applicant\nto every team", ha="center", va="top", fontsize=11,
-            color=GREY)
+    ax.text(
+        1.7, 1.55, "same applicant\nto every team", ha="center", va="top", fontsize=11, color=GREY
+    )
     teams = [4.55, 2.8, 1.05]
     for i, y in enumerate(teams, start=1):
         box(ax, 6.3, y, 2.4, 1.1, f"team {i}: API\nPOST /predict", BLUE, size=12)
@@ -147,10 +168,15 @@ def draw_architecture(out: Path) -> Path:
     box(ax, 11.0, 2.8, 1.7, 2.1, "game server\n\nscores\nleaderboard", GREEN, size=12)
     for y, start in ((4.55, (10.45, 3.88)), (2.8, (10.13, 2.8)), (1.05, (10.45, 1.72))):
         arrow(ax, start, (9.92, y), color=GREEN, dashed=True)
-    ax.text(11.0, 4.45, "labels, later:\nGET /api/feedback", ha="center", fontsize=10,
-            color=GREEN)
-    ax.text(9.0, 0.15, "retrain on what you saw, redeploy while the game runs", ha="center",
-            fontsize=11, color=GREY)
+    ax.text(11.0, 4.45, "labels, later:\nGET /api/feedback", ha="center", fontsize=10, color=GREEN)
+    ax.text(
+        9.0,
+        0.15,
+        "retrain on what you saw, redeploy while the game runs",
+        ha="center",
+        fontsize=11,
+        color=GREY,
+    )
     return save(fig, out, "architecture.png")
 
 
@@ -167,10 +193,24 @@ def draw_timeline(out: Path) -> Path:
         minutes = phase.duration / 60
         color = colors.get(phase.kind, GREY)
         ax.barh(0, minutes, left=start, height=0.6, color=LIGHT[color], edgecolor=color, lw=2)
-        ax.text(start + minutes / 2, 0.05, phase.name, ha="center", va="center", fontsize=12,
-                weight="bold")
-        ax.text(start + minutes / 2, -0.17, f"{minutes:g} min, {phase.rate:g} req/s",
-                ha="center", va="center", fontsize=10, color=GREY)
+        ax.text(
+            start + minutes / 2,
+            0.05,
+            phase.name,
+            ha="center",
+            va="center",
+            fontsize=12,
+            weight="bold",
+        )
+        ax.text(
+            start + minutes / 2,
+            -0.17,
+            f"{minutes:g} min, {phase.rate:g} req/s",
+            ha="center",
+            va="center",
+            fontsize=10,
+            color=GREY,
+        )
         start += minutes
     ax.set_xlim(0, total)
     ax.set_ylim(-0.5, 0.5)
@@ -179,8 +219,10 @@ def draw_timeline(out: Path) -> Path:
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
     delay = game.settings.label_delay
-    ax.set_title(f"{game.settings.name}: {total:g} minutes; labels arrive {delay:g} s after "
-                 "each request", fontsize=12)
+    ax.set_title(
+        f"{game.settings.name} ({total:g} minutes); labels arrive {delay:g} s after each request",
+        fontsize=12,
+    )
     fig.tight_layout()
     return save(fig, out, "timeline.png")
 
