@@ -274,11 +274,8 @@ class _Reader:
     def fail(self, where: tuple, key: str | None, problem: str):
         """Raise the one-line error for `key` in the table `where`."""
         line = self.line_of(where, key)
-        dotted = ".".join(
-            f"phases[{w + 1}]" if isinstance(w, int) else w
-            for w in (*where, key)
-            if w != "" and w is not None
-        )
+        names = [f"phases[{w + 1}]" if isinstance(w, int) else w for w in (*where, key)]
+        dotted = ".".join(n for n in names if n and n != "phases") if where else key
         raise GameFileError(f"{self.path}: line {line}: {dotted}: {problem}")
 
     def line_of(self, where: tuple, key: str | None) -> int:
