@@ -103,6 +103,7 @@ def test_expected_rounds_are_rate_times_duration(tmp_path):
         (("[game]", "[gmae]"), 1, r"gmae: unknown table"),
         (("region_logit = 1.0", "region_logit = true"), 24, r"drift\.region_logit: must be a"),
         (('kind = "warmup"\n', ""), 5, r"phases\[1\]\.kind: missing"),
+        (('region = "south"', 'employment = "pirate"'), 23, r"'pirate' is not one of employed,"),
     ],
 )
 def test_bad_files_get_one_line_errors_naming_key_and_line(tmp_path, change, line, pattern):
