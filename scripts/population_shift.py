@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "slides" / "figures"
 NAME = "population_shift.gif"
 WINDOW = 500  # requests in the monitoring window
-STEPS = 12  # frames while the window slides from one phase into the next
+STEPS = 10  # frames while the window slides from one phase into the next
 HOLD = 3  # extra frames at each end, so the eye can read them
-DPI = 72
-TRAIN, NOW = "#9a9a9a", "#e08a2c"
+DPI = 96
+NOW = "#e08a2c"
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -112,8 +112,8 @@ def animate(game, out: Path) -> Path:
             if log_x:
                 ax.set_xscale("log")
         x = np.arange(len(regions))
-        axes[2].bar(x - 0.2, base[2] / base[2].sum(), 0.4, color=TRAIN)
-        axes[2].bar(x + 0.2, now[2] / now[2].sum(), 0.4, color=NOW)
+        axes[2].bar(x, now[2] / now[2].sum(), 0.7, color=NOW)
+        axes[2].bar(x, base[2] / base[2].sum(), 0.7, fill=False, edgecolor="black", lw=2)
         axes[2].set_xticks(x, regions, rotation=30, fontsize=9)
         axes[2].set_xlabel("region")
         for ax, name, i in zip(axes, ("age", "loan amount", "region"), range(3), strict=True):
