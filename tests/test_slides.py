@@ -333,3 +333,28 @@ def test_pdf_handout_has_a_page_per_slide(built_deck, tmp_path):
     # The page tree's root holds the total: the largest /Count in the file.
     pages = max(int(n) for n in re.findall(rb"/Count (\d+)", data))
     assert pages == expected_slide_count()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_screenshot_script_saves_a_page(deck_server, tmp_path):
+    """The monitoring screenshot script saves a PNG of a live page at the asked size."""
+    from PIL import Image
+
+    script = load_script("screenshot_monitoring")
+    out = tmp_path / "page.png"
+    code = script.main([deck_server + "/index.html", "--out", str(out), "--wait", "0.2"])
+    assert code == 0
+    with Image.open(out) as image:
+        assert image.size == (1280, 760)
+
+
+@pytest.mark.browser
+def test_screenshot_script_reports_a_missing_page(deck_server, tmp_path, capsys):
+    """A page that is not there gives exit 1 and a one-line reason, and no file."""
+    script = load_script("screenshot_monitoring")
+    out = tmp_path / "page.png"
+    assert script.main([deck_server + "/no-such-page", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("screenshot: ") and "404" in err and "\n" not in err
+    assert not out.exists()
