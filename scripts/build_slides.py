@@ -108,7 +108,12 @@ def install_reveal() -> None:
     if npm is None:
         raise BuildError("npm is not installed: install Node.js 18+ (Debian: apt-get install npm)")
     cmd = [npm, "ci", "--prefix", str(SLIDES), "--no-audit", "--no-fund", "--loglevel=error"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(
+            "npm ci took more than 10 minutes: is the npm registry reachable?"
+        ) from exc
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise BuildError(f"npm ci failed (exit {done.returncode}): {last}")
@@ -141,6 +146,9 @@ def build(out: Path = BUILD) -> Path:
     """Build the static deck into `out` (index.html, reveal/, figures/) and return index.html."""
     install_reveal()
     if out.exists():
+        # Only ever delete an earlier build, never a folder given by mistake.
+        if any(out.iterdir()) and not (out / "index.html").exists():
+            raise BuildError(f"{out} is not empty and holds no deck: choose another --out")
         shutil.rmtree(out)
     for name in REVEAL_FILES:
         target = out / "reveal" / name
@@ -160,7 +168,7 @@ def print_pdf(index: Path, pdf: Path, chromium: str = CHROMIUM) -> Path:
     laid out every slide (Chromium's own --print-to-pdf does not wait for that).
     """
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import Error, sync_playwright
     except ImportError as exc:
         raise BuildError("the PDF handout needs playwright (pip install playwright)") from exc
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -175,6 +183,9 @@ def print_pdf(index: Path, pdf: Path, chromium: str = CHROMIUM) -> Path:
             page.goto(index.as_uri() + "?print-pdf", wait_until="load")
             page.wait_for_function("window.pdfReady === true", timeout=30_000)
             page.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True)
+        except Error as exc:
+            reason = exc.message.splitlines()[0]
+            raise BuildError(f"chromium could not print the PDF: {reason}") from exc
         finally:
             browser.close()
     return pdf

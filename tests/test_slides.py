@@ -358,3 +358,13 @@ def test_screenshot_script_reports_a_missing_page(deck_server, tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert err.startswith("screenshot: ") and "404" in err and "\n" not in err
     assert not out.exists()
+
+
+def test_build_never_deletes_a_folder_that_is_not_a_deck(monkeypatch, tmp_path):
+    """Given a wrong --out holding other files, the build refuses and deletes nothing."""
+    monkeypatch.setattr(build_slides, "install_reveal", lambda: None)
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    with pytest.raises(build_slides.BuildError, match="holds no deck"):
+        build_slides.build(tmp_path)
+    assert keep.read_text() == "mine"
