@@ -120,28 +120,29 @@ def apply(engine: sa.Engine, action: str, actor: str) -> dict:
     so two instructors (or the clock) acting at once cannot both win.
     """
     now = time.time()
-    with engine.begin() as conn:
-        g = storage.game_row(conn)
-        try:
+    try:
+        with engine.begin() as conn:
+            g = storage.game_row(conn)
             values, detail = _transition(conn, action, g, now)
-        except ControlError as exc:
+            done = conn.execute(
+                games.update()
+                .where(
+                    games.c.id == storage.GAME_ID,
+                    games.c.state == g["state"],
+                    games.c.phase_index == g["phase_index"],
+                    games.c.frozen == g["frozen"],
+                )
+                .values(**values)
+            ).rowcount
+            if not done:
+                raise ControlError(f"cannot {action}: the game changed meanwhile; try again")
+            new = storage.game_row(conn)
+            storage.log_control(conn, action, actor, True, g["state"], new["state"], detail)
+    except ControlError as exc:
+        with engine.begin() as conn:  # the refusal is logged too, in its own transaction
             storage.log_control(conn, action, actor, False, g["state"], None, str(exc))
-            log.warning("control refused action=%s actor=%s reason=%s", action, actor, exc)
-            raise
-        done = conn.execute(
-            games.update()
-            .where(
-                games.c.id == storage.GAME_ID,
-                games.c.state == g["state"],
-                games.c.phase_index == g["phase_index"],
-                games.c.frozen == g["frozen"],
-            )
-            .values(**values)
-        ).rowcount
-        if not done:
-            raise ControlError(f"cannot {action}: the game changed meanwhile; try again")
-        new = storage.game_row(conn)
-        storage.log_control(conn, action, actor, True, g["state"], new["state"], detail)
+        log.warning("control refused action=%s actor=%s reason=%s", action, actor, exc)
+        raise
     log.info(
         "control action=%s actor=%s from=%s to=%s phase=%s detail=%s",
         action,

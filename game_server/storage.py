@@ -344,6 +344,8 @@ def _upsert_add(conn: sa.Connection, table: sa.Table, keys: Sequence[str], rows:
 
 def insert_requests(conn: sa.Connection, rows: Sequence[dict]) -> None:
     """Commit-before-send: store requests with status `sent` (each a dict of columns)."""
+    if not rows:
+        return
     conn.execute(requests.insert(), [{**r, "status": "sent"} for r in rows])
 
 
