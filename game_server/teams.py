@@ -87,6 +87,7 @@ def add_team(
 
 def list_teams(conn: sa.Connection) -> list[dict]:
     """Every team (without its token hash), by name."""
+    storage.game_row(conn)  # NotInitialised with a hint when there is no game
     cols = [c for c in storage.teams.c if c.name != "token_hash"]
     rows = conn.execute(sa.select(*cols).order_by(storage.teams.c.name)).mappings()
     return [dict(r) for r in rows]
@@ -95,6 +96,7 @@ def list_teams(conn: sa.Connection) -> list[dict]:
 def set_active(engine: sa.Engine, name: str, active: bool) -> None:
     """Disable (or enable again) a team; it stops (or starts) receiving requests."""
     with engine.begin() as conn:
+        storage.game_row(conn)
         done = conn.execute(
             storage.teams.update()
             .where(storage.teams.c.name == name)
