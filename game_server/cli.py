@@ -131,6 +131,12 @@ def game_check(file: str, teams: int) -> None:
     click.echo(gamefile.describe(game_file, teams))
 
 
+@game.command("keys")
+def game_keys() -> None:
+    """Print the table of every game-file key (the reference in docs/GAMEFILE.md)."""
+    click.echo(gamefile.settings_markdown())
+
+
 @main.group()
 def teams() -> None:
     """Register, list and disable teams in the game database."""

@@ -48,8 +48,9 @@ def _out_of_range(field: Field, rng: np.random.Generator) -> float | int:
     return int((field.high or 1) * 10 + 1)  # far above the maximum
 
 
-def _apply_one(kind: str, features: dict, fields: list[Field], rng) -> bool:
-    """Apply one oddity kind in place; False when no field fits it."""
+def _apply_one(kind: str, features: dict, fields: list[Field], touched: set, rng) -> bool:
+    """Apply one oddity kind in place to a field not yet `touched`; False when none fits."""
+    fields = [f for f in fields if f.name not in touched]
     present = [f for f in fields if features.get(f.name) is not None]
     if kind == "extra_field":
         key, value = EXTRA_FIELDS[rng.integers(len(EXTRA_FIELDS))]
@@ -66,6 +67,7 @@ def _apply_one(kind: str, features: dict, fields: list[Field], rng) -> bool:
     if not candidates:
         return False
     field = candidates[rng.integers(len(candidates))]
+    touched.add(field.name)  # one oddity per field, so each stays visible as itself
     value = features.get(field.name)
     if kind == "missing_field":
         del features[field.name]
@@ -89,5 +91,6 @@ def apply(
     out = dict(features)
     count = 1 + int(rng.random() < 0.3) + int(rng.random() < 0.1)
     chosen = {kinds[i] for i in rng.integers(len(kinds), size=count)}
-    applied = [k for k in KINDS if k in chosen and _apply_one(k, out, fields, rng)]
+    touched: set[str] = set()
+    applied = [k for k in KINDS if k in chosen and _apply_one(k, out, fields, touched, rng)]
     return out, tuple(applied)

@@ -133,9 +133,13 @@ def request_url(name: str, url: str, model: str | None = None) -> str:
 
 
 def request_body(name: str, request_id: str, features: dict) -> bytes:
-    """The JSON request body, encoded (the same for every team speaking `name`)."""
+    """The JSON request body, encoded (the same for every team speaking `name`).
+
+    Strict JSON: a NaN in the features raises ValueError rather than reaching every team
+    as a body no JSON parser accepts (missing values are None, sent as null).
+    """
     body = get_protocol(name).body(request_id, features)
-    return json.dumps(body, separators=(",", ":")).encode()
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
 def request_headers(request_id: str) -> dict[str, str]:

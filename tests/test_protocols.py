@@ -66,6 +66,12 @@ def test_openinference_answer():
         assert extract(answer) is None
 
 
+def test_features_must_be_strict_json():
+    """NaN is not JSON: refused loudly instead of sent to every team."""
+    with pytest.raises(ValueError):
+        protocols.request_body("native", "r", {"income": float("nan")})
+
+
 def test_bad_protocol_settings_are_refused_in_one_line():
     """Unknown protocols and an openinference target without a model can't be registered."""
     with pytest.raises(protocols.ProtocolError, match="unknown protocol 'grpc'.*native"):
