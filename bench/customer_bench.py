@@ -9,16 +9,16 @@ Not a test. Loopback only, bounded in time, stops by itself. It starts fast stub
 3. the ceiling of the same stubs under `wrk` (Lua script POSTing the same JSON) and Locust
    (FastHttpUser, headless), and the customer's throughput as a ratio to each.
 
-Storage: the game's storage is not on this branch yet, so results go into a SQLite WAL
-database with one SQLAlchemy Core executemany per round, as a stand-in. Prints a table and
-writes the numbers into docs/PERFORMANCE.md ("Customer" section).
+Storage: the game's own path (`game.DbWriter` on a fresh SQLite game database): each
+request committed as `sent` before it goes out, then its scored results, running totals and
+status in one transaction. Prints a table and writes the numbers into docs/PERFORMANCE.md
+("Customer" section).
 
     python bench/customer_bench.py [--teams 100] [--seconds 20] [--no-write]
 """
 
 import argparse
 import asyncio
-import concurrent.futures
 import csv
 import json
 import os
@@ -39,7 +39,11 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import bench_storage  # noqa: E402  (beside this file)
+
+from game_server import storage  # noqa: E402
 from game_server.customer import Customer, Result, Target  # noqa: E402
+from game_server.game import DbWriter  # noqa: E402
 
 FEATURES = {
     "age": 34,
@@ -94,69 +98,40 @@ async def serve_stubs(teams: int) -> None:
     await loop.run_in_executor(None, sys.stdin.read)  # the parent closes stdin to stop us
 
 
-# --- the stand-in storage -------------------------------------------------------------
+# --- the game's storage path ------------------------------------------------------
 
 
 class Store:
-    """Results into SQLite (WAL), one executemany per round, on one writer thread."""
+    """The game loop's own storage path: a fresh game database and `game.DbWriter`.
 
-    def __init__(self, path: Path):
-        """Create the table; writes go through a single thread (SQLite has one writer)."""
-        self.engine = sa.create_engine(f"sqlite:///{path}")
-        with self.engine.begin() as conn:
-            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        meta = sa.MetaData()
-        self.table = sa.Table(
-            "results",
-            meta,
-            sa.Column("id", sa.Integer, primary_key=True),
-            sa.Column("request_id", sa.String(40), nullable=False),
-            sa.Column("team_id", sa.Integer, nullable=False),
-            sa.Column("outcome", sa.String(8), nullable=False),
-            sa.Column("reason", sa.String(20)),
-            sa.Column("pred", sa.Integer),
-            sa.Column("points", sa.Integer, nullable=False),
-            sa.Column("latency_ms", sa.Float, nullable=False),
-            sa.Column("status_code", sa.Integer),
-            sa.Column("body_excerpt", sa.Text),
-        )
-        meta.create_all(self.engine)
-        self.insert = self.table.insert()
-        self.writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store")
+    Each round is written as the game writes it: the request committed as `sent` before
+    it goes out, then the scored results, running totals and status in one transaction.
+    """
 
-    def _write(self, request_id: str, results: list[Result]) -> None:
-        """One transaction, one executemany."""
-        rows = [
-            {
-                "request_id": request_id,
-                "team_id": r.team_id,
-                "outcome": r.outcome,
-                "reason": r.reason,
-                "pred": r.pred,
-                "points": r.points,
-                "latency_ms": r.latency_ms,
-                "status_code": r.status_code,
-                "body_excerpt": r.body_excerpt,
-            }
-            for r in results
-        ]
-        with self.engine.begin() as conn:
-            conn.execute(self.insert, rows)
+    def __init__(self, path: Path, n_teams: int):
+        """A game database with `n_teams` teams (see bench_storage.setup)."""
+        self.engine = bench_storage.setup(f"sqlite:///{path}", n_teams)
+        with self.engine.connect() as conn:
+            ids = conn.execute(sa.select(storage.teams.c.id).order_by(storage.teams.c.id))
+            self.team_ids = [row.id for row in ids]
+        self.writer = DbWriter(self.engine)
+        self.seq = 0
 
-    async def store(self, request_id: str, results: list[Result]) -> None:
-        """Store one round without blocking the event loop."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.writer, self._write, request_id, results)
+    async def play(self, customer: Customer, targets) -> list[Result]:
+        """One round: commit the request, ask every team, commit the scored results."""
+        self.seq += 1
+        seq = self.seq
+        row, _ = bench_storage.round_of(seq, 0)
+        row["features"] = FEATURES
+        await self.writer.sent(row)
+        results = await customer.ask(targets, row["request_id"], FEATURES, 1)
+        await self.writer.scored((seq, 0, 0.7, 0.7, results))
+        return results
 
     def count(self) -> int:
-        """Rows stored so far."""
+        """Results stored so far."""
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(self.table)).scalar()
-
-    def close(self) -> None:
-        """Finish writing and close the database."""
-        self.writer.shutdown()
-        self.engine.dispose()
+            return conn.execute(sa.select(sa.func.count()).select_from(storage.results)).scalar()
 
 
 # --- the measurements ---------------------------------------------------------------
@@ -171,10 +146,9 @@ def percentile(values: list[float], q: float) -> float:
 async def round_latency(customer: Customer, store: Store, targets, rounds: int) -> list[float]:
     """Milliseconds from send to all scored and stored, one round at a time."""
     times = []
-    for i in range(rounds):
+    for _ in range(rounds):
         start = time.perf_counter()
-        results = await customer.ask(targets, f"lat-{i}", FEATURES, 1)
-        await store.store(f"lat-{i}", results)
+        results = await store.play(customer, targets)
         times.append((time.perf_counter() - start) * 1000)
         assert all(r.outcome == "correct" for r in results), results[0]
     return times
@@ -206,20 +180,16 @@ async def sustained(customer, store, targets, seconds: float, in_flight: int) ->
     start = time.perf_counter()
     deadline = start + seconds
 
-    async def worker(w: int):
-        i = 0
+    async def worker():
         while time.perf_counter() < deadline:
-            rid = f"s{w}-{i}"
-            results = await customer.ask(targets, rid, FEATURES, 1)
-            await store.store(rid, results)
+            results = await store.play(customer, targets)
             done["requests"] += len(results)
             second = int(time.perf_counter() - start)
             per_second[second] = per_second.get(second, 0) + len(results)
             done["rounds"] += 1
             done["failed"] += sum(r.outcome == "failed" for r in results)
-            i += 1
 
-    await asyncio.gather(*(worker(w) for w in range(in_flight)))
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
     elapsed = time.perf_counter() - start
     whole = [per_second.get(i, 0) for i in range(int(elapsed))]  # the last, partial one out
     return {**done, "seconds": elapsed, "rps": done["requests"] / elapsed, "per_second": whole}
@@ -309,17 +279,22 @@ def machine() -> str:
 
 async def measure(args, ports: list[int], db: Path) -> dict:
     """Every customer measurement against the running stubs."""
-    targets = [Target(i, f"http://127.0.0.1:{p}/predict") for i, p in enumerate(ports)]
-    store = Store(db)
+    store = Store(db, len(ports))
+    targets = [
+        Target(team_id, f"http://127.0.0.1:{p}/predict")
+        for team_id, p in zip(store.team_ids, ports, strict=True)
+    ]
+    store.writer.start()
     try:
         async with Customer(timeout=1.0) as customer:
             await round_latency(customer, store, targets, 20)  # warm up: connections open
             times = await round_latency(customer, store, targets, args.rounds)
             bare = await bare_round_latency([t.url for t in targets], args.rounds)
             flow = await sustained(customer, store, targets, args.seconds, args.in_flight)
-        stored = store.count()
     finally:
-        store.close()
+        await store.writer.close()
+    stored = store.count()
+    store.engine.dispose()
     return {"round": times, "bare": bare, "sustained": flow, "stored": stored}
 
 
@@ -380,9 +355,9 @@ SECTION = """\
 Measured by `make bench-customer` (`bench/customer_bench.py`) on {when}: {machine}.
 {teams} stub team APIs on 127.0.0.1 (one port each, one stub process of a bare asyncio
 HTTP/1.1 server), the customer in another process with the game's defaults (1 s timeout,
-64 KiB body cap). Every result is stored: into a SQLite WAL database with one SQLAlchemy
-Core executemany per round, on one writer thread; this is a stand-in until the game's own
-storage is measured here.
+64 KiB body cap). Every result is stored the way the game stores it (`game.DbWriter` on a
+SQLite WAL game database: the request committed as `sent` before it is sent, then results,
+running totals and status in one transaction per batch, on one writer thread).
 
 {table}
 
