@@ -705,9 +705,19 @@ def check(ex, settings: Settings, names: list[str] | None = None, echo=print) ->
     roles = [pgsql.quote_literal(t["role"]) for t in chosen]
     attrs = {}
     if roles:
+        flags = ", ".join(
+            f"CASE WHEN {col} THEN {pgsql.quote_literal(col)} END"
+            for col in (
+                "rolsuper",
+                "rolbypassrls",
+                "rolcreaterole",
+                "rolcreatedb",
+                "rolreplication",
+            )
+        )
         sql = (
-            "SELECT rolname || '|' || rolsuper || rolbypassrls || rolcreaterole || rolcreatedb "
-            f"FROM pg_roles WHERE rolname IN ({', '.join(roles)});"
+            f"SELECT rolname || '|' || concat_ws(',', {flags}) FROM pg_roles "
+            f"WHERE rolname IN ({', '.join(roles)});"
         )
         attrs = dict(line.split("|") for line in psql_lines(ex, settings, "postgres", sql))
     ok, users = True, system_users(ex)
@@ -715,10 +725,10 @@ def check(ex, settings: Settings, names: list[str] | None = None, echo=print) ->
         other = chosen[(i + 1) % len(chosen)] if len(chosen) > 1 else None
         home = home_of(users, rec["user"])
         problems = check_team(ex, settings, rec, other, kept.get(rec["name"], {}), home)
-        if attrs.get(rec["role"]) != "ffff":
-            problems.append(
-                f"role attributes super/bypassrls/createrole/createdb = {attrs.get(rec['role'])}"
-            )
+        if rec["role"] not in attrs:
+            problems.append(f"no database role {rec['role']}")
+        elif attrs[rec["role"]]:
+            problems.append(f"role {rec['role']} has {attrs[rec['role']]}")
         ok = ok and not [p for p in problems if not p.startswith("ssh login not checked")]
         echo(
             f"{rec['user']} ({rec['name']}): "
