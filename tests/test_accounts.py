@@ -261,3 +261,21 @@ def test_delete_refuses_users_not_in_the_registry(setup):
     with pytest.raises(accounts.AccountsError, match="not in the provisioning registry"):
         accounts.delete(LocalExecutor(), settings, ["root"])
     assert Path("/etc/passwd").read_text().startswith("root:")
+
+
+def test_cli_reports_every_bad_row_and_refuses_both_names_and_all(tmp_path):
+    from click.testing import CliRunner
+
+    from game_server.cli import main
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name\nRed\nRED\nx;y\n")
+    args = ["--registry", str(tmp_path / "reg.json"), "--handout-dir", str(tmp_path / "h"),
+            "--prefix", "gstcli-", "--no-game"]  # fmt: skip
+    result = CliRunner().invoke(main, ["users", "create", str(roster), *args])
+    assert result.exit_code == 1
+    assert f"{roster}:3: duplicate team name 'RED'" in result.output
+    assert f"{roster}:4: bad team name 'x;y'" in result.output
+    assert not (tmp_path / "reg.json").exists() and not (tmp_path / "h").exists()
+    result = CliRunner().invoke(main, ["users", "delete", "--all", "Red", *args])
+    assert result.exit_code == 2 and "give team names or --all" in result.output
