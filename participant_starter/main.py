@@ -56,13 +56,18 @@ def _request_id(body) -> str:
     return str(value)[:200] if value is not None else uuid.uuid4().hex
 
 
+def _not_json(constant: str):
+    """NaN and Infinity are not JSON (Python accepts them; PostgreSQL does not)."""
+    raise ValueError(f"{constant} is not JSON")
+
+
 @api.post("/predict")
 def predict():
     """Answer one applicant with a prediction, whatever state its features are in."""
     started = time.perf_counter()
     try:
-        body = json.loads(request.get_data())
-    except ValueError:  # not JSON at all (or not UTF-8): the one case we refuse
+        body = json.loads(request.get_data(), parse_constant=_not_json)
+    except (ValueError, RecursionError):  # not JSON (or not UTF-8, or absurdly nested)
         log.warning("request refused reason=body_not_json bytes=%d", request.content_length or 0)
         return jsonify(error='the body is not JSON; send {"id": ..., "features": {...}}'), 400
     request_id = _request_id(body)

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import requests
-
 from modules import config
 
 TIMEOUT = 1.0  # seconds: the game's default, total per request

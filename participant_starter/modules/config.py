@@ -21,7 +21,7 @@ DEFAULTS = {
     "MODEL_CHECK_SECONDS": "2",  # how often the API looks for a newer model file
     "DATABASE_URL": f"sqlite:///{OUTPUT_DIR / 'predictions.sqlite'}",
     "LOG_LEVEL": "INFO",
-    "LOG_FILE": "output/api.log",  # empty: log to the terminal only
+    "LOG_FILE": "output/api.log",  # the API logs here and to the terminal
     "GAME_URL": "http://127.0.0.1:8000",  # the game server, for your feedback
     "TEAM_TOKEN": "",  # your team token (from your handout)
 }

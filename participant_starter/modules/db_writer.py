@@ -56,9 +56,7 @@ class BackgroundWriter:
             try:
                 database.save_predictions(self.engine, batch)
             except Exception:
-                # The database is down or refused the batch: say so, drop it, keep going.
-                log.exception("database write failed rows=%d: batch dropped", len(batch))
-                self.dropped += len(batch)
+                self._save_one_by_one(batch)  # one bad record must not lose the others
             else:
                 self.written += len(batch)
                 log.debug(
@@ -66,6 +64,21 @@ class BackgroundWriter:
                     len(batch),
                     (time.perf_counter() - started) * 1000,
                 )
+
+    def _save_one_by_one(self, batch: list[dict]) -> None:
+        """Save a failed batch record by record; drop (and log once) only those that fail."""
+        failed, first_error = 0, None
+        for record in batch:
+            try:
+                database.save_predictions(self.engine, [record])
+                self.written += 1
+            except Exception as exc:  # the database is down or refused this record
+                failed, first_error = failed + 1, first_error or exc
+        if failed:
+            self.dropped += failed
+            log.error(
+                "database write failed rows=%d dropped=%d", len(batch), failed, exc_info=first_error
+            )
 
     def _next_batch(self) -> list[dict]:
         """Wait a little for one record, then take whatever else is already queued."""

@@ -124,3 +124,13 @@ def test_a_broken_model_file_keeps_the_old_model(client, applicant, model_path):
 def test_a_missing_model_fails_at_start_with_a_clear_message(tmp_path):
     with pytest.raises(ModelNotFound, match="no model file at .*train one"):
         create_app({"TESTING": True, "MODEL_PATH": str(tmp_path / "nothing.pkl")})
+
+
+def test_absurdly_nested_json_is_a_400_not_a_crash(client):
+    response = client.post("/predict", data=b"[" * 100_000 + b"]" * 100_000)
+    assert response.status_code == 400
+
+
+def test_nan_is_not_json(client):
+    response = client.post("/predict", data=b'{"id": "n", "features": {"age": NaN}}')
+    assert response.status_code == 400

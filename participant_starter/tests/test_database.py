@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from flask import Flask, jsonify, request
 from modules import database
+from modules.db_writer import BackgroundWriter
 from werkzeug.serving import make_server
 
 TOKEN = "team-secret"
@@ -102,3 +103,22 @@ def test_training_frame_joins_requests_with_their_labels(engine, game):
     assert list(frame["default"]) == [0, 1]
     assert list(frame["age"]) == [30, "41"]  # as sent: clean it like the training data
     assert {"region", "pred", "received_at"} <= set(frame.columns)
+
+
+def test_the_writer_saves_in_the_background_and_drops_only_refused_records(engine):
+    writer = BackgroundWriter(engine)
+    broken = {**record("bad"), "pred": None}  # the table refuses a prediction without pred
+    for item in [record("a"), broken, record("b")]:
+        assert writer.submit(item)
+    writer.close()
+    assert sorted(database.load_predictions(engine)["request_id"]) == ["a", "b"]
+    assert (writer.written, writer.dropped) == (2, 1)
+
+
+def test_a_full_queue_drops_records_instead_of_waiting(engine, caplog):
+    writer = BackgroundWriter(engine, max_queue=1)
+    writer._stop.set()  # stop the thread first, so the queue stays full
+    writer._thread.join()
+    assert writer.submit(record("a")) is True
+    assert writer.submit(record("b")) is False
+    assert writer.dropped == 1 and "queue full" in caplog.text
