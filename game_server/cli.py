@@ -1,10 +1,15 @@
 """The `game-server` command line: one click group, a sub-group per part of the game."""
 
+import json
 from pathlib import Path
 
 import click
 
-from game_server import gamefile, owndata, population
+from game_server import control as controls
+from game_server import export as exporter
+from game_server import game as running
+from game_server import gamefile, owndata, population, serve, storage
+from game_server import teams as registry
 from game_server.logs import LEVELS, configure_logging
 
 
@@ -17,10 +22,18 @@ from game_server.logs import LEVELS, configure_logging
     envvar="GAME_LOG_LEVEL",
     help="Least severe log records to show.",
 )
+@click.option(
+    "--db",
+    envvar="GAME_DATABASE_URL",
+    default=None,
+    help="Game database URL (default: sqlite:///instance/game.sqlite in this directory).",
+)
 @click.version_option(package_name="game-server")
-def main(log_level: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str, db: str | None) -> None:
     """Run the workshop game: data, game files, teams, the customer and the web pages."""
     configure_logging(log_level)
+    ctx.obj = {"db": db}
 
 
 @main.group()
@@ -118,14 +131,172 @@ def game_check(file: str, teams: int) -> None:
     click.echo(gamefile.describe(game_file, teams))
 
 
+@game.command("keys")
+def game_keys() -> None:
+    """Print the table of every game-file key (the reference in docs/GAMEFILE.md)."""
+    click.echo(gamefile.settings_markdown())
+
+
 @main.group()
 def teams() -> None:
     """Register, list and disable teams in the game database."""
 
 
+@teams.command("add")
+@click.argument("name")
+@click.option(
+    "--url", required=True, help="The team API's URL, e.g. http://127.0.0.1:9001/predict."
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["native", "mlflow", "openinference"]),
+    default="native",
+    show_default=True,
+    help="How the customer talks to the API (GAME.md §3).",
+)
+@click.option("--model", default=None, help="Model name (openinference).")
+@click.pass_obj
+def teams_add(obj: dict, name: str, url: str, protocol: str, model: str | None) -> None:
+    """Register a team and print its token (shown this once only)."""
+    try:
+        token = registry.add_team(_engine(obj), name, url, protocol, model)
+    except (registry.TeamError, storage.NotInitialised) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"team {name} added; its token (shown once, keep it): {token}")
+
+
+@teams.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def teams_list(obj: dict, as_json: bool) -> None:
+    """List the registered teams."""
+    try:
+        with _engine(obj).connect() as conn:
+            rows = registry.list_teams(conn)
+    except storage.NotInitialised as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        state = "active" if r["active"] else "disabled"
+        model = f" model={r['model']}" if r["model"] else ""
+        click.echo(f"{r['name']:<40} {state:<8} {r['protocol']:<13} {r['url']}{model}")
+
+
+@teams.command("disable")
+@click.argument("name")
+@click.pass_obj
+def teams_disable(obj: dict, name: str) -> None:
+    """Stop sending requests to a team (its results and token stay)."""
+    try:
+        registry.set_active(_engine(obj), name, False)
+    except (registry.TeamError, storage.NotInitialised) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"team {name} disabled")
+
+
 @main.group()
 def control() -> None:
     """Start, pause, resume, advance, freeze and finish the running game."""
+
+
+def _control_command(action: str, help_text: str) -> None:
+    """Declare `game-server control <action>`."""
+
+    @control.command(action, help=help_text)
+    @click.pass_obj
+    def command(obj: dict) -> None:
+        try:
+            row = controls.apply(_engine(obj), action, controls.default_actor("cli"))
+        except (controls.ControlError, storage.NotInitialised) as exc:
+            raise click.ClickException(str(exc)) from None
+        frozen = ", leaderboard frozen" if row["frozen"] else ""
+        click.echo(f"{action}: the game is {row['state']}, phase {row['phase_index']}{frozen}")
+
+
+for _action, _help in (
+    ("start", "Start the game (from the lobby) with its first phase."),
+    ("pause", "Pause the game: no requests, the phase clock stops."),
+    ("resume", "Resume a paused game."),
+    ("next-phase", "Move to the next phase now (finishes after the last one)."),
+    ("freeze", "Freeze the public leaderboard (final standings revealed at the end)."),
+    ("unfreeze", "Show the live leaderboard again."),
+    ("finish", "End the game and reveal the real standings."),
+):
+    _control_command(_action, _help)
+
+
+def _engine(obj: dict):
+    """The game database engine for `--db` / $GAME_DATABASE_URL / the default file."""
+    return storage.make_engine(obj["db"])
+
+
+def _load_game(file: str):
+    """A game file from a path or a builtin name; ClickException with one line otherwise."""
+    try:
+        path = file if Path(file).exists() else gamefile.builtin_game_path(file)
+        return gamefile.load_game_file(path)
+    except gamefile.GameFileError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option(
+    "--game",
+    "game_name",
+    default="workshop",
+    show_default=True,
+    help="Game file: a path, or a builtin game (workshop, demo).",
+)
+@click.pass_obj
+def init(obj: dict, game_name: str) -> None:
+    """Create the game database with its game file (settings, allow-list and phases)."""
+    game_file = _load_game(game_name)
+    engine = _engine(obj)
+    created = storage.init_db(engine)
+    try:
+        running.prepare_game(engine, game_file)
+    except running.GameBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    what = "created" if created else "exists; game file updated"
+    click.echo(f"game database {what}: {storage.safe_url(engine)} ({game_file.path})")
+
+
+@main.command()
+@click.option(
+    "--game",
+    "game_name",
+    default=None,
+    help="Game file (a path, or workshop/demo); default: the one `init` stored.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Web server address.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--start", is_flag=True, help="Start the game at once (when in the lobby).")
+@click.pass_obj
+def run(obj: dict, game_name: str | None, host: str, port: int, start: bool) -> None:
+    """Run the game: the customer's game loop, and the web app (JSON API) on HOST:PORT."""
+    engine = _engine(obj)
+    storage.init_db(engine)
+    if game_name is None:
+        with engine.connect() as conn:
+            game_name = storage.game_row(conn)["game_file"] or "workshop"
+    try:
+        serve.run(engine, _load_game(game_name), host, port, start)
+    except (running.GameBusy, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("export")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory.")
+@click.pass_obj
+def export_command(obj: dict, out: str) -> None:
+    """Write teams, requests, results and totals per phase as CSV and JSON."""
+    try:
+        counts = exporter.export(_engine(obj), out)
+    except storage.NotInitialised as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"exported to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 @main.group()

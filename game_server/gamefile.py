@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from game_server.oddities import KINDS as ODDITY_KINDS
-from game_server.population import DEFAULT_DATA_SEED, DEFAULT_ROWS, LABEL, Drift, Shift
+from game_server.population import (
+    DEFAULT_DATA_SEED,
+    DEFAULT_ROWS,
+    EMPLOYMENT,
+    LABEL,
+    Drift,
+    Shift,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +72,7 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[object], str | None]:
     def check(value):
         for v in [value] if isinstance(value, str) else value:
             if v not in choices:
-                return f"{v!r} is not one of {', '.join(choices)}"
+                return f"{v!r} is not one of {', '.join(c for c in choices if c)}"
         return None
 
     return check
@@ -168,7 +175,13 @@ SHIFT_KEYS = (
 DRIFT_KEYS = (
     Key("region", "str", "", "A region hit by a crisis ..."),
     Key("region_logit", "float", 0.0, "... and the log-odds of default added there."),
-    Key("employment", "str", "", "An employment type hit by the change ..."),
+    Key(
+        "employment",
+        "str",
+        "",
+        "An employment type hit by the change ...",
+        _one_of(("", *EMPLOYMENT)),
+    ),
     Key("employment_logit", "float", 0.0, "... and its added log-odds of default."),
     Key(
         "burden_weight",
@@ -274,11 +287,8 @@ class _Reader:
     def fail(self, where: tuple, key: str | None, problem: str):
         """Raise the one-line error for `key` in the table `where`."""
         line = self.line_of(where, key)
-        dotted = ".".join(
-            f"phases[{w + 1}]" if isinstance(w, int) else w
-            for w in (*where, key)
-            if w != "" and w is not None
-        )
+        names = [f"phases[{w + 1}]" if isinstance(w, int) else w for w in (*where, key)]
+        dotted = ".".join(n for n in names if n and n != "phases") if where else key
         raise GameFileError(f"{self.path}: line {line}: {dotted}: {problem}")
 
     def line_of(self, where: tuple, key: str | None) -> int:

@@ -326,3 +326,19 @@ def write_training_csv(path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_DATA_
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_csv(frame, path)
     return frame
+
+
+def dictionary_markdown() -> str:
+    """The data dictionary table of data/README.md, from the one declaration of the features."""
+    rows = ["| column | type | unit | range | meaning |", "|---|---|---|---|---|"]
+    for f in FEATURES:
+        if f.kind == "category":
+            kind, span = "category", ", ".join(f"`{c}`" for c in f.categories)
+        else:
+            kind, span = ("integer" if f.kind == "int" else "number"), f"{f.low:,g} – {f.high:,g}"
+        missing = f" Missing in about {f.missing:.0%} of rows." if f.missing else ""
+        meaning = f.meaning[:1].upper() + f.meaning[1:]
+        rows.append(f"| `{f.name}` | {kind} | {f.unit or '—'} | {span} | {meaning}.{missing} |")
+    rows.append(f"| `{LEAK}` | integer | count | 0 – 30 | Calls from the collection department.¹ |")
+    rows.append(f"| `{LABEL}` | integer | — | `0`, `1` | The outcome: 1 = the loan defaulted. |")
+    return "\n".join(rows)

@@ -113,7 +113,9 @@ class Scenario:
                     self._cache.popitem(last=False)
             else:
                 self._cache.move_to_end(key)
-        return rows[offset]
+        a = rows[offset]
+        # a fresh dict, so a caller that edits the features cannot change the cached stream
+        return Applicant(dict(a.features), a.oddities, a.label, a.p_default)
 
     def _make_block(self, phase_index: int, block: int) -> list[Applicant]:
         """Generate one block of applicants (vectorised), oddities applied row by row."""
@@ -129,6 +131,7 @@ class Scenario:
         labels = frame[self.label_column].astype(int).tolist()
         records = _records(frame, self.kinds)
         odd_rng = np.random.default_rng(seeds.spawn(1)[0])
+        log.debug("generated block phase=%d block=%d size=%d", phase_index, block, BLOCK)
         return [
             self._applicant(phase, features, label, p, odd_rng)
             for features, label, p in zip(records, labels, probs, strict=True)

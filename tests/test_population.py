@@ -150,3 +150,10 @@ def test_the_leak_scores_offline_and_fails_on_requests():
     honest.fit(for_trees(train[FEATURES]), y)
     fair = np.mean(honest.predict(for_trees(frame_of(drawn))) == labels)
     assert live < offline - 0.15 and live < fair - 0.05, (offline, live, fair)
+
+
+def test_data_dictionary_lists_every_column():
+    readme = (ROOT / "data" / "README.md").read_text()
+    assert population.dictionary_markdown() in readme
+    for column in population.COLUMNS:
+        assert f"| `{column}` |" in readme

@@ -1,0 +1,268 @@
+"""The customer: sends one applicant to every team at the same moment and scores each answer.
+
+One aiohttp session serves the whole game: connections to each team are kept alive and
+reused, every request has a total time limit, bodies are read with a cap, redirects are
+never followed, and the resolver refuses addresses outside the allow-list. Nothing a team
+does raises out of `Customer.ask`: every failure becomes a scored `Result` with a reason.
+"""
+
+import asyncio
+import logging
+import resource
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from game_server import hosts, protocols, scoring
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 1.0
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+# Idle connections are dropped before the shortest common server idle timeout (gunicorn's
+# 2 s), so the customer never sends on a connection the team's server is closing.
+KEEPALIVE_SECONDS = 1.5
+# Up to this many requests to one team may be open at once (a burst); more wait for a
+# connection, within their own time limit, so one hanging team cannot take every socket.
+CONNECTIONS_PER_TEAM = 64
+CONNECTIONS_TOTAL = 8192
+USER_AGENT = "workshop-game-customer"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One active team as the customer sees it."""
+
+    team_id: int
+    url: str
+    protocol: str = "native"  # native | mlflow | openinference
+    model: str | None = None  # model name for openinference
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One team's answer to one request, scored."""
+
+    team_id: int
+    outcome: str  # correct | wrong | failed
+    reason: str | None  # for failed: one of scoring.REASONS
+    pred: int | None
+    points: int  # +1 / 0 / -1
+    latency_ms: float
+    status_code: int | None
+    body_excerpt: str | None  # first bytes of what came back, for failures
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """What a target's registration means for sending: where to POST, or why not."""
+
+    post_url: str | None
+    problem: str | None  # host_not_allowed | internal_error
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Raise the soft limit on open files towards `wanted` (one socket per connection)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """The scoring reason for an exception raised while talking to a team."""
+    cause: BaseException | None = exc
+    while cause is not None:  # the resolver's refusal arrives wrapped by aiohttp
+        if isinstance(cause, hosts.HostNotAllowed):
+            return "host_not_allowed"
+        cause = cause.__cause__
+    if isinstance(exc, asyncio.TimeoutError):  # aiohttp's timeouts subclass it
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.InvalidURL):
+        return "connect_error"
+    if isinstance(exc, aiohttp.ClientResponseError):  # the bytes did not parse as HTTP
+        return "invalid_http"
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientConnectionError):
+        return "connection_closed"
+    return "internal_error"
+
+
+async def read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """At most `limit` bytes of a body, read as they arrive: never the whole of a big body."""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = await stream.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+class Customer:
+    """Sends the game's requests to the teams and scores the answers; one per running game."""
+
+    def __init__(
+        self,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        allowed_hosts: Iterable[str] = hosts.DEFAULT_ALLOWED_HOSTS,
+        *,
+        connections_per_team: int = CONNECTIONS_PER_TEAM,
+        connections_total: int = CONNECTIONS_TOTAL,
+    ):
+        """Settings only; the session opens in `async with`."""
+        if timeout <= 0 or max_body_bytes <= 0:
+            raise ValueError("timeout and max_body_bytes must be positive")
+        self.timeout = timeout
+        self.max_body_bytes = max_body_bytes
+        self.allow = hosts.as_allow_list(allowed_hosts)
+        self._per_team = connections_per_team
+        self._total = connections_total
+        self._session: aiohttp.ClientSession | None = None
+        self._routes: dict[tuple[str, str, str | None], _Route] = {}
+
+    async def __aenter__(self) -> "Customer":
+        """Open the game's one HTTP session."""
+        _raise_open_files_limit(self._total + 1024)
+        connector = aiohttp.TCPConnector(
+            limit=self._total,
+            limit_per_host=self._per_team,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            resolver=hosts.AllowListResolver(self.allow),
+            ttl_dns_cache=10,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            auto_decompress=False,  # a compressed body would escape the size cap
+            skip_auto_headers=("Accept-Encoding",),
+            headers={"User-Agent": USER_AGENT},
+            trust_env=False,  # never through a proxy from the environment
+            cookie_jar=aiohttp.DummyCookieJar(),  # teams cannot set state on each other
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the session and its connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def ask(
+        self, targets: Sequence[Target], request_id: str, features: dict, label: int
+    ) -> list[Result]:
+        """Send one request to every target at the same moment; one scored Result each.
+
+        Never raises because of a team; results come back in the order of `targets`.
+        """
+        if self._session is None:
+            raise RuntimeError("Customer.ask outside `async with Customer(...)`")
+        headers = protocols.request_headers(request_id)
+        bodies: dict[str, bytes] = {}
+        for name in {t.protocol for t in targets} & protocols.PROTOCOLS.keys():
+            bodies[name] = protocols.request_body(name, request_id, features)
+        return list(
+            await asyncio.gather(
+                *(self._ask_one(t, request_id, bodies, headers, label) for t in targets)
+            )
+        )
+
+    def _route(self, target: Target) -> _Route:
+        """Where to POST for `target`, or why not; cached, as targets rarely change."""
+        key = (target.url, target.protocol, target.model)
+        route = self._routes.get(key)
+        if route is None:
+            try:
+                post_url = protocols.request_url(target.protocol, target.url, target.model)
+            except protocols.ProtocolError as exc:
+                log.warning("bad target team_id=%s problem=%s", target.team_id, exc)
+                route = _Route(None, "internal_error")
+            else:
+                problem = hosts.url_problem(post_url, self.allow, resolve=False)
+                route = _Route(post_url, None if problem is None else "host_not_allowed")
+            if len(self._routes) > 100_000:  # bounded memory whatever the teams do
+                self._routes.clear()
+            self._routes[key] = route
+        return route
+
+    async def _ask_one(
+        self,
+        target: Target,
+        request_id: str,
+        bodies: dict[str, bytes],
+        headers: dict[str, str],
+        label: int,
+    ) -> Result:
+        """One team's exchange, scored; every exception becomes a failure."""
+        start = time.perf_counter()
+        try:
+            route = self._route(target)
+            if route.problem is not None:
+                score = scoring.failure(route.problem)
+            else:
+                score = await self._exchange(
+                    target, route.post_url, bodies[target.protocol], headers, label
+                )
+        except Exception:  # a bug of ours must not cost the other teams their answers
+            log.exception("unexpected error team_id=%s request_id=%s", target.team_id, request_id)
+            score = scoring.failure("internal_error")
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        if score.reason is not None:
+            log.info(
+                "request failed team_id=%s request_id=%s reason=%s status=%s latency_ms=%.1f",
+                target.team_id,
+                request_id,
+                score.reason,
+                score.status_code,
+                latency_ms,
+            )
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "request scored team_id=%s request_id=%s outcome=%s latency_ms=%.1f",
+                target.team_id,
+                request_id,
+                score.outcome,
+                latency_ms,
+            )
+        return Result(
+            target.team_id,
+            score.outcome,
+            score.reason,
+            score.pred,
+            score.points,
+            latency_ms,
+            score.status_code,
+            score.body_excerpt,
+        )
+
+    async def _exchange(
+        self, target: Target, url: str, body: bytes, headers: dict[str, str], label: int
+    ) -> scoring.Score:
+        """POST the body, read the answer with a cap, and score it."""
+        status = None
+        try:
+            async with self._session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                status = resp.status
+                if status != 200:
+                    head = await read_capped(resp.content, scoring.EXCERPT_BYTES)
+                    if resp.headers.get("Location"):
+                        head = f"Location: {resp.headers['Location']}\n".encode() + head
+                    return scoring.score_status(status, head)
+                length = resp.content_length
+                if length is not None and length > self.max_body_bytes:
+                    head = await read_capped(resp.content, scoring.EXCERPT_BYTES)
+                    return scoring.failure("too_large", status, head)
+                answer = await read_capped(resp.content, self.max_body_bytes + 1)
+        except Exception as exc:
+            reason = _failure_reason(exc)
+            if reason == "internal_error":
+                raise
+            log.debug("exchange error team_id=%s error=%r", target.team_id, exc)
+            return scoring.failure(reason, status)
+        extract = protocols.PROTOCOLS[target.protocol].extract
+        return scoring.score_response(status, answer, label, extract, self.max_body_bytes)

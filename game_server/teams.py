@@ -1,0 +1,128 @@
+"""The team registry: add, list and disable teams; their tokens.
+
+A team token is `secrets.token_urlsafe(32)` (256 random bits), shown once at registration
+and stored only as its SHA-256 hex digest. A fast hash is right for a high-entropy token
+(there is nothing to brute-force), and lets a request's token be found by its digest.
+"""
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+
+import sqlalchemy as sa
+
+from game_server import hosts, protocols, storage
+
+log = logging.getLogger(__name__)
+
+NAME = re.compile(r"[A-Za-z0-9_.\- ]{1,40}")
+NAME_RULE = "1-40 characters: letters, digits, space, - _ . (not starting or ending with a space)"
+
+
+class TeamError(ValueError):
+    """A registration that is refused; the message is one line for the instructor."""
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token: its SHA-256 hex digest."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_name(name: str) -> None:
+    """Raise TeamError unless `name` is a valid team name."""
+    if not NAME.fullmatch(name) or name != name.strip():
+        raise TeamError(f"bad team name {name!r}: {NAME_RULE}")
+
+
+def allowed_hosts(conn: sa.Connection) -> tuple[str, ...]:
+    """The allow-list of the game file stored in the database (loopback by default)."""
+    settings = storage.game_row(conn)["settings"] or {}
+    return tuple(settings.get("allowed_hosts") or hosts.DEFAULT_ALLOWED_HOSTS)
+
+
+def add_team(
+    engine: sa.Engine,
+    name: str,
+    url: str,
+    protocol: str = "native",
+    model: str | None = None,
+    resolve: bool = True,
+) -> str:
+    """Register a team; returns its token (the only time it is seen). TeamError if refused."""
+    check_name(name)
+    try:
+        protocols.check_protocol(protocol, model)
+    except ValueError as exc:
+        raise TeamError(str(exc)) from None
+    token = secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        try:
+            hosts.check_url(url, allowed_hosts(conn), resolve=resolve)
+        except ValueError as exc:
+            raise TeamError(str(exc)) from None
+        taken = conn.execute(
+            sa.select(storage.teams.c.name).where(
+                sa.func.lower(storage.teams.c.name) == name.lower()
+            )
+        ).first()
+        if taken:
+            raise TeamError(f"a team called {taken[0]!r} exists already")
+        conn.execute(
+            storage.teams.insert().values(
+                name=name,
+                url=url,
+                protocol=protocol,
+                model=model,
+                token_hash=hash_token(token),
+                active=True,
+                created_at=time.time(),
+            )
+        )
+    log.info("team added team=%s url=%s protocol=%s", name, url, protocol)
+    return token
+
+
+def list_teams(conn: sa.Connection) -> list[dict]:
+    """Every team (without its token hash), by name."""
+    storage.game_row(conn)  # NotInitialised with a hint when there is no game
+    cols = [c for c in storage.teams.c if c.name != "token_hash"]
+    rows = conn.execute(sa.select(*cols).order_by(storage.teams.c.name)).mappings()
+    return [dict(r) for r in rows]
+
+
+def set_active(engine: sa.Engine, name: str, active: bool) -> None:
+    """Disable (or enable again) a team; it stops (or starts) receiving requests."""
+    with engine.begin() as conn:
+        storage.game_row(conn)
+        done = conn.execute(
+            storage.teams.update()
+            .where(storage.teams.c.name == name)
+            .values(active=active, disabled_at=None if active else time.time())
+        ).rowcount
+    if not done:
+        raise TeamError(f"no team called {name!r}")
+    log.info("team %s team=%s", "enabled" if active else "disabled", name)
+
+
+def active_teams(conn: sa.Connection) -> list[sa.RowMapping]:
+    """The teams that receive requests, by id."""
+    q = sa.select(storage.teams).where(storage.teams.c.active).order_by(storage.teams.c.id)
+    return list(conn.execute(q).mappings())
+
+
+def authenticate(conn: sa.Connection, token: str | None) -> sa.RowMapping | None:
+    """The team whose token this is, or None."""
+    if not token:
+        return None
+    digest = hash_token(token)
+    row = (
+        conn.execute(sa.select(storage.teams).where(storage.teams.c.token_hash == digest))
+        .mappings()
+        .first()
+    )
+    if row is None or not hmac.compare_digest(row["token_hash"], digest):
+        return None
+    return row

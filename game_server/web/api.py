@@ -1,0 +1,100 @@
+"""The JSON API: leaderboard, a team's recent results, delayed feedback, health.
+
+Views are thin: they validate the query, call one query of `storage`, and return JSON.
+Bad parameters are a 400 with `{"error": "<one line>"}`.
+"""
+
+import logging
+
+from flask import Blueprint, jsonify, request
+
+from game_server import storage, teams
+from game_server.web import engine
+
+log = logging.getLogger(__name__)
+
+api = Blueprint("api", __name__, url_prefix="/api")
+
+FEEDBACK_LIMIT_MAX = 1000
+TOKEN_REQUIRED = "a valid team token is required: Authorization: Bearer <token>"
+
+
+class BadRequest(ValueError):
+    """A bad query parameter; the message is the one-line error."""
+
+
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """The integer query parameter `name` within [low, high]; BadRequest otherwise."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, not {raw[:40]!r}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+@api.errorhandler(BadRequest)
+def bad_request(exc: BadRequest):
+    """A bad parameter: 400 with the one-line reason."""
+    return jsonify(error=str(exc)), 400
+
+
+@api.errorhandler(storage.NotInitialised)
+def not_initialised(exc: storage.NotInitialised):
+    """No game in the database yet."""
+    return jsonify(error=str(exc)), 503
+
+
+@api.get("/health")
+def health():
+    """Whether the database answers, and the game's state."""
+    try:
+        with engine().connect() as conn:
+            state = storage.game_row(conn)["state"]
+    except storage.NotInitialised as exc:
+        return jsonify(ok=False, error=str(exc)), 503
+    except Exception as exc:  # any database failure means the same: not healthy
+        log.warning("health check failed error=%s", type(exc).__name__)
+        return jsonify(ok=False, error="the database does not answer"), 503
+    return jsonify(ok=True, state=state)
+
+
+@api.get("/leaderboard")
+def leaderboard():
+    """The standings (the frozen snapshot while frozen), the clock and the reference."""
+    with engine().connect() as conn:
+        return jsonify(storage.leaderboard(conn))
+
+
+@api.get("/teams/<name>/results")
+def team_results(name: str):
+    """A team's most recent results (`limit`, 1..500, default 50), newest first."""
+    limit = int_arg("limit", 50, 1, storage.RESULTS_LIMIT_MAX)
+    with engine().connect() as conn:
+        team = storage.team_by_name(conn, name)
+        if team is None:
+            return jsonify(error=f"no team called {name[:40]!r}"), 404
+        return jsonify(team=team["name"], results=storage.team_results(conn, team["id"], limit))
+
+
+@api.get("/feedback")
+def feedback():
+    """The calling team's revealed labels after `after` (a cursor; start with 0)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    with engine().connect() as conn:
+        team = teams.authenticate(conn, token.strip()) if scheme.lower() == "bearer" else None
+        if team is None:
+            log.warning(
+                "feedback 401 client=%s reason=%s",
+                request.remote_addr,
+                "missing token" if not header else "wrong token",
+            )
+            return jsonify(error=TOKEN_REQUIRED), 401
+        after = int_arg("after", 0, 0, 2**62)
+        limit = int_arg("limit", 500, 1, FEEDBACK_LIMIT_MAX)
+        return jsonify(storage.feedback(conn, team, after, limit))

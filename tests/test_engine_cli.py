@@ -1,0 +1,193 @@
+"""The engine's commands: init, teams, control, export, run (and a kill -9 of run)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from engine_helpers import FAST_GAME, peeking
+from team_apis import TeamAPIs, delayed, json_answer
+
+from game_server import storage
+from game_server.cli import main
+
+
+def cli(db_url, *args, ok=True):
+    """Run `game-server --db URL ARGS...`; the result (exit 0 checked when `ok`)."""
+    result = CliRunner().invoke(main, ["--db", db_url, *args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def test_init_teams_control_and_export(db_url, tmp_path):
+    assert "created" in cli(db_url, "init", "--game", str(FAST_GAME)).output
+    assert "exists" in cli(db_url, "init", "--game", str(FAST_GAME)).output
+    added = cli(db_url, "teams", "add", "red", "--url", "http://127.0.0.1:9001/predict").output
+    token = added.strip().rsplit(" ", 1)[-1]
+    assert len(token) >= 43
+    cli(db_url, "teams", "add", "blue", "--url", "http://127.0.0.1:9002", "--protocol", "mlflow")
+    refused = cli(db_url, "teams", "add", "far", "--url", "http://10.9.9.9/predict", ok=False)
+    assert refused.exit_code == 1 and "allow-list" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
+    dup = cli(db_url, "teams", "add", "red", "--url", "http://127.0.0.1:9003/predict", ok=False)
+    assert "exists already" in dup.output
+    cli(db_url, "teams", "disable", "blue")
+    listed = json.loads(cli(db_url, "teams", "list", "--json").output)
+    assert [(t["name"], t["active"]) for t in listed] == [("blue", False), ("red", True)]
+    assert token not in cli(db_url, "teams", "list").output
+
+    assert "running" in cli(db_url, "control", "start").output
+    bad = cli(db_url, "control", "resume", ok=False)
+    assert bad.exit_code == 1 and "cannot resume: the game is running" in bad.output
+    cli(db_url, "control", "freeze")
+    cli(db_url, "control", "finish")
+
+    out = tmp_path / "export"
+    cli(db_url, "export", "--out", str(out))
+    frame = pd.read_csv(out / "teams.csv")
+    assert list(frame["name"]) == ["red", "blue"] and "token_hash" not in frame.columns
+    assert json.loads((out / "teams.json").read_text())[0]["name"] == "red"
+    log = json.loads((out / "control_log.json").read_text())
+    assert [(r["action"], r["ok"]) for r in log] == [
+        ("start", True),
+        ("resume", False),
+        ("freeze", True),
+        ("finish", True),
+    ]
+    for name in ("requests", "results", "team_totals", "team_failures", "phase_totals", "phases"):
+        assert (out / f"{name}.csv").exists() and isinstance(
+            json.loads((out / f"{name}.json").read_text()), list
+        )
+    assert len(pd.read_csv(out / "phases.csv")) == 2
+
+
+def test_commands_before_init_say_what_to_do(tmp_path):
+    url = f"sqlite:///{tmp_path / 'none.sqlite'}"
+    for args in (["teams", "list"], ["control", "start"], ["export", "--out", str(tmp_path)]):
+        result = cli(url, *args, ok=False)
+        assert result.exit_code == 1 and "game-server init" in result.output
+
+
+def read_rows(engine):
+    """requests (by request id) and results (as (request id, team) -> row)."""
+    with engine.connect() as conn:
+        reqs = {r.request_id: r for r in conn.execute(sa.select(storage.requests))}
+        res = {
+            (r.request_id, r.name): r
+            for r in conn.execute(
+                sa.select(storage.results, storage.requests.c.request_id, storage.teams.c.name)
+                .join(storage.requests)
+                .join(storage.teams)
+            )
+        }
+    return reqs, res
+
+
+def start_run(db_url, log_path, *args):
+    """`game-server run` as a real process, its log going to `log_path`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "game_server", "--db", db_url, "run", "--port", "0", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log_path, "w"),
+    )
+
+
+def wait_for(condition, limit=20.0):
+    """Wait until `condition()` is true (or fail after `limit` seconds)."""
+    end = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_kill_dash_9_mid_run_loses_and_duplicates_nothing(db_url, tmp_path):
+    game_path = tmp_path / "long.toml"
+    game_path.write_text(
+        FAST_GAME.read_text().replace("duration = 1.5", "duration = 60"), encoding="utf-8"
+    )
+    cli(db_url, "init", "--game", str(game_path))
+    engine = storage.make_engine(db_url)
+    apis = TeamAPIs()
+    try:
+        team_apis = {
+            "good": apis.start(peeking(engine)),
+            "slow": apis.start(delayed(0.2, json_answer({"pred": 1}))),  # rounds in flight
+            "wrong": apis.start(peeking(engine, flip=True)),
+        }
+        for name, api in team_apis.items():
+            cli(db_url, "teams", "add", name, "--url", api.url)
+
+        first = start_run(db_url, tmp_path / "first.log", "--start")
+        wait_for(lambda: len(team_apis["slow"].requests) >= 20)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+        with engine.connect() as conn:
+            before = storage.game_row(conn)
+            seq_before = storage.next_seq(conn)
+
+        second = start_run(db_url, tmp_path / "second.log")
+        wait_for(
+            lambda: (
+                read_rows(engine)[0]
+                and max(read_rows(engine)[0].values(), key=lambda r: r.seq).seq > seq_before + 10
+            )
+        )
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(15) == 0
+    finally:
+        apis.close()
+
+    second_log = (tmp_path / "second.log").read_text()
+    reqs, res = read_rows(engine)
+    statuses = {r.status for r in reqs.values()}
+    assert statuses <= {"scored", "void"}  # nothing left half-done
+    void = {rid for rid, r in reqs.items() if r.status == "void"}
+    if void:
+        assert f"count={len(void)}" in second_log
+    for name, api in team_apis.items():
+        answered = {req.json()["id"] for req in api.requests}
+        for rid in answered:  # every request a team saw is scored for it, or void for all
+            assert (rid, name) in res or rid in void, (rid, name)
+    for rid, r in reqs.items():  # a round is scored for every team or for none
+        count = sum((rid, name) in res for name in team_apis)
+        assert count == (3 if r.status == "scored" else 0), rid
+    with engine.connect() as conn:
+        totals = dict(
+            conn.execute(
+                sa.select(
+                    storage.team_totals.c.team_id, sa.func.sum(storage.team_totals.c.points)
+                ).group_by(storage.team_totals.c.team_id)
+            ).all()
+        )
+        sums = dict(
+            conn.execute(
+                sa.select(
+                    storage.results.c.team_id, sa.func.sum(storage.results.c.points)
+                ).group_by(storage.results.c.team_id)
+            ).all()
+        )
+        ref = conn.execute(
+            sa.select(
+                sa.func.sum(storage.phase_totals.c.requests),
+                sa.func.sum(storage.phase_totals.c.void),
+            )
+        ).one()
+        after = storage.game_row(conn)
+    assert totals == sums
+    assert tuple(ref) == (len(reqs) - len(void), len(void))
+    good_id = next(r.team_id for (rid, name), r in res.items() if name == "good")
+    scored = sum(r.status == "scored" for r in reqs.values())
+    assert totals[good_id] == scored  # the peeking team is right every time
+    # the game went on where it was: same phase, more time run, the stream continued
+    assert after["state"] == "running" and after["phase_index"] == before["phase_index"] == 0
+    assert after["phase_elapsed"] > storage.phase_elapsed(before, before["loop_heartbeat"]) - 0.01
+    assert sorted(r.seq for r in reqs.values()) == list(range(1, len(reqs) + 1))
+    assert after["loop_owner"] is None  # the clean stop released the lease

@@ -1,0 +1,154 @@
+"""The game loop end to end: real team APIs on 127.0.0.1, the real customer and database."""
+
+import asyncio
+import time
+
+import pytest
+import sqlalchemy as sa
+from engine_helpers import fast_game, peeking
+from team_apis import TeamAPIs, hang, json_answer
+
+from game_server import control, game, storage, teams
+from game_server.web import create_app
+
+
+@pytest.fixture
+def apis():
+    """A place to start team APIs; closed after the test."""
+    servers = TeamAPIs()
+    yield servers
+    servers.close()
+
+
+async def play(g: game.Game, engine, until: str = "finished", limit: float = 15.0, during=None):
+    """Run the loop until the game reaches state `until` (or `limit` s), then stop it."""
+    task = asyncio.create_task(g.run())
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < limit:
+            await asyncio.sleep(0.1)
+            if during is not None:
+                await during(time.monotonic() - start)
+            with engine.connect() as conn:
+                if storage.game_row(conn)["state"] == until:
+                    break
+            assert not task.done(), task.exception()
+    finally:
+        g.stop()
+        await task
+
+
+def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
+    engine = storage.make_engine(db_url)
+    game_file = fast_game()
+    game.prepare_game(engine, game_file)
+    tokens = {
+        "good": teams.add_team(engine, "good", apis.start(peeking(engine)).url),
+        "wrong": teams.add_team(engine, "wrong", apis.start(peeking(engine, flip=True)).url),
+        "hangs": teams.add_team(engine, "hangs", apis.start(hang()).url),
+        "broken": teams.add_team(engine, "broken", apis.start(json_answer({"e": 1}, 500)).url),
+    }
+    control.apply(engine, "start", "tester")
+    asyncio.run(play(game.Game(engine, game_file), engine))
+
+    with engine.connect() as conn:
+        assert storage.game_row(conn)["state"] == "finished"  # both phases ran out by the clock
+        statuses = conn.execute(sa.select(storage.requests.c.status)).scalars().all()
+        by_phase = conn.execute(sa.select(storage.phase_totals)).mappings().all()
+        sums = dict(
+            conn.execute(
+                sa.select(storage.teams.c.name, sa.func.sum(storage.results.c.points))
+                .join(storage.teams)
+                .group_by(storage.teams.c.name)
+            ).all()
+        )
+        clock_log = (
+            conn.execute(
+                sa.select(storage.control_log.c.actor).where(
+                    storage.control_log.c.action == "phase-over"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    n = len(statuses)
+    assert 40 <= n <= 75  # 20 rounds/s for 3 s, open loop
+    assert set(statuses) == {"scored"}
+    assert [p["phase_index"] for p in by_phase] == [0, 1] and all(
+        p["requests"] > 10 for p in by_phase
+    )
+    assert clock_log == ["clock", "clock"]
+
+    client = create_app({"DATABASE_URL": db_url}).test_client()
+    board = {t["name"]: t for t in client.get("/api/leaderboard").get_json()["teams"]}
+    assert (board["good"]["points"], board["good"]["correct"], board["good"]["rank"]) == (n, n, 1)
+    assert (board["wrong"]["points"], board["wrong"]["wrong"]) == (0, n)
+    # the hanging API costs itself -1 per round, and never delays the others past the timeout
+    assert board["hangs"]["failures"] == {"timeout": n} and board["hangs"]["up"] is False
+    assert board["broken"]["failures"] == {"http_status": n}
+    assert board["good"]["up"] is True and board["good"]["accuracy"] == 1.0
+    assert board["good"]["latency_p95"] < 300
+    assert {name: t["points"] for name, t in board.items()} == sums
+
+    results = client.get("/api/teams/broken/results?limit=3").get_json()["results"]
+    assert [r["status_code"] for r in results] == [500] * 3 and '"e": 1' in results[0][
+        "body_excerpt"
+    ]
+
+    time.sleep(0.6)  # label_delay is 0.5 s: every label is visible now
+    seen, cursor = [], 0
+    while True:
+        page = client.get(
+            f"/api/feedback?after={cursor}&limit=7",
+            headers={"Authorization": f"Bearer {tokens['wrong']}"},
+        ).get_json()
+        seen += page["items"]
+        if page["cursor"] == cursor:
+            break
+        cursor = page["cursor"]
+    assert len(seen) == n and all(i["pred"] == 1 - i["label"] for i in seen)
+
+
+def test_pause_stops_the_requests_and_resume_goes_on(sqlite_url, apis):
+    engine = storage.make_engine(sqlite_url)
+    game_file = fast_game()
+    game.prepare_game(engine, game_file)
+    teams.add_team(engine, "good", apis.start(peeking(engine)).url)
+    control.apply(engine, "start", "tester")
+    marks = {}
+
+    async def during(t):
+        if t > 0.6 and "pause" not in marks:
+            control.apply(engine, "pause", "another process")
+            marks["pause"] = time.time()
+        if t > 1.8 and "resume" not in marks:
+            marks["resume"] = time.time()
+            control.apply(engine, "resume", "another process")
+
+    asyncio.run(play(game.Game(engine, game_file), engine, during=during))
+    with engine.connect() as conn:
+        sent = conn.execute(sa.select(storage.requests.c.sent_at)).scalars().all()
+        g = storage.game_row(conn)
+    # the loop follows within a poll (0.3 s); nothing is sent in the rest of the pause
+    quiet = [t for t in sent if marks["pause"] + game.POLL_SECONDS + 0.1 < t < marks["resume"]]
+    assert quiet == []
+    assert any(t > marks["resume"] for t in sent)
+    assert g["state"] == "finished"
+    # the paused time did not count: the game took about 3 s of running plus the pause
+    assert g["finished_at"] - g["started_at"] > 3.0 + (marks["resume"] - marks["pause"]) - 0.5
+
+
+def test_a_second_loop_on_the_same_game_is_refused(sqlite_url):
+    engine = storage.make_engine(sqlite_url)
+    game.prepare_game(engine, fast_game())
+    game.acquire_lease(engine, "elsewhere:1:a")  # another machine's live loop
+    with pytest.raises(game.GameBusy, match="another game loop is running this game"):
+        asyncio.run(game.Game(engine, fast_game()).run())
+    # a loop on this machine whose process is gone is taken over at once
+    with engine.begin() as conn:
+        conn.execute(
+            storage.games.update().values(loop_owner=f"{game.socket.gethostname()}:999999999:x")
+        )
+    game.acquire_lease(engine, "me")
+    with engine.connect() as conn:
+        assert storage.game_row(conn)["loop_owner"] == "me"
