@@ -50,7 +50,7 @@ def game():
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return jsonify(error="unknown token"), 401
         after = int(request.args.get("after") or 0)
-        return jsonify(labels=labels[after : after + 3], cursor=str(min(after + 3, len(labels))))
+        return jsonify(items=labels[after : after + 3], cursor=min(after + 3, len(labels)))
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -84,4 +84,4 @@ def test_feedback_and_training_frame(engine, game):
 def test_feedback_with_a_wrong_token_is_a_clear_error(engine, game):
     with pytest.raises(database.FeedbackError, match="401"):
         database.pull_feedback(engine, game[0], "nope")
-    assert database.load_cursor(engine) == ""
+    assert database.load_cursor(engine) == "0"

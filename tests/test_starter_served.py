@@ -4,6 +4,7 @@ model, `python main.py` serves it with waitress on loopback, and the game's requ
 
 import json
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +16,15 @@ import nbformat
 import pytest
 import requests
 from flask import Flask
-from starter_helpers import NOTEBOOK, STARTER, copy_starter, run_notebook, serve
+from starter_helpers import (
+    NOTEBOOK,
+    STARTER,
+    copy_starter,
+    free_port,
+    run_notebook,
+    serve,
+    starter_env,
+)
 from werkzeug.serving import make_server
 
 from game_server import oddities
@@ -252,3 +261,91 @@ def test_a_missing_model_is_a_one_line_error_at_start(trained, tmp_path):
     )
     assert out.returncode == 1
     assert out.stderr.strip().count("\n") == 0 and "no model file at" in out.stderr
+
+
+GAME_200 = """
+[game]
+name = "starter integration"
+seed = 5
+label_delay = 0.5
+timeout = 1.0
+allowed_hosts = ["127.0.0.1"]
+
+[[phases]]
+name = "warm-up"
+kind = "warmup"
+duration = 3.0
+rate = 40.0
+burst = 4
+
+[[phases]]
+name = "messy input"
+kind = "messy"
+duration = 2.0
+rate = 40.0
+burst = 4
+oddity_share = 0.5
+"""
+
+
+def game_server(*args, **kwargs) -> subprocess.CompletedProcess:
+    """Run one `game-server` command to completion."""
+    command = [sys.executable, "-m", "game_server", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60, **kwargs)
+
+
+def test_the_customer_plays_a_200_request_game_against_the_starter(trained, tmp_path):
+    """Points above zero and above the majority-class baseline; feedback fills the database."""
+    (tmp_path / "game.toml").write_text(GAME_200)
+    db = f"sqlite:///{tmp_path / 'game.sqlite'}"
+    game_server("--db", db, "init", "--game", str(tmp_path / "game.toml"))
+    team_db = f"sqlite:///{tmp_path / 'team.sqlite'}"
+    web_port = free_port()
+    game_url = f"http://127.0.0.1:{web_port}"
+    with serve(trained, DATABASE_URL=team_db, GAME_URL=game_url) as api:
+        added = game_server("--db", db, "teams", "add", "starter", "--url", f"{api}/predict")
+        token = added.stdout.strip().rsplit(" ", 1)[-1]
+        log = open(tmp_path / "game.log", "w")  # noqa: SIM115 (closed below)
+        command = ["--db", db, "run", "--port", str(web_port), "--start"]
+        run = subprocess.Popen([sys.executable, "-m", "game_server", *command], stderr=log)
+        try:
+            board = wait_for_finish(game_url, run)
+            pull = (
+                "import sys; sys.path.insert(0, '.')\n"
+                "from modules import database\n"
+                "engine = database.engine_from_env()\n"
+                "pulled = database.pull_feedback(engine)\n"
+                "print(pulled, len(database.training_frame(engine, 'default')))"
+            )
+            env = starter_env(trained, DATABASE_URL=team_db, GAME_URL=game_url, TEAM_TOKEN=token)
+            pulled = subprocess.run(
+                [sys.executable, "-c", pull], cwd=trained, env=env, capture_output=True, text=True
+            )
+        finally:
+            run.send_signal(signal.SIGTERM)
+            run.wait(30)
+            log.close()
+    team, reference = board["teams"][0], board["reference"]
+    print(f"starter: {team}; reference: {reference}")  # shown with pytest -s
+    assert 190 <= reference["requests"] <= 210, board
+    assert team["points"] > 0 and team["points"] > reference["baseline_points"], board
+    assert team["failed"] <= 0.02 * reference["requests"], team["failures"]
+    labels, rows = map(int, pulled.stdout.split())
+    assert labels == team["correct"] + team["wrong"] + team["failed"], pulled.stderr
+    assert rows >= team["correct"] + team["wrong"] - 2  # the answered requests, now labelled
+
+
+def wait_for_finish(game_url: str, run: subprocess.Popen, limit: float = 60.0) -> dict:
+    """The leaderboard once the game has finished (and every label can be revealed)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert run.poll() is None, "game-server run exited early"
+        try:
+            board = requests.get(f"{game_url}/api/leaderboard", timeout=2).json()
+        except requests.RequestException:
+            board = None
+        if board and board["game"]["state"] == "finished":
+            time.sleep(1.0)  # label_delay 0.5 s: the last labels become visible
+            return requests.get(f"{game_url}/api/leaderboard", timeout=2).json()
+        time.sleep(0.2)
+    raise AssertionError("the game did not finish in time")

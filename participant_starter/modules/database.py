@@ -92,10 +92,10 @@ def load_predictions(engine: sa.Engine, limit: int | None = None) -> pd.DataFram
 
 
 def load_cursor(engine: sa.Engine) -> str:
-    """Where the last feedback pull stopped ("" before the first)."""
+    """Where the last feedback pull stopped ("0" before the first)."""
     query = sa.select(feedback_cursor.c.cursor).where(feedback_cursor.c.name == "game")
     with engine.connect() as conn:
-        return conn.execute(query).scalar() or ""
+        return conn.execute(query).scalar() or "0"
 
 
 def _store_labels(conn, rows: list[dict], cursor: str) -> int:
@@ -125,8 +125,8 @@ def pull_feedback(
     """Fetch the labels revealed since the last pull and store them; return how many are new.
 
     `GET <game>/api/feedback?after=<cursor>` with `Authorization: Bearer <team token>`
-    answers `{"labels": [{"id": ..., "label": 0 or 1}, ...], "cursor": ...}`. GAME_URL
-    and TEAM_TOKEN come from the environment / `.env` when not given.
+    answers `{"cursor": <seq>, "items": [{"id": ..., "label": 0 or 1, ...}, ...]}`, in
+    pages. GAME_URL and TEAM_TOKEN come from the environment / `.env` when not given.
     """
     settings = load_settings()
     game_url = (game_url or settings["GAME_URL"]).rstrip("/")
@@ -140,14 +140,14 @@ def pull_feedback(
         now = datetime.now(UTC)
         rows = [
             {"request_id": str(item["id"]), "label": int(item["label"]), "pulled_at": now}
-            for item in page.get("labels", [])
+            for item in page.get("items", [])
+            if item.get("label") is not None
         ]
         next_cursor = str(page.get("cursor", cursor))
-        if rows:
-            with engine.begin() as conn:
-                total += _store_labels(conn, rows, next_cursor)
-        if not rows or next_cursor == cursor:
-            break
+        if next_cursor == cursor and not rows:
+            break  # nothing new revealed yet
+        with engine.begin() as conn:
+            total += _store_labels(conn, rows, next_cursor)
         cursor = next_cursor
     log.info("feedback pulled new_labels=%d cursor=%s", total, cursor)
     return total
@@ -159,7 +159,7 @@ def _fetch_feedback(game_url: str, token: str, cursor: str, timeout: float) -> d
     try:
         response = requests.get(
             url,
-            params={"after": cursor},
+            params={"after": cursor, "limit": 1000},
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
         )

@@ -54,7 +54,7 @@ class FeedbackServer:
         after = int(request.args.get("after") or 0)
         self.calls.append(after)
         page = self.labels[after : after + self.page_size]
-        return jsonify(labels=page, cursor=str(after + len(page)))
+        return jsonify(items=page, cursor=after + len(page))
 
 
 @pytest.fixture
