@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean bench-customer
+.PHONY: install demo test lint pytest clean bench-customer bench-starter
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: lint pytest
 bench-customer: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/customer_bench.py
+
+# The participant starter's API against its bare model (about 40 s); writes docs/PERFORMANCE.md.
+bench-starter: $(STAMP)
+	$(BIN)/python bench/starter_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
