@@ -8,13 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from main import create_app
-from modules.features import clean_frame, describe_training_data
 from modules.model_io import save_model
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from modules.train import train_pipeline
 
 FEATURES = ["age", "income", "loan_amount", "employment_type", "region"]
 
@@ -38,24 +33,8 @@ def make_applicants(n: int = 400, seed: int = 0) -> pd.DataFrame:
 
 
 def train_tiny_model(frame: pd.DataFrame):
-    """The notebook's kind of pipeline, fitted on `frame`; returns (pipeline, metadata)."""
-    metadata = describe_training_data(frame, label="default", features=FEATURES)
-    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    categorical = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-            ("onehot", OneHotEncoder(handle_unknown="ignore")),
-        ]
-    )
-    preprocess = ColumnTransformer(
-        [
-            ("numeric", numeric, metadata["numeric"]),
-            ("categorical", categorical, metadata["categorical"]),
-        ]
-    )
-    pipeline = Pipeline([("preprocess", preprocess), ("model", LogisticRegression(max_iter=500))])
-    pipeline.fit(clean_frame(frame, metadata), frame["default"])
-    return pipeline, metadata
+    """The notebook's pipeline (`modules/train.py`) fitted on `frame`; (pipeline, metadata)."""
+    return train_pipeline(frame, label="default", features=FEATURES)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,27 @@
+"""The training recipe shared by the notebook and retraining: leak left out, messy rows cleaned."""
+
+import numpy as np
+from conftest import FEATURES, make_applicants
+from modules.train import LEAK, feature_columns, train_pipeline
+
+
+def test_the_leak_and_the_label_are_never_features():
+    frame = make_applicants(200)
+    frame[LEAK] = frame["default"] * 3  # "predicts" perfectly: it is known only afterwards
+    pipeline, metadata = train_pipeline(frame)
+    assert LEAK not in metadata["features"] and "default" not in metadata["features"]
+    assert metadata["features"] == feature_columns(frame) == FEATURES
+    assert pipeline.predict_proba(frame[FEATURES]).shape == (200, 2)
+
+
+def test_retraining_on_messy_logged_requests_keeps_the_training_description():
+    training = make_applicants(400)
+    _, metadata = train_pipeline(training)
+    logged = make_applicants(100, seed=3).astype(object)
+    logged.loc[::4, "age"] = logged.loc[::4, "age"].astype(str)  # numbers sent as strings
+    logged.loc[::5, "region"] = "NORTH "  # a category in another spelling
+    weights = np.ones(100)
+    pipeline, again = train_pipeline(logged, metadata=metadata, sample_weight=weights)
+    assert again is metadata  # still cleaned against the training data's description
+    assert again["numeric"] == ["age", "income", "loan_amount"]
+    assert pipeline.predict(training[FEATURES]).shape == (400,)
