@@ -1,6 +1,7 @@
 """The `game-server` command line: one click group, a sub-group per part of the game."""
 
 import json
+import logging
 from pathlib import Path
 
 import click
@@ -309,6 +310,44 @@ for _command in users_cli.COMMANDS:
 
 
 @main.command()
-def demo() -> None:
-    """Play a whole demo game on this machine with bot teams."""
-    raise click.ClickException("the demo game is not built yet (issue 8); see README.md")
+@click.option(
+    "--teams",
+    "team_count",
+    type=click.IntRange(1, 50),
+    default=5,
+    show_default=True,
+    help="Bot teams, cycling through the variants (starter, careful, leaky, devserver, flaky).",
+)
+@click.option(
+    "--game",
+    "game_name",
+    default="demo",
+    show_default=True,
+    help="Game file: a path, or a builtin game (demo, workshop).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=10),
+    default=None,
+    help="Compress (or stretch) the game's phases to this many seconds in all.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--no-browser", is_flag=True, help="Do not open the leaderboard in a browser.")
+def demo(
+    team_count: int, game_name: str, duration: float | None, port: int, no_browser: bool
+) -> None:
+    """Play a whole demo game on this machine with bot teams (leaderboard on --port)."""
+    from game_server import demo as demos  # the bots' machinery, only for this command
+
+    # The game's log goes to the demo's folder; the terminal shows the demo's own lines.
+    level = logging.getLevelName(logging.getLogger().level)
+    configure_logging("WARNING")
+    game_file = _load_game(game_name)
+    if duration is not None:
+        game_file = demos.compress(game_file, duration)
+    try:
+        demos.Demo(
+            game_file, team_count, port, not no_browser, echo=click.echo, log_level=level
+        ).run()
+    except demos.DemoError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -6,9 +6,11 @@ server's thread with it.
 """
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 from waitress.server import create_server
@@ -33,8 +35,19 @@ def start_web(url: str, host: str, port: int):
     return server
 
 
-def run(engine: sa.Engine, game_file: GameFile, host: str, port: int, start: bool) -> None:
-    """Run the game loop until Ctrl-C or SIGTERM, with the web app beside it."""
+def run(
+    engine: sa.Engine,
+    game_file: GameFile,
+    host: str,
+    port: int,
+    start: bool,
+    beside: Callable[[Game, str], Awaitable[None]] | None = None,
+) -> None:
+    """Run the game loop until Ctrl-C or SIGTERM, with the web app beside it.
+
+    `beside(game, web_url)` (the demo's supervisor) runs in the loop once the web app is
+    up; the game stops when it returns, and it is cancelled when the game stops first.
+    """
     game = Game(engine, game_file)
     url = engine.url.render_as_string(hide_password=False)
 
@@ -43,14 +56,23 @@ def run(engine: sa.Engine, game_file: GameFile, host: str, port: int, start: boo
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, game.stop)
         server = None
+        companion: asyncio.Task | None = None
 
         def started() -> None:
-            nonlocal server
+            nonlocal server, companion
             server = start_web(url, host, port)
+            if beside is not None:
+                web_url = f"http://{server.effective_host}:{server.effective_port}/"
+                companion = asyncio.create_task(beside(game, web_url), name="beside")
+                companion.add_done_callback(lambda _task: game.stop())
 
         try:
             await game.run(started=started, start=start)
         finally:
+            if companion is not None:
+                companion.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await companion  # its own errors propagate: the demo reports them
             if server is not None:
                 server.close()
                 server.task_dispatcher.shutdown(timeout=1)

@@ -1,0 +1,233 @@
+"""`game-server demo` as a newcomer runs it: real bot processes serving the participant
+starter, a real game, and nothing left behind (no process, no port) however it ends."""
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from starter_helpers import free_port
+
+from game_server.bots import VARIANTS, team_plan
+from game_server.demo import compress, standings_table
+from game_server.gamefile import builtin_game_path, load_game_file
+
+GAME = Path(__file__).parent / "games" / "demo_short.toml"  # every phase in 50 s
+
+
+def test_bot_teams_cycle_through_the_variants():
+    names = [name for name, _ in team_plan(7)]
+    assert names == [*VARIANTS, "starter-2", "careful-2"]
+    assert {v.name for _, v in team_plan(5)} == {
+        "starter",
+        "careful",
+        "leaky",
+        "devserver",
+        "flaky",
+    }
+
+
+def test_compress_scales_every_phase_and_the_label_delay():
+    game = load_game_file(builtin_game_path("demo"))
+    short = compress(game, 60)
+    assert short.duration == pytest.approx(60)
+    assert [p.duration / game.duration for p in game.phases] == pytest.approx(
+        [p.duration / 60 for p in short.phases]
+    )
+    assert [p.rate for p in short.phases] == [p.rate for p in game.phases]
+    assert short.settings.label_delay == pytest.approx(game.settings.label_delay * 60 / 300)
+    assert compress(game, 600).settings.label_delay == game.settings.label_delay
+
+
+def test_standings_table_compares_with_the_oracle_and_the_baseline():
+    board = {
+        "teams": [
+            {"rank": 1, "name": "careful", "points": 90, "correct": 95, "wrong": 0, "failed": 5},
+            {"rank": 2, "name": "leaky", "points": 70, "correct": 70, "wrong": 30, "failed": 0},
+        ],
+        "reference": {"requests": 100, "void": 0, "oracle_points": 88.5, "baseline_points": 70.2},
+    }
+    lines = standings_table(board).splitlines()
+    assert lines[1].split() == ["1", "careful", "90", "95", "0", "5", "+1.5", "+19.8"]
+    assert lines[2].split()[-2:] == ["-18.5", "-0.2"]
+    assert "88.5" in lines[3] and "70.2" in lines[4] and "100 requests" in lines[5]
+
+
+# --- the real thing: a demo run as a subprocess --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """One working directory for every run: running the demo again must work."""
+    return tmp_path_factory.mktemp("demo")
+
+
+def start_demo(workdir: Path, port: int, *args: str) -> tuple[subprocess.Popen, Path]:
+    """`game-server demo --no-browser` in `workdir`; the process and its output file."""
+    out = workdir / f"demo-{port}.out"
+    with open(out, "wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "game_server", "demo", "--no-browser", "--port", str(port)]
+            + list(args),
+            cwd=workdir,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    return process, out
+
+
+def wait_for_text(process: subprocess.Popen, out: Path, text: str, limit: float) -> str:
+    """The demo's output once it holds `text` (fails when the demo ends or time is up)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        output = out.read_text()
+        if text in output:
+            return output
+        assert process.poll() is None, f"the demo ended early: {output}"
+        time.sleep(0.2)
+    raise AssertionError(f"no {text!r} within {limit} s: {out.read_text()}")
+
+
+def record_of(workdir: Path, output: str) -> dict:
+    """The demo.json of the run whose output this is."""
+    folder = next(line for line in output.splitlines() if line.startswith("demo folder: "))
+    folder = Path(folder.removeprefix("demo folder: ").split(" (")[0])
+    assert folder.parent == workdir / "instance"
+    return json.loads((folder / "demo.json").read_text())
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this pid exists (zombies included: nobody reaped them)."""
+    return Path(f"/proc/{pid}").exists()
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of running processes that mention `text` (the demo's folder)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # the process ended while we looked
+        if text in line:
+            found.append(f"{cmdline.parent.name}: {line}")
+    return found
+
+
+def port_is_free(port: int) -> bool:
+    """A server could listen on the port (SO_REUSEADDR, as every server sets)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def assert_nothing_left(record: dict, wait: float = 0.0) -> None:
+    """No process the demo started is alive, none mentions its folder, every port is free."""
+    pids = set(record["pids"]) | {bot["pid"] for bot in record["bots"]}
+    assert len(pids) > len(record["bots"])  # the bots and the training processes
+    deadline = time.monotonic() + wait
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [p for p in pids if alive(p)] == []
+    assert processes_mentioning(record["folder"]) == []
+    ports = [record["port"], *(bot["port"] for bot in record["bots"])]
+    assert [p for p in ports if not port_is_free(p)] == []
+
+
+def team_table(database: str, sql: str) -> dict:
+    """{team name: value} from a query of (name, value) rows on the game database."""
+    with sqlite3.connect(database) as conn:
+        return dict(conn.execute(sql).fetchall())
+
+
+@pytest.mark.slow
+def test_a_whole_demo_game_with_five_bot_teams(workdir):
+    port = free_port()
+    process, out = start_demo(workdir, port, "--game", str(GAME))
+    try:
+        process.wait(timeout=150)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
+    output = out.read_text()
+    assert process.returncode == 0, output
+    assert f"http://127.0.0.1:{port}/" in output and "Final standings:" in output
+    record = record_of(workdir, output)
+    db = record["database"]
+    results = team_table(
+        db, "SELECT t.name, count(*) FROM results r JOIN teams t ON t.id = r.team_id GROUP BY 1"
+    )
+    assert set(results) == {"starter", "careful", "leaky", "devserver", "flaky"}
+    assert min(results.values()) > 100  # every bot was asked, and scored, all game long
+    points = team_table(
+        db,
+        "SELECT t.name, sum(points) FROM team_totals x JOIN teams t ON t.id = x.team_id GROUP BY 1",
+    )
+    assert points["careful"] > points["leaky"], output
+    failures = team_table(
+        db,
+        "SELECT t.name || ':' || f.reason || ':' || f.phase_index, sum(f.count) "
+        "FROM team_failures f JOIN teams t ON t.id = f.team_id GROUP BY 1",
+    )
+    assert any(k.startswith("flaky:connect_error:") for k in failures)  # it went down
+    assert failures.get("devserver:timeout:3", 0) > 0  # single-threaded in the peak phase
+    folder = Path(record["folder"])
+    careful_log = (folder / "bots" / "careful" / "api.log").read_text()
+    assert "feedback pulled" in careful_log and "retrain tried" in careful_log
+    leaky = json.loads((folder / "bots" / "leaky" / "model.json").read_text())
+    assert "collection_calls" in leaky["features"] and leaky["scores"]["holdout"]["accuracy"] > 0.95
+    assert (folder / "export" / "results.csv").is_file() and str(folder / "export") in output
+    assert_nothing_left(record)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_game_stops_everything(workdir):
+    port = free_port()
+    process, out = start_demo(workdir, port, "--duration", "120", "--teams", "3")
+    try:
+        output = wait_for_text(process, out, "first round scored", 90)
+        time.sleep(1.5)
+        record = record_of(workdir, output)
+        assert all(alive(bot["pid"]) for bot in record["bots"])
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = out.read_text()
+    assert process.returncode == 0, output
+    assert "Standings when stopped:" in output
+    assert_nothing_left(record)
+    with sqlite3.connect(record["database"]) as conn:
+        assert conn.execute("SELECT state FROM games").fetchone()[0] == "running"  # not finished
+        assert conn.execute("SELECT count(*) FROM requests WHERE status = 'sent'").fetchone() == (
+            0,
+        )  # rounds in flight were stored before the demo stopped
+
+
+@pytest.mark.slow
+def test_bots_exit_by_themselves_when_the_demo_is_killed(workdir):
+    port = free_port()
+    process, out = start_demo(workdir, port, "--teams", "2")
+    try:
+        output = wait_for_text(process, out, "game started", 90)
+        record = record_of(workdir, output)
+        os.kill(process.pid, signal.SIGKILL)  # no clean-up code can run
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert_nothing_left(record, wait=10)  # the bots saw their stdin close and stopped
