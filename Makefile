@@ -17,8 +17,9 @@ $(STAMP): $(BIN)/python pyproject.toml participant_starter/requirements.txt
 
 install: $(STAMP)
 
+# A whole game with bot teams (docs/DEMO.md); e.g. make demo DEMO_ARGS="--duration 120".
 demo: $(STAMP)
-	$(BIN)/game-server demo
+	$(BIN)/game-server demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

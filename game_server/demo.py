@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import sqlalchemy as sa
 
 from game_server import export, serve, storage
 from game_server import teams as registry
@@ -407,6 +408,19 @@ class Demo:
         path.with_suffix(".tmp").write_text(json.dumps(record, indent=2) + "\n")
         os.replace(path.with_suffix(".tmp"), path)
 
+    def _phase_points(self) -> tuple[list[str], dict[str, dict[int, int]]]:
+        """The phase names, and each team's points in each phase."""
+        t, x = storage.teams, storage.team_totals
+        with self.engine.connect() as conn:
+            names = [p["name"] for p in storage.phase_list(conn)]
+            rows = conn.execute(
+                sa.select(t.c.name, x.c.phase_index, x.c.points).join(t, t.c.id == x.c.team_id)
+            ).all()
+        points: dict[str, dict[int, int]] = {}
+        for team, phase, value in rows:
+            points.setdefault(team, {})[phase] = int(value)
+        return names, points
+
     def _finish(self) -> dict:
         """Print the final standings, export the game; the final leaderboard."""
         if self.engine is None:
@@ -416,6 +430,9 @@ class Demo:
         self.echo("")
         self.echo(("Final standings" if finished else "Standings when stopped") + ":")
         self.echo(standings_table(board))
+        self.echo("")
+        self.echo("Points by phase (where each team won and lost them):")
+        self.echo(phase_table(*self._phase_points()))
         out = self.folder / "export"
         export.export(self.engine, out)
         self.echo(f"export (CSV and JSON): {out}")
@@ -437,6 +454,16 @@ def standings_line(board: dict) -> str:
         f"{teams} | oracle {ref['oracle_points']:.0f} · baseline {ref['baseline_points']:.0f}"
         f" ({ref['requests']} requests)"
     )
+
+
+def phase_table(phases: list[str], points: dict[str, dict[int, int]]) -> str:
+    """Each team's points per phase, teams in order of their total."""
+    widths = [max(8, len(p) + 2) for p in phases]
+    lines = [f"{'team':<14}" + "".join(f"{p:>{w}}" for p, w in zip(phases, widths, strict=True))]
+    for team, by_phase in sorted(points.items(), key=lambda kv: -sum(kv[1].values())):
+        cells = "".join(f"{by_phase.get(i, 0):>{w}}" for i, w in enumerate(widths))
+        lines.append(f"{team:<14}{cells}")
+    return "\n".join(lines)
 
 
 def standings_table(board: dict) -> str:

@@ -15,7 +15,7 @@ import pytest
 from starter_helpers import free_port
 
 from game_server.bots import VARIANTS, team_plan
-from game_server.demo import compress, standings_table
+from game_server.demo import compress, phase_table, standings_table
 from game_server.gamefile import builtin_game_path, load_game_file
 
 GAME = Path(__file__).parent / "games" / "demo_short.toml"  # every phase in 50 s
@@ -57,6 +57,13 @@ def test_standings_table_compares_with_the_oracle_and_the_baseline():
     assert lines[1].split() == ["1", "careful", "90", "95", "0", "5", "+1.5", "+19.8"]
     assert lines[2].split()[-2:] == ["-18.5", "-0.2"]
     assert "88.5" in lines[3] and "70.2" in lines[4] and "100 requests" in lines[5]
+
+
+def test_phase_table_shows_where_points_were_lost():
+    table = phase_table(["warm-up", "peak traffic"], {"dev": {0: 40, 1: -90}, "ok": {0: 41}})
+    lines = table.splitlines()
+    assert lines[0].split() == ["team", "warm-up", "peak", "traffic"]
+    assert lines[1].split() == ["ok", "41", "0"] and lines[2].split() == ["dev", "40", "-90"]
 
 
 # --- the real thing: a demo run as a subprocess --------------------------------------------
