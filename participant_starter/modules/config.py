@@ -1,0 +1,39 @@
+"""Paths and settings: folders from the project root, settings from the environment or `.env`."""
+
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / "data"
+MODELS_DIR = ROOT / "models"
+OUTPUT_DIR = ROOT / "output"
+TRAIN_CSV = DATA_DIR / "train_data.csv"
+
+# Every setting the starter reads, with its default. `.env` (git-ignored) overrides the
+# defaults, and a variable already set in the shell overrides `.env`.
+DEFAULTS = {
+    "HOST": "127.0.0.1",  # 0.0.0.0 makes the API reachable from other machines too
+    "PORT": "5000",  # your team's API port (from your handout)
+    "THREADS": "8",  # waitress worker threads: enough for a burst of requests
+    "MODEL_PATH": "models/model.pkl",  # relative paths are relative to this folder
+    "MODEL_CHECK_SECONDS": "2",  # how often the API looks for a newer model file
+    "DATABASE_URL": f"sqlite:///{OUTPUT_DIR / 'predictions.sqlite'}",
+    "LOG_LEVEL": "INFO",
+    "LOG_FILE": "output/api.log",  # the API logs here and to the terminal
+    "GAME_URL": "http://127.0.0.1:8000",  # the game server, for your feedback
+    "TEAM_TOKEN": "",  # your team token (from your handout)
+}
+
+
+def load_settings() -> dict[str, str]:
+    """Every setting: the defaults, overridden by `.env`, overridden by the environment."""
+    load_dotenv(ROOT / ".env", override=False)
+    return {name: os.environ.get(name) or default for name, default in DEFAULTS.items()}
+
+
+def resolve(path: str | Path) -> Path:
+    """A path from the settings: relative paths start at the project root, not the cwd."""
+    path = Path(path)
+    return path if path.is_absolute() else ROOT / path

@@ -1,0 +1,177 @@
+"""Check your running API the way the game's customer will, before the customer does.
+
+    python selfcheck.py                      # your API on PORT from .env
+    python selfcheck.py --url http://127.0.0.1:5001/predict
+
+It sends clean requests, requests with every kind of messy input the customer sends
+(missing fields, nulls, numbers as strings, unknown categories, out-of-range values,
+extra fields, changed capitalisation), then a short burst of concurrent requests. For
+each answer it applies the game's rules and says in plain words what would score -1 and
+why, then prints latency percentiles. The exit code is 1 when anything would score -1.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+import requests
+from modules import config
+
+TIMEOUT = 1.0  # seconds: the game's default, total per request
+MAX_BODY = 64 * 1024  # bytes: the game's default limit for an answer
+
+
+def judge(response: requests.Response | None, elapsed: float, error: str | None) -> str | None:
+    """Why the game would score this answer -1, in plain words; None when it is valid."""
+    if error:
+        return error
+    if elapsed > TIMEOUT:
+        return f"too slow: {elapsed * 1000:.0f} ms (the game waits {TIMEOUT * 1000:.0f} ms)"
+    if response.status_code != 200:
+        return f"status {response.status_code} instead of 200: {response.text[:200]!r}"
+    if len(response.content) > MAX_BODY:
+        return f"answer too large: {len(response.content)} bytes (limit {MAX_BODY})"
+    try:
+        body = response.json()
+    except ValueError:
+        return f"answer is not JSON: {response.text[:200]!r}"
+    if not isinstance(body, dict) or "pred" not in body:
+        return f'answer has no "pred" key: {response.text[:200]!r}'
+    pred = body["pred"]
+    if type(pred) not in (int, bool) or pred not in (0, 1):
+        return f'"pred" must be the integer 0 or 1 (or true/false), got {pred!r}'
+    return None
+
+
+def send(session: requests.Session, url: str, features) -> tuple[str | None, float, dict]:
+    """POST one request as the customer does; return (problem or None, seconds, answer)."""
+    request_id = uuid.uuid4().hex
+    body = json.dumps({"id": request_id, "features": features})
+    headers = {"Content-Type": "application/json", "X-Request-ID": request_id}
+    started = time.perf_counter()
+    response, error = None, None
+    try:
+        response = session.post(
+            url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False
+        )
+    except requests.Timeout:
+        error = f"no answer within {TIMEOUT * 1000:.0f} ms (timeout)"
+    except requests.ConnectionError as exc:
+        error = f"cannot connect: is the API running on this port? ({type(exc).__name__})"
+    elapsed = time.perf_counter() - started
+    problem = judge(response, elapsed, error)
+    answer = response.json() if problem is None else {}
+    return problem, elapsed, answer
+
+
+def sample_requests(base_url: str, count: int) -> list[dict]:
+    """Clean applicants' features: rows of the training data, the model's features only."""
+    features = requests.get(f"{base_url}/health", timeout=5).json()["features"]
+    data = pd.read_csv(config.TRAIN_CSV, usecols=features)
+    data = data.sample(count, random_state=0, replace=len(data) < count)
+    # JSON has no NaN: a missing value goes as null, as the customer sends it.
+    return [
+        {name: None if pd.isna(value) else value for name, value in row.items()}
+        for row in data.to_dict("records")
+    ]
+
+
+def messy_cases(clean: dict) -> list[tuple[str, object]]:
+    """(name, features) for every kind of messy input the customer sends."""
+    numbers = [k for k, v in clean.items() if isinstance(v, (int, float))]
+    words = [k for k, v in clean.items() if isinstance(v, str)]
+    cases = [
+        ("extra fields", {**clean, "comment": "urgent, customer called twice", "_debug": True}),
+        ("no features at all", {}),
+        ("features is not an object", [1, 2, 3]),
+        ("every field is null", dict.fromkeys(clean)),
+    ]
+    if numbers:
+        number = numbers[0]
+        cases += [
+            ("a field is missing", {k: v for k, v in clean.items() if k != number}),
+            ("a number is null", {**clean, number: None}),
+            ("numbers sent as strings", {**clean, **{k: str(clean[k]) for k in numbers}}),
+            ("a negative number", {**clean, number: -5}),
+            ("zeros where zero is impossible", {**clean, **dict.fromkeys(numbers, 0)}),
+            ("an absurdly large number", {**clean, number: 10**9}),
+        ]
+    if words:
+        word = words[0]
+        cases += [
+            ("a category is null", {**clean, word: None}),
+            ("an unknown category", {**clean, word: "never_seen_before"}),
+            ("categories in capitals", {**clean, **{k: clean[k].upper() for k in words}}),
+            ("categories in Title Case", {**clean, **{k: clean[k].title() for k in words}}),
+        ]
+    return cases
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value below which `share` of the values fall (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every check against the API and print what would score -1."""
+    port = config.load_settings()["PORT"]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=f"http://127.0.0.1:{port}/predict")
+    parser.add_argument("--burst", type=int, default=50, help="requests in the burst")
+    parser.add_argument("--concurrency", type=int, default=10, help="requests at a time")
+    args = parser.parse_args(argv)
+    base_url = args.url.rsplit("/", 1)[0]
+
+    try:
+        clean_rows = sample_requests(base_url, 5 + args.burst)
+    except (requests.RequestException, ValueError, KeyError, OSError) as exc:
+        print(f"cannot prepare requests from {base_url}/health and {config.TRAIN_CSV}: {exc}")
+        return 1
+
+    session = requests.Session()
+    cases = [(f"clean request {i + 1}", row) for i, row in enumerate(clean_rows[:5])]
+    cases += messy_cases(clean_rows[0])
+    failures, latencies = 0, []
+    print(f"Checking {args.url} with the game's rules (200, JSON object, pred 0/1, < 1 s)\n")
+    for name, features in cases:
+        problem, elapsed, answer = send(session, args.url, features)
+        latencies.append(elapsed)
+        if problem:
+            failures += 1
+            print(f"  FAIL  {name}: would score -1: {problem}")
+        else:
+            print(f"  ok    {name}: pred={answer['pred']} in {elapsed * 1000:.1f} ms")
+
+    burst = clean_rows[5:]
+    print(f"\nA burst of {len(burst)} requests, {args.concurrency} at a time")
+    with ThreadPoolExecutor(args.concurrency) as pool:
+        results = list(pool.map(lambda f: send(requests.Session(), args.url, f), burst))
+    burst_problems = [problem for problem, _, _ in results if problem]
+    latencies += [elapsed for _, elapsed, _ in results]
+    failures += len(burst_problems)
+    for problem in sorted(set(burst_problems)):
+        print(f"  FAIL  {burst_problems.count(problem)} of the burst: would score -1: {problem}")
+    if not burst_problems:
+        print(f"  ok    all {len(burst)} answered in time")
+
+    ms = [value * 1000 for value in latencies]
+    print(
+        f"\nLatency over {len(ms)} requests: p50 {percentile(ms, 0.5):.1f} ms, "
+        f"p95 {percentile(ms, 0.95):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms, "
+        f"mean {statistics.mean(ms):.1f} ms"
+    )
+    if failures:
+        print(f"{failures} of {len(ms)} requests would score -1: fix them before the game does.")
+        return 1
+    print(f"All {len(ms)} requests would get a valid answer.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
