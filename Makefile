@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean bench-customer figures slides
+.PHONY: install demo test lint pytest clean bench-customer bench-starter figures slides
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ figures: $(STAMP)
 slides: $(STAMP)
 	@command -v npm >/dev/null || { echo "make slides: npm is not installed (Node.js 18+; Debian: apt-get install npm)"; exit 1; }
 	$(BIN)/python scripts/build_slides.py
+
+# The participant starter's API against its bare model (about 40 s); writes docs/PERFORMANCE.md.
+bench-starter: $(STAMP)
+	$(BIN)/python bench/starter_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

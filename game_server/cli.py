@@ -8,7 +8,7 @@ import click
 from game_server import control as controls
 from game_server import export as exporter
 from game_server import game as running
-from game_server import gamefile, owndata, population, serve, storage
+from game_server import gamefile, owndata, population, serve, storage, users_cli
 from game_server import teams as registry
 from game_server.logs import LEVELS, configure_logging
 
@@ -302,6 +302,10 @@ def export_command(obj: dict, out: str) -> None:
 @main.group()
 def users() -> None:
     """Create and delete the teams' Linux accounts on the workshop server."""
+
+
+for _command in users_cli.COMMANDS:
+    users.add_command(_command)
 
 
 @main.command()

@@ -18,6 +18,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import sqlalchemy.exc
 from flask import Blueprint, Flask, current_app, jsonify, request
 from modules import config, database
 from modules.db_writer import BackgroundWriter
@@ -140,7 +141,7 @@ def main() -> int:
     settings = config.load_settings()
     try:
         app = create_app()
-    except (ModelNotFound, ValueError) as exc:
+    except (ModelNotFound, ValueError, sqlalchemy.exc.ArgumentError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     import waitress  # imported here: `flask run` and the tests do not need it

@@ -63,6 +63,8 @@ def send(session: requests.Session, url: str, features) -> tuple[str | None, flo
         error = f"no answer within {TIMEOUT * 1000:.0f} ms (timeout)"
     except requests.ConnectionError as exc:
         error = f"cannot connect: is the API running on this port? ({type(exc).__name__})"
+    except requests.RequestException as exc:  # e.g. a broken HTTP answer
+        error = f"broken HTTP answer: {type(exc).__name__}: {exc}"
     elapsed = time.perf_counter() - started
     problem = judge(response, elapsed, error)
     answer = response.json() if problem is None else {}

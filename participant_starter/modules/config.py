@@ -19,7 +19,7 @@ DEFAULTS = {
     "THREADS": "8",  # waitress worker threads: enough for a burst of requests
     "MODEL_PATH": "models/model.pkl",  # relative paths are relative to this folder
     "MODEL_CHECK_SECONDS": "2",  # how often the API looks for a newer model file
-    "DATABASE_URL": f"sqlite:///{OUTPUT_DIR / 'predictions.sqlite'}",
+    "DATABASE_URL": "sqlite:///output/predictions.sqlite",  # a file in output/
     "LOG_LEVEL": "INFO",
     "LOG_FILE": "output/api.log",  # the API logs here and to the terminal
     "GAME_URL": "http://127.0.0.1:8000",  # the game server, for your feedback

@@ -12,6 +12,8 @@ import queue
 import threading
 import time
 
+import sqlalchemy.exc
+
 from modules import database
 
 log = logging.getLogger(__name__)
@@ -21,7 +23,7 @@ class BackgroundWriter:
     """A thread that saves prediction records in batches; `submit` never blocks."""
 
     def __init__(self, engine, max_queue: int = 10_000, batch_size: int = 500):
-        """Start the writer thread for `engine` (tables are created if missing)."""
+        """Start the writer thread for `engine` (it creates the tables if missing)."""
         self.engine = engine
         self.batch_size = batch_size
         self.queue: queue.Queue = queue.Queue(maxsize=max_queue)
@@ -29,7 +31,8 @@ class BackgroundWriter:
         self.written = 0
         self._last_warning = 0.0
         self._stop = threading.Event()
-        database.create_tables(engine)
+        self._tables_ready = False  # the thread creates them: a database that is down at
+        # start must not stop the API from answering
         self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
         self._thread.start()
 
@@ -54,7 +57,14 @@ class BackgroundWriter:
                 continue
             started = time.perf_counter()
             try:
+                if not self._tables_ready:
+                    database.create_tables(self.engine)
+                    self._tables_ready = True
                 database.save_predictions(self.engine, batch)
+            except sqlalchemy.exc.OperationalError:
+                # The database is unreachable: trying row by row would only take longer.
+                self.dropped += len(batch)
+                log.exception("database write failed rows=%d: dropped", len(batch))
             except Exception:
                 self._save_one_by_one(batch)  # one bad record must not lose the others
             else:

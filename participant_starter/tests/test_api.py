@@ -134,3 +134,13 @@ def test_absurdly_nested_json_is_a_400_not_a_crash(client):
 def test_nan_is_not_json(client):
     response = client.post("/predict", data=b'{"id": "n", "features": {"age": NaN}}')
     assert response.status_code == 400
+
+
+def test_the_api_answers_while_the_database_is_down(model_path, applicant, caplog):
+    down = "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1"
+    app = create_app({"TESTING": True, "MODEL_PATH": str(model_path), "DATABASE_URL": down})
+    body = assert_valid(app.test_client().post("/predict", json=applicant))
+    assert "fallback" not in body
+    writer = app.extensions["db_writer"]
+    writer.close()
+    assert writer.dropped == 1 and "database write failed" in caplog.text

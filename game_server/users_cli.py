@@ -1,0 +1,155 @@
+"""The `game-server users` commands: create, delete, list and check the teams' accounts.
+
+Thin: the options become an `accounts.Settings` and an executor (local, or SSH with
+`--ssh USER@HOST[:PORT]`), and the work is done in accounts.py.
+"""
+
+import functools
+import shlex
+
+import click
+
+from game_server import accounts
+from game_server.executors import ExecError, LocalExecutor, SSHExecutor, parse_target
+
+
+def _span(ctx, param, value: str) -> tuple[int, int]:
+    """Parse a port range `LOW-HIGH`."""
+    low, _, high = value.partition("-")
+    if not (low.isdigit() and high.isdigit() and 1024 <= int(low) <= int(high) <= 65535):
+        raise click.BadParameter(f"{value!r}: expected LOW-HIGH within 1024-65535")
+    return int(low), int(high)
+
+
+def server_options(func):
+    """The options every `users` command shares: where the server is and how it is set up."""
+    options = [
+        click.option("--ssh", "target", metavar="USER@HOST[:PORT]",
+                     help="Run on this server over SSH (default: on this machine, as root)."),
+        click.option("--key", type=click.Path(dir_okay=False), help="SSH private key for --ssh."),
+        click.option("--known-hosts", type=click.Path(dir_okay=False),
+                     help="known_hosts with the server's host key (default ~/.ssh/known_hosts)."),
+        click.option("--accept-new-host-key", is_flag=True,
+                     help="Trust (and record) the server's host key if it is unknown."),
+        click.option("--timeout", type=click.FloatRange(1, 3600), default=120, show_default=True,
+                     help="Seconds per command on the server (connecting: 15)."),
+        click.option("--prefix", default=accounts.roster.DEFAULT_PREFIX, show_default=True,
+                     help="Prefix of every team's Linux user, role and schema."),
+        click.option("--registry", default=accounts.Settings.registry, show_default=True,
+                     help="Provisioning registry on the server (JSON, mode 0600)."),
+        click.option("--handout-dir", default="handout", show_default=True,
+                     type=click.Path(file_okay=False),
+                     help="Where the instructor's handout is kept, on this machine."),
+        click.option("--psql-admin", envvar="GAME_PSQL_ADMIN", show_default=True,
+                     default=shlex.join(accounts.Settings().psql_admin),
+                     help="The database admin's psql command on the server (`-d DB` is added)."),
+        click.option("--workshop-db", default="workshop", show_default=True,
+                     help="The database that holds the teams' schemas."),
+        click.option("--game-db", default="game", show_default=True,
+                     help="The game's PostgreSQL database, which no team may connect to."),
+        click.option("--game-cmd", default="game-server", show_default=True,
+                     help="The game-server command on the server (teams add/list/disable)."),
+        click.option("--no-game", is_flag=True, help="Do not register teams in the game."),
+        click.option("--game-url", default="http://127.0.0.1:8000", show_default=True,
+                     help="The game's URL, written into each team's .env."),
+        click.option("--ssh-port", "team_ssh_port", type=int, default=None,
+                     help="The port teams log in on (default: --ssh's port, else 22)."),
+    ]  # fmt: skip
+
+    @functools.wraps(func)
+    def wrapper(ctx_obj, **kw):
+        target = kw.pop("target")
+        conn = {k: kw.pop(k) for k in ("key", "known_hosts", "accept_new_host_key", "timeout")}
+        settings = _settings(ctx_obj, target, kw, conn["known_hosts"])
+        try:
+            if target:
+                user, host, port = parse_target(target)
+                ex = SSHExecutor(host, user, port, key_path=conn["key"],
+                                 known_hosts=conn["known_hosts"],
+                                 accept_new_host_key=conn["accept_new_host_key"],
+                                 timeout=conn["timeout"])  # fmt: skip
+            else:
+                ex = LocalExecutor(timeout=conn["timeout"])
+            with ex:
+                return func(ex, settings, **kw)
+        except (ValueError, ExecError, accounts.AccountsError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return click.pass_obj(wrapper)
+
+
+def _settings(obj, target, kw, known_hosts) -> accounts.Settings:
+    """accounts.Settings from the shared options (which are removed from `kw`)."""
+    host, port = "127.0.0.1", 22
+    if target:
+        _, host, port = parse_target(target)
+    ssh_port = kw.pop("team_ssh_port") or port
+    no_game, game_cmd = kw.pop("no_game"), kw.pop("game_cmd")
+    return accounts.Settings(
+        prefix=kw.pop("prefix"),
+        registry=kw.pop("registry"),
+        handout_dir=kw.pop("handout_dir"),
+        psql_admin=shlex.split(kw.pop("psql_admin")),
+        workshop_db=kw.pop("workshop_db"),
+        game_db=kw.pop("game_db"),
+        game_url=kw.pop("game_url"),
+        game_cmd=None if no_game else shlex.split(game_cmd),
+        game_db_url=(obj or {}).get("db"),
+        ssh_host=host,
+        ssh_port=ssh_port,
+        known_hosts=known_hosts,
+    )
+
+
+@click.command("create")
+@click.argument("roster", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
+@click.option("--rotate", is_flag=True, help="Set new Linux and database passwords.")
+@click.option("--no-check", is_flag=True, help="Skip the check after provisioning.")
+@click.option("--api-ports", default="9000-9499", show_default=True, callback=_span)
+@click.option("--jupyter-ports", default="9500-9999", show_default=True, callback=_span)
+@server_options
+def create(ex, settings, roster, dry_run, rotate, no_check, api_ports, jupyter_ports):
+    """Create the accounts of every team in ROSTER (a CSV: name, members, ssh_key)."""
+    settings.rotate, settings.api_ports, settings.jupyter_ports = rotate, api_ports, jupyter_ports
+    accounts.create(ex, settings, roster, dry_run=dry_run, echo=click.echo)
+    if not (dry_run or no_check) and not accounts.check(ex, settings, echo=click.echo):
+        raise click.ClickException("the check after provisioning found problems (above)")
+
+
+@click.command("delete")
+@click.argument("names", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Delete every provisioned team.")
+@click.option("--archive-homes", type=str, default=None, metavar="DIR",
+              help="Archive each home as DIR/USER-TIME.tar.gz (0600), on the server.")  # fmt: skip
+@server_options
+def delete(ex, settings, names, everything, archive_homes):
+    """Delete teams (by team or user name): user, home, role, schema, ports, game entry."""
+    if bool(names) == everything:
+        raise click.UsageError("give team names or --all (not both)")
+    accounts.delete(ex, settings, None if everything else list(names), archive_homes, click.echo)
+
+
+@click.command("list")
+@server_options
+def list_(ex, settings):
+    """List the provisioned teams (from the registry on the server)."""
+    for t in accounts.list_teams(ex, settings):
+        click.echo(
+            f"{t['user']:<32} {t['name']:<40} api={t['api_port']} jupyter={t['jupyter_port']} "
+            f"created={t['created']}"
+        )
+
+
+@click.command("check")
+@click.argument("names", nargs=-1)
+@server_options
+def check(ex, settings, names):
+    """Log in as each team (database and SSH) and show that the isolation holds."""
+    if not accounts.check(ex, settings, list(names) or None, echo=click.echo):
+        raise click.ClickException("some checks failed (above)")
+
+
+COMMANDS = (create, delete, list_, check)

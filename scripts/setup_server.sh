@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian/Ubuntu server for a workshop; safe to run again (idempotent).
+#
+#   sudo scripts/setup_server.sh           install and configure what is missing
+#   scripts/setup_server.sh --check        report what is missing, change nothing
+#
+# It installs the system packages, a shared virtual environment for the teams at
+# /opt/workshop/venv (participant_starter/requirements.txt + jupyter), the game server in
+# /opt/workshop/game-venv, applies the shared PostgreSQL set-up
+# (database_docker/initdb/01-workshop.sql) and writes a systemd unit for `game-server run`
+# (enabled only when systemd is running). Settings come from the environment:
+#   WORKSHOP_DIR (/opt/workshop)  GAME_DB (game)  WORKSHOP_DB (workshop)  GAME_PORT (8000)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+WORKSHOP_DIR="${WORKSHOP_DIR:-/opt/workshop}"
+TEAM_VENV="$WORKSHOP_DIR/venv"
+GAME_VENV="$WORKSHOP_DIR/game-venv"
+GAME_DB="${GAME_DB:-game}"
+WORKSHOP_DB="${WORKSHOP_DB:-workshop}"
+GAME_PORT="${GAME_PORT:-8000}"
+UNIT=/etc/systemd/system/game-server.service
+SERVICE_USER=game-server
+PACKAGES=(python3 python3-venv python3-pip postgresql postgresql-client openssh-server
+  sudo procps iproute2 tar passwd)
+
+check=0
+case "${1:-}" in
+  --check) check=1 ;;
+  "") ;;
+  -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+  *) echo "setup_server.sh: unknown argument $1 (use --check or nothing)" >&2; exit 2 ;;
+esac
+
+missing=0
+say() { echo "setup_server: $*"; }
+todo() { missing=$((missing + 1)); say "missing: $*"; }
+
+if [ "$check" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
+  echo "setup_server.sh: run as root (sudo), or use --check" >&2
+  exit 1
+fi
+
+# 1. System packages.
+need=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$check" -eq 1 ]; then todo "packages ${need[*]}"; else
+    say "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  fi
+fi
+
+# 2. PostgreSQL running, then the shared set-up (database, base role, hardening).
+pg_up() { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }
+if ! pg_up; then
+  if [ "$check" -eq 1 ]; then todo "PostgreSQL on 127.0.0.1:5432"; else
+    say "starting PostgreSQL"
+    if [ -d /run/systemd/system ]; then systemctl enable --now postgresql; else
+      pg_ctlcluster --skip-systemctl-redirect "$(pg_lsclusters -h | awk 'NR==1 {print $1}')" main start
+    fi
+    for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+  fi
+fi
+as_postgres() { # run a command as the postgres user (runuser as root, else sudo -n)
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else
+    (cd / && sudo -n -u postgres "$@"); fi
+}
+if pg_up; then
+  has_db() { as_postgres psql -X -Atqc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1; }
+  # The game server runs as its own system user, owning its database (peer auth on the socket).
+  if ! id -u "$SERVICE_USER" >/dev/null 2>&1; then
+    if [ "$check" -eq 1 ]; then todo "system user $SERVICE_USER"; else
+      say "creating system user $SERVICE_USER"
+      useradd --system --user-group --home-dir /var/lib/game-server --create-home \
+        --shell /usr/sbin/nologin "$SERVICE_USER"
+    fi
+  fi
+  has_role() { as_postgres psql -X -Atqc "SELECT 1 FROM pg_roles WHERE rolname = '$1'" | grep -q 1; }
+  if ! has_role "$SERVICE_USER"; then
+    if [ "$check" -eq 1 ]; then todo "database role $SERVICE_USER"; else
+      as_postgres createuser "$SERVICE_USER"
+    fi
+  fi
+  if ! has_db "$GAME_DB"; then
+    if [ "$check" -eq 1 ]; then todo "database $GAME_DB"; else
+      say "creating database $GAME_DB"; as_postgres createdb -O "$SERVICE_USER" "$GAME_DB"
+    fi
+  fi
+  if ! has_db "$WORKSHOP_DB"; then
+    [ "$check" -eq 1 ] && todo "database $WORKSHOP_DB (shared init SQL)"
+  fi
+  if [ "$check" -eq 0 ]; then
+    say "applying database_docker/initdb/01-workshop.sql"
+    as_postgres psql -X -q -v ON_ERROR_STOP=1 -v "workshop_db=$WORKSHOP_DB" -v "game_db=$GAME_DB" \
+      -d postgres < "$REPO/database_docker/initdb/01-workshop.sql"
+  fi
+fi
+
+# 3. The teams' shared virtual environment and the game server's own.
+make_venv() { # $1 venv, $2... pip arguments
+  local venv="$1"; shift
+  if [ ! -x "$venv/bin/python" ]; then
+    if [ "$check" -eq 1 ]; then todo "virtual environment $venv"; return; fi
+    say "creating $venv"; mkdir -p "$(dirname "$venv")"; python3 -m venv "$venv"
+  fi
+  if [ "$check" -eq 0 ]; then "$venv/bin/python" -m pip install --quiet "$@"; fi
+}
+make_venv "$TEAM_VENV" -r "$REPO/participant_starter/requirements.txt" jupyter
+make_venv "$GAME_VENV" "${REPO}[pg]"
+[ "$check" -eq 0 ] && chmod -R a+rX "$WORKSHOP_DIR"
+
+# 4. The systemd unit of the game server (enabled only when systemd runs).
+unit_text() {
+  cat <<EOF
+[Unit]
+Description=Workshop game server (the customer, leaderboard and API)
+After=network.target postgresql.service
+
+[Service]
+User=$SERVICE_USER
+Environment=GAME_DATABASE_URL=postgresql+psycopg:///$GAME_DB?host=/var/run/postgresql
+ExecStart=$GAME_VENV/bin/game-server run --host 0.0.0.0 --port $GAME_PORT
+Restart=on-failure
+NoNewPrivileges=true
+ProtectSystem=full
+PrivateTmp=true
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
+if [ ! -f "$UNIT" ] || ! unit_text | cmp -s - "$UNIT"; then
+  if [ "$check" -eq 1 ]; then todo "systemd unit $UNIT"; else
+    say "writing $UNIT"; unit_text > "$UNIT"
+    if [ -d /run/systemd/system ]; then systemctl daemon-reload; systemctl enable game-server; fi
+  fi
+fi
+
+if [ "$check" -eq 1 ]; then
+  if [ "$missing" -eq 0 ]; then say "everything is in place"; exit 0; fi
+  say "$missing thing(s) missing: run sudo scripts/setup_server.sh"; exit 1
+fi
+say "done; next: game-server init, then game-server users create ROSTER.csv (docs/INSTRUCTOR.md)"

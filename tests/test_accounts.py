@@ -1,0 +1,281 @@
+"""Provisioning for real: Linux users, homes, roles, schemas, ports, the game, over SSH and locally.
+
+A real OpenSSH server runs on 127.0.0.1 (a free port, a test host key pinned in a temporary
+known_hosts). Test teams get a test-only prefix; a finalizer removes every user, home, role
+and schema with that prefix, also when a test fails.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import paramiko
+import psycopg
+import pytest
+
+from game_server import accounts, handout
+from game_server.executors import ExecError, LocalExecutor, SSHExecutor
+
+pytestmark = [pytest.mark.root, pytest.mark.postgres]
+ADMIN = "postgresql://postgres@127.0.0.1:5432/"
+PSQL_ADMIN = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"]
+ROSTER = "name,members,ssh_key\nRed Team,Ann; Bob,\nBlue,Cy,{key}\n"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real sshd on 127.0.0.1: (port, known_hosts, root client key, team public key)."""
+    if not os.path.exists("/usr/sbin/sshd") or os.geteuid() != 0:
+        pytest.skip("needs root and /usr/sbin/sshd")  # the markers fail this in CI
+    d = tmp_path_factory.mktemp("sshd")
+    for name in ("host", "client", "team"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
+                       check=True)  # fmt: skip
+    (d / "root_keys").write_text((d / "client.pub").read_text())
+    port = free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'sshd.pid'}\n"
+        "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM yes\n"
+        "PermitRootLogin prohibit-password\nStrictModes no\n"
+        "AuthorizedKeysFile .ssh/authorized_keys\n"
+        f"Match User root\n  AuthorizedKeysFile {d / 'root_keys'}\n"
+    )
+    os.makedirs("/run/sshd", exist_ok=True)
+    with open(d / "sshd.log", "w") as log:
+        proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
+                                stderr=log)  # fmt: skip
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    host_key = (d / "host.pub").read_text().split()
+    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+    yield port, str(d / "known_hosts"), str(d / "client"), (d / "team.pub").read_text().strip()
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def cleanup(prefix: str, settings: accounts.Settings) -> None:
+    """Remove every user, home, role and schema with `prefix`, and the test databases."""
+    for line in Path("/etc/passwd").read_text().splitlines():
+        user = line.split(":")[0]
+        if user.startswith(prefix):
+            subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+            subprocess.run(["userdel", "-r", user], capture_output=True)
+    with psycopg.connect(ADMIN + "postgres", autocommit=True) as conn:
+        for db in (settings.workshop_db, settings.game_db):
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        for (role,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
+                                    (prefix + "%",)).fetchall():  # fmt: skip
+            conn.execute(f'DROP ROLE "{role}"')
+
+
+@pytest.fixture
+def setup(tmp_path, sshd):
+    """Settings for a provisioning run with a fresh prefix, databases, game and registry."""
+    port, known_hosts, _, team_key = sshd
+    tag = uuid.uuid4().hex[:6]
+    prefix = f"gst{tag[:4]}-"
+    game_url = f"sqlite:///{tmp_path / 'game.sqlite'}"
+    game_cmd = [sys.executable, "-m", "game_server", "--db", game_url]
+    subprocess.run([*game_cmd, "init"], check=True, capture_output=True)
+    settings = accounts.Settings(
+        prefix=prefix, registry=str(tmp_path / "state" / "accounts.json"),
+        handout_dir=str(tmp_path / "handout"), api_ports=(19000, 19099),
+        jupyter_ports=(19500, 19599), psql_admin=PSQL_ADMIN, workshop_db=f"gs_test_ws_{tag}",
+        game_db=f"gs_test_game_{tag}", game_cmd=game_cmd, ssh_port=port, known_hosts=known_hosts,
+    )  # fmt: skip
+    with psycopg.connect(ADMIN + "postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{settings.game_db}"')
+    roster = tmp_path / "roster.csv"
+    roster.write_text(ROSTER.format(key=team_key))
+    try:
+        yield settings, str(roster)
+    finally:
+        cleanup(prefix, settings)
+
+
+def snapshot(settings: accounts.Settings) -> tuple:
+    """What a second run must not change: /etc/passwd, /etc/shadow, registry, roles."""
+    with psycopg.connect(ADMIN + "postgres") as conn:
+        roles = conn.execute("SELECT rolname, rolpassword FROM pg_authid ORDER BY 1").fetchall()
+    return (Path("/etc/passwd").read_text(), Path("/etc/shadow").read_text(),
+            Path(settings.registry).read_text(), roles)  # fmt: skip
+
+
+def game_teams(settings) -> dict:
+    """The game's teams, name -> active."""
+    out = subprocess.run([*settings.game_cmd, "teams", "list", "--json"], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    return {t["name"]: t["active"] for t in json.loads(out)}
+
+
+def ssh_as(port, known_hosts, user, password, command="id -un") -> str:
+    """Log in as `user` with its password and run `command`; its output."""
+    client = paramiko.SSHClient()
+    client.load_host_keys(known_hosts)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect("127.0.0.1", port, user, password=password, allow_agent=False,
+                   look_for_keys=False, timeout=10)  # fmt: skip
+    try:
+        return client.exec_command(command, timeout=10)[1].read().decode().strip()
+    finally:
+        client.close()
+
+
+def provision_and_remove(ex, settings, roster, sshd):
+    """The whole life of two teams through executor `ex`, checked step by step."""
+    port, known_hosts, _, team_key = sshd
+    lines = []
+    accounts.create(ex, settings, roster, echo=lines.append)
+    assert len(lines) == 3 and "create user" in lines[0] and "register in game" in lines[1]
+    assert accounts.check(ex, settings, echo=lines.append), lines
+    teams = handout.load(settings.handout_dir)
+    assert set(teams) == {"Red Team", "Blue"}
+    assert Path(settings.handout_dir, "handout.json").stat().st_mode & 0o777 == 0o600
+    assert Path(settings.handout_dir, "handout.html").stat().st_mode & 0o777 == 0o600
+    assert Path(settings.registry).stat().st_mode & 0o777 == 0o600
+    red, blue = teams["Red Team"], teams["Blue"]
+    for team in (red, blue):
+        user, home = team["user"], Path("/home") / team["user"]
+        assert ssh_as(port, known_hosts, user, team["password"]) == user
+        assert home.stat().st_mode & 0o777 == 0o700
+        env = (home / "participant_starter" / ".env").read_text()
+        assert f"PORT={team['api_port']}\n" in env and f"TEAM_TOKEN={team['token']}\n" in env
+        assert f"DATABASE_URL={team['database_url']}\n" in env
+        assert (home / "participant_starter" / ".env").stat().st_mode & 0o777 == 0o600
+        assert (home / "participant_starter" / "data" / "train_data.csv").stat().st_size > 1000
+        assert "sudo" not in subprocess.run(["id", "-Gn", user], capture_output=True,
+                                            text=True).stdout  # fmt: skip
+    assert (
+        Path("/home") / blue["user"] / ".ssh" / "authorized_keys"
+    ).read_text() == team_key + "\n"
+    assert red["api_port"] != blue["api_port"] and red["jupyter_port"] != blue["jupyter_port"]
+    assert game_teams(settings) == {"Red Team": True, "Blue": True}
+
+    before, handout_before = snapshot(settings), handout.load(settings.handout_dir)
+    lines.clear()
+    accounts.create(ex, settings, roster, echo=lines.append)
+    assert lines[:2] == [
+        f"{red['user']} (Red Team): unchanged",
+        f"{blue['user']} (Blue): unchanged",
+    ]
+    assert snapshot(settings) == before and handout.load(settings.handout_dir) == handout_before
+
+    Path(roster).write_text(Path(roster).read_text() + "Green,,\n")  # a new team: only it is added
+    lines.clear()
+    accounts.create(ex, settings, roster, dry_run=True, echo=lines.append)
+    assert lines[2].startswith("would: ") and lines[:2] == [
+        f"{red['user']} (Red Team): unchanged", f"{blue['user']} (Blue): unchanged"
+    ]  # fmt: skip
+    assert snapshot(settings) == before  # a dry run changes nothing
+
+    lines.clear()
+    accounts.delete(ex, settings, None, echo=lines.append)
+    assert accounts.list_teams(ex, settings) == [] and game_teams(settings) == {
+        "Red Team": False, "Blue": False}  # fmt: skip
+    passwd = Path("/etc/passwd").read_text()
+    assert settings.prefix not in passwd
+    assert not list(Path("/home").glob(settings.prefix + "*"))
+    with psycopg.connect(ADMIN + settings.workshop_db) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname LIKE %s",
+                            (settings.prefix + "%",)).fetchone()[0] == 0  # fmt: skip
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE %s",
+                            (settings.prefix + "%",)).fetchone()[0] == 0  # fmt: skip
+    assert handout.load(settings.handout_dir) == {}
+
+
+@pytest.mark.ssh
+@pytest.mark.slow
+def test_provisioning_over_ssh(setup, sshd):
+    settings, roster = setup
+    port, known_hosts, client_key, _ = sshd
+    with SSHExecutor("127.0.0.1", "root", port, key_path=client_key,
+                     known_hosts=known_hosts) as ex:  # fmt: skip
+        provision_and_remove(ex, settings, roster, sshd)
+
+
+@pytest.mark.ssh
+@pytest.mark.slow
+def test_provisioning_locally(setup, sshd):
+    settings, roster = setup
+    provision_and_remove(LocalExecutor(), settings, roster, sshd)
+
+
+@pytest.mark.ssh
+def test_unknown_or_changed_host_key_is_refused(tmp_path, sshd):
+    port, _, client_key, _ = sshd
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(ExecError, match="is not in .*refusing an unknown host key"):
+        SSHExecutor("127.0.0.1", "root", port, key_path=client_key, known_hosts=str(empty))
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    kind, key = (tmp_path / "other.pub").read_text().split()[:2]
+    empty.write_text(f"[127.0.0.1]:{port} {kind} {key}\n")
+    with pytest.raises(ExecError, match="does not match"):
+        SSHExecutor("127.0.0.1", "root", port, key_path=client_key, known_hosts=str(empty))
+    fresh = tmp_path / "fresh_known_hosts"  # explicit opt-in: accepted and recorded
+    with SSHExecutor("127.0.0.1", "root", port, key_path=client_key, known_hosts=str(fresh),
+                     accept_new_host_key=True) as ex:  # fmt: skip
+        assert ex.run(["id", "-un"])[1].strip() == "root"
+        rc, _, err = ex.run(["sh", "-c", "echo oops >&2; exit 7"], check=False)
+        assert (rc, err.strip()) == (7, "oops")
+        with pytest.raises(ExecError, match=r"exit 7\): oops"):
+            ex.run(["sh", "-c", "echo oops >&2; exit 7"])
+        assert ex.run(["printf", "%s", "a b; $(x)"])[1] == "a b; $(x)"  # quoted, not a shell
+    assert f"[127.0.0.1]:{port}" in fresh.read_text()
+
+
+def test_bad_roster_changes_nothing(setup):
+    settings, roster = setup
+    Path(roster).write_text("name\nRed\nred\nroot;x\n" + "y" * 40 + "\n")
+    before = Path("/etc/passwd").read_text()
+    with pytest.raises(accounts.AccountsError) as err:
+        accounts.create(LocalExecutor(), settings, roster)
+    assert len(str(err.value).splitlines()) == 3
+    assert Path("/etc/passwd").read_text() == before
+    assert not Path(settings.registry).exists()
+    assert not Path(settings.handout_dir).exists()
+    with psycopg.connect(ADMIN + "postgres") as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
+                            (settings.workshop_db,)).fetchone()[0] == 0  # fmt: skip
+
+
+def test_delete_refuses_users_not_in_the_registry(setup):
+    settings, _ = setup
+    with pytest.raises(accounts.AccountsError, match="not in the provisioning registry"):
+        accounts.delete(LocalExecutor(), settings, ["root"])
+    assert Path("/etc/passwd").read_text().startswith("root:")
+
+
+def test_cli_reports_every_bad_row_and_refuses_both_names_and_all(tmp_path):
+    from click.testing import CliRunner
+
+    from game_server.cli import main
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name\nRed\nRED\nx;y\n")
+    args = ["--registry", str(tmp_path / "reg.json"), "--handout-dir", str(tmp_path / "h"),
+            "--prefix", "gstcli-", "--no-game"]  # fmt: skip
+    result = CliRunner().invoke(main, ["users", "create", str(roster), *args])
+    assert result.exit_code == 1
+    assert f"{roster}:3: duplicate team name 'RED'" in result.output
+    assert f"{roster}:4: bad team name 'x;y'" in result.output
+    assert not (tmp_path / "reg.json").exists() and not (tmp_path / "h").exists()
+    result = CliRunner().invoke(main, ["users", "delete", "--all", "Red", *args])
+    assert result.exit_code == 2 and "give team names or --all" in result.output
