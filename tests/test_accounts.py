@@ -110,11 +110,22 @@ def setup(tmp_path, sshd):
 
 
 def snapshot(settings: accounts.Settings) -> tuple:
-    """What a second run must not change: /etc/passwd, /etc/shadow, registry, roles."""
+    """What a second run must not change: this test's users, passwords, registry and roles.
+
+    Only the lines and roles with this test's prefix: other test runs on the same machine
+    may add and remove their own users at the same time.
+    """
     with psycopg.connect(ADMIN + "postgres") as conn:
-        roles = conn.execute("SELECT rolname, rolpassword FROM pg_authid ORDER BY 1").fetchall()
-    return (Path("/etc/passwd").read_text(), Path("/etc/shadow").read_text(),
-            Path(settings.registry).read_text(), roles)  # fmt: skip
+        roles = conn.execute(
+            "SELECT rolname, rolpassword FROM pg_authid WHERE rolname LIKE %s ORDER BY 1",
+            (settings.prefix + "%",),
+        ).fetchall()
+
+    def ours(path: str) -> list[str]:
+        return [line for line in Path(path).read_text().splitlines()
+                if line.startswith(settings.prefix)]  # fmt: skip
+
+    return (ours("/etc/passwd"), ours("/etc/shadow"), Path(settings.registry).read_text(), roles)
 
 
 def game_teams(settings) -> dict:
@@ -168,6 +179,7 @@ def provision_and_remove(ex, settings, roster, sshd):
     assert game_teams(settings) == {"Red Team": True, "Blue": True}
 
     before, handout_before = snapshot(settings), handout.load(settings.handout_dir)
+    assert len(before[0]) == len(before[1]) == len(before[3]) == 2  # both teams are in it
     lines.clear()
     accounts.create(ex, settings, roster, echo=lines.append)
     assert lines[:2] == [
