@@ -56,6 +56,7 @@ class Settings:
     db_port: int = 5432
     workshop_db: str = "workshop"
     game_db: str = "game"
+    game_role: str = "game_server"
     game_url: str = "http://127.0.0.1:8000"
     game_cmd: list[str] | None = field(default_factory=lambda: ["game-server"])
     game_db_url: str | None = None  # passed on stdin (it may hold a password), not in argv
@@ -212,7 +213,7 @@ def db_state(ex, settings: Settings) -> dict:
 
 
 def apply_init_sql(ex, settings: Settings) -> None:
-    """Apply the shared init SQL (database, base role, hardening; idempotent)."""
+    """Apply the shared init SQL (databases, game role, base role, hardening; idempotent)."""
     argv = [
         *settings.psql("postgres"),
         "-q",
@@ -220,6 +221,8 @@ def apply_init_sql(ex, settings: Settings) -> None:
         f"workshop_db={settings.workshop_db}",
         "-v",
         f"game_db={settings.game_db}",
+        "-v",
+        f"game_role={settings.game_role}",
     ]
     ex.run(argv, stdin=INIT_SQL.read_text(), root=False)
     log.info("applied shared init sql workshop_db=%s", settings.workshop_db)

@@ -82,6 +82,7 @@ def cleanup(prefix: str, settings: accounts.Settings) -> None:
         for (role,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
                                     (prefix + "%",)).fetchall():  # fmt: skip
             conn.execute(f'DROP ROLE "{role}"')
+        conn.execute(f'DROP ROLE IF EXISTS "{settings.game_role}"')
 
 
 @pytest.fixture
@@ -97,7 +98,8 @@ def setup(tmp_path, sshd):
         prefix=prefix, registry=str(tmp_path / "state" / "accounts.json"),
         handout_dir=str(tmp_path / "handout"), api_ports=(19000, 19099),
         jupyter_ports=(19500, 19599), psql_admin=PSQL_ADMIN, workshop_db=f"gs_test_ws_{tag}",
-        game_db=f"gs_test_game_{tag}", game_cmd=game_cmd, ssh_port=port, known_hosts=known_hosts,
+        game_db=f"gs_test_game_{tag}", game_role=f"gs_test_gr_{tag}", game_cmd=game_cmd,
+        ssh_port=port, known_hosts=known_hosts,
     )  # fmt: skip
     with psycopg.connect(ADMIN + "postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{settings.game_db}"')
