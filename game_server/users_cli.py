@@ -109,7 +109,9 @@ def _settings(obj, target, kw, known_hosts) -> accounts.Settings:
 @click.command("create")
 @click.argument("roster", type=click.Path(exists=True, dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
-@click.option("--rotate", is_flag=True, help="Set new Linux and database passwords.")
+@click.option(
+    "--rotate", is_flag=True, help="Set new Linux and database passwords and game tokens."
+)
 @click.option("--no-check", is_flag=True, help="Skip the check after provisioning.")
 @click.option("--api-ports", default="9000-9499", show_default=True, callback=_span)
 @click.option("--jupyter-ports", default="9500-9999", show_default=True, callback=_span)
