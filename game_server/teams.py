@@ -1,4 +1,4 @@
-"""The team registry: add, list and disable teams; their tokens.
+"""The team registry: add, list, disable and enable teams; their tokens (issued, rotated).
 
 A team token is `secrets.token_urlsafe(32)` (256 random bits), shown once at registration
 and stored only as its SHA-256 hex digest. A fast hash is right for a high-entropy token
@@ -105,6 +105,22 @@ def set_active(engine: sa.Engine, name: str, active: bool) -> None:
     if not done:
         raise TeamError(f"no team called {name!r}")
     log.info("team %s team=%s", "enabled" if active else "disabled", name)
+
+
+def rotate_token(engine: sa.Engine, name: str) -> str:
+    """Give team `name` a new token (the old one stops working); returns it, seen only now."""
+    token = secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        storage.game_row(conn)
+        done = conn.execute(
+            storage.teams.update()
+            .where(storage.teams.c.name == name)
+            .values(token_hash=hash_token(token))
+        ).rowcount
+    if not done:
+        raise TeamError(f"no team called {name!r}")
+    log.info("team token rotated team=%s", name)
+    return token
 
 
 def active_teams(conn: sa.Connection) -> list[sa.RowMapping]:

@@ -5,7 +5,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from engine_helpers import fast_game, peeking
+from engine_helpers import fast_game, peeking, play
 from team_apis import TeamAPIs, hang, json_answer
 
 from game_server import control, game, storage, teams
@@ -18,24 +18,6 @@ def apis():
     servers = TeamAPIs()
     yield servers
     servers.close()
-
-
-async def play(g: game.Game, engine, until: str = "finished", limit: float = 15.0, during=None):
-    """Run the loop until the game reaches state `until` (or `limit` s), then stop it."""
-    task = asyncio.create_task(g.run())
-    start = time.monotonic()
-    try:
-        while time.monotonic() - start < limit:
-            await asyncio.sleep(0.1)
-            if during is not None:
-                await during(time.monotonic() - start)
-            with engine.connect() as conn:
-                if storage.game_row(conn)["state"] == until:
-                    break
-            assert not task.done(), task.exception()
-    finally:
-        g.stop()
-        await task
 
 
 def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
