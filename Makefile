@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean bench-customer
+.PHONY: install demo test lint pytest clean bench-customer figures slides
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ test: lint pytest
 bench-customer: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/customer_bench.py
+
+# The deck's figures (committed in slides/figures/) and the static deck in slides/build/.
+figures: $(STAMP)
+	$(BIN)/python scripts/figures.py
+	$(BIN)/python scripts/population_shift.py
+
+slides: $(STAMP)
+	@command -v npm >/dev/null || { echo "make slides: npm is not installed (Node.js 18+; Debian: apt-get install npm)"; exit 1; }
+	$(BIN)/python scripts/build_slides.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
