@@ -1,0 +1,166 @@
+"""Benchmark the game loop's storage path: `game.DbWriter` (sent, then scored rounds).
+
+Synthetic rounds of 100 results each (no HTTP: the customer's benchmark measures that),
+written the way the game loop writes them: each round's request committed as `sent`, then
+its scored results, totals and status in the batched transaction of the writer thread.
+
+    .venv/bin/python bench/bench_storage.py [--db URL] [--teams 100] [--seconds 10]
+
+Prints the sustained rate (as many rounds in flight as `--in-flight`) and the latency of
+one round's two writes at the workshop's peak rate (30 rounds/s).
+"""
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from game_server import storage, teams
+from game_server.customer import Result
+from game_server.game import DbWriter
+
+
+@contextlib.contextmanager
+def scratch_database(url: str | None, tmp: str):
+    """A temporary SQLite file, or a scratch database created (and dropped) on `url`'s server."""
+    if url is None or url.startswith("sqlite"):
+        yield f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
+        return
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def setup(url: str, n_teams: int):
+    """A fresh game database with `n_teams` teams and one phase."""
+    engine = storage.make_engine(url)
+    storage.init_db(engine)
+    with engine.begin() as conn:
+        storage.configure_game(
+            conn,
+            "bench",
+            "-",
+            {},
+            [
+                {
+                    "name": "p",
+                    "kind": "peak",
+                    "duration": 1e6,
+                    "rate": 30.0,
+                    "burst": 1,
+                    "description": "",
+                }
+            ],
+        )
+    for i in range(n_teams):
+        teams.add_team(engine, f"team{i:03d}", f"http://127.0.0.1:{9000 + i}/predict")
+    return engine
+
+
+def round_of(seq: int, n_teams: int):
+    """A request row and its scored results (a mix of outcomes)."""
+    now = time.time()
+    row = {
+        "seq": seq,
+        "request_id": f"b-{seq:07d}",
+        "phase_index": 0,
+        "features": {"age": 41, "income": 52000.0, "region": "north", "loan_amount": 12000},
+        "oddities": [],
+        "label": seq % 2,
+        "p_default": 0.3,
+        "oracle_points": 0.7,
+        "baseline_points": 0.7,
+        "sent_at": now,
+        "label_visible_at": now + 60,
+    }
+    results = []
+    for t in range(1, n_teams + 1):
+        kind = (seq + t) % 10
+        if kind < 6:
+            results.append(Result(t, "correct", None, 1, 1, 3.0, 200, None))
+        elif kind < 9:
+            results.append(Result(t, "wrong", None, 0, 0, 3.0, 200, None))
+        else:
+            results.append(Result(t, "failed", "timeout", None, -1, 1000.0, None, None))
+    return row, results
+
+
+async def one_round(writer: DbWriter, seq: int, n_teams: int) -> float:
+    """Both writes of one round; seconds taken."""
+    row, results = round_of(seq, n_teams)
+    start = time.perf_counter()
+    await writer.sent(row)
+    await writer.scored((seq, 0, 0.7, 0.7, results))
+    return time.perf_counter() - start
+
+
+async def measure(engine, n_teams: int, seconds: float, in_flight: int) -> dict:
+    """Sustained results/s with `in_flight` concurrent rounds; latency at 30 rounds/s."""
+    writer = DbWriter(engine)
+    writer.start()
+    seq = 0
+
+    def next_seq():
+        nonlocal seq
+        seq += 1
+        return seq
+
+    async def worker(end):
+        while time.perf_counter() < end:
+            await one_round(writer, next_seq(), n_teams)
+
+    start = time.perf_counter()
+    first = seq
+    await asyncio.gather(*(worker(start + seconds) for _ in range(in_flight)))
+    rate = (seq - first) * n_teams / (time.perf_counter() - start)
+
+    latencies = []
+    tasks = []
+    for _ in range(int(30 * seconds)):
+        tasks.append(asyncio.create_task(one_round(writer, next_seq(), n_teams)))
+        await asyncio.sleep(1 / 30)
+    latencies = sorted(await asyncio.gather(*tasks))
+    await writer.close()
+    return {
+        "results_per_s": rate,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p95_ms": latencies[int(0.95 * len(latencies))] * 1000,
+    }
+
+
+def main() -> None:
+    """Run on the given database, or on a temporary SQLite file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--db", default=None, help="database URL (default: a temporary SQLite file)"
+    )
+    parser.add_argument("--teams", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--in-flight", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(args.db, tmp) as url:
+        engine = setup(url, args.teams)
+        numbers = asyncio.run(measure(engine, args.teams, args.seconds, args.in_flight))
+        engine.dispose()
+    print(
+        f"{engine.dialect.name}: {numbers['results_per_s']:,.0f} results/s sustained "
+        f"({args.in_flight} rounds in flight, {args.teams} teams); at 30 rounds/s one round's "
+        f"two writes take {numbers['p50_ms']:.1f} ms median, {numbers['p95_ms']:.1f} ms p95"
+    )
+
+
+if __name__ == "__main__":
+    main()
