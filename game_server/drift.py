@@ -29,6 +29,7 @@ DISTANCE_THRESHOLD = 0.1
 NUMERIC_MIN_UNIQUE = 6  # with 5 distinct values or fewer a numeric feature is categorical
 NUMERIC_BINS = 20
 PSI_BINS = 10
+DISCRETE_MAX = 25  # whole numbers with at most this many values get one bar per value
 EPS = 1e-4  # share given to an empty bin (PSI and Jensen-Shannon)
 OTHER = "(unknown)"  # categories never seen in the reference
 
@@ -105,7 +106,21 @@ def psi_numeric(ref: np.ndarray, cur: np.ndarray) -> float | None:
 
 
 def numeric_bins(ref: np.ndarray, cur: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Equal-width bins over the reference's 1st..99th percentile, plus under/overflow bins."""
+    """Bars per value for small whole numbers (a loan term, a count), else equal-width bins
+    over the reference's 1st..99th percentile plus under/overflow bins."""
+    values = np.unique(ref)
+    if len(values) <= DISCRETE_MAX and np.all(values == np.round(values)):
+        labels = [_num(v) for v in values] + [OTHER]
+        index = {v: i for i, v in enumerate(values)}
+
+        def per_value(x: np.ndarray) -> np.ndarray:
+            idx = [index.get(v, len(values)) for v in x]
+            return np.bincount(np.asarray(idx, dtype=int), minlength=len(labels)).astype(float)
+
+        ref_counts, cur_counts = per_value(ref), per_value(cur)
+        if cur_counts[-1] == 0:  # no unseen value: no "(unknown)" bar
+            return labels[:-1], ref_counts[:-1], cur_counts[:-1]
+        return labels, ref_counts, cur_counts
     lo, hi = (float(x) for x in np.quantile(ref, [0.01, 0.99])) if len(ref) else (0.0, 1.0)
     if hi <= lo:
         hi = lo + 1.0
