@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import plotly
+import sqlalchemy as sa
 from flask import Blueprint, current_app, redirect, render_template, send_file, send_from_directory
 
 from game_server import storage
@@ -24,13 +25,13 @@ SLIDES_MISSING = "the slides are not built: run `make slides` (or set GAME_SLIDE
 @pages.app_context_processor
 def page_globals() -> dict:
     """Values every template uses."""
-    return {"plotly_version": plotly.__version__}
+    return {"plotly_version": plotly.__version__, "game_name": game_name()}
 
 
 @pages.get("/")
 def leaderboard():
     """The live leaderboard (for the projector)."""
-    return render_template("leaderboard.html", game_name=game_name())
+    return render_template("leaderboard.html")
 
 
 @pages.get("/teams/<name>")
@@ -40,13 +41,13 @@ def team(name: str):
         row = storage.team_by_name(conn, name)
     if row is None:
         return render_template("not_found.html", what=f"no team called {name!r}"), 404
-    return render_template("team.html", team=row["name"], game_name=game_name())
+    return render_template("team.html", team=row["name"])
 
 
 @pages.get("/monitoring")
 def monitoring():
     """Feature distributions of recent requests against the training data, with drift."""
-    return render_template("monitoring.html", game_name=game_name())
+    return render_template("monitoring.html")
 
 
 @pages.get("/static/vendor/plotly.min.js")
@@ -60,8 +61,8 @@ def game_name() -> str:
     try:
         with engine().connect() as conn:
             return storage.game_row(conn)["name"]
-    except storage.NotInitialised:
-        return ""
+    except (storage.NotInitialised, sa.exc.SQLAlchemyError):
+        return ""  # the page still loads; its polls show what is wrong
 
 
 def slides_dir() -> Path:
