@@ -152,10 +152,10 @@ class DbWriter:
                         len(sent),
                         len(scored),
                         attempt + 1,
-                        str(exc).splitlines()[0],
+                        first_line(exc),
                     )
                     for *_, fut in items:
-                        self._resolve(fut, error=StoreFailed(str(exc).splitlines()[0]))
+                        self._resolve(fut, error=StoreFailed(first_line(exc)))
                     return
                 log.warning("db batch retry attempt=%d error=%s", attempt + 1, exc)
                 time.sleep(pause)
@@ -168,6 +168,11 @@ class DbWriter:
         )
         for *_, fut in items:
             self._resolve(fut)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when the message is empty)."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _round1(value: float | None) -> float | None:
@@ -458,24 +463,37 @@ class Game:
         """Follow the game row; heartbeat, checkpoint and re-read the teams every second."""
         last_beat = 0.0
         while True:
-            now = time.monotonic()
-            if now - last_beat >= HEARTBEAT_SECONDS:
-                last_beat = now
-                row, targets, held = await self.writer.call(self._heartbeat, True)
-                if not held:
-                    log.error("game loop lost its lease owner=%s; stopping", self.owner)
-                    self.stop()
-                    return
-                if targets != self.targets:
-                    log.info("active teams changed count=%d", len(targets))
-                    self.targets = targets
-            else:
-                row = await self.writer.call(self._read)
-            self._follow(row)
+            try:
+                now = time.monotonic()
+                if now - last_beat >= HEARTBEAT_SECONDS:
+                    last_beat = now
+                    row, targets, held = await self.writer.call(self._heartbeat, True)
+                    if not held:
+                        log.error("game loop lost its lease owner=%s; stopping", self.owner)
+                        self.stop()
+                        return
+                    if targets != self.targets:
+                        log.info("active teams changed count=%d", len(targets))
+                        self.targets = targets
+                else:
+                    row = await self.writer.call(self._read)
+                self._follow(row)
+            except Exception as exc:  # a database hiccup must not end the game
+                log.error("reading the game row failed error=%s", first_line(exc))
+                await asyncio.sleep(1.0)
             await asyncio.sleep(self.poll_seconds)
 
     async def _schedule(self) -> None:
         """Start rounds open-loop: `burst` rounds every burst/rate seconds while running."""
+        while True:
+            try:
+                await self._schedule_rounds()
+            except Exception as exc:  # a database hiccup must not end the game
+                log.error("scheduler failed error=%s; restarting it", first_line(exc))
+                await asyncio.sleep(1.0)
+
+    async def _schedule_rounds(self) -> None:
+        """The scheduler's loop (see `_schedule`)."""
         loop = asyncio.get_running_loop()
         next_due: float | None = None
         last_sample = time.monotonic()
