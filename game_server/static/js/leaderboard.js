@@ -98,11 +98,13 @@
     document.getElementById("frozen").hidden = !frozen;
   }
 
-  Game.poll("leaderboard", function () { return "/api/leaderboard"; }, 1000, function (data) {
-    if (!data) return;
+  function render(data) {
     showGame(data.game, data.frozen);
     showBoard(data);
     window.__boardUpdates += 1;
+  }
+  Game.poll("leaderboard", function () { return "/api/leaderboard"; }, 1000, function (data) {
+    if (data) render(data);
   });
 
   function drawChart(h) {
@@ -131,4 +133,7 @@
     if (h) drawChart(h);
   });
   Game.onThemeChange(function () { if (lastHistory) drawChart(lastHistory); });
+  // The page's update functions, for the memory test and benchmark (hundreds of updates
+  // in seconds instead of minutes of polling).
+  window.gameBoard = { render: render, drawChart: drawChart };
 })();
