@@ -29,7 +29,8 @@ def game(db_url):
 @pytest.fixture
 def app(game, db_url):
     """The app on the game's database, with an instructor token."""
-    return create_app({"DATABASE_URL": db_url, "TESTING": True, "ADMIN_TOKEN": ADMIN})
+    config = {"DATABASE_URL": db_url, "TESTING": True, "ADMIN_TOKEN": ADMIN}
+    return create_app({**config, "LIVE_CACHE_SECONDS": 0})
 
 
 @pytest.fixture
@@ -112,6 +113,15 @@ def test_etag_gives_304_until_something_changes(client, game):
     changed = client.get("/api/leaderboard", headers={"If-None-Match": board.headers["ETag"]})
     assert changed.status_code == 200
     assert changed.get_json()["teams"][0]["points"] == 4
+
+
+def test_leaderboard_is_cached_briefly(client, game):
+    client.application.config["LIVE_CACHE_SECONDS"] = 60
+    before = client.get("/api/leaderboard").get_json()["teams"][0]["points"]
+    store_results(game[0], {"red": "correct"})
+    assert client.get("/api/leaderboard").get_json()["teams"][0]["points"] == before
+    client.application.config["LIVE_CACHE_SECONDS"] = 0
+    assert client.get("/api/leaderboard").get_json()["teams"][0]["points"] == before + 1
 
 
 def test_history_is_downsampled_and_ends_at_the_live_totals(client, game):

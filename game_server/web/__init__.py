@@ -46,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         SECRET_KEY=None,
         SLIDES_DIR=None,
         MONITORING_CACHE_SECONDS=5.0,
+        LIVE_CACHE_SECONDS=0.5,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
     )

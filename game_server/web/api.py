@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify, request
 from game_server import storage, teams
 from game_server.web import engine
 from game_server.web.auth import bearer_token
+from game_server.web.cache import cached_json
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,12 @@ def health():
 @api.get("/leaderboard")
 def leaderboard():
     """The standings (the frozen snapshot while frozen), the clock and the reference."""
-    with engine().connect() as conn:
-        return jsonify(storage.leaderboard(conn))
+
+    def compute() -> dict:
+        with engine().connect() as conn:
+            return storage.leaderboard(conn)
+
+    return cached_json("leaderboard", compute)  # every open page polls this every second
 
 
 @api.get("/teams/<name>/results")

@@ -69,6 +69,11 @@ def history():
                 data["teams"].setdefault(row["name"], []).append([now, row["points"]])
             data["oracle"].append([now, board["reference"]["oracle_points"]])
             data["baseline"].append([now, board["reference"]["baseline_points"]])
+    start = g["started_at"]
+    if start is not None:  # every line starts at 0 when the game starts
+        for line in (*data["teams"].values(), data["oracle"], data["baseline"]):
+            if not line or line[0][0] > start:
+                line.insert(0, [start, 0])
     return jsonify(
         started_at=g["started_at"],
         frozen_at=end,

@@ -80,7 +80,7 @@
     const r = data.reference;
     Game.setText("reference", r.requests
       ? "After " + Game.num(r.requests) + " requests, a perfect model would expect " +
-        Game.num(r.oracle_points, 0) + " points (the oracle) and always answering \u201cno default\u201d " +
+        Game.num(r.oracle_points, 0) + " points (the oracle) and always answering the majority class " +
         Game.num(r.baseline_points, 0) + " (the baseline)." + (r.void ? " " + r.void + " void requests counted for nobody." : "")
       : "");
   }
@@ -119,7 +119,7 @@
     });
     traces.push({ x: x(h.oracle), y: y(h.oracle), name: "oracle (best possible)", mode: "lines",
       line: { dash: "dash", width: 2, color: "#9aa5b8" } });
-    traces.push({ x: x(h.baseline), y: y(h.baseline), name: "baseline (always \u201cno default\u201d)",
+    traces.push({ x: x(h.baseline), y: y(h.baseline), name: "baseline (majority class)",
       mode: "lines", line: { dash: "dot", width: 2, color: "#9aa5b8" } });
     const layout = Game.chartLayout({
       title: { text: "Points over time" + (h.frozen_at ? " (frozen)" : ""), x: 0.01 },
