@@ -6,9 +6,14 @@
   const phaseSelect = document.getElementById("phase");
   const lastSelect = document.getElementById("last");
   let lastData = null;
+  // ?phase=2&last=200 in the page's address preselects (handy for a screenshot).
+  const params = new URLSearchParams(location.search);
+  let wantedPhase = params.get("phase");
+  if (params.get("last")) lastSelect.value = params.get("last");
 
   function url() {
-    return "/api/monitoring?phase=" + encodeURIComponent(phaseSelect.value) +
+    const phase = wantedPhase !== null ? wantedPhase : phaseSelect.value;
+    return "/api/monitoring?phase=" + encodeURIComponent(phase) +
       "&last=" + encodeURIComponent(lastSelect.value);
   }
 
@@ -70,6 +75,7 @@
         phaseSelect.lastChild.value = String(p.index);
       }
     });
+    if (wantedPhase !== null) { phaseSelect.value = wantedPhase; wantedPhase = null; }
     Game.setText("summary", data.n_current
       ? data.drifted + " of " + data.features.length + " features drift, in the last " +
         Game.num(data.n_current) + " requests against the " + data.reference.source +
