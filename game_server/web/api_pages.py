@@ -15,6 +15,7 @@ from game_server import control, storage
 from game_server.web import engine
 from game_server.web.api import BadRequest, api, int_arg
 from game_server.web.auth import admin_token_ok, bearer_token, client
+from game_server.web.cache import cached_json
 from game_server.web.monitoring import Monitor
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,12 @@ def downsample(points: list, limit: int = HISTORY_POINTS) -> list:
 
 @api.get("/history")
 def history():
-    """Points over time per team with the oracle and baseline lines (≤300 points each).
+    """Points over time per team with the oracle and baseline lines (≤300 points each)."""
+    return cached_json("history", history_data)  # every open leaderboard polls this
 
-    While the leaderboard is frozen the chart stops at the freeze, like the standings.
-    """
+
+def history_data() -> dict:
+    """The chart's lines; while the leaderboard is frozen they stop at the freeze."""
     with engine().connect() as conn:
         g = storage.game_row(conn)
         data = storage.history(conn)
@@ -74,13 +77,13 @@ def history():
         for line in (*data["teams"].values(), data["oracle"], data["baseline"]):
             if not line or line[0][0] > start:
                 line.insert(0, [start, 0])
-    return jsonify(
-        started_at=g["started_at"],
-        frozen_at=end,
-        teams={n: downsample(s) for n, s in data["teams"].items()},
-        oracle=downsample(data["oracle"]),
-        baseline=downsample(data["baseline"]),
-    )
+    return {
+        "started_at": g["started_at"],
+        "frozen_at": end,
+        "teams": {n: downsample(s) for n, s in data["teams"].items()},
+        "oracle": downsample(data["oracle"]),
+        "baseline": downsample(data["baseline"]),
+    }
 
 
 @api.get("/teams/<name>")
