@@ -72,7 +72,9 @@ def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
     assert board["good"]["latency_p95"] < 300
     assert {name: t["points"] for name, t in board.items()} == sums
 
-    results = client.get("/api/teams/broken/results?limit=3").get_json()["results"]
+    # body excerpts are private: only with the team's own token
+    auth = {"Authorization": f"Bearer {tokens['broken']}"}
+    results = client.get("/api/teams/broken/results?limit=3", headers=auth).get_json()["results"]
     assert [r["status_code"] for r in results] == [500] * 3 and '"e": 1' in results[0][
         "body_excerpt"
     ]
