@@ -524,6 +524,12 @@ def next_seq(conn: sa.Connection) -> int:
     return (conn.execute(sa.select(sa.func.max(requests.c.seq))).scalar() or 0) + 1
 
 
+def rounds_in_phase(conn: sa.Connection, phase_index: int) -> int:
+    """How many rounds (requests, void ones included) a phase has sent."""
+    query = sa.select(sa.func.count()).where(requests.c.phase_index == phase_index)
+    return conn.execute(query).scalar_one()
+
+
 def store_recent(conn: sa.Connection, rows: Sequence[dict]) -> None:
     """Replace the recent-window snapshot rows of the given teams."""
     if not rows:

@@ -31,7 +31,8 @@ def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
         "broken": teams.add_team(engine, "broken", apis.start(json_answer({"e": 1}, 500)).url),
     }
     control.apply(engine, "start", "tester")
-    asyncio.run(play(game.Game(engine, game_file), engine))
+    the_game = game.Game(engine, game_file)
+    asyncio.run(play(the_game, engine))
 
     with engine.connect() as conn:
         assert storage.game_row(conn)["state"] == "finished"  # both phases ran out by the clock
@@ -54,7 +55,9 @@ def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
             .all()
         )
     n = len(statuses)
-    assert 40 <= n <= 75  # 20 rounds/s for 3 s, open loop
+    # the schedule follows the phase clock: 20 rounds/s for 1.5 s in each phase, exactly
+    # (a loop stalled over a second skips rounds, and counts them)
+    assert n + the_game.skipped == 60 and n >= 40
     assert set(statuses) == {"scored"}
     assert [p["phase_index"] for p in by_phase] == [0, 1] and all(
         p["requests"] > 10 for p in by_phase
@@ -136,3 +139,14 @@ def test_a_second_loop_on_the_same_game_is_refused(sqlite_url):
     game.acquire_lease(engine, "me")
     with engine.connect() as conn:
         assert storage.game_row(conn)["loop_owner"] == "me"
+
+
+def test_rounds_due_follow_the_phase_clock_in_whole_bursts():
+    phase = fast_game().phases[0]  # 20 rounds/s in bursts of 2, for 1.5 s
+    assert (phase.rate, phase.burst, phase.duration) == (20.0, 2, 1.5)
+    assert game.rounds_due(phase, 0.0) == 2  # the first burst at once
+    assert game.rounds_due(phase, 0.0999) == 2
+    assert game.rounds_due(phase, 0.1) == 4
+    assert game.rounds_due(phase, 1.0) == 22
+    assert game.rounds_due(phase, 1.49) == 30  # never more than rate x duration
+    assert game.rounds_due(phase, 99.0) == 30
