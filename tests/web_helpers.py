@@ -18,26 +18,13 @@ def make_game(url: str, names=("red", "blue"), start: bool = True, xss: bool = F
         n: teams.add_team(engine, n, f"http://127.0.0.1:{9001 + i}/predict", resolve=False)
         for i, n in enumerate(names)
     }
-    if xss:
-        add_raw_team(engine, XSS_NAME, 9100)
+    if xss:  # a legal team name: the pages must show it as text
+        tokens[XSS_NAME] = teams.add_team(
+            engine, XSS_NAME, "http://127.0.0.1:9100/predict", resolve=False
+        )
     if start:
         control.apply(engine, "start", "tester")
     return engine, tokens
-
-
-def add_raw_team(engine: sa.Engine, name: str, port: int) -> None:
-    """A team row written directly: the registry refuses such names, the pages must cope."""
-    with engine.begin() as conn:
-        conn.execute(
-            storage.teams.insert().values(
-                name=name,
-                url=f"http://127.0.0.1:{port}/predict",
-                protocol="native",
-                token_hash=teams.hash_token(f"raw-{port}"),
-                active=True,
-                created_at=time.time(),
-            )
-        )
 
 
 def team_ids(engine: sa.Engine) -> dict[str, int]:
