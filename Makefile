@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean bench-customer bench-starter figures slides
+.PHONY: install demo test lint pytest clean bench-customer bench-starter bench-leaderboard figures slides
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: lint pytest
 bench-customer: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/customer_bench.py
+
+# The leaderboard's benchmark (loopback only, about two minutes; needs Debian's `wrk` and
+# `chromium`); writes the Leaderboard section of docs/PERFORMANCE.md.
+bench-leaderboard: $(STAMP)
+	$(BIN)/python bench/leaderboard_bench.py
 
 # The deck's figures (committed in slides/figures/) and the static deck in slides/build/.
 figures: $(STAMP)

@@ -56,6 +56,7 @@ class Settings:
     db_port: int = 5432
     workshop_db: str = "workshop"
     game_db: str = "game"
+    game_role: str = "game_server"
     game_url: str = "http://127.0.0.1:8000"
     game_cmd: list[str] | None = field(default_factory=lambda: ["game-server"])
     game_db_url: str | None = None  # passed on stdin (it may hold a password), not in argv
@@ -212,7 +213,7 @@ def db_state(ex, settings: Settings) -> dict:
 
 
 def apply_init_sql(ex, settings: Settings) -> None:
-    """Apply the shared init SQL (database, base role, hardening; idempotent)."""
+    """Apply the shared init SQL (databases, game role, base role, hardening; idempotent)."""
     argv = [
         *settings.psql("postgres"),
         "-q",
@@ -220,7 +221,13 @@ def apply_init_sql(ex, settings: Settings) -> None:
         f"workshop_db={settings.workshop_db}",
         "-v",
         f"game_db={settings.game_db}",
+        "-v",
+        f"game_role={settings.game_role}",
     ]
+    if not INIT_SQL.is_file():
+        raise AccountsError(
+            f"no init SQL at {INIT_SQL}: run `users` from a checkout (make install)"
+        )
     ex.run(argv, stdin=INIT_SQL.read_text(), root=False)
     log.info("applied shared init sql workshop_db=%s", settings.workshop_db)
 
@@ -237,15 +244,22 @@ def game_teams(ex, settings: Settings) -> dict[str, bool]:
         raise AccountsError(f"`teams list --json` gave no team list: {exc}") from None
 
 
+def game_token(ex, settings: Settings, *args: str) -> str:
+    """Run `game-server teams <args> --json` (add, token) on the server; the token it prints."""
+    argv, stdin = settings.game("teams", *args, "--json")
+    _, out, _ = ex.run(argv, stdin=stdin)
+    try:
+        token = json.loads(out)["token"]
+    except (ValueError, KeyError, TypeError):
+        token = None
+    if not isinstance(token, str) or not token:
+        raise AccountsError(f"`teams {args[0]} {args[1]}` printed no token: {out.strip()[:200]}")
+    return token
+
+
 def register_in_game(ex, settings: Settings, name: str, api_port: int) -> str:
     """Register team `name` in the game with its predict URL; its token."""
-    url = f"http://127.0.0.1:{api_port}/predict"
-    argv, stdin = settings.game("teams", "add", name, "--url", url)
-    _, out, _ = ex.run(argv, stdin=stdin)
-    token = out.strip().rpartition(": ")[2]
-    if not token or " " in token:
-        raise AccountsError(f"`teams add {name}` printed no token: {out.strip()[:200]}")
-    return token
+    return game_token(ex, settings, "add", name, "--url", f"http://127.0.0.1:{api_port}/predict")
 
 
 # ---- the plan ----
@@ -345,10 +359,9 @@ def make_plan(ex, settings: Settings, roster_path: str) -> tuple[list[TeamPlan],
         if team.user in db["role"] and settings.rotate:
             secret["db_password"] = secrets.token_urlsafe(18)
             plan.steps.append("set database password")
-        if settings.game_cmd and team.name not in in_game:
-            plan.steps.append("register in game")
-        elif settings.game_cmd and not in_game[team.name]:
-            plan.notes.append("disabled in the game")
+        if settings.game_cmd:
+            plan_game_steps(plan, settings, in_game, new=not registry.get(team.name),
+                            env_present=f"{home}/{STARTER_DIR_NAME}/.env" in present)  # fmt: skip
         if f"{home}/{STARTER_DIR_NAME}" not in present:
             plan.steps.append("copy starter")
         if f"{home}/{STARTER_DIR_NAME}/.env" not in present or plan.steps:
@@ -356,6 +369,23 @@ def make_plan(ex, settings: Settings, roster_path: str) -> tuple[list[TeamPlan],
         plans.append(plan)
     context = {"registry": registry, "users": users, "db": db, "kept": kept, "in_game": in_game}
     return plans, context
+
+
+def plan_game_steps(
+    plan: TeamPlan, settings: Settings, in_game: dict, new: bool, env_present: bool
+) -> None:
+    """The game's steps of one team: register; or enable and/or issue a new token."""
+    name = plan.team.name
+    if name not in in_game:
+        plan.steps.append("register in game")
+        return
+    if not in_game[name] and new:  # deleted by `users delete`, now created again
+        plan.steps.append("enable in game")
+    elif not in_game[name]:  # disabled by hand (`teams disable`): the instructor's choice
+        plan.notes.append("disabled in the game")
+    token_lost = not plan.secrets.get("token") and not env_present
+    if new or settings.rotate or token_lost:
+        plan.steps.append("new game token")
 
 
 def describe(plan: TeamPlan) -> str:
@@ -469,6 +499,11 @@ def apply_plan(ex, settings: Settings, plan: TeamPlan, context: dict) -> None:
         ex.run(settings.psql(settings.workshop_db), stdin=sql, root=False)
     if "register in game" in steps:
         s["token"] = register_in_game(ex, settings, team.name, rec["api_port"])
+    if "enable in game" in steps:
+        argv, stdin = settings.game("teams", "enable", team.name)
+        ex.run(argv, stdin=stdin)
+    if "new game token" in steps:
+        s["token"] = game_token(ex, settings, "token", team.name)
     if "copy starter" in steps:
         ex.run(
             [

@@ -140,7 +140,7 @@ def game_keys() -> None:
 
 @main.group()
 def teams() -> None:
-    """Register, list and disable teams in the game database."""
+    """Register, list, disable and enable teams in the game database; rotate tokens."""
 
 
 @teams.command("add")
@@ -156,14 +156,20 @@ def teams() -> None:
     help="How the customer talks to the API (GAME.md §3).",
 )
 @click.option("--model", default=None, help="Model name (openinference).")
+@click.option("--json", "as_json", is_flag=True, help="Print {name, token, url, protocol} as JSON.")
 @click.pass_obj
-def teams_add(obj: dict, name: str, url: str, protocol: str, model: str | None) -> None:
+def teams_add(
+    obj: dict, name: str, url: str, protocol: str, model: str | None, as_json: bool
+) -> None:
     """Register a team and print its token (shown this once only)."""
     try:
         token = registry.add_team(_engine(obj), name, url, protocol, model)
     except (registry.TeamError, storage.NotInitialised) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"team {name} added; its token (shown once, keep it): {token}")
+    if as_json:
+        click.echo(json.dumps({"name": name, "token": token, "url": url, "protocol": protocol}))
+    else:
+        click.echo(f"team {name} added; its token (shown once, keep it): {token}")
 
 
 @teams.command("list")
@@ -195,6 +201,34 @@ def teams_disable(obj: dict, name: str) -> None:
     except (registry.TeamError, storage.NotInitialised) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"team {name} disabled")
+
+
+@teams.command("enable")
+@click.argument("name")
+@click.pass_obj
+def teams_enable(obj: dict, name: str) -> None:
+    """Send requests to a disabled team again (its results and token stay)."""
+    try:
+        registry.set_active(_engine(obj), name, True)
+    except (registry.TeamError, storage.NotInitialised) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"team {name} enabled")
+
+
+@teams.command("token")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print {name, token} as JSON.")
+@click.pass_obj
+def teams_token(obj: dict, name: str, as_json: bool) -> None:
+    """Give a team a new token and print it (shown this once only); the old one stops working."""
+    try:
+        token = registry.rotate_token(_engine(obj), name)
+    except (registry.TeamError, storage.NotInitialised) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"name": name, "token": token}))
+    else:
+        click.echo(f"team {name} has a new token (shown once, keep it): {token}")
 
 
 @main.group()

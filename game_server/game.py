@@ -42,6 +42,7 @@ RECENT_WINDOW = 100  # results per team in the recent window
 UP_WINDOW = 5  # a team is up when one of its last 5 answers was valid
 HISTORY_SAMPLES = 150  # points-history samples in a whole game (bounded table)
 MAX_IN_FLIGHT = 500  # rounds in flight at once; beyond, rounds are skipped (logged)
+MAX_CATCH_UP_SECONDS = 1.0  # a loop later than this skips the missed rounds (logged)
 DB_RETRIES = (0.2, 0.5, 1.0)
 
 
@@ -280,6 +281,16 @@ def prepare_game(engine: sa.Engine, game_file: GameFile) -> None:
         storage.configure_game(conn, game_file.settings.name, game_file.path, settings, phase_rows)
 
 
+def rounds_due(phase, elapsed: float) -> int:
+    """Rounds that have started by phase time `elapsed`: whole bursts, the first at 0.
+
+    At most rate x duration in all, so every phase sends what `game check` announces.
+    """
+    total = round(phase.rate * phase.duration)
+    bursts = int(elapsed * phase.rate / phase.burst) + 1
+    return min(total, bursts * phase.burst)
+
+
 def json_safe(value):
     """`value` with tuples as lists, for a JSON column."""
     if isinstance(value, dict):
@@ -493,19 +504,24 @@ class Game:
                 await asyncio.sleep(1.0)
 
     async def _schedule_rounds(self) -> None:
-        """The scheduler's loop (see `_schedule`)."""
-        loop = asyncio.get_running_loop()
-        next_due: float | None = None
+        """The scheduler's loop (see `_schedule`).
+
+        It follows the phase clock, not its own: by phase time `t` the rounds of every
+        burst due by then have started (`rounds_due`), so a phase sends exactly
+        rate x duration rounds whatever the loop's hiccups, a pause stops the schedule
+        with the clock, and a restart goes on where the phase was.
+        """
+        started: tuple[int, int] | None = None  # (phase index, rounds started in it)
         last_sample = time.monotonic()
         while True:
             g = self.game
             if g["state"] != "running":
-                next_due = None
                 await asyncio.sleep(0.05)
                 continue
             idx = g["phase_index"]
             phase = self.phases[idx]
-            if storage.phase_elapsed(g, time.time()) >= phase.duration:
+            elapsed = storage.phase_elapsed(g, time.time())
+            if elapsed >= phase.duration:
                 row = await self.writer.call(
                     control.advance_by_clock, self.engine, idx, phase.duration
                 )
@@ -517,15 +533,27 @@ class Game:
             if time.monotonic() - last_sample >= self.history_seconds:
                 last_sample = time.monotonic()
                 self._spawn(self.writer.call(self._sample))
-            t = loop.time()
-            if next_due is None or t - next_due > 1.0:  # after a pause: no catching up
-                next_due = t
-            if t < next_due:
-                await asyncio.sleep(min(next_due - t, 0.05))
+            if started is None or started[0] != idx:
+                started = (idx, await self.writer.call(self._rounds_in_phase, idx))
+            behind = rounds_due(phase, elapsed) - started[1]
+            if behind <= 0:
+                next_burst = started[1] / phase.rate  # phase time the next burst is due
+                await asyncio.sleep(min(max(next_burst - elapsed, 0.001), 0.05))
                 continue
-            for _ in range(phase.burst):
+            skip = behind - phase.burst  # more than this burst: the loop fell behind
+            if skip > MAX_CATCH_UP_SECONDS * phase.rate:  # stalled: skip them, don't flood
+                self.skipped += skip
+                self._warn("loop late: %d rounds skipped, skipped=%d", skip, self.skipped)
+            else:
+                skip = 0
+            for _ in range(behind - skip):
                 self._start_round(idx)
-            next_due += phase.burst / phase.rate
+            started = (idx, started[1] + behind)
+
+    def _rounds_in_phase(self, phase_index: int) -> int:
+        """Rounds already sent in a phase (after a restart, the schedule goes on from there)."""
+        with self.engine.connect() as conn:
+            return storage.rounds_in_phase(conn, phase_index)
 
     def _sample(self) -> None:
         """One points-history sample (database thread)."""

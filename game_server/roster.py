@@ -14,8 +14,8 @@ import io
 import re
 from dataclasses import dataclass
 
-from game_server.teams import NAME as GAME_NAME
 from game_server.teams import NAME_RULE as GAME_NAME_RULE
+from game_server.teams import name_ok as game_name_ok
 
 DEFAULT_PREFIX = "team-"
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
@@ -161,7 +161,7 @@ def parse_roster(
         cell = dict(zip(columns, [c.strip() for c in row], strict=False))
         name, key = cell.get("name", ""), cell.get("ssh_key") or None
         reason = None
-        if not GAME_NAME.fullmatch(name):
+        if not game_name_ok(name):
             reason = f"bad team name {name!r}: {GAME_NAME_RULE}"
         elif name.lower() in seen_names:
             reason = f"duplicate team name {name!r} (line {seen_names[name.lower()]})"

@@ -524,6 +524,12 @@ def next_seq(conn: sa.Connection) -> int:
     return (conn.execute(sa.select(sa.func.max(requests.c.seq))).scalar() or 0) + 1
 
 
+def rounds_in_phase(conn: sa.Connection, phase_index: int) -> int:
+    """How many rounds (requests, void ones included) a phase has sent."""
+    query = sa.select(sa.func.count()).where(requests.c.phase_index == phase_index)
+    return conn.execute(query).scalar_one()
+
+
 def store_recent(conn: sa.Connection, rows: Sequence[dict]) -> None:
     """Replace the recent-window snapshot rows of the given teams."""
     if not rows:
@@ -815,3 +821,128 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
         return None
     rank = max(1, math.ceil(q * len(sorted_values)))
     return sorted_values[rank - 1]
+
+
+# --- queries and settings for the web pages (issue 5) ---------------------------------
+# A separate block: new functions only, built on the tables above.
+
+web_settings = sa.Table(
+    "web_settings",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
+def shared_setting(engine: sa.Engine, key: str, make) -> str:
+    """The stored value of `key`, creating it with `make()` once (shared by every worker).
+
+    Several WSGI worker processes may ask at once: the first insert wins and every
+    process reads the winner's value back.
+    """
+    web_settings.create(engine, checkfirst=True)
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(web_settings.c.value).where(web_settings.c.key == key))
+        value = row.scalar()
+        if value is not None:
+            return value
+    try:
+        with engine.begin() as conn:
+            conn.execute(web_settings.insert().values(key=key, value=make()))
+    except sa.exc.IntegrityError:
+        pass  # another worker stored it first
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.select(web_settings.c.value).where(web_settings.c.key == key)
+        ).scalar_one()
+
+
+def team_failure_counts(conn: sa.Connection, team_id: int) -> dict[str, int]:
+    """A team's failures by reason over the whole game (from the running totals)."""
+    rows = conn.execute(
+        sa.select(team_failures.c.reason, sa.func.sum(team_failures.c.count))
+        .where(team_failures.c.team_id == team_id)
+        .group_by(team_failures.c.reason)
+    )
+    return {reason: int(n) for reason, n in rows}
+
+
+def team_series(
+    conn: sa.Connection, team_id: int, limit: int = 1000, bucket: int = 20, now=None
+) -> list[dict]:
+    """Accuracy and latency over a team's last `limit` results, in buckets of `bucket`.
+
+    Public: accuracy counts only requests whose label is already visible. Reads at most
+    `limit` rows through the (team_id, seq) index, whatever the size of the game.
+    """
+    now = time.time() if now is None else now
+    rows = conn.execute(
+        sa.select(
+            results.c.outcome,
+            results.c.latency_ms,
+            results.c.status_code,
+            results.c.reason,
+            requests.c.sent_at,
+            requests.c.label_visible_at,
+        )
+        .join(requests, requests.c.seq == results.c.seq)
+        .where(results.c.team_id == team_id)
+        .order_by(results.c.seq.desc())
+        .limit(limit)
+    ).all()
+    rows.reverse()
+    series = []
+    for start in range(0, len(rows), bucket):
+        chunk = rows[start : start + bucket]
+        revealed = [r for r in chunk if r.label_visible_at <= now and r.outcome != "failed"]
+        lat = sorted(
+            r.latency_ms for r in chunk if r.status_code is not None or r.reason == "timeout"
+        )
+        series.append(
+            {
+                "at": round(chunk[-1].sent_at, 2),
+                "results": len(chunk),
+                "failed": sum(r.outcome == "failed" for r in chunk),
+                "revealed": len(revealed),
+                "accuracy": (
+                    round(sum(r.outcome == "correct" for r in revealed) / len(revealed), 3)
+                    if revealed
+                    else None
+                ),
+                "latency_p50": percentile(lat, 0.5),
+                "latency_p95": percentile(lat, 0.95),
+            }
+        )
+    return series
+
+
+def last_revealed_at(conn: sa.Connection, now: float | None = None) -> float | None:
+    """When the newest label that is visible now was sent (None before the first)."""
+    now = time.time() if now is None else now
+    return conn.execute(
+        sa.select(sa.func.max(requests.c.sent_at)).where(requests.c.label_visible_at <= now)
+    ).scalar()
+
+
+def recent_features(conn: sa.Connection, phase_index: int | None, last: int) -> list[dict]:
+    """The feature dicts of the last `last` requests sent (in one phase, or the whole game)."""
+    q = sa.select(requests.c.features).order_by(requests.c.seq.desc()).limit(last)
+    if phase_index is not None:
+        q = q.where(requests.c.phase_index == phase_index)
+    return [f for (f,) in conn.execute(q)]
+
+
+def requests_per_phase(conn: sa.Connection) -> dict[int, int]:
+    """How many requests each phase has sent (void ones included)."""
+    rows = conn.execute(
+        sa.select(requests.c.phase_index, sa.func.count()).group_by(requests.c.phase_index)
+    )
+    return {int(p): int(n) for p, n in rows}
+
+
+def control_log_recent(conn: sa.Connection, limit: int = 50) -> list[dict]:
+    """The newest control actions first (who, when, what, whether it applied)."""
+    rows = conn.execute(
+        sa.select(control_log).order_by(control_log.c.id.desc()).limit(limit)
+    ).mappings()
+    return [dict(r) for r in rows]

@@ -1,4 +1,4 @@
-"""The team registry: add, list and disable teams; their tokens.
+"""The team registry: add, list, disable and enable teams; their tokens (issued, rotated).
 
 A team token is `secrets.token_urlsafe(32)` (256 random bits), shown once at registration
 and stored only as its SHA-256 hex digest. A fast hash is right for a high-entropy token
@@ -8,7 +8,6 @@ and stored only as its SHA-256 hex digest. A fast hash is right for a high-entro
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 import time
 
@@ -18,8 +17,10 @@ from game_server import hosts, protocols, storage
 
 log = logging.getLogger(__name__)
 
-NAME = re.compile(r"[A-Za-z0-9_.\- ]{1,40}")
-NAME_RULE = "1-40 characters: letters, digits, space, - _ . (not starting or ending with a space)"
+# Names are shown on the projector, so people may pick any printable name ("Los Niños",
+# "R&D!"); the pages escape them. Only what breaks a line, a URL path or a log is refused.
+NAME_MAX = 40
+NAME_RULE = f"1-{NAME_MAX} printable characters, no '/', not starting or ending with a space"
 
 
 class TeamError(ValueError):
@@ -31,9 +32,19 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def name_ok(name: str) -> bool:
+    """Whether `name` is a valid team name (see NAME_RULE)."""
+    return (
+        0 < len(name) <= NAME_MAX
+        and name.isprintable()
+        and "/" not in name
+        and name == name.strip()
+    )
+
+
 def check_name(name: str) -> None:
     """Raise TeamError unless `name` is a valid team name."""
-    if not NAME.fullmatch(name) or name != name.strip():
+    if not name_ok(name):
         raise TeamError(f"bad team name {name!r}: {NAME_RULE}")
 
 
@@ -105,6 +116,22 @@ def set_active(engine: sa.Engine, name: str, active: bool) -> None:
     if not done:
         raise TeamError(f"no team called {name!r}")
     log.info("team %s team=%s", "enabled" if active else "disabled", name)
+
+
+def rotate_token(engine: sa.Engine, name: str) -> str:
+    """Give team `name` a new token (the old one stops working); returns it, seen only now."""
+    token = secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        storage.game_row(conn)
+        done = conn.execute(
+            storage.teams.update()
+            .where(storage.teams.c.name == name)
+            .values(token_hash=hash_token(token))
+        ).rowcount
+    if not done:
+        raise TeamError(f"no team called {name!r}")
+    log.info("team token rotated team=%s", name)
+    return token
 
 
 def active_teams(conn: sa.Connection) -> list[sa.RowMapping]:

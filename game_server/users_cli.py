@@ -47,6 +47,8 @@ def server_options(func):
                      help="The database that holds the teams' schemas."),
         click.option("--game-db", default="game", show_default=True,
                      help="The game's PostgreSQL database, which no team may connect to."),
+        click.option("--game-role", default="game_server", show_default=True,
+                     help="The game's own database role (created by the init SQL if missing)."),
         click.option("--game-cmd", default="game-server", show_default=True,
                      help="The game-server command on the server (teams add/list/disable)."),
         click.option("--no-game", is_flag=True, help="Do not register teams in the game."),
@@ -94,6 +96,7 @@ def _settings(obj, target, kw, known_hosts) -> accounts.Settings:
         psql_admin=shlex.split(kw.pop("psql_admin")),
         workshop_db=kw.pop("workshop_db"),
         game_db=kw.pop("game_db"),
+        game_role=kw.pop("game_role"),
         game_url=kw.pop("game_url"),
         game_cmd=None if no_game else shlex.split(game_cmd),
         game_db_url=(obj or {}).get("db"),
@@ -106,7 +109,9 @@ def _settings(obj, target, kw, known_hosts) -> accounts.Settings:
 @click.command("create")
 @click.argument("roster", type=click.Path(exists=True, dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
-@click.option("--rotate", is_flag=True, help="Set new Linux and database passwords.")
+@click.option(
+    "--rotate", is_flag=True, help="Set new Linux and database passwords and game tokens."
+)
 @click.option("--no-check", is_flag=True, help="Skip the check after provisioning.")
 @click.option("--api-ports", default="9000-9499", show_default=True, callback=_span)
 @click.option("--jupyter-ports", default="9500-9999", show_default=True, callback=_span)

@@ -7,9 +7,12 @@
 # It installs the system packages, a shared virtual environment for the teams at
 # /opt/workshop/venv (participant_starter/requirements.txt + jupyter), the game server in
 # /opt/workshop/game-venv, applies the shared PostgreSQL set-up
-# (database_docker/initdb/01-workshop.sql) and writes a systemd unit for `game-server run`
+# (database_docker/initdb/01-workshop.sql: databases, the game's role, the teams' base role),
+# gives the game's role a generated password kept in /etc/game-server/env (0600, read by
+# the systemd unit; 02-game-role.sh) and writes a systemd unit for `game-server run`
 # (enabled only when systemd is running). Settings come from the environment:
 #   WORKSHOP_DIR (/opt/workshop)  GAME_DB (game)  WORKSHOP_DB (workshop)  GAME_PORT (8000)
+#   GAME_ROLE (game_server)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,6 +22,8 @@ GAME_VENV="$WORKSHOP_DIR/game-venv"
 GAME_DB="${GAME_DB:-game}"
 WORKSHOP_DB="${WORKSHOP_DB:-workshop}"
 GAME_PORT="${GAME_PORT:-8000}"
+GAME_ROLE="${GAME_ROLE:-game_server}"
+ENV_FILE=/etc/game-server/env
 UNIT=/etc/systemd/system/game-server.service
 SERVICE_USER=game-server
 PACKAGES=(python3 python3-venv python3-pip postgresql postgresql-client openssh-server
@@ -28,7 +33,7 @@ check=0
 case "${1:-}" in
   --check) check=1 ;;
   "") ;;
-  -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
   *) echo "setup_server.sh: unknown argument $1 (use --check or nothing)" >&2; exit 2 ;;
 esac
 
@@ -71,7 +76,9 @@ as_postgres() { # run a command as the postgres user (runuser as root, else sudo
 }
 if pg_up; then
   has_db() { as_postgres psql -X -Atqc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1; }
-  # The game server runs as its own system user, owning its database (peer auth on the socket).
+  has_role() { as_postgres psql -X -Atqc "SELECT 1 FROM pg_roles WHERE rolname = '$1'" | grep -q 1; }
+  # The game server runs as its own system user; it logs in as the database role GAME_ROLE
+  # with the password in ENV_FILE (over TCP on 127.0.0.1, as in the Docker set-up).
   if ! id -u "$SERVICE_USER" >/dev/null 2>&1; then
     if [ "$check" -eq 1 ]; then todo "system user $SERVICE_USER"; else
       say "creating system user $SERVICE_USER"
@@ -79,24 +86,33 @@ if pg_up; then
         --shell /usr/sbin/nologin "$SERVICE_USER"
     fi
   fi
-  has_role() { as_postgres psql -X -Atqc "SELECT 1 FROM pg_roles WHERE rolname = '$1'" | grep -q 1; }
-  if ! has_role "$SERVICE_USER"; then
-    if [ "$check" -eq 1 ]; then todo "database role $SERVICE_USER"; else
-      as_postgres createuser "$SERVICE_USER"
-    fi
-  fi
-  if ! has_db "$GAME_DB"; then
-    if [ "$check" -eq 1 ]; then todo "database $GAME_DB"; else
-      say "creating database $GAME_DB"; as_postgres createdb -O "$SERVICE_USER" "$GAME_DB"
-    fi
-  fi
-  if ! has_db "$WORKSHOP_DB"; then
-    [ "$check" -eq 1 ] && todo "database $WORKSHOP_DB (shared init SQL)"
-  fi
-  if [ "$check" -eq 0 ]; then
+  if [ "$check" -eq 1 ]; then
+    has_db "$GAME_DB" || todo "database $GAME_DB (shared init SQL)"
+    has_db "$WORKSHOP_DB" || todo "database $WORKSHOP_DB (shared init SQL)"
+    has_role "$GAME_ROLE" || todo "database role $GAME_ROLE (shared init SQL)"
+    [ -f "$ENV_FILE" ] || todo "$ENV_FILE (the game's database password)"
+  else
     say "applying database_docker/initdb/01-workshop.sql"
-    as_postgres psql -X -q -v ON_ERROR_STOP=1 -v "workshop_db=$WORKSHOP_DB" -v "game_db=$GAME_DB" \
-      -d postgres < "$REPO/database_docker/initdb/01-workshop.sql"
+    as_postgres psql -X -q -v ON_ERROR_STOP=1 -v "workshop_db=$WORKSHOP_DB" \
+      -v "game_db=$GAME_DB" -v "game_role=$GAME_ROLE" -d postgres \
+      < "$REPO/database_docker/initdb/01-workshop.sql"
+    no_password() {
+      as_postgres psql -X -Atqc \
+        "SELECT 1 FROM pg_authid WHERE rolname = '$GAME_ROLE' AND rolpassword IS NULL" | grep -q 1
+    }
+    if [ ! -f "$ENV_FILE" ] || no_password; then
+      if [ -f "$ENV_FILE" ]; then  # keep the password the env file already holds
+        password="$(sed -n 's|^GAME_DATABASE_URL=[^:]*://[^:]*:\([^@]*\)@.*|\1|p' "$ENV_FILE")"
+      else
+        password="$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
+      fi
+      say "writing $ENV_FILE (0600) and setting the password of role $GAME_ROLE"
+      install -d -m 700 "$(dirname "$ENV_FILE")"
+      (umask 077; printf 'GAME_DATABASE_URL=postgresql+psycopg://%s:%s@127.0.0.1:5432/%s\n' \
+        "$GAME_ROLE" "$password" "$GAME_DB" > "$ENV_FILE")
+      GAME_DB_PASSWORD="$password" GAME_ROLE="$GAME_ROLE" \
+        as_postgres bash -s < "$REPO/database_docker/initdb/02-game-role.sh"
+    fi
   fi
 fi
 
@@ -122,7 +138,7 @@ After=network.target postgresql.service
 
 [Service]
 User=$SERVICE_USER
-Environment=GAME_DATABASE_URL=postgresql+psycopg:///$GAME_DB?host=/var/run/postgresql
+EnvironmentFile=$ENV_FILE
 ExecStart=$GAME_VENV/bin/game-server run --host 0.0.0.0 --port $GAME_PORT
 Restart=on-failure
 NoNewPrivileges=true
@@ -144,4 +160,4 @@ if [ "$check" -eq 1 ]; then
   if [ "$missing" -eq 0 ]; then say "everything is in place"; exit 0; fi
   say "$missing thing(s) missing: run sudo scripts/setup_server.sh"; exit 1
 fi
-say "done; next: game-server init, then game-server users create ROSTER.csv (docs/INSTRUCTOR.md)"
+say "done; next: (set -a; . $ENV_FILE; game-server init), then game-server users create ROSTER.csv (docs/INSTRUCTOR.md)"

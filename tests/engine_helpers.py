@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from team_apis import Handler, Request, response
 
-from game_server import gamefile, storage
+from game_server import game, gamefile, storage
 from game_server.customer import Result
 
 FAST_GAME = Path(__file__).parent / "games" / "fast.toml"
@@ -62,3 +62,21 @@ def peeking(engine: sa.Engine, flip: bool = False) -> Handler:
         writer.write(response(200, json.dumps({"pred": label ^ int(flip)}).encode()))
 
     return handle
+
+
+async def play(g: game.Game, engine, until: str = "finished", limit: float = 15.0, during=None):
+    """Run the loop until the game reaches state `until` (or `limit` s), then stop it."""
+    task = asyncio.create_task(g.run())
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < limit:
+            await asyncio.sleep(0.1)
+            if during is not None:
+                await during(time.monotonic() - start)
+            with engine.connect() as conn:
+                if storage.game_row(conn)["state"] == until:
+                    break
+            assert not task.done(), task.exception()
+    finally:
+        g.stop()
+        await task

@@ -18,7 +18,7 @@ import paramiko
 import psycopg
 import pytest
 
-from game_server import accounts, handout
+from game_server import accounts, handout, storage, teams
 from game_server.executors import ExecError, LocalExecutor, SSHExecutor
 
 pytestmark = [pytest.mark.root, pytest.mark.postgres]
@@ -82,6 +82,7 @@ def cleanup(prefix: str, settings: accounts.Settings) -> None:
         for (role,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
                                     (prefix + "%",)).fetchall():  # fmt: skip
             conn.execute(f'DROP ROLE "{role}"')
+        conn.execute(f'DROP ROLE IF EXISTS "{settings.game_role}"')
 
 
 @pytest.fixture
@@ -97,7 +98,8 @@ def setup(tmp_path, sshd):
         prefix=prefix, registry=str(tmp_path / "state" / "accounts.json"),
         handout_dir=str(tmp_path / "handout"), api_ports=(19000, 19099),
         jupyter_ports=(19500, 19599), psql_admin=PSQL_ADMIN, workshop_db=f"gs_test_ws_{tag}",
-        game_db=f"gs_test_game_{tag}", game_cmd=game_cmd, ssh_port=port, known_hosts=known_hosts,
+        game_db=f"gs_test_game_{tag}", game_role=f"gs_test_gr_{tag}", game_cmd=game_cmd,
+        ssh_port=port, known_hosts=known_hosts,
     )  # fmt: skip
     with psycopg.connect(ADMIN + "postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{settings.game_db}"')
@@ -110,11 +112,22 @@ def setup(tmp_path, sshd):
 
 
 def snapshot(settings: accounts.Settings) -> tuple:
-    """What a second run must not change: /etc/passwd, /etc/shadow, registry, roles."""
+    """What a second run must not change: this test's users, passwords, registry and roles.
+
+    Only the lines and roles with this test's prefix: other test runs on the same machine
+    may add and remove their own users at the same time.
+    """
     with psycopg.connect(ADMIN + "postgres") as conn:
-        roles = conn.execute("SELECT rolname, rolpassword FROM pg_authid ORDER BY 1").fetchall()
-    return (Path("/etc/passwd").read_text(), Path("/etc/shadow").read_text(),
-            Path(settings.registry).read_text(), roles)  # fmt: skip
+        roles = conn.execute(
+            "SELECT rolname, rolpassword FROM pg_authid WHERE rolname LIKE %s ORDER BY 1",
+            (settings.prefix + "%",),
+        ).fetchall()
+
+    def ours(path: str) -> list[str]:
+        return [line for line in Path(path).read_text().splitlines()
+                if line.startswith(settings.prefix)]  # fmt: skip
+
+    return (ours("/etc/passwd"), ours("/etc/shadow"), Path(settings.registry).read_text(), roles)
 
 
 def game_teams(settings) -> dict:
@@ -168,6 +181,7 @@ def provision_and_remove(ex, settings, roster, sshd):
     assert game_teams(settings) == {"Red Team": True, "Blue": True}
 
     before, handout_before = snapshot(settings), handout.load(settings.handout_dir)
+    assert len(before[0]) == len(before[1]) == len(before[3]) == 2  # both teams are in it
     lines.clear()
     accounts.create(ex, settings, roster, echo=lines.append)
     assert lines[:2] == [
@@ -209,11 +223,48 @@ def test_provisioning_over_ssh(setup, sshd):
         provision_and_remove(ex, settings, roster, sshd)
 
 
+def token_owner(settings, token: str) -> str | None:
+    """The game team `token` belongs to, or None (read from the game's database)."""
+    engine = storage.make_engine(settings.game_cmd[settings.game_cmd.index("--db") + 1])
+    try:
+        with engine.connect() as conn:
+            row = teams.authenticate(conn, token)
+    finally:
+        engine.dispose()
+    return row and row["name"]
+
+
+def recreate_and_rotate(ex, settings, roster):
+    """A deleted team created again is enabled with a new token; --rotate renews tokens."""
+    Path(roster).write_text("name,members,ssh_key\nRed Team,Ann,\n")
+    lines = []
+    accounts.create(ex, settings, roster, echo=lines.append)
+    assert "enable in game" in lines[0] and "new game token" in lines[0], lines
+    assert game_teams(settings)["Red Team"] is True
+    red = handout.load(settings.handout_dir)["Red Team"]
+    env = (Path("/home") / red["user"] / "participant_starter" / ".env").read_text()
+    assert (
+        f"TEAM_TOKEN={red['token']}\n" in env and token_owner(settings, red["token"]) == "Red Team"
+    )
+    lines.clear()
+    accounts.create(ex, settings, roster, echo=lines.append)
+    assert lines[0].endswith("(Red Team): unchanged")  # idempotent again
+    settings.rotate = True
+    accounts.create(ex, settings, roster, echo=lines.append)
+    rotated = handout.load(settings.handout_dir)["Red Team"]
+    assert rotated["token"] != red["token"] and rotated["password"] != red["password"]
+    assert token_owner(settings, red["token"]) is None
+    assert token_owner(settings, rotated["token"]) == "Red Team"
+    env = (Path("/home") / red["user"] / "participant_starter" / ".env").read_text()
+    assert f"TEAM_TOKEN={rotated['token']}\n" in env
+
+
 @pytest.mark.ssh
 @pytest.mark.slow
 def test_provisioning_locally(setup, sshd):
     settings, roster = setup
     provision_and_remove(LocalExecutor(), settings, roster, sshd)
+    recreate_and_rotate(LocalExecutor(), settings, roster)
 
 
 @pytest.mark.ssh

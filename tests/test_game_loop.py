@@ -5,7 +5,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from engine_helpers import fast_game, peeking
+from engine_helpers import fast_game, peeking, play
 from team_apis import TeamAPIs, hang, json_answer
 
 from game_server import control, game, storage, teams
@@ -20,24 +20,6 @@ def apis():
     servers.close()
 
 
-async def play(g: game.Game, engine, until: str = "finished", limit: float = 15.0, during=None):
-    """Run the loop until the game reaches state `until` (or `limit` s), then stop it."""
-    task = asyncio.create_task(g.run())
-    start = time.monotonic()
-    try:
-        while time.monotonic() - start < limit:
-            await asyncio.sleep(0.1)
-            if during is not None:
-                await during(time.monotonic() - start)
-            with engine.connect() as conn:
-                if storage.game_row(conn)["state"] == until:
-                    break
-            assert not task.done(), task.exception()
-    finally:
-        g.stop()
-        await task
-
-
 def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
     engine = storage.make_engine(db_url)
     game_file = fast_game()
@@ -49,7 +31,8 @@ def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
         "broken": teams.add_team(engine, "broken", apis.start(json_answer({"e": 1}, 500)).url),
     }
     control.apply(engine, "start", "tester")
-    asyncio.run(play(game.Game(engine, game_file), engine))
+    the_game = game.Game(engine, game_file)
+    asyncio.run(play(the_game, engine))
 
     with engine.connect() as conn:
         assert storage.game_row(conn)["state"] == "finished"  # both phases ran out by the clock
@@ -72,7 +55,9 @@ def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
             .all()
         )
     n = len(statuses)
-    assert 40 <= n <= 75  # 20 rounds/s for 3 s, open loop
+    # the schedule follows the phase clock: 20 rounds/s for 1.5 s in each phase, exactly
+    # (a loop stalled over a second skips rounds, and counts them)
+    assert n + the_game.skipped == 60 and n >= 40
     assert set(statuses) == {"scored"}
     assert [p["phase_index"] for p in by_phase] == [0, 1] and all(
         p["requests"] > 10 for p in by_phase
@@ -90,7 +75,9 @@ def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
     assert board["good"]["latency_p95"] < 300
     assert {name: t["points"] for name, t in board.items()} == sums
 
-    results = client.get("/api/teams/broken/results?limit=3").get_json()["results"]
+    # body excerpts are private: only with the team's own token
+    auth = {"Authorization": f"Bearer {tokens['broken']}"}
+    results = client.get("/api/teams/broken/results?limit=3", headers=auth).get_json()["results"]
     assert [r["status_code"] for r in results] == [500] * 3 and '"e": 1' in results[0][
         "body_excerpt"
     ]
@@ -152,3 +139,14 @@ def test_a_second_loop_on_the_same_game_is_refused(sqlite_url):
     game.acquire_lease(engine, "me")
     with engine.connect() as conn:
         assert storage.game_row(conn)["loop_owner"] == "me"
+
+
+def test_rounds_due_follow_the_phase_clock_in_whole_bursts():
+    phase = fast_game().phases[0]  # 20 rounds/s in bursts of 2, for 1.5 s
+    assert (phase.rate, phase.burst, phase.duration) == (20.0, 2, 1.5)
+    assert game.rounds_due(phase, 0.0) == 2  # the first burst at once
+    assert game.rounds_due(phase, 0.0999) == 2
+    assert game.rounds_due(phase, 0.1) == 4
+    assert game.rounds_due(phase, 1.0) == 22
+    assert game.rounds_due(phase, 1.49) == 30  # never more than rate x duration
+    assert game.rounds_due(phase, 99.0) == 30

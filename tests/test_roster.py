@@ -21,11 +21,11 @@ def test_every_bad_row_is_one_line_with_file_and_line():
         "name,members,ssh_key\n"
         "Red,,\n"
         "red,,\n"  # duplicate (case-insensitive)
-        "bad;name,,\n"  # invalid character for the game
+        "bad/name,,\n"  # a slash: no URL path for the team page
         + "x"
         * 40
         + ",,\n"  # game name fits, but the user name is over 32
-        "Red!,,\n"  # bad character
+        "Red!,,\n"  # a fine game name, but its user name is Red's
         "Red-,,\n"  # same slug as Red
         ",,\n"  # blank row: skipped
         "Green,,not a key\n"
@@ -36,9 +36,9 @@ def test_every_bad_row_is_one_line_with_file_and_line():
     lines = str(err.value).splitlines()
     assert len(lines) == 6, lines
     assert lines[0].startswith("r.csv:3: duplicate team name 'red'")
-    assert lines[1].startswith("r.csv:4: bad team name 'bad;name'")
+    assert lines[1].startswith("r.csv:4: bad team name 'bad/name'")
     assert lines[2].startswith("r.csv:5: user name 'gstest-xxxx") and "32" in lines[2]
-    assert lines[3].startswith("r.csv:6: bad team name 'Red!'")
+    assert lines[3] == "r.csv:6: user name 'gstest-red' is the same as line 2's"
     assert lines[4] == "r.csv:7: user name 'gstest-red' is the same as line 2's"
     assert lines[5].startswith("r.csv:9: ssh_key is not one OpenSSH public key line")
 

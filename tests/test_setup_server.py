@@ -31,6 +31,9 @@ def test_check_mode_reports_what_is_missing_and_changes_nothing(tmp_path):
     lines = out.stdout.splitlines()
     assert f"setup_server: missing: virtual environment {tmp_path}/workshop/venv" in lines
     assert lines[-1].startswith("setup_server: ") and "missing: run sudo" in lines[-1]
+    pg_up = subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0
+    if pg_up and os.geteuid() == 0 and not Path("/etc/game-server/env").exists():
+        assert "setup_server: missing: /etc/game-server/env (the game's database password)" in lines
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing created
     assert Path("/etc/passwd").read_text() == passwd
 

@@ -107,22 +107,7 @@ def test_deck_covers_the_game_contract():
         assert fact in text, fact
 
 
-@pytest.mark.parametrize(
-    "image",
-    [
-        pytest.param(
-            image,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="TODO: the monitoring page screenshot is taken once the monitoring "
-                "page exists (scripts/screenshot_monitoring.py)",
-            ),
-        )
-        if Path(image).name in SCREENSHOTS
-        else image
-        for image in deck_images()
-    ],
-)
+@pytest.mark.parametrize("image", deck_images())
 def test_every_image_the_deck_references_exists(image):
     """Each referenced image is a file in slides/, small enough to ship."""
     path = SLIDES / image

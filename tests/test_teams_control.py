@@ -46,7 +46,7 @@ def test_add_prints_a_token_stored_only_as_its_hash(engine):
 
 
 @pytest.mark.parametrize(
-    "name", ["", "x" * 41, "bad\nname", "tab\tname", " padded", "semi;colon", "<b>", "nul\x00"]
+    "name", ["", "x" * 41, "bad\nname", "tab\tname", " padded", "trailing ", "a/b", "nul\x00"]
 )
 def test_bad_team_names_are_refused(engine, name):
     with pytest.raises(teams.TeamError, match="bad team name"):

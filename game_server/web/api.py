@@ -10,6 +10,8 @@ from flask import Blueprint, jsonify, request
 
 from game_server import storage, teams
 from game_server.web import engine
+from game_server.web.auth import bearer_token
+from game_server.web.cache import cached_json
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +68,41 @@ def health():
 @api.get("/leaderboard")
 def leaderboard():
     """The standings (the frozen snapshot while frozen), the clock and the reference."""
-    with engine().connect() as conn:
-        return jsonify(storage.leaderboard(conn))
+
+    def compute() -> dict:
+        with engine().connect() as conn:
+            return storage.leaderboard(conn)
+
+    return cached_json("leaderboard", compute)  # every open page polls this every second
 
 
 @api.get("/teams/<name>/results")
 def team_results(name: str):
-    """A team's most recent results (`limit`, 1..500, default 50), newest first."""
+    """A team's most recent results (`limit`, 1..500, default 50), newest first.
+
+    Public without a token; with the team's own token (Bearer) also its predictions and
+    the body excerpts of its failures. A wrong token is a 401.
+    """
     limit = int_arg("limit", 50, 1, storage.RESULTS_LIMIT_MAX)
     with engine().connect() as conn:
         team = storage.team_by_name(conn, name)
         if team is None:
             return jsonify(error=f"no team called {name[:40]!r}"), 404
-        return jsonify(team=team["name"], results=storage.team_results(conn, team["id"], limit))
+        private = None
+        if request.headers.get("Authorization"):  # the team's own view, with its token
+            private = teams.authenticate(conn, bearer_token())
+            if private is None or private["id"] != team["id"]:
+                log.warning("team results 401 client=%s team=%s", request.remote_addr, name)
+                return jsonify(error="this is not the token of this team"), 401
+        rows = storage.team_results(conn, team["id"], limit)
+    if private is None:
+        rows = [public_result(r) for r in rows]
+    return jsonify(team=team["name"], private=private is not None, results=rows)
+
+
+def public_result(row: dict) -> dict:
+    """What anyone may see of a result: no body excerpt, no prediction before the label."""
+    return {**row, "body_excerpt": None, "pred": row["pred"] if row["revealed"] else None}
 
 
 @api.get("/feedback")

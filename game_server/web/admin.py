@@ -1,0 +1,156 @@
+"""The instructor page (`/admin`): log in with the instructor token, then control the game.
+
+Every action is a POST carrying the session's CSRF token, goes through `control.py` or
+`teams.py` (the same code as the CLI) and is logged with who (client address) and when
+in `control_log`. GET never changes anything.
+"""
+
+import logging
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from game_server import control, storage, teams
+from game_server.web import engine
+from game_server.web.auth import admin_token_ok, client, csrf_ok, csrf_token
+
+log = logging.getLogger(__name__)
+
+admin = Blueprint("admin", __name__, url_prefix="/admin")
+
+NO_TOKEN = "the instructor page is off: start the server with GAME_ADMIN_TOKEN set"
+CSRF_FAILED = "the form is stale or forged (CSRF token missing or wrong): reload /admin"
+
+
+def actor() -> str:
+    """Who acts, as the control log records it."""
+    return f"admin:{client()}"
+
+
+@admin.before_request
+def guard():
+    """POSTs need the CSRF token, and (but for login) a logged-in instructor."""
+    if request.method != "POST":
+        return None
+    if not csrf_ok():
+        log.warning("admin csrf rejected client=%s path=%s", client(), request.path)
+        return render_template("admin.html", error=CSRF_FAILED, **page()), 400
+    if request.endpoint != "admin.login" and not session.get("admin"):
+        log.warning("admin 401 client=%s path=%s", client(), request.path)
+        return render_template("admin.html", error="log in first", **page()), 401
+    return None
+
+
+def page() -> dict:
+    """What the page shows: the game, the teams, the control log (when logged in)."""
+    values = {"csrf": csrf_token(), "enabled": admin_token_configured()}
+    values["logged_in"] = bool(session.get("admin"))
+    if values["logged_in"]:
+        with engine().connect() as conn:
+            values["clock"] = storage.game_clock(conn)
+            values["teams"] = teams.list_teams(conn)
+            values["log"] = storage.control_log_recent(conn, 30)
+        values["actions"] = control.ACTIONS
+        values["protocols"] = ("native", "mlflow", "openinference")
+    return values
+
+
+def admin_token_configured() -> bool:
+    """Whether an instructor token is configured at all."""
+    return bool(current_app.config.get("ADMIN_TOKEN"))
+
+
+@admin.get("/")
+@admin.get("")
+def index():
+    """The login form, or the controls."""
+    new_token = session.pop("new_token", None)  # shown once, right after adding a team
+    return render_template("admin.html", new_token=new_token, error=None, **page())
+
+
+@admin.post("/login")
+def login():
+    """Check the instructor token (constant time) and open a session."""
+    if not admin_token_configured():
+        return render_template("admin.html", error=NO_TOKEN, **page()), 403
+    if not admin_token_ok(request.form.get("token", "").strip()):
+        log.warning("admin login 401 client=%s", client())
+        return render_template("admin.html", error="wrong instructor token", **page()), 401
+    session.clear()
+    session["admin"] = True
+    csrf_token()  # a fresh CSRF token for the new session
+    log.info("admin login client=%s", client())
+    return redirect(url_for("admin.index"))
+
+
+@admin.post("/logout")
+def logout():
+    """End the instructor's session."""
+    session.clear()
+    return redirect(url_for("admin.index"))
+
+
+@admin.post("/actions/<action>")
+def act(action: str):
+    """One game control (start, pause, resume, next-phase, freeze, unfreeze, finish)."""
+    if action not in control.ACTIONS:
+        flash(f"unknown action {action[:40]!r}", "error")
+        return redirect(url_for("admin.index"))
+    try:
+        row = control.apply(engine(), action, actor())
+    except control.ControlError as exc:
+        flash(str(exc), "error")
+    else:
+        log.info("admin action=%s client=%s state=%s", action, client(), row["state"])
+        flash(f"{action}: the game is {row['state']}", "ok")
+    return redirect(url_for("admin.index"))
+
+
+@admin.post("/teams")
+def add_team():
+    """Register a team; its token is shown once on the next page."""
+    name = request.form.get("name", "").strip()
+    url = request.form.get("url", "").strip()
+    protocol = request.form.get("protocol", "native").strip() or "native"
+    model = request.form.get("model", "").strip() or None
+    try:
+        token = teams.add_team(engine(), name, url, protocol, model)
+    except teams.TeamError as e:
+        record("add-team", False, f"team={name[:40]!r} {e}")
+        flash(str(e), "error")
+        return redirect(url_for("admin.index"))
+    record("add-team", True, f"team={name!r} url={url}")
+    session["new_token"] = {"team": name, "token": token}
+    return redirect(url_for("admin.index"))
+
+
+@admin.post("/teams/<name>/<verb>")
+def set_active(name: str, verb: str):
+    """Disable (or enable again) a team."""
+    if verb not in ("disable", "enable"):
+        flash(f"unknown team action {verb[:20]!r}", "error")
+        return redirect(url_for("admin.index"))
+    try:
+        teams.set_active(engine(), name, verb == "enable")
+    except teams.TeamError as exc:
+        record(f"{verb}-team", False, str(exc))
+        flash(str(exc), "error")
+    else:
+        record(f"{verb}-team", True, f"team={name!r}")
+        flash(f"team {name} {verb}d", "ok")
+    return redirect(url_for("admin.index"))
+
+
+def record(action: str, ok: bool, detail: str) -> None:
+    """Log a team action in control_log (who and when) and at INFO."""
+    with engine().begin() as conn:
+        storage.log_control(conn, action, actor(), ok, None, None, detail[:500])
+    log.info("admin action=%s ok=%s client=%s detail=%s", action, ok, client(), detail)

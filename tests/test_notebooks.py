@@ -1,0 +1,302 @@
+"""The instructor's notebooks, each run top to bottom in a fresh `python3` kernel against
+data the test makes: a team database of logged requests, a real short game and its export.
+
+The notebooks read their parameters from environment variables (see each one's first
+cell), write their tables into an output folder, and the tests assert on those tables.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import nbformat
+import pytest
+import requests
+import sqlalchemy as sa
+from engine_helpers import FAST_GAME, peeking
+from nbclient import NotebookClient
+from starter_helpers import STARTER, free_port
+from team_apis import TeamAPIs, json_answer, refused_port
+
+from game_server.gamefile import builtin_game_path, load_game_file
+from game_server.scenario import Scenario
+
+sys.path.insert(0, str(STARTER))  # the starter is its own project: its `modules` package
+from modules import database  # noqa: E402
+from modules.model_io import load_model  # noqa: E402
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+REFERENCE = "1.0-instructor-reference-solution.ipynb"
+MONITORING = "2.0-instructor-monitoring.ipynb"
+DEBRIEF = "3.0-instructor-debrief.ipynb"
+SHIFT, DRIFT = 2, 4  # the workshop game's "population shift" and "the world changes" phases
+
+
+def run_notebook(name: str, tmp_path: Path, **env: str) -> nbformat.NotebookNode:
+    """Execute a notebook in a fresh kernel with `env` set; keep the executed copy."""
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        NotebookClient(
+            notebook,
+            timeout=120,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
+        ).execute()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    nbformat.write(notebook, tmp_path / name)
+    return notebook
+
+
+@pytest.fixture(scope="module")
+def workshop() -> Scenario:
+    """The workshop game's applicants, with their true labels."""
+    return Scenario(load_game_file(builtin_game_path("workshop")))
+
+
+def team_database(path: Path, scenario: Scenario, phases: list[tuple[int, int]], pred=None):
+    """A starter database with logged requests of `phases` [(phase, count)] and their labels.
+
+    `pred(applicant)` is what the team answered (default: always 0).
+    """
+    engine = database.engine_from_env(f"sqlite:///{path}")
+    database.create_tables(engine)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    records, labels, n = [], [], 0
+    for phase, count in phases:
+        for seq in range(count):
+            applicant = scenario.draw(phase, seq)
+            request_id = f"p{phase}-{seq:05d}"
+            records.append(
+                {
+                    "request_id": request_id,
+                    "received_at": start + timedelta(seconds=n),
+                    "features": applicant.features,
+                    "pred": pred(applicant) if pred else 0,
+                    "proba": None,
+                    "model_version": "test",
+                    "latency_ms": 2.0,
+                    "fallback": False,
+                }
+            )
+            labels.append({"request_id": request_id, "label": applicant.label, "pulled_at": start})
+            n += 1
+    database.save_predictions(engine, records)
+    with engine.begin() as conn:
+        conn.execute(database.labels.insert(), labels)
+    engine.dispose()
+    return f"sqlite:///{path}"
+
+
+@pytest.mark.parametrize("name", [REFERENCE, MONITORING, DEBRIEF])
+def test_committed_notebooks_have_no_outputs_and_a_parameters_cell(name):
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert "parameters" in code[0].metadata.get("tags", [])
+    assert "os.environ.get(" in code[0].source
+
+
+@pytest.mark.slow
+def test_monitoring_flags_the_shifted_features(tmp_path, workshop):
+    """Warm-up requests, then the shift: the recent window drifts where the shift moves it."""
+    url = team_database(tmp_path / "team.sqlite", workshop, [(0, 600), (SHIFT, 1000)])
+    out = tmp_path / "out"
+    run_notebook(
+        MONITORING,
+        tmp_path,
+        MONITORING_TEAM_DATABASE_URL=url,
+        MONITORING_OUTPUT_DIR=str(out),
+        MONITORING_RECENT="1000",
+        MONITORING_WINDOW="200",
+    )
+    summary = json.loads((out / "drift.json").read_text())
+    features = {row["feature"]: row for row in summary["features"]}
+    assert summary["logged_requests"] == 1600 and summary["recent_requests"] == 1000
+    # The shift: younger (and what follows from age), larger loans, a new region.
+    assert {"age", "loan_amount", "region"} <= set(summary["drifted"])
+    assert features["region"]["psi"] > 1.0 and features["age"]["psi"] > 0.3
+    assert features["age"]["method"] == "Wasserstein (normed)"  # 10,000 reference rows
+    assert features["region"]["method"] == "Jensen-Shannon"
+    # What the shift leaves alone stays quiet.
+    for name in ("debt_to_income", "late_payments", "num_credit_lines"):
+        assert not features[name]["drifted"] and features[name]["psi"] < 0.05, features[name]
+    # Over time: the warm-up windows are stable, the shift windows are not.
+    over_time = (out / "psi_over_time.csv").read_text().splitlines()
+    region = [
+        float(x) for x in next(r for r in over_time if r.startswith("region,")).split(",")[1:]
+    ]
+    assert len(region) == 8 and max(region[:3]) < 0.1 < 1.0 < min(region[3:])
+    assert len(summary["accuracy_over_time"]) == 8  # every request has its label here
+    for figure in ("distributions.png", "psi.png", "psi_over_time.png", "accuracy_over_time.png"):
+        assert (out / figure).stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_monitoring_sees_no_drift_in_the_training_population(tmp_path, workshop):
+    url = team_database(tmp_path / "team.sqlite", workshop, [(0, 1200)])
+    out = tmp_path / "out"
+    run_notebook(
+        MONITORING, tmp_path, MONITORING_TEAM_DATABASE_URL=url, MONITORING_OUTPUT_DIR=str(out)
+    )
+    summary = json.loads((out / "drift.json").read_text())
+    assert summary["drifted"] == []
+    assert max(row["psi"] for row in summary["features"]) < 0.05
+
+
+def game_server(*args: str) -> str:
+    """Run one `game-server` command to completion; its standard output."""
+    command = [sys.executable, "-m", "game_server", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+@pytest.fixture(scope="module")
+def played(tmp_path_factory):
+    """A real short game (tests/games/fast.toml, two phases) with five teams, then exported.
+
+    The teams: one that knows every label, one always wrong, one always answering 1, one
+    answering HTTP 500, and one whose API is down.
+    """
+    tmp = tmp_path_factory.mktemp("game")
+    db = f"sqlite:///{tmp / 'game.sqlite'}"
+    game_server("--db", db, "init", "--game", str(FAST_GAME))
+    engine = sa.create_engine(db)
+    apis = TeamAPIs()
+    port = free_port()
+    try:
+        urls = {
+            "peeker": apis.start(peeking(engine)).url,
+            "contrarian": apis.start(peeking(engine, flip=True)).url,
+            "always one": apis.start(json_answer({"pred": 1})).url,
+            "broken": apis.start(json_answer({"error": "boom"}, status=500)).url,
+            "down": f"http://127.0.0.1:{refused_port()}/predict",
+        }
+        for name, url in urls.items():
+            game_server("--db", db, "teams", "add", name, "--url", url)
+        with open(tmp / "run.log", "w") as log:
+            run = subprocess.Popen(
+                [sys.executable, "-m", "game_server", "--db", db, "run"]
+                + ["--port", str(port), "--start"],
+                stderr=log,
+            )
+            try:
+                wait_until_finished(f"http://127.0.0.1:{port}", run)
+            finally:
+                run.send_signal(signal.SIGTERM)
+                run.wait(30)
+    finally:
+        apis.close()
+        engine.dispose()
+    game_server("--db", db, "export", "--out", str(tmp / "export"))
+    return db, tmp / "export"
+
+
+def wait_until_finished(game_url: str, run: subprocess.Popen, limit: float = 60.0) -> None:
+    """Poll the leaderboard until the game has finished."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert run.poll() is None, "game-server run exited early"
+        try:
+            state = requests.get(f"{game_url}/api/leaderboard", timeout=2).json()["game"]["state"]
+        except requests.RequestException:
+            state = None
+        if state == "finished":
+            return
+        time.sleep(0.2)
+    raise AssertionError("the game did not finish in time")
+
+
+@pytest.mark.slow
+def test_debrief_charts_a_real_game_from_its_export(tmp_path, played):
+    _, export_dir = played
+    out = tmp_path / "out"
+    run_notebook(DEBRIEF, tmp_path, DEBRIEF_EXPORT_DIR=str(export_dir), DEBRIEF_OUTPUT_DIR=str(out))
+    summary = json.loads((out / "summary.json").read_text())
+    reference = summary["reference"]
+    standings = {row["team"]: row for row in summary["standings"]}
+    n = reference["requests"]
+    assert n >= 30 and summary["has_oracle"]
+    # Every team saw every scored request; the totals follow from what each API did.
+    assert {row["requests"] for row in standings.values()} == {n}
+    assert standings["peeker"]["points"] == n and standings["peeker"]["accuracy"] == 1.0
+    assert standings["peeker"]["rank"] == 1
+    assert standings["contrarian"]["points"] == 0 and standings["contrarian"]["accuracy"] == 0.0
+    assert standings["broken"]["points"] == -n and standings["broken"]["failure_rate"] == 1.0
+    assert standings["down"]["points"] == -n and standings["broken"]["rank"] == 4
+    # The oracle lies between the baseline and the team that knows the labels.
+    assert reference["baseline_points"] < reference["oracle_points"] < n
+    assert 0.5 * n < reference["oracle_points"]
+    # "always one" scores the defaults it met; the export's own results agree.
+    results = json.loads((export_dir / "results.json").read_text())
+    ones = sum(r["points"] for r in results if r["team"] == "always one")
+    assert standings["always one"]["points"] == ones
+    # Phase by phase: two phases, five teams; failures by reason.
+    assert len(summary["phases"]) == 2 and len(summary["per_phase"]) == 10
+    assert sum(row["requests"] for row in summary["phases"]) == n
+    failures = {row["team"]: row for row in summary["failures"]}
+    assert failures["broken"]["http_status"] == n and failures["down"]["connect_error"] == n
+    assert set(failures) == {"broken", "down"}
+    for figure in ("standings.png", "points_over_time.png", "per_phase.png", "failures.png"):
+        assert (out / figure).stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_debrief_reads_the_game_database_too(tmp_path, played):
+    db, export_dir = played
+    out = tmp_path / "out"
+    run_notebook(
+        DEBRIEF,
+        tmp_path,
+        DEBRIEF_EXPORT_DIR="",
+        DEBRIEF_GAME_DATABASE_URL=db,
+        DEBRIEF_OUTPUT_DIR=str(out),
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["source"] == str(out / "export")
+    assert (out / "export" / "results.csv").read_text() == (export_dir / "results.csv").read_text()
+    standings = {row["team"]: row["points"] for row in summary["standings"]}
+    assert standings["peeker"] == summary["reference"]["requests"] > 0
+
+
+@pytest.mark.slow
+def test_reference_solution_measures_the_leak_and_retrains_after_the_world_changed(
+    tmp_path, workshop
+):
+    """A team database with warm-up requests, then the drift phase, every label revealed."""
+    url = team_database(tmp_path / "team.sqlite", workshop, [(0, 500), (DRIFT, 2000)])
+    out = tmp_path / "out"
+    run_notebook(
+        REFERENCE,
+        tmp_path,
+        REFERENCE_TEAM_DATABASE_URL=url,
+        REFERENCE_OUTPUT_DIR=str(out),
+        REFERENCE_GAME_URL="",
+        REFERENCE_RETRAIN_ROUNDS="1",
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    leak = summary["leak"]
+    assert leak["with_leak_holdout"] > leak["without_leak"] + 0.03  # looks better ...
+    assert leak["with_leak_in_production"] < leak["without_leak"]  # ... and is worse
+    assert 0.78 <= summary["holdout"]["accuracy"] <= 0.9
+    assert 0.35 <= summary["holdout"]["best_threshold"] <= 0.65
+    assert summary["robustness"]["requests"] >= 500 and summary["robustness"]["errors"] == 0
+    retrained = summary["retraining"][0]
+    assert retrained["game_rows"] == 2500 and retrained["recent_rows"] == 500
+    scores = retrained["scores"]
+    # After the world changed, retraining on the game's labels wins on recent requests.
+    assert retrained["deployed"] and max(scores.values()) > scores["served"] + 0.03, scores
+    model = summary["saved_model"]
+    assert model["version"] == retrained["version"] and 0.0 <= model["example_p_default"] <= 1.0
+    pipeline, metadata = load_model(model["path"])
+    assert metadata["retrained"] == retrained["best"] and hasattr(pipeline, "predict_proba")
