@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -191,6 +192,9 @@ class Demo:
         configure_logging(self.log_level, log_file)
         self.echo(f"demo folder: {self.folder} (the game's log: game.log)")
         self.echo(f"leaderboard: {self.web_url} (live once the bots are up, in about 20 s)")
+        # The instructor page (pause, next phase, ...) needs a token; the demo makes one.
+        token = os.environ.setdefault("GAME_ADMIN_TOKEN", secrets.token_urlsafe(16))
+        self.echo(f"instructor page: {self.web_url}admin (token: {token})")
         atexit.register(self.children.stop_all)
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
@@ -257,7 +261,8 @@ class Demo:
 
     def _env(self, **settings: str) -> dict:
         """The environment of a child: this one, single-threaded maths, the starter's settings."""
-        return {**os.environ, **SINGLE_THREADED, **settings}
+        env = {k: v for k, v in os.environ.items() if k != "GAME_ADMIN_TOKEN"}
+        return {**env, **SINGLE_THREADED, **settings}
 
     def _start_bot(self, bot: Bot) -> None:
         """Start (or restart) one bot's process; its model is a copy of its kind's model."""

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from starter_helpers import free_port
 
 from game_server.bots import VARIANTS, team_plan
@@ -151,6 +152,12 @@ def assert_nothing_left(record: dict, wait: float = 0.0) -> None:
     assert [p for p in ports if not port_is_free(p)] == []
 
 
+def points_now(port: int) -> dict:
+    """{team: points} from the demo's leaderboard API."""
+    board = requests.get(f"http://127.0.0.1:{port}/api/leaderboard", timeout=5).json()
+    return {t["name"]: t["points"] for t in board["teams"]}
+
+
 def team_table(database: str, sql: str) -> dict:
     """{team name: value} from a query of (name, value) rows on the game database."""
     with sqlite3.connect(database) as conn:
@@ -162,6 +169,13 @@ def test_a_whole_demo_game_with_five_bot_teams(workdir):
     port = free_port()
     process, out = start_demo(workdir, port, "--game", str(GAME))
     try:
+        wait_for_text(process, out, "first round scored", 60)
+        page = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
+        first = points_now(port)
+        assert set(first) == {"starter", "careful", "leaky", "devserver", "flaky"}
+        time.sleep(3)
+        assert points_now(port) != first  # the leaderboard moves
         process.wait(timeout=150)
     finally:
         if process.poll() is None:
@@ -170,6 +184,7 @@ def test_a_whole_demo_game_with_five_bot_teams(workdir):
     output = out.read_text()
     assert process.returncode == 0, output
     assert f"http://127.0.0.1:{port}/" in output and "Final standings:" in output
+    assert f"http://127.0.0.1:{port}/admin (token: " in output
     record = record_of(workdir, output)
     db = record["database"]
     results = team_table(
