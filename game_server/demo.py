@@ -19,6 +19,7 @@ import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 import webbrowser
@@ -189,9 +190,17 @@ class Demo:
             )
         self.folder = new_folder(self.root)
         log_file = open(self.folder / "game.log", "a", buffering=1)  # noqa: SIM115 (closed below)
-        configure_logging(self.log_level, log_file)
+        try:
+            configure_logging(self.log_level, log_file)
+            self._play()
+            return self._finish()
+        finally:
+            log_file.close()
+
+    def _play(self) -> None:
+        """Everything from the bots' training to the game's end, then every bot stopped."""
         self.echo(f"demo folder: {self.folder} (the game's log: game.log)")
-        self.echo(f"leaderboard: {self.web_url} (live once the bots are up, in about 20 s)")
+        self.echo(f"leaderboard: {self.web_url} (live once the bots are up, 10-20 s from now)")
         # The instructor page (pause, next phase, ...) needs a token; the demo makes one.
         token = os.environ.setdefault("GAME_ADMIN_TOKEN", secrets.token_urlsafe(16))
         self.echo(f"instructor page: {self.web_url}admin (token: {token})")
@@ -203,17 +212,14 @@ class Demo:
                 self.engine, self.game_file, HOST, self.port, start=True, beside=self.supervise
             )
         except KeyboardInterrupt:
-            self.echo("interrupted: stopping the bots")
+            self.echo("interrupted")
         finally:
             signal.signal(signal.SIGTERM, _interrupt)  # asyncio reset it; cleanup must finish
+            self.echo("stopping the bots...")
             self.children.stop_all()
             self._write_record()
             signal.signal(signal.SIGTERM, previous)
             atexit.unregister(self.children.stop_all)
-        try:
-            return self._finish()
-        finally:
-            log_file.close()
 
     def _prepare(self) -> None:
         """Database, models, bots up and registered."""
@@ -242,7 +248,12 @@ class Demo:
             argv = [*self._worker("train"), "--kind", kind, "--out", str(models / f"{kind}.pkl")]
             self.children.start(f"train-{kind}", argv, self._env(), models / f"{kind}.log")
         for kind in kinds:
-            status = self.children.wait(f"train-{kind}", TRAIN_SECONDS)
+            try:
+                status = self.children.wait(f"train-{kind}", TRAIN_SECONDS)
+            except subprocess.TimeoutExpired:
+                raise DemoError(
+                    f"training the {kind} model took over {TRAIN_SECONDS:.0f} s"
+                ) from None
             if status != 0:
                 raise DemoError(f"training the {kind} model failed: {tail(models / f'{kind}.log')}")
 

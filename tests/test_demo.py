@@ -2,6 +2,7 @@
 starter, a real game, and nothing left behind (no process, no port) however it ends."""
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from click.testing import CliRunner
 from starter_helpers import free_port
 
 from game_server.bots import VARIANTS, team_plan
+from game_server.cli import main
 from game_server.demo import compress, phase_table, standings_table
 from game_server.gamefile import builtin_game_path, load_game_file
 
@@ -65,6 +68,32 @@ def test_phase_table_shows_where_points_were_lost():
     lines = table.splitlines()
     assert lines[0].split() == ["team", "warm-up", "peak", "traffic"]
     assert lines[1].split() == ["ok", "41", "0"] and lines[2].split() == ["dev", "40", "-90"]
+
+
+@pytest.fixture
+def keep_logging():
+    """Restore the root logger after a CLI call that configures it."""
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+
+
+def test_a_busy_port_is_a_one_line_error_before_anything_starts(
+    tmp_path, monkeypatch, keep_logging
+):
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["demo", "--no-browser", "--port", str(port)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"Error: port {port} is in use (another game server?): choose one with --port"
+    )
+    assert not (tmp_path / "instance").exists()  # no folder, no process: nothing started
 
 
 # --- the real thing: a demo run as a subprocess --------------------------------------------
