@@ -10,6 +10,7 @@ writes the file atomically and the API reloads it by itself (model file mtime).
 
 import logging
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -44,15 +45,11 @@ class Retrainer(threading.Thread):
         self.metadata = load_model(model_path)[1]
         self.tried_at_rows = 0
         self.deployed = 0
-        self._stop = threading.Event()
-
-    def stop(self) -> None:
-        """Ask the thread to stop after its current step."""
-        self._stop.set()
 
     def run(self) -> None:
         """Every few seconds: pull feedback, maybe retrain. Errors are logged, never fatal."""
-        while not self._stop.wait(EVERY_SECONDS):
+        while True:
+            time.sleep(EVERY_SECONDS)
             try:
                 self.step()
             except database.FeedbackError as exc:

@@ -77,9 +77,6 @@ def serve(args) -> int:
             config.resolve(settings["MODEL_PATH"]), args.data, args.label, settings["DATABASE_URL"]
         ).start()
     if variant.server == "devserver":
-        from modules.logs import configure_logging
-
-        configure_logging(settings["LOG_LEVEL"], config.resolve(settings["LOG_FILE"]))
         return serve_devserver(variant, settings)
     return starter_main.main()
 
