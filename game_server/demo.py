@@ -308,6 +308,8 @@ class Demo:
         """Wait until every bot answers GET /health."""
         deadline = time.monotonic() + READY_SECONDS
         waiting = list(self.bots)
+        http = requests.Session()
+        http.trust_env = False  # loopback: never through a proxy from the environment
         while waiting:
             for bot in list(waiting):
                 if bot.name in self.children.exited():
@@ -315,7 +317,7 @@ class Demo:
                         f"bot {bot.name} exited at start: {tail(bot.folder / 'console.log')}"
                     )
                 try:
-                    ok = requests.get(f"http://{HOST}:{bot.port}/health", timeout=1).ok
+                    ok = http.get(f"http://{HOST}:{bot.port}/health", timeout=1).ok
                 except requests.RequestException:
                     ok = False
                 if ok:
@@ -337,7 +339,12 @@ class Demo:
         await asyncio.to_thread(self._write_record)
         phase, last_line = None, time.monotonic()
         while True:
-            board = await asyncio.to_thread(self._board)
+            await asyncio.sleep(1.0)
+            try:
+                board = await asyncio.to_thread(self._board)
+            except Exception as exc:  # a busy database must not end the demo
+                log.warning("demo supervisor could not read the leaderboard error=%s", exc)
+                continue
             clock = board["game"]
             if self.first_scored is None and board["reference"]["requests"]:
                 self.first_scored = time.monotonic() - self.began
@@ -356,7 +363,6 @@ class Demo:
                 self.echo(f"[{self._clock(clock)}] {standings_line(board)}")
             await self._flaky(self.game_file.duration - (clock["time_left"] or 0.0))
             self._report_exits()
-            await asyncio.sleep(1.0)
 
     def _board(self) -> dict:
         """The leaderboard as the API serves it."""
