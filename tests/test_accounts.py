@@ -294,7 +294,7 @@ def test_unknown_or_changed_host_key_is_refused(tmp_path, sshd):
 
 def test_bad_roster_changes_nothing(setup):
     settings, roster = setup
-    Path(roster).write_text("name\nRed\nred\nroot;x\n" + "y" * 40 + "\n")
+    Path(roster).write_text("name\nRed\nred\nroot/x\n" + "y" * 40 + "\n")
     before = Path("/etc/passwd").read_text()
     with pytest.raises(accounts.AccountsError) as err:
         accounts.create(LocalExecutor(), settings, roster)
@@ -320,13 +320,13 @@ def test_cli_reports_every_bad_row_and_refuses_both_names_and_all(tmp_path):
     from game_server.cli import main
 
     roster = tmp_path / "roster.csv"
-    roster.write_text("name\nRed\nRED\nx;y\n")
+    roster.write_text("name\nRed\nRED\nx/y\n")
     args = ["--registry", str(tmp_path / "reg.json"), "--handout-dir", str(tmp_path / "h"),
             "--prefix", "gstcli-", "--no-game"]  # fmt: skip
     result = CliRunner().invoke(main, ["users", "create", str(roster), *args])
     assert result.exit_code == 1
     assert f"{roster}:3: duplicate team name 'RED'" in result.output
-    assert f"{roster}:4: bad team name 'x;y'" in result.output
+    assert f"{roster}:4: bad team name 'x/y'" in result.output
     assert not (tmp_path / "reg.json").exists() and not (tmp_path / "h").exists()
     result = CliRunner().invoke(main, ["users", "delete", "--all", "Red", *args])
     assert result.exit_code == 2 and "give team names or --all" in result.output
