@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean bench-customer bench-starter bench-leaderboard figures slides
+.PHONY: install demo test lint pytest clean bench-customer bench-starter bench-leaderboard bench-memory figures slides
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: lint pytest
 bench-customer: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/customer_bench.py
+
+# The game server's memory over a 3-minute peak phase against 100 stub teams.
+bench-memory: $(STAMP)
+	$(BIN)/python bench/memory_bench.py
 
 # The leaderboard's benchmark (loopback only, about two minutes; needs Debian's `wrk` and
 # `chromium`); writes the Leaderboard section of docs/PERFORMANCE.md.

@@ -361,12 +361,10 @@ running totals and status in one transaction per batch, on one writer thread).
 
 {table}
 
-The machine is a 2-core virtual machine shared with other work (other test suites ran
-during some runs; load average {load} when this one started), so runs differ: across
-six runs the sustained rate went from about 3,500 (busy machine) to 7,400 req/s (quiet)
-and the round median from 8 to 24 ms; the per-second spread shows the noise within this
-run. `wrk` and Locust hit one
-stub port with {teams} connections: a ceiling of the stub process, not a game.
+The machine is a 2-core virtual machine (load average {load} when this run started):
+the stubs, the customer and its writer thread share the two cores, so runs on a busy
+machine differ; the per-second spread shows the noise within this run. `wrk` and Locust
+hit one stub port with {teams} connections: a ceiling of the stub process, not a game.
 Targets of issue 4: one round to 100 teams under 50 ms median; at least 3,000 scored and
 stored requests per second. {verdict}
 
