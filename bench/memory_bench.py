@@ -69,13 +69,12 @@ def prepare(db_url: str, game_path: Path, ports: list[int]) -> None:
     engine.dispose()
 
 
-def measure(args, db_url: str, game_path: Path) -> list[dict]:
-    """Run the game and sample its memory; the samples."""
+def measure(args, db_url: str, log_path: Path) -> list[dict]:
+    """Run the game and sample its memory; the samples (the server's log in `log_path`)."""
     port = free_port()
+    log = log_path.open("w")
     command = [sys.executable, "-m", "game_server", "--log-level", "WARNING", "--db", db_url]
-    server = subprocess.Popen(
-        [*command, "run", "--port", str(port), "--start"], stderr=subprocess.DEVNULL
-    )
+    server = subprocess.Popen([*command, "run", "--port", str(port), "--start"], stderr=log)
     samples, start = [], time.monotonic()
     try:
         deadline = start + args.seconds + 15
@@ -105,13 +104,17 @@ def measure(args, db_url: str, game_path: Path) -> list[dict]:
             server.wait(20)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
+    if not samples:
+        tail = log_path.read_text().splitlines()[-5:]
+        raise SystemExit(
+            "memory bench: the game server did not answer; its log:\n" + "\n".join(tail)
+        )
     return samples
 
 
 def report(args, samples: list[dict]) -> str:
     """The Markdown section."""
-    if not samples:
-        raise SystemExit("memory bench: no samples (the game server did not answer)")
     warm = [s for s in samples if s["t"] >= 20] or samples
     first, peak, last = warm[0]["rss_mb"], max(s["rss_mb"] for s in samples), samples[-1]
     rows = "\n".join(
@@ -180,7 +183,7 @@ def main() -> None:
             game_path.write_text(GAME.format(seconds=args.seconds, rate=args.rate))
             db_url = f"sqlite:///{Path(tmp, 'game.sqlite')}"
             prepare(db_url, game_path, ports)
-            samples = measure(args, db_url, game_path)
+            samples = measure(args, db_url, Path(tmp, "game.log"))
     finally:
         stubs.stdin.close()
         try:

@@ -28,7 +28,9 @@ WEB_THREADS = 8
 def start_web(url: str, host: str, port: int):
     """Serve the web app on host:port from a daemon thread; the waitress server."""
     app = create_app({"DATABASE_URL": url})
-    server = create_server(app, host=host, port=port, threads=WEB_THREADS)
+    # poll(), not select(): at a big game's peak the customer holds over 1,024 sockets, and
+    # select() cannot watch a file descriptor above that (the web thread would die).
+    server = create_server(app, host=host, port=port, threads=WEB_THREADS, asyncore_use_poll=True)
     thread = threading.Thread(target=server.run, name="web", daemon=True)
     thread.start()
     log.info("web app listening url=http://%s:%s/", server.effective_host, server.effective_port)
