@@ -15,17 +15,32 @@ _lock = threading.Lock()
 
 
 def cached_json(key: str, compute) -> Response:
-    """The JSON of `compute()`, computed at most once per LIVE_CACHE_SECONDS in this app."""
+    """The JSON of `compute()`, computed at most once per LIVE_CACHE_SECONDS in this app.
+
+    When the entry is stale, one thread recomputes it while the others keep answering
+    with the stale one (for at most the time one computation takes): under load, a
+    threadful of simultaneous recomputations would stall every request behind them.
+    """
     ttl = float(current_app.config.get("LIVE_CACHE_SECONDS", 0.5))
     store = current_app.extensions.setdefault("game_live_cache", {})
+    refreshing = current_app.extensions.setdefault("game_live_cache_refreshing", set())
     now = time.monotonic()
     with _lock:
         hit = store.get(key)
-    if hit is None or now - hit[0] >= ttl:
-        body = json.dumps(compute()).encode()
-        hit = (now, body, hashlib.sha1(body).hexdigest())
-        with _lock:
-            store[key] = hit
+        stale = hit is None or now - hit[0] >= ttl
+        mine = stale and key not in refreshing
+        if mine:
+            refreshing.add(key)
+    if hit is None or mine:
+        try:
+            body = json.dumps(compute()).encode()
+            hit = (now, body, hashlib.sha1(body).hexdigest())
+            with _lock:
+                store[key] = hit
+        finally:
+            if mine:
+                with _lock:
+                    refreshing.discard(key)
     response = Response(hit[1], mimetype="application/json")
     response.set_etag(hit[2])
     return response
