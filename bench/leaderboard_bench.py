@@ -11,10 +11,12 @@ collection. Writes the "Leaderboard" section of docs/PERFORMANCE.md.
 """
 
 import argparse
+import contextlib
 import datetime
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +28,7 @@ from bench_storage import scratch_database  # noqa: E402
 
 from game_server import control, storage, teams  # noqa: E402
 from game_server.customer import Result  # noqa: E402
-from game_server.serve import WEB_THREADS, start_web  # noqa: E402
+from game_server.serve import WEB_THREADS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PERFORMANCE = ROOT / "docs" / "PERFORMANCE.md"
@@ -111,12 +113,30 @@ def fill(engine, ids: list[int], first_seq: int, rounds: int) -> None:
         )
 
 
-def serve(url: str):
-    """The game's own web server (`serve.start_web`, as `game-server run` serves it) on a
-    free loopback port; (server, base URL)."""
+SERVE = """
+import sys
+from game_server.serve import start_web
+server = start_web(sys.argv[1], "127.0.0.1", 0)
+print(server.effective_port, flush=True)
+sys.stdin.read()  # until the benchmark closes our stdin
+"""
 
-    server = start_web(url, "127.0.0.1", 0)
-    return server, f"http://127.0.0.1:{server.effective_port}"
+
+@contextlib.contextmanager
+def serve(url: str):
+    """The game's own web server (`serve.start_web`, as `game-server run` serves it) in a
+    process of its own, as in a game (not beside the benchmark's filling); its base URL."""
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVE, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield f"http://127.0.0.1:{int(server.stdout.readline())}"
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def run_wrk(url: str, seconds: int) -> dict:
@@ -204,50 +224,69 @@ def write_section(text: str) -> None:
     PERFORMANCE.write_text(doc, encoding="utf-8")
 
 
+def repeated_wrk(url: str, seconds: int, runs: int) -> dict:
+    """`runs` wrk runs: the median p50, p99 and requests/s, the p99s, the errors in all."""
+    results = [run_wrk(url, seconds) for _ in range(runs)]
+    return {
+        "p50": statistics.median(r["p50"] for r in results),
+        "p99": statistics.median(r["p99"] for r in results),
+        "p99s": sorted(r["p99"] for r in results),
+        "rps": statistics.median(r["rps"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+    }
+
+
+def measure(engine, ids: list[int], base: str, seconds: int, runs: int):
+    """Fill to each size and load the leaderboard; (rows, page heap samples)."""
+    rows, stored = [], 0
+    for size in SIZES:
+        started = time.perf_counter()
+        fill(engine, ids, stored // TEAMS + 1, (size - stored) // TEAMS)
+        fill_s = time.perf_counter() - started
+        stored = size
+        run_wrk(base + "/api/leaderboard", 5)  # warm-up
+        cached = repeated_wrk(base + "/api/leaderboard", seconds, runs)
+        q = query_ms(engine)
+        rows.append((size, cached, q, fill_s))
+        print(
+            f"results={size:>9,} p50={cached['p50']:.1f}ms p99={cached['p99']:.1f}ms "
+            f"(runs: {', '.join(f'{v:.1f}' for v in cached['p99s'])}) "
+            f"rps={cached['rps']:.0f} errors={cached['errors']} query={q:.1f}ms "
+            f"fill={fill_s:.0f}s",
+            flush=True,
+        )
+    heap = page_heap(base)
+    print("page heap MB after every 500 updates:", [round(h, 1) for h in heap])
+    return rows, heap
+
+
 def main() -> int:
     """Fill, load, measure, report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=None, help="a database server URL (default: SQLite)")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per size")
+    parser.add_argument("--runs", type=int, default=3, help="wrk runs per size (medians)")
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("leaderboard bench: `wrk` is not installed (apt-get install -y wrk)")
         return 1
-    rows = []
     with tempfile.TemporaryDirectory() as tmp, scratch_database(args.db, tmp) as url:
         engine, ids = setup(url)
-        server, base = serve(url)
-        stored = 0
-        for size in SIZES:
-            started = time.perf_counter()
-            fill(engine, ids, stored // TEAMS + 1, (size - stored) // TEAMS)
-            fill_s = time.perf_counter() - started
-            stored = size
-            run_wrk(base + "/api/leaderboard", 2)  # warm-up
-            cached = run_wrk(base + "/api/leaderboard", args.seconds)
-            q = query_ms(engine)
-            rows.append((size, cached, q, fill_s))
-            print(
-                f"results={size:>9,} p50={cached['p50']:.1f}ms p99={cached['p99']:.1f}ms "
-                f"rps={cached['rps']:.0f} errors={cached['errors']} query={q:.1f}ms "
-                f"fill={fill_s:.0f}s",
-                flush=True,
-            )
-        heap = page_heap(base)
-        print("page heap MB after every 500 updates:", [round(h, 1) for h in heap])
-        server.close()
+        with serve(url) as base:
+            rows, heap = measure(engine, ids, base, args.seconds, args.runs)
         backend = engine.dialect.name
         engine.dispose()
     table = "\n".join(
-        f"| {n:,} | {c['p50']:.1f} | {c['p99']:.1f} | {c['rps']:,.0f} | {c['errors']} | {q:.1f} |"
+        f"| {n:,} | {c['p50']:.1f} | {c['p99']:.1f} | {' / '.join(f'{v:.0f}' for v in c['p99s'])} "
+        f"| {c['rps']:,.0f} | {c['errors']} | {q:.1f} |"
         for n, c, q, _ in rows
     )
     p99 = rows[-1][1]["p99"]
     verdict = (
-        f"Met in this run: p99 {p99:.1f} ms at {rows[-1][0]:,} results."
+        f"Met: median p99 {p99:.1f} ms at {rows[-1][0]:,} results."
         if p99 < 50
-        else f"Not met in this run: p99 {p99:.1f} ms at {rows[-1][0]:,} results."
+        else f"Not met: median p99 {p99:.1f} ms at {rows[-1][0]:,} results."
     )
     text = f"""## Leaderboard (`bench/leaderboard_bench.py`)
 
@@ -255,10 +294,11 @@ Measured by `make bench-leaderboard` on {datetime.date.today()}: {platform.machi
 Python {platform.python_version()}, {backend}. 100 teams; `GET /api/leaderboard` served by
 waitress as `game-server run` serves it ({WEB_THREADS} threads, one process) on 127.0.0.1,
 loaded by `wrk -t2 -c50 -d{args.seconds}s` (50 concurrent connections, on the same 2-core
-machine) after a 2 s warm-up, at each size of the `results` table:
+machine) after a 5 s warm-up, {args.runs} runs at each size of the `results` table
+(medians of the runs):
 
-| stored results | p50 ms | p99 ms | requests/s | errors | leaderboard query alone, ms |
-|---|---|---|---|---|---|
+| results | p50 ms | p99 ms | p99 of each run, ms | req/s | errors | query alone, ms |
+|---|---|---|---|---|---|---|
 {table}
 
 The issue's target: p99 under 50 ms with 1,000,000 stored results, and a cost that does
