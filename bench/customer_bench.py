@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import bench_storage  # noqa: E402  (beside this file)
+import performance_doc  # noqa: E402
 
 from game_server import storage  # noqa: E402
 from game_server.customer import Customer, Result, Target  # noqa: E402
@@ -333,22 +334,6 @@ def report(args, numbers: dict, wrk: float | None, locust: float | None) -> str:
     return "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
 
-def write_performance(section: str) -> None:
-    """Replace (or add) the Customer section of docs/PERFORMANCE.md."""
-    path = ROOT / "docs" / "PERFORMANCE.md"
-    text = (
-        path.read_text()
-        if path.exists()
-        else "# Performance\n\nMeasured by the benchmarks in `bench/`.\n"
-    )
-    pattern = re.compile(r"## Customer\n.*?(?=\n## |\Z)", re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n"), text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 SECTION = """\
 ## Customer
 
@@ -448,7 +433,7 @@ def main() -> None:
             verdict=verdict,
             design=textwrap.dedent(DESIGN).strip(),
         )
-        write_performance(section)
+        performance_doc.write_section("Customer", section)
         print("written to docs/PERFORMANCE.md")
 
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import performance_doc  # noqa: E402
 from bench_storage import scratch_database  # noqa: E402
 
 from game_server import control, storage, teams  # noqa: E402
@@ -216,14 +217,6 @@ def page_heap(base: str, batches: int = 10, per_batch: int = 500) -> list[float]
     return sizes
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) the "## Leaderboard" section of docs/PERFORMANCE.md."""
-    doc = PERFORMANCE.read_text(encoding="utf-8")
-    pattern = re.compile(r"^## Leaderboard\b.*?(?=^## |\Z)", re.S | re.M)
-    doc = pattern.sub(text, doc) if pattern.search(doc) else doc.rstrip() + "\n\n" + text
-    PERFORMANCE.write_text(doc, encoding="utf-8")
-
-
 def repeated_wrk(url: str, seconds: int, runs: int) -> dict:
     """`runs` wrk runs: the median p50, p99 and requests/s, the p99s, the errors in all."""
     results = [run_wrk(url, seconds) for _ in range(runs)]
@@ -323,7 +316,7 @@ with the garbage collector but does not grow: table rows are reused and the char
 redrawn with `Plotly.react` on bounded data.
 """
     if not args.no_write:
-        write_section(text)
+        performance_doc.write_section("Leaderboard", text)
         print(f"wrote the Leaderboard section of {PERFORMANCE.relative_to(ROOT)}")
     return 0
 

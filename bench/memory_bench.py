@@ -25,6 +25,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import performance_doc  # noqa: E402
 
 from game_server import game, gamefile, storage, teams  # noqa: E402
 
@@ -142,20 +145,6 @@ running totals.
 """
 
 
-def write_section(section: str) -> None:
-    """Replace (or append) the Memory section of docs/PERFORMANCE.md."""
-    path = ROOT / "docs" / "PERFORMANCE.md"
-    text = path.read_text()
-    head = "## Memory: the game server"
-    if head in text:
-        before, rest = text.split(head, 1)
-        after = rest.split("\n## ", 1)
-        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> None:
     """Start the stubs, play the game, print and write the numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -193,7 +182,7 @@ def main() -> None:
     section = report(args, samples)
     print(section)
     if not args.no_write:
-        write_section(section)
+        performance_doc.write_section("Memory: the game server", section)
         print("written to docs/PERFORMANCE.md")
 
 

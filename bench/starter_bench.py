@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import socket
@@ -35,6 +34,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import performance_doc  # beside this file
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,18 +219,6 @@ the model cheaper per row.
 """
 
 
-def write_performance(section: str) -> None:
-    """Replace (or add) the Participant starter section of docs/PERFORMANCE.md."""
-    path = ROOT / "docs" / "PERFORMANCE.md"
-    text = path.read_text() if path.exists() else "# Performance\n"
-    pattern = re.compile(r"## Participant starter\n.*?(?=\n## |\Z)", re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n"), text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> None:
     """Train, serve, measure, print the section and write it to docs/PERFORMANCE.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -293,7 +281,7 @@ def main() -> None:
     print(section)
     print(f"mean POST /predict {statistics.mean(api):.2f} ms")
     if not args.no_write:
-        write_performance(section)
+        performance_doc.write_section("Participant starter", section)
         print("written to docs/PERFORMANCE.md")
 
 

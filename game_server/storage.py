@@ -684,6 +684,20 @@ def team_by_name(conn: sa.Connection, name: str) -> sa.RowMapping | None:
     return conn.execute(sa.select(teams).where(teams.c.name == name)).mappings().first()
 
 
+def _latest_results(conn: sa.Connection, team_id: int, limit: int, *columns):
+    """A team's latest `limit` results with their requests' `columns`, newest first.
+
+    Reads through the (team_id, seq) index: the cost does not grow with the game.
+    """
+    return conn.execute(
+        sa.select(*columns)
+        .select_from(results.join(requests, requests.c.seq == results.c.seq))
+        .where(results.c.team_id == team_id)
+        .order_by(results.c.seq.desc())
+        .limit(limit)
+    )
+
+
 def team_results(conn: sa.Connection, team_id: int, limit: int, now: float | None = None) -> list:
     """A team's most recent results, newest first.
 
@@ -692,19 +706,16 @@ def team_results(conn: sa.Connection, team_id: int, limit: int, now: float | Non
     give every team the label before the feedback delay.
     """
     now = time.time() if now is None else now
-    rows = conn.execute(
-        sa.select(
-            results,
-            requests.c.request_id,
-            requests.c.oddities,
-            requests.c.phase_index,
-            requests.c.sent_at,
-            requests.c.label_visible_at,
-        )
-        .join(requests, requests.c.seq == results.c.seq)
-        .where(results.c.team_id == team_id)
-        .order_by(results.c.seq.desc())
-        .limit(limit)
+    rows = _latest_results(
+        conn,
+        team_id,
+        limit,
+        results,
+        requests.c.request_id,
+        requests.c.oddities,
+        requests.c.phase_index,
+        requests.c.sent_at,
+        requests.c.label_visible_at,
     ).mappings()
     out = []
     for r in rows:
@@ -876,19 +887,16 @@ def team_series(
     `limit` rows through the (team_id, seq) index, whatever the size of the game.
     """
     now = time.time() if now is None else now
-    rows = conn.execute(
-        sa.select(
-            results.c.outcome,
-            results.c.latency_ms,
-            results.c.status_code,
-            results.c.reason,
-            requests.c.sent_at,
-            requests.c.label_visible_at,
-        )
-        .join(requests, requests.c.seq == results.c.seq)
-        .where(results.c.team_id == team_id)
-        .order_by(results.c.seq.desc())
-        .limit(limit)
+    rows = _latest_results(
+        conn,
+        team_id,
+        limit,
+        results.c.outcome,
+        results.c.latency_ms,
+        results.c.status_code,
+        results.c.reason,
+        requests.c.sent_at,
+        requests.c.label_visible_at,
     ).all()
     rows.reverse()
     series = []
