@@ -19,6 +19,7 @@ status in one transaction. Prints a table and writes the numbers into docs/PERFO
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -97,6 +98,25 @@ async def serve_stubs(teams: int) -> None:
     servers = [await loop.create_server(StubProtocol, "127.0.0.1", 0) for _ in range(teams)]
     print(json.dumps([s.sockets[0].getsockname()[1] for s in servers]), flush=True)
     await loop.run_in_executor(None, sys.stdin.read)  # the parent closes stdin to stop us
+
+
+@contextlib.contextmanager
+def stub_teams(teams: int):
+    """`teams` stub team APIs in a process of their own; yields their ports."""
+    stubs = subprocess.Popen(
+        [sys.executable, __file__, "--serve-stubs", str(teams)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield json.loads(stubs.stdout.readline())
+    finally:
+        stubs.stdin.close()  # the stubs stop when their stdin closes
+        try:
+            stubs.wait(10)
+        except subprocess.TimeoutExpired:
+            stubs.kill()
 
 
 # --- the game's storage path ------------------------------------------------------
@@ -392,25 +412,12 @@ def main() -> None:
         return
 
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    stubs = subprocess.Popen(
-        [sys.executable, __file__, "--serve-stubs", str(args.teams)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        ports = json.loads(stubs.stdout.readline())
+    with stub_teams(args.teams) as ports:
         with tempfile.TemporaryDirectory() as tmp:
             numbers = asyncio.run(measure(args, ports, Path(tmp, "bench.sqlite")))
         url = f"http://127.0.0.1:{ports[0]}/predict"
         wrk = run_wrk(url, args.tool_seconds, args.teams)
         locust = run_locust(f"http://127.0.0.1:{ports[0]}", args.tool_seconds, args.teams)
-    finally:
-        stubs.stdin.close()
-        try:
-            stubs.wait(10)
-        except subprocess.TimeoutExpired:
-            stubs.kill()
 
     table = report(args, numbers, wrk, locust)
     print(table)

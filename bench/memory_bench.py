@@ -11,7 +11,6 @@ section of docs/PERFORMANCE.md.
 """
 
 import argparse
-import json
 import os
 import signal
 import socket
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import performance_doc  # noqa: E402
+from customer_bench import stub_teams  # noqa: E402
 
 from game_server import game, gamefile, storage, teams  # noqa: E402
 
@@ -154,31 +154,12 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/PERFORMANCE.md")
     args = parser.parse_args()
-    stubs = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "customer_bench.py"),
-            "--serve-stubs",
-            str(args.teams),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        ports = json.loads(stubs.stdout.readline())
-        with tempfile.TemporaryDirectory() as tmp:
-            game_path = Path(tmp, "memory.toml")
-            game_path.write_text(GAME.format(seconds=args.seconds, rate=args.rate))
-            db_url = f"sqlite:///{Path(tmp, 'game.sqlite')}"
-            prepare(db_url, game_path, ports)
-            samples = measure(args, db_url, Path(tmp, "game.log"))
-    finally:
-        stubs.stdin.close()
-        try:
-            stubs.wait(10)
-        except subprocess.TimeoutExpired:
-            stubs.kill()
+    with stub_teams(args.teams) as ports, tempfile.TemporaryDirectory() as tmp:
+        game_path = Path(tmp, "memory.toml")
+        game_path.write_text(GAME.format(seconds=args.seconds, rate=args.rate))
+        db_url = f"sqlite:///{Path(tmp, 'game.sqlite')}"
+        prepare(db_url, game_path, ports)
+        samples = measure(args, db_url, Path(tmp, "game.log"))
     section = report(args, samples)
     print(section)
     if not args.no_write:

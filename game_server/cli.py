@@ -191,16 +191,21 @@ def teams_list(obj: dict, as_json: bool) -> None:
         click.echo(f"{r['name']:<40} {state:<8} {r['protocol']:<13} {r['url']}{model}")
 
 
+def _set_active(obj: dict, name: str, active: bool) -> None:
+    """Enable or disable a team, with a one-line error when that is refused."""
+    try:
+        registry.set_active(_engine(obj), name, active)
+    except (registry.TeamError, storage.NotInitialised) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"team {name} {'enabled' if active else 'disabled'}")
+
+
 @teams.command("disable")
 @click.argument("name")
 @click.pass_obj
 def teams_disable(obj: dict, name: str) -> None:
     """Stop sending requests to a team (its results and token stay)."""
-    try:
-        registry.set_active(_engine(obj), name, False)
-    except (registry.TeamError, storage.NotInitialised) as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"team {name} disabled")
+    _set_active(obj, name, False)
 
 
 @teams.command("enable")
@@ -208,11 +213,7 @@ def teams_disable(obj: dict, name: str) -> None:
 @click.pass_obj
 def teams_enable(obj: dict, name: str) -> None:
     """Send requests to a disabled team again (its results and token stay)."""
-    try:
-        registry.set_active(_engine(obj), name, True)
-    except (registry.TeamError, storage.NotInitialised) as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"team {name} enabled")
+    _set_active(obj, name, True)
 
 
 @teams.command("token")
