@@ -5,8 +5,8 @@ Run: .venv/bin/python bench/bench_scenario.py   (numbers go into docs/PERFORMANC
 
 import time
 
-from game_server.gamefile import builtin_game_path, load_game_file
-from game_server.scenario import Scenario
+from game_server.scenario.gamefile import builtin_game_path, load_game_file
+from game_server.scenario.stream import Scenario
 
 
 def main() -> None:

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from game_server import storage, teams
-from game_server.customer import Result
-from game_server.game import DbWriter
+from game_server.play import teams
+from game_server.play.customer import Result
+from game_server.play.loop import DbWriter
+from game_server.storage import database as storage
 
 
 @contextlib.contextmanager

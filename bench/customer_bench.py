@@ -43,9 +43,9 @@ sys.path.insert(0, str(ROOT))
 import bench_storage  # noqa: E402  (beside this file)
 import performance_doc  # noqa: E402
 
-from game_server import storage  # noqa: E402
-from game_server.customer import Customer, Result, Target  # noqa: E402
-from game_server.game import DbWriter  # noqa: E402
+from game_server.play.customer import Customer, Result, Target  # noqa: E402
+from game_server.play.loop import DbWriter  # noqa: E402
+from game_server.storage import database as storage  # noqa: E402
 
 FEATURES = {
     "age": 34,

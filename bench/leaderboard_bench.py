@@ -27,9 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import performance_doc  # noqa: E402
 from bench_storage import scratch_database  # noqa: E402
 
-from game_server import control, storage, teams  # noqa: E402
-from game_server.customer import Result  # noqa: E402
+from game_server.play import teams  # noqa: E402
+from game_server.play.customer import Result  # noqa: E402
 from game_server.serve import WEB_THREADS  # noqa: E402
+from game_server.storage import control  # noqa: E402
+from game_server.storage import database as storage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PERFORMANCE = ROOT / "docs" / "PERFORMANCE.md"

@@ -29,7 +29,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 import performance_doc  # noqa: E402
 from customer_bench import stub_teams  # noqa: E402
 
-from game_server import game, gamefile, storage, teams  # noqa: E402
+from game_server.play import loop as game  # noqa: E402
+from game_server.play import teams  # noqa: E402
+from game_server.scenario import gamefile  # noqa: E402
+from game_server.storage import database as storage  # noqa: E402
 
 GAME = """
 [game]

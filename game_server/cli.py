@@ -6,12 +6,15 @@ from pathlib import Path
 
 import click
 
-from game_server import control as controls
-from game_server import export as exporter
-from game_server import game as running
-from game_server import gamefile, owndata, population, serve, storage, users_cli
-from game_server import teams as registry
+from game_server import serve
+from game_server.accounts import cli as users_cli
 from game_server.logs import LEVELS, configure_logging
+from game_server.play import loop as running
+from game_server.play import teams as registry
+from game_server.scenario import gamefile, owndata, population
+from game_server.storage import control as controls
+from game_server.storage import database as storage
+from game_server.storage import export as exporter
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -372,7 +375,7 @@ def demo(
     team_count: int, game_name: str, duration: float | None, port: int, no_browser: bool
 ) -> None:
     """Play a whole demo game on this machine with bot teams (leaderboard on --port)."""
-    from game_server import demo as demos  # the bots' machinery, only for this command
+    from game_server.demo import run as demos  # the bots' machinery, only for this command
 
     # The game's log goes to the demo's folder; the terminal shows the demo's own lines.
     level = logging.getLevelName(logging.getLogger().level)

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 import sqlalchemy as sa
 from waitress.server import create_server
 
-from game_server import storage
-from game_server.game import Game
-from game_server.gamefile import GameFile
+from game_server.play.loop import Game
+from game_server.scenario.gamefile import GameFile
+from game_server.storage import database as storage
 from game_server.web import create_app
 
 log = logging.getLogger(__name__)

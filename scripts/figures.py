@@ -182,7 +182,7 @@ def draw_architecture(out: Path) -> Path:
 
 def draw_timeline(out: Path) -> Path:
     """The phases of the workshop game file, to scale, with their request rates."""
-    from game_server.gamefile import builtin_game_path, load_game_file
+    from game_server.scenario.gamefile import builtin_game_path, load_game_file
 
     game = load_game_file(builtin_game_path("workshop"))
     colors = {"warmup": GREEN, "messy": ORANGE, "shift": BLUE, "peak": RED, "drift": GREY}

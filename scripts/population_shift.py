@@ -21,8 +21,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 
-from game_server.gamefile import builtin_game_path, load_game_file  # noqa: E402
-from game_server.scenario import Scenario  # noqa: E402
+from game_server.scenario.gamefile import builtin_game_path, load_game_file  # noqa: E402
+from game_server.scenario.stream import Scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "slides" / "figures"

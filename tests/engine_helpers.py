@@ -9,8 +9,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from team_apis import Handler, Request, response
 
-from game_server import game, gamefile, storage
-from game_server.customer import Result
+from game_server.play import loop as game
+from game_server.play.customer import Result
+from game_server.scenario import gamefile
+from game_server.storage import database as storage
 
 FAST_GAME = Path(__file__).parent / "games" / "fast.toml"
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from game_server import population
+from game_server.scenario import population
 
 CATEGORIES = [f.name for f in population.FEATURES if f.kind == "category"]
 NUMBERS = [f.name for f in population.FEATURES if f.kind != "category"]

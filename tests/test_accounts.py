@@ -18,8 +18,11 @@ import paramiko
 import psycopg
 import pytest
 
-from game_server import accounts, handout, storage, teams
-from game_server.executors import ExecError, LocalExecutor, SSHExecutor
+from game_server.accounts import handout
+from game_server.accounts import provision as accounts
+from game_server.accounts.executors import ExecError, LocalExecutor, SSHExecutor
+from game_server.play import teams
+from game_server.storage import database as storage
 
 pytestmark = [pytest.mark.root, pytest.mark.postgres]
 ADMIN = "postgresql://postgres@127.0.0.1:5432/"

@@ -6,7 +6,9 @@ import time
 import pytest
 from engine_helpers import request_row, result
 
-from game_server import control, storage, teams
+from game_server.play import teams
+from game_server.storage import control
+from game_server.storage import database as storage
 from game_server.web import create_app
 
 

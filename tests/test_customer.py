@@ -16,7 +16,7 @@ from team_apis import (
     response,
 )
 
-from game_server.customer import Customer, Result, Target
+from game_server.play.customer import Customer, Result, Target
 
 TIMEOUT = 0.3
 FEATURES = {"age": 31, "income": 4200.5, "region": "north", "owns_home": True, "debt": None}
@@ -251,7 +251,7 @@ def test_unexpected_errors_are_logged_and_scored_failed(apis, caplog, monkeypatc
 
     original = Customer._exchange
     monkeypatch.setattr(Customer, "_exchange", broken)
-    with caplog.at_level(logging.INFO, logger="game_server.customer"):
+    with caplog.at_level(logging.INFO, logger="game_server.play.customer"):
         results = ask([Target(1, good.url), Target(2, good.url)], request_id="req-9")
     assert [(r.outcome, r.reason) for r in results] == [
         ("failed", "internal_error"),
@@ -265,9 +265,9 @@ def test_unexpected_errors_are_logged_and_scored_failed(apis, caplog, monkeypatc
 def test_one_log_line_per_failure_none_per_success(apis, caplog):
     """Failures are logged with team, request id, reason and status; successes stay quiet."""
     good, bad = apis.start(json_answer({"pred": 1})), apis.start(json_answer({}, status=404))
-    with caplog.at_level(logging.INFO, logger="game_server.customer"):
+    with caplog.at_level(logging.INFO, logger="game_server.play.customer"):
         ask([Target(1, good.url), Target(2, bad.url)], request_id="q-5")
-    lines = [r.getMessage() for r in caplog.records if r.name == "game_server.customer"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "game_server.play.customer"]
     assert len(lines) == 1
     for part in ("team_id=2", "request_id=q-5", "reason=http_status", "status=404"):
         assert part in lines[0]

@@ -20,7 +20,11 @@ from conftest import PG_ADMIN_URL
 from engine_helpers import fast_game, peeking, play
 from team_apis import TeamAPIs
 
-from game_server import control, game, pgsql, storage, teams
+from game_server.accounts import pgsql
+from game_server.play import loop as game
+from game_server.play import teams
+from game_server.storage import control
+from game_server.storage import database as storage
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "database_docker"

@@ -17,10 +17,10 @@ import requests
 from click.testing import CliRunner
 from starter_helpers import free_port
 
-from game_server.bots import VARIANTS, team_plan
 from game_server.cli import main
-from game_server.demo import compress, phase_table, standings_table
-from game_server.gamefile import builtin_game_path, load_game_file
+from game_server.demo.bots import VARIANTS, team_plan
+from game_server.demo.run import compress, phase_table, standings_table
+from game_server.scenario.gamefile import builtin_game_path, load_game_file
 
 GAME = Path(__file__).parent / "games" / "demo_short.toml"  # every phase in 50 s
 

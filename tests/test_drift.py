@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from game_server import drift
+from game_server.web import drift
 
 RNG = np.random.default_rng(5)
 

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from engine_helpers import FAST_GAME, peeking
 from team_apis import TeamAPIs, delayed, json_answer
 
-from game_server import storage
 from game_server.cli import main
+from game_server.storage import database as storage
 
 
 def cli(db_url, *args, ok=True):

@@ -8,7 +8,10 @@ import sqlalchemy as sa
 from engine_helpers import fast_game, peeking, play
 from team_apis import TeamAPIs, hang, json_answer
 
-from game_server import control, game, storage, teams
+from game_server.play import loop as game
+from game_server.play import teams
+from game_server.storage import control
+from game_server.storage import database as storage
 from game_server.web import create_app
 
 

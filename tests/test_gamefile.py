@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from game_server import gamefile
 from game_server.cli import main
-from game_server.gamefile import GameFileError, builtin_game_path, load_game_file
+from game_server.scenario import gamefile
+from game_server.scenario.gamefile import GameFileError, builtin_game_path, load_game_file
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = """\

@@ -4,8 +4,9 @@ import asyncio
 
 import pytest
 
-from game_server import hosts
-from game_server.hosts import AllowList, AllowListResolver, HostNotAllowed, check_url
+from game_server.play import hosts
+from game_server.play.hosts import AllowList, HostNotAllowed, check_url
+from game_server.play.resolver import AllowListResolver
 
 
 def test_default_list_allows_loopback_only():

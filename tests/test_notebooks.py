@@ -23,8 +23,8 @@ from nbclient import NotebookClient
 from starter_helpers import STARTER, free_port
 from team_apis import TeamAPIs, json_answer, refused_port
 
-from game_server.gamefile import builtin_game_path, load_game_file
-from game_server.scenario import Scenario
+from game_server.scenario.gamefile import builtin_game_path, load_game_file
+from game_server.scenario.stream import Scenario
 
 sys.path.insert(0, str(STARTER))  # the starter is its own project: its `modules` package
 from modules import database  # noqa: E402

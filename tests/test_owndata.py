@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from game_server.cli import main
-from game_server.gamefile import load_game_file
-from game_server.scenario import Scenario
+from game_server.scenario.gamefile import load_game_file
+from game_server.scenario.stream import Scenario
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import json
 import pytest
 from team_apis import TeamAPIs, response
 
-from game_server import protocols
-from game_server.customer import Customer, Target
+from game_server.play import protocols
+from game_server.play.customer import Customer, Target
 
 FEATURES = {"age": 31, "income": 4200.5, "region": "north", "owns_home": False, "debt": None}
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from game_server.roster import RosterError, load_roster, parse_roster, slug, user_name
+from game_server.accounts.roster import RosterError, load_roster, parse_roster, slug, user_name
 
 
 def test_good_roster_gives_teams_with_prefixed_slug_user_names():

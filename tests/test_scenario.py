@@ -7,9 +7,9 @@ import pytest
 from scenario_helpers import NUMBERS, expected_accuracy, for_trees, frame_of, psi
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from game_server import oddities, population
-from game_server.gamefile import builtin_game_path, load_game_file
-from game_server.scenario import BLOCK, Scenario
+from game_server.scenario import oddities, population
+from game_server.scenario.gamefile import builtin_game_path, load_game_file
+from game_server.scenario.stream import BLOCK, Scenario
 
 FEATURES = list(population.FEATURE_NAMES)
 

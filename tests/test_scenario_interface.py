@@ -2,8 +2,8 @@
 
 import json
 
-from game_server.gamefile import builtin_game_path, load_game_file
-from game_server.scenario import Scenario
+from game_server.scenario.gamefile import builtin_game_path, load_game_file
+from game_server.scenario.stream import Scenario
 
 
 def test_builtin_games_draw_deterministic_json_ready_applicants():

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from game_server import protocols, scoring
-from game_server.scoring import failure, score_response, score_status, valid_pred
+from game_server.play import protocols, scoring
+from game_server.play.scoring import failure, score_response, score_status, valid_pred
 
 native = protocols.PROTOCOLS["native"].extract
 CAP = 1000

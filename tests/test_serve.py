@@ -5,7 +5,8 @@ import socket
 
 import requests
 
-from game_server import serve, storage
+from game_server import serve
+from game_server.storage import database as storage
 
 
 def test_the_web_server_answers_when_file_descriptors_go_past_1024(sqlite_url):

@@ -27,9 +27,9 @@ from starter_helpers import (
 )
 from werkzeug.serving import make_server
 
-from game_server import oddities
-from game_server.gamefile import builtin_game_path, load_game_file
-from game_server.scenario import Scenario
+from game_server.scenario import oddities
+from game_server.scenario.gamefile import builtin_game_path, load_game_file
+from game_server.scenario.stream import Scenario
 
 pytestmark = pytest.mark.slow
 MESSY_PHASE = 1  # the demo game's "messy input" phase

@@ -7,7 +7,8 @@ import pytest
 import sqlalchemy as sa
 from engine_helpers import request_row, result
 
-from game_server import storage, teams
+from game_server.play import teams
+from game_server.storage import database as storage
 
 
 @pytest.fixture

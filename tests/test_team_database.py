@@ -6,8 +6,9 @@ import uuid
 import psycopg
 import pytest
 
-from game_server import accounts, pgsql
-from game_server.executors import LocalExecutor
+from game_server.accounts import pgsql
+from game_server.accounts import provision as accounts
+from game_server.accounts.executors import LocalExecutor
 
 pytestmark = pytest.mark.postgres
 ADMIN = "postgresql://postgres@127.0.0.1:5432/"

@@ -3,7 +3,9 @@
 import pytest
 import sqlalchemy as sa
 
-from game_server import control, storage, teams
+from game_server.play import teams
+from game_server.storage import control
+from game_server.storage import database as storage
 
 
 @pytest.fixture

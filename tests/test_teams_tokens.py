@@ -5,8 +5,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from game_server import storage, teams
 from game_server.cli import main
+from game_server.play import teams
+from game_server.storage import database as storage
 
 
 @pytest.fixture

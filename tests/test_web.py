@@ -11,7 +11,7 @@ import time
 import pytest
 from web_helpers import XSS_NAME, make_game, store_results, team_ids
 
-from game_server import storage
+from game_server.storage import database as storage
 from game_server.web import create_app
 
 ADMIN = "instructor-secret"
@@ -103,7 +103,7 @@ def test_etag_gives_304_until_something_changes(client, game):
     client.application.config["TESTING"] = True
     engine, _ = game
     # the leaderboard's clock ticks while running: pause so that nothing changes
-    from game_server import control
+    from game_server.storage import control
 
     control.apply(engine, "pause", "tester")
     board = client.get("/api/leaderboard")
@@ -142,7 +142,7 @@ def test_history_is_downsampled_and_ends_at_the_live_totals(client, game):
 
 
 def test_history_stops_at_the_freeze(client, game):
-    from game_server import control
+    from game_server.storage import control
 
     engine, _ = game
     with engine.begin() as conn:
@@ -198,7 +198,7 @@ def test_private_view_shows_body_excerpts(client, game):
     ids = team_ids(engine)
     from engine_helpers import request_row
 
-    from game_server.customer import Result
+    from game_server.play.customer import Result
 
     with engine.begin() as conn:
         seq = storage.next_seq(conn)
@@ -241,7 +241,7 @@ def test_monitoring(client, game):
     assert body["timeline"] is None  # the room's puzzle until the game is over
     assert [p["name"] for p in body["phases"]][:2] == ["warm-up", "messy input"]
     assert client.get("/api/monitoring?phase=3").get_json()["n_current"] == 0
-    from game_server import control
+    from game_server.storage import control
 
     control.apply(engine, "finish", "tester")
     client.application.extensions["game_monitor"].cache_seconds = 0

@@ -5,7 +5,11 @@ import time
 import sqlalchemy as sa
 from engine_helpers import request_row, result
 
-from game_server import control, game, gamefile, storage, teams
+from game_server.play import loop as game
+from game_server.play import teams
+from game_server.scenario import gamefile
+from game_server.storage import control
+from game_server.storage import database as storage
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
 

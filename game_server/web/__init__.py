@@ -3,6 +3,9 @@
 Config comes from defaults, then environment variables prefixed `GAME_` (e.g.
 `GAME_DATABASE_URL`, `GAME_ADMIN_TOKEN`, `GAME_SECRET_KEY`, `GAME_SLIDES_DIR`), then the
 dict tests pass. No app is built at import time.
+
+May import: `storage`, `scenario`, the registry and the pure rules of `play`, never the
+game loop or the customer (the pages only read the database and write control actions).
 """
 
 import logging
@@ -12,7 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask, current_app, request
 
-from game_server import storage
+from game_server.storage import database as storage
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,9 @@ from flask import (
     url_for,
 )
 
-from game_server import control, storage, teams
+from game_server.play import teams
+from game_server.storage import control
+from game_server.storage import database as storage
 from game_server.web import engine
 from game_server.web.auth import admin_token_ok, client, csrf_ok, csrf_token
 

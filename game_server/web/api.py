@@ -8,7 +8,8 @@ import logging
 
 from flask import Blueprint, jsonify, request
 
-from game_server import storage, teams
+from game_server.play import teams
+from game_server.storage import database as storage
 from game_server.web import engine
 from game_server.web.auth import bearer_token
 from game_server.web.cache import cached_json

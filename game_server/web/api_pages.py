@@ -11,7 +11,8 @@ from importlib import resources
 
 from flask import Response, current_app, jsonify, request
 
-from game_server import control, storage
+from game_server.storage import control
+from game_server.storage import database as storage
 from game_server.web import engine
 from game_server.web.api import BadRequest, api, int_arg
 from game_server.web.auth import admin_token_ok, bearer_token, client
@@ -118,7 +119,7 @@ def team_summary(name: str):
 
 def teams_reason(reason: str) -> str:
     """The one-line explanation of a failure reason."""
-    from game_server.scoring import REASONS
+    from game_server.play.scoring import REASONS
 
     return REASONS.get(reason, reason)
 

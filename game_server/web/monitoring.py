@@ -14,8 +14,10 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 
-from game_server import drift, gamefile, storage
-from game_server.population import Drift, Shift
+from game_server.scenario import gamefile
+from game_server.scenario.population import Drift, Shift
+from game_server.storage import database as storage
+from game_server.web import drift
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,7 @@ class Reference:
 
 def load_reference(conn: sa.Connection, path: str | None) -> Reference:
     """The game file's training data, else the game's first requests."""
-    from game_server.scenario import Scenario
+    from game_server.scenario.stream import Scenario
 
     try:
         game = gamefile.load_game_file(path) if path else None

@@ -12,7 +12,7 @@ import plotly
 import sqlalchemy as sa
 from flask import Blueprint, current_app, redirect, render_template, send_file, send_from_directory
 
-from game_server import storage
+from game_server.storage import database as storage
 from game_server.web import ROOT, engine
 
 pages = Blueprint("pages", __name__)

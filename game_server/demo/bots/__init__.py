@@ -1,6 +1,6 @@
 """The demo's bot teams: realistic kinds of team, every one serving the participant starter.
 
-Each bot is a separate process (`python -m game_server.bots.worker serve ...`) running the
+Each bot is a separate process (`python -m game_server.demo.bots.worker serve ...`) running the
 starter's own `main.py` with a model trained by the starter's own `modules/train.py`
 (the notebook's code). The variants differ only where real teams differ: the model they
 trained, the server they run, whether they retrain from feedback, whether they stay up.
@@ -9,7 +9,7 @@ trained, the server they run, whether they retrain from feedback, whether they s
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 STARTER_DIR = REPO / "participant_starter"  # the starter, as each team gets it
 TRAIN_CSV = REPO / "data" / "train_data.csv"
 

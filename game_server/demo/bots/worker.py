@@ -1,4 +1,4 @@
-"""A bot's process: `python -m game_server.bots.worker train|serve ...`.
+"""A bot's process: `python -m game_server.demo.bots.worker train|serve ...`.
 
 `train` fits one kind of model with the starter's training code and saves it. `serve`
 runs the starter's API for one variant: the starter's own `main.main()` (waitress) for
@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from game_server.bots import STARTER_DIR, VARIANTS
+from game_server.demo.bots import STARTER_DIR, VARIANTS
 
 log = logging.getLogger("bot")
 
@@ -71,7 +71,7 @@ def serve(args) -> int:
     if args.watch_stdin:
         watch_parent()
     if variant.retrain:
-        from game_server.bots.retrain import Retrainer
+        from game_server.demo.bots.retrain import Retrainer
 
         Retrainer(
             config.resolve(settings["MODEL_PATH"]), args.data, args.label, settings["DATABASE_URL"]
@@ -85,7 +85,7 @@ def train(args) -> int:
     """Train one kind of model and save it."""
     from modules.logs import configure_logging
 
-    from game_server.bots.training import train as train_model
+    from game_server.demo.bots.training import train as train_model
 
     configure_logging("INFO")
     train_model(args.kind, args.data, args.label, args.out)
@@ -94,7 +94,7 @@ def train(args) -> int:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (the demo builds it; people rarely need to)."""
-    parser = argparse.ArgumentParser(prog="python -m game_server.bots.worker")
+    parser = argparse.ArgumentParser(prog="python -m game_server.demo.bots.worker")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one kind of bot model")
     t.add_argument("--kind", required=True, choices=("starter", "careful", "leaky"))

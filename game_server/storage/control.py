@@ -18,8 +18,8 @@ import time
 
 import sqlalchemy as sa
 
-from game_server import storage
-from game_server.storage import games
+from game_server.storage import database as storage
+from game_server.storage.database import games
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from game_server import oddities, population
+from game_server.scenario import oddities, population
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from game_server import hosts, protocols, scoring
+from game_server.play import hosts, protocols, scoring
+from game_server.play.resolver import AllowListResolver
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class Customer:
             limit=self._total,
             limit_per_host=self._per_team,
             keepalive_timeout=KEEPALIVE_SECONDS,
-            resolver=hosts.AllowListResolver(self.allow),
+            resolver=AllowListResolver(self.allow),
             ttl_dns_cache=10,
         )
         self._session = aiohttp.ClientSession(

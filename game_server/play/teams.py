@@ -13,14 +13,11 @@ import time
 
 import sqlalchemy as sa
 
-from game_server import hosts, protocols, storage
+from game_server.play import hosts, protocols
+from game_server.storage import database as storage
+from game_server.team_names import NAME_RULE, name_ok
 
 log = logging.getLogger(__name__)
-
-# Names are shown on the projector, so people may pick any printable name ("Los Niños",
-# "R&D!"); the pages escape them. Only what breaks a line, a URL path or a log is refused.
-NAME_MAX = 40
-NAME_RULE = f"1-{NAME_MAX} printable characters, no '/', not starting or ending with a space"
 
 
 class TeamError(ValueError):
@@ -30,16 +27,6 @@ class TeamError(ValueError):
 def hash_token(token: str) -> str:
     """The stored form of a token: its SHA-256 hex digest."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def name_ok(name: str) -> bool:
-    """Whether `name` is a valid team name (see NAME_RULE)."""
-    return (
-        0 < len(name) <= NAME_MAX
-        and name.isprintable()
-        and "/" not in name
-        and name == name.strip()
-    )
 
 
 def check_name(name: str) -> None:

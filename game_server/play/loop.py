@@ -26,11 +26,13 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from game_server import control, storage, teams
-from game_server.customer import Customer, Target
-from game_server.gamefile import GameFile
-from game_server.scenario import Scenario
-from game_server.storage import games
+from game_server.play import teams
+from game_server.play.customer import Customer, Target
+from game_server.scenario.gamefile import GameFile
+from game_server.scenario.stream import Scenario
+from game_server.storage import control
+from game_server.storage import database as storage
+from game_server.storage.database import games
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from modules.features import clean_frame
 from modules.model_io import load_model, save_model
 from modules.train import train_pipeline
 
-from game_server.bots.training import careful_classifier
+from game_server.demo.bots.training import careful_classifier
 
 log = logging.getLogger("retrain")
 

@@ -26,12 +26,12 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from game_server import handout, pgsql, roster
-from game_server.executors import ExecError, ssh_client
+from game_server.accounts import handout, pgsql, roster
+from game_server.accounts.executors import ExecError, ssh_client
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 INIT_SQL = REPO / "database_docker" / "initdb" / "01-workshop.sql"
 STARTER_DIR_NAME = "participant_starter"
 SUDO_GROUPS = {"sudo", "admin", "wheel", "root", "adm"}

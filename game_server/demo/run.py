@@ -29,13 +29,15 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
-from game_server import export, serve, storage
-from game_server import teams as registry
-from game_server.bots import TRAIN_CSV, Variant, missing_parts, team_plan
-from game_server.bots.processes import ChildProcesses
-from game_server.game import Game, prepare_game
-from game_server.gamefile import GameFile
+from game_server import serve
+from game_server.demo.bots import TRAIN_CSV, Variant, missing_parts, team_plan
+from game_server.demo.bots.processes import ChildProcesses
 from game_server.logs import configure_logging
+from game_server.play import teams as registry
+from game_server.play.loop import Game, prepare_game
+from game_server.scenario.gamefile import GameFile
+from game_server.storage import database as storage
+from game_server.storage import export
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +264,7 @@ class Demo:
         return [
             sys.executable,
             "-m",
-            "game_server.bots.worker",
+            "game_server.demo.bots.worker",
             command,
             "--data",
             str(self.train_csv),

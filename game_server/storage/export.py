@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from game_server import storage
+from game_server.storage import database as storage
 
 log = logging.getLogger(__name__)
 

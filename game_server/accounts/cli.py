@@ -9,8 +9,8 @@ import shlex
 
 import click
 
-from game_server import accounts
-from game_server.executors import ExecError, LocalExecutor, SSHExecutor, parse_target
+from game_server.accounts import provision as accounts
+from game_server.accounts.executors import ExecError, LocalExecutor, SSHExecutor, parse_target
 
 
 def _span(ctx, param, value: str) -> tuple[int, int]:

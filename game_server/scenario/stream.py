@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from game_server import oddities, population
-from game_server.gamefile import GameFile, Phase
+from game_server.scenario import oddities, population
+from game_server.scenario.gamefile import GameFile, Phase
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Scenario:
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[int, int], list[Applicant]] = OrderedDict()
         if self.settings.pool:
-            from game_server import owndata
+            from game_server.scenario import owndata
 
             self._pool, self._training = owndata.load_pool(
                 self.settings.pool, self.settings.training_data, self.settings.label_column

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from game_server.oddities import KINDS as ODDITY_KINDS
-from game_server.population import (
+from game_server.scenario.oddities import KINDS as ODDITY_KINDS
+from game_server.scenario.population import (
     DEFAULT_DATA_SEED,
     DEFAULT_ROWS,
     EMPLOYMENT,
