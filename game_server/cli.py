@@ -11,7 +11,7 @@ from game_server.accounts import cli as users_cli
 from game_server.logs import LEVELS, configure_logging
 from game_server.play import loop as running
 from game_server.play import teams as registry
-from game_server.scenario import gamefile, owndata, population
+from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
 from game_server.storage import control as controls
 from game_server.storage import database as storage
 from game_server.storage import export as exporter
@@ -132,13 +132,13 @@ def game_check(file: str, teams: int) -> None:
             )
     except (gamefile.GameFileError, owndata.OwnDataError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(gamefile.describe(game_file, teams))
+    click.echo(timeline.describe(game_file, teams))
 
 
 @game.command("keys")
 def game_keys() -> None:
     """Print the table of every game-file key (the reference in docs/GAMEFILE.md)."""
-    click.echo(gamefile.settings_markdown())
+    click.echo(gamekeys.settings_markdown())
 
 
 @main.group()

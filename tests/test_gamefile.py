@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from game_server.cli import main
-from game_server.scenario import gamefile
+from game_server.scenario import gamefile, gamekeys
 from game_server.scenario.gamefile import GameFileError, builtin_game_path, load_game_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def test_builtin_games_have_the_five_phases_and_sensible_lengths():
     workshop = load_game_file(builtin_game_path("workshop"))
     demo = load_game_file(builtin_game_path("demo"))
     for game in (workshop, demo):
-        assert [p.kind for p in game.phases] == list(gamefile.PHASE_KINDS)
+        assert [p.kind for p in game.phases] == list(gamekeys.PHASE_KINDS)
         peak = next(p for p in game.phases if p.kind == "peak")
         assert peak.rate >= 3 * max(p.rate for p in game.phases if p.kind != "peak")
         assert peak.burst > 1
@@ -69,7 +69,7 @@ def test_durations_defaults_and_persisting_changes(tmp_path):
     assert game.duration == 270.0
     assert [p.name for p in game.phases] == ["warmup", "shift", "drift"]
     assert game.phases[2].rate == 2.0 and game.phases[0].burst == 1
-    assert game.phases[0].description == gamefile.KIND_DESCRIPTIONS["warmup"]
+    assert game.phases[0].description == gamekeys.KIND_DESCRIPTIONS["warmup"]
     assert game.settings.timeout == 1.0 and game.settings.label_delay == 60.0
     assert not game.phases[0].shift.active
     # the shift declared in phase 2 stays in force in phase 3, where the drift starts
@@ -133,14 +133,14 @@ def test_unreadable_and_invalid_toml_and_no_phases(tmp_path):
 
 def test_every_key_is_declared_and_documented():
     # the declarations cover every field of the dataclasses, and nothing else
-    assert {k.name for k in gamefile.GAME_KEYS} == set(gamefile.field_names(gamefile.Settings))
-    phase_fields = set(gamefile.field_names(gamefile.Phase))
-    assert {k.name for k in gamefile.PHASE_KEYS} == phase_fields
-    assert {k.name for k in gamefile.SHIFT_KEYS} == {
+    assert {k.name for k in gamekeys.GAME_KEYS} == set(gamekeys.field_names(gamefile.Settings))
+    phase_fields = set(gamekeys.field_names(gamefile.Phase))
+    assert {k.name for k in gamekeys.PHASE_KEYS} == phase_fields
+    assert {k.name for k in gamekeys.SHIFT_KEYS} == {
         f.name for f in dataclasses.fields(gamefile.Shift)
     }
-    assert {k.name for k in gamefile.DRIFT_KEYS} == {
+    assert {k.name for k in gamekeys.DRIFT_KEYS} == {
         f.name for f in dataclasses.fields(gamefile.Drift)
     }
     docs = (ROOT / "docs" / "GAMEFILE.md").read_text()
-    assert gamefile.settings_markdown() in docs, "run: game-server game keys > to update"
+    assert gamekeys.settings_markdown() in docs, "run: game-server game keys > to update"

@@ -15,8 +15,6 @@ NOT_YET = {
     "accounts/provision.py",
     "demo/run.py",
     "play/loop.py",
-    "scenario/gamefile.py",
-    "scenario/population.py",
     "storage/database.py",
 }
 

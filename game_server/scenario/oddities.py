@@ -48,45 +48,57 @@ def _out_of_range(field: Field, rng: np.random.Generator) -> float | int:
     return int((field.high or 1) * 10 + 1)  # far above the maximum
 
 
-def _apply_one(kind: str, features: dict, fields: list[Field], touched: set, rng) -> bool:
-    """Apply one oddity kind in place to a field not yet `touched`; False when none fits."""
-    fields = [f for f in fields if f.name not in touched]
+def _candidates(kind: str, features: dict[str, object], fields: list[Field]) -> list[Field]:
+    """The fields that oddity `kind` can change in `features`."""
+    if kind == "missing_field":
+        return [f for f in fields if f.name in features]
     present = [f for f in fields if features.get(f.name) is not None]
+    if kind in ("null_value", "out_of_range", "number_as_string"):
+        return [f for f in present if f.numeric or kind == "null_value"]
+    # the category kinds
+    texts = [f for f in present if not f.numeric and isinstance(features[f.name], str)]
+    if kind == "category_case":
+        return [f for f in texts if features[f.name] != str(features[f.name]).upper()]
+    return texts
+
+
+def _odd_value(kind: str, field: Field, value: object, rng: np.random.Generator) -> object:
+    """What oddity `kind` puts in place of `value` (not for missing_field)."""
+    if kind == "null_value":
+        return None
+    if kind == "number_as_string":
+        return str(value)
+    if kind == "out_of_range":
+        return _out_of_range(field, rng)
+    if kind == "unknown_category":
+        return UNKNOWN_CATEGORIES[rng.integers(len(UNKNOWN_CATEGORIES))]
+    assert isinstance(value, str)  # category_case: _candidates keeps strings only
+    return value.upper() if rng.integers(2) else value.title()
+
+
+def _apply_one(
+    kind: str, features: dict[str, object], fields: list[Field], touched: set[str], rng: np.random.Generator
+) -> bool:
+    """Apply one oddity kind in place to a field not yet `touched`; False when none fits."""
     if kind == "extra_field":
         key, value = EXTRA_FIELDS[rng.integers(len(EXTRA_FIELDS))]
         features[key] = value
         return True
-    if kind == "missing_field":
-        candidates = [f for f in fields if f.name in features]
-    elif kind in ("null_value", "out_of_range", "number_as_string"):
-        candidates = [f for f in present if f.numeric or kind == "null_value"]
-    else:  # the category kinds
-        candidates = [f for f in present if not f.numeric and isinstance(features[f.name], str)]
-        if kind == "category_case":
-            candidates = [f for f in candidates if features[f.name] != features[f.name].upper()]
+    candidates = _candidates(kind, features, [f for f in fields if f.name not in touched])
     if not candidates:
         return False
     field = candidates[rng.integers(len(candidates))]
     touched.add(field.name)  # one oddity per field, so each stays visible as itself
-    value = features.get(field.name)
     if kind == "missing_field":
         del features[field.name]
-    elif kind == "null_value":
-        features[field.name] = None
-    elif kind == "number_as_string":
-        features[field.name] = str(value)
-    elif kind == "out_of_range":
-        features[field.name] = _out_of_range(field, rng)
-    elif kind == "unknown_category":
-        features[field.name] = UNKNOWN_CATEGORIES[rng.integers(len(UNKNOWN_CATEGORIES))]
-    else:  # category_case
-        features[field.name] = value.upper() if rng.integers(2) else value.title()
+    else:
+        features[field.name] = _odd_value(kind, field, features.get(field.name), rng)
     return True
 
 
 def apply(
-    features: dict, fields: list[Field], kinds: tuple[str, ...], rng: np.random.Generator
-) -> tuple[dict, tuple[str, ...]]:
+    features: dict[str, object], fields: list[Field], kinds: tuple[str, ...], rng: np.random.Generator
+) -> tuple[dict[str, object], tuple[str, ...]]:
     """Apply one to three of `kinds` to a copy of `features`; return it and the kinds applied."""
     out = dict(features)
     count = 1 + int(rng.random() < 0.3) + int(rng.random() < 0.1)

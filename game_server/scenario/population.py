@@ -134,12 +134,61 @@ def _annuity(amount: np.ndarray, rate_pct: np.ndarray, months: np.ndarray) -> np
 
 
 def sample_applicants(n: int, rng: np.random.Generator, shift: Shift = Shift()) -> pd.DataFrame:
-    """Draw `n` complete applicants (no missing values yet), vectorised."""
+    """Draw `n` complete applicants (no missing values yet), vectorised.
+
+    The draws happen in a fixed order (the seeded data depends on it): who they are, where,
+    what they earn and own, what they borrow, their credit record, then the bank's rate.
+    """
+    age, emp, emp_years = _age_and_work(n, rng, shift)
+    span = age - 18
+    # A hidden thriftiness drives late payments, debt and credit lines, never default directly.
+    thrift = rng.normal(0, 1, n)
+    region, regions = _regions(n, rng, shift)
+    log_income = (
+        10.15
+        + 0.018 * np.minimum(span, 30)
+        + 0.015 * np.minimum(emp_years, 20)
+        + np.array([0.0, 0.12, -1.0, -0.3, -1.1])[emp]
+        + np.array([0.0, -0.12, -0.05, 0.05, 0.18])[region]
+        + rng.normal(0, 0.38, n)
+    )
+    income = np.clip(np.round(np.exp(log_income), -2), 5_000, 400_000)
+    home = _home(n, rng, span, log_income)
+    purpose, amount, term_idx = _loan(n, rng, shift, age, emp, home, log_income)
+    history = np.round(span * rng.beta(3.0, 1.5, n), 1)
+    late = np.minimum(rng.poisson(np.exp(-1.4 - 0.75 * thrift)), 30)
+    dti = np.clip(rng.beta(2.0, 6.0, n) + 0.05 * np.maximum(-thrift, 0), 0, 1.5).round(3)
+    lines = np.minimum(rng.poisson(np.exp(1.0 + 0.2 * thrift)), 40)
+    # The bank prices the loan from what it sees (so the rate is a risk signal itself).
+    rate = 4.0 + 0.9 * np.log1p(late) + 5.0 * dti + 0.25 * term_idx + rng.normal(0, 1.2, n)
+    return pd.DataFrame(
+        {
+            "age": age.astype(int),
+            "income": income.astype(int),
+            "employment_type": np.array(EMPLOYMENT, dtype=object)[emp],
+            "employment_years": emp_years,
+            "home_ownership": np.array(HOME, dtype=object)[home],
+            "region": regions,
+            "loan_purpose": np.array(PURPOSES, dtype=object)[purpose],
+            "loan_amount": amount.astype(int),
+            "loan_term": np.array(TERMS)[term_idx].astype(int),
+            "interest_rate": np.clip(rate, 1.5, 25).round(2),
+            "debt_to_income": dti,
+            "credit_history_years": history,
+            "num_credit_lines": lines.astype(int),
+            "late_payments": late.astype(int),
+        }
+    )
+
+
+def _age_and_work(
+    n: int, rng: np.random.Generator, shift: Shift
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Age, employment type (index into EMPLOYMENT) and years employed."""
     # Age: 18 plus a gamma; a shift moves the mean by `age_delta` years, keeping the shape.
     scale = max(8.5 + shift.age_delta / 2.6, 1.0)
     age = np.clip(np.round(18 + rng.gamma(2.6, scale, n)), 18, 80)
     span = age - 18
-
     # Employment depends on age: students are young, the retired are old.
     student = np.where(age < 26, 0.35 * (26 - age) / 8, 0.01)
     retired = np.clip((age - 60) / 8, 0, 0.95)
@@ -152,42 +201,45 @@ def sample_applicants(n: int, rng: np.random.Generator, shift: Shift = Shift()) 
     emp_years = np.where(emp == 4, rng.exponential(0.6, n), emp_years)
     emp_years = np.where(emp == 2, span * rng.beta(1.0, 4.0, n), emp_years)
     emp_years = np.where(emp == 3, span * rng.beta(4.0, 2.0, n), emp_years)
-    emp_years = np.round(np.minimum(emp_years, span), 1)
+    return age, emp, np.round(np.minimum(emp_years, span), 1)
 
-    # A hidden thriftiness drives late payments, debt and credit lines, never default directly.
-    thrift = rng.normal(0, 1, n)
 
-    region_p = np.array([0.22, 0.24, 0.18, 0.20, 0.16])
-    region = rng.choice(len(REGIONS), n, p=region_p)
+def _regions(n: int, rng: np.random.Generator, shift: Shift) -> tuple[np.ndarray, np.ndarray]:
+    """Region index (into REGIONS) and region names, with a shift's new region mixed in."""
+    region = rng.choice(len(REGIONS), n, p=np.array([0.22, 0.24, 0.18, 0.20, 0.16]))
     regions = np.array(REGIONS, dtype=object)[region]
     if shift.new_region and shift.new_region_share > 0:
         newcomers = rng.random(n) < shift.new_region_share
         regions = np.where(newcomers, shift.new_region, regions)
+    return region, regions
 
-    log_income = (
-        10.15
-        + 0.018 * np.minimum(span, 30)
-        + 0.015 * np.minimum(emp_years, 20)
-        + np.array([0.0, 0.12, -1.0, -0.3, -1.1])[emp]
-        + np.array([0.0, -0.12, -0.05, 0.05, 0.18])[region]
-        + rng.normal(0, 0.38, n)
-    )
-    income = np.clip(np.round(np.exp(log_income), -2), 5_000, 400_000)
 
+def _home(n: int, rng: np.random.Generator, span: np.ndarray, log_income: np.ndarray) -> np.ndarray:
+    """Home ownership (index into HOME): older and richer applicants own more often."""
     own_p = np.clip(0.02 + 0.012 * span, 0, 0.55)
     mort_p = np.clip(0.08 + 0.008 * span + 0.15 * (log_income - 10.3), 0.02, 0.5)
     other_p = np.full(n, 0.05)
     rent_p = np.clip(1 - own_p - mort_p - other_p, 0.03, None)
     home_probs = np.stack([rent_p, mort_p, own_p, other_p], axis=1)
-    home = _pick(rng, home_probs / home_probs.sum(axis=1, keepdims=True))
+    return _pick(rng, home_probs / home_probs.sum(axis=1, keepdims=True))
 
+
+def _loan(
+    n: int,
+    rng: np.random.Generator,
+    shift: Shift,
+    age: np.ndarray,
+    emp: np.ndarray,
+    home: np.ndarray,
+    log_income: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Loan purpose (index into PURPOSES), amount and term index (into TERMS)."""
     base = np.array([0.24, 0.16, 0.26, 0.10, 0.12, 0.12])
     purpose_w = np.tile(base, (n, 1))
     purpose_w[:, 3] *= np.where(age < 30, 3.0, 0.5)  # education: the young
     purpose_w[:, 1] *= np.where(home >= 1, 2.0, 0.3)  # home improvement: owners
     purpose_w[:, 4] *= np.where(emp == 1, 4.0, 1.0)  # business: the self-employed
     purpose = _pick(rng, purpose_w / purpose_w.sum(axis=1, keepdims=True))
-
     log_amount = (
         8.9
         + 0.5 * (log_income - 10.3)
@@ -198,36 +250,7 @@ def sample_applicants(n: int, rng: np.random.Generator, shift: Shift = Shift()) 
     term_idx = np.clip(
         np.round(np.log(amount / 1500) / 0.8 + rng.normal(0, 0.9, n)), 0, len(TERMS) - 1
     ).astype(int)
-    term = np.array(TERMS)[term_idx]
-
-    history = np.round(span * rng.beta(3.0, 1.5, n), 1)
-    late = rng.poisson(np.exp(-1.4 - 0.75 * thrift))
-    late = np.minimum(late, 30)
-    dti = np.clip(rng.beta(2.0, 6.0, n) + 0.05 * np.maximum(-thrift, 0), 0, 1.5).round(3)
-    lines = np.minimum(rng.poisson(np.exp(1.0 + 0.2 * thrift)), 40)
-
-    # The bank prices the loan from what it sees (so the rate is a risk signal itself).
-    rate = 4.0 + 0.9 * np.log1p(late) + 5.0 * dti + 0.25 * term_idx + rng.normal(0, 1.2, n)
-    rate = np.clip(rate, 1.5, 25).round(2)
-
-    return pd.DataFrame(
-        {
-            "age": age.astype(int),
-            "income": income.astype(int),
-            "employment_type": np.array(EMPLOYMENT, dtype=object)[emp],
-            "employment_years": emp_years,
-            "home_ownership": np.array(HOME, dtype=object)[home],
-            "region": regions,
-            "loan_purpose": np.array(PURPOSES, dtype=object)[purpose],
-            "loan_amount": amount.astype(int),
-            "loan_term": term.astype(int),
-            "interest_rate": rate,
-            "debt_to_income": dti,
-            "credit_history_years": history,
-            "num_credit_lines": lines.astype(int),
-            "late_payments": late.astype(int),
-        }
-    )
+    return purpose, amount, term_idx
 
 
 def _lookup(values: pd.Series, table: dict[str, float]) -> np.ndarray:
