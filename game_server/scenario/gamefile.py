@@ -68,7 +68,12 @@ class _Reader:
             if inside and key_re and key_re.match(line):
                 return no
             in_parent = section.split(".")[0] == target.split(".")[0]
-            if loose_re and in_parent and (index is None or index == phase) and loose_re.search(line):
+            if (
+                loose_re
+                and in_parent
+                and (index is None or index == phase)
+                and loose_re.search(line)
+            ):
                 fallback = fallback or no
         return fallback or header or 1
 

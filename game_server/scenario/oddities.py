@@ -77,7 +77,11 @@ def _odd_value(kind: str, field: Field, value: object, rng: np.random.Generator)
 
 
 def _apply_one(
-    kind: str, features: dict[str, object], fields: list[Field], touched: set[str], rng: np.random.Generator
+    kind: str,
+    features: dict[str, object],
+    fields: list[Field],
+    touched: set[str],
+    rng: np.random.Generator,
 ) -> bool:
     """Apply one oddity kind in place to a field not yet `touched`; False when none fits."""
     if kind == "extra_field":
@@ -97,7 +101,10 @@ def _apply_one(
 
 
 def apply(
-    features: dict[str, object], fields: list[Field], kinds: tuple[str, ...], rng: np.random.Generator
+    features: dict[str, object],
+    fields: list[Field],
+    kinds: tuple[str, ...],
+    rng: np.random.Generator,
 ) -> tuple[dict[str, object], tuple[str, ...]]:
     """Apply one to three of `kinds` to a copy of `features`; return it and the kinds applied."""
     out = dict(features)
