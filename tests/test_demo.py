@@ -19,7 +19,8 @@ from starter_helpers import free_port
 
 from game_server.cli import main
 from game_server.demo.bots import VARIANTS, team_plan
-from game_server.demo.run import compress, phase_table, standings_table
+from game_server.demo.report import phase_table, standings_table
+from game_server.demo.run import compress
 from game_server.scenario.gamefile import builtin_game_path, load_game_file
 
 GAME = Path(__file__).parent / "games" / "demo_short.toml"  # every phase in 50 s

@@ -62,7 +62,8 @@ class ChildProcesses:
             status = process.wait()
         _signal_group(process, signal.SIGKILL)  # anything the child left in its group
         with contextlib.suppress(OSError):
-            process.stdin.close()
+            if process.stdin:
+                process.stdin.close()
         log.info("child stopped name=%s pid=%d status=%s", name, process.pid, status)
         return status
 
