@@ -10,7 +10,8 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import sqlalchemy as sa
 from waitress.server import create_server
@@ -43,7 +44,7 @@ def run(
     host: str,
     port: int,
     start: bool,
-    beside: Callable[[Game, str], Awaitable[None]] | None = None,
+    beside: Callable[[Game, str], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """Run the game loop until Ctrl-C or SIGTERM, with the web app beside it.
 

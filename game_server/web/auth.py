@@ -36,4 +36,4 @@ def csrf_ok() -> bool:
     """Whether the POSTed form carries this session's CSRF token."""
     expected = session.get("csrf")
     given = request.form.get("csrf_token", "")
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+    return bool(expected) and hmac.compare_digest(given.encode(), str(expected).encode())

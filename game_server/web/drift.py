@@ -17,6 +17,7 @@ cannot be read counts as invalid; unknown categories get their own bin. Nothing 
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -213,7 +214,7 @@ def compare(reference: pd.Series, current: Sequence) -> dict:
     """
     n_ref_missing = int(reference.isna().sum())
     ref_valid = reference.dropna()
-    report = {
+    report: dict[str, Any] = {
         "n_reference": int(len(reference)),
         "n_current": len(current),
         "missing_reference": n_ref_missing / len(reference) if len(reference) else 0.0,

@@ -32,7 +32,7 @@ class Monitor:
         self.engine = engine
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
-        self._reference: tuple[str | None, object] | None = None  # (game file, Reference)
+        self._reference: tuple[str | None, Reference] | None = None  # (game file, it)
         self._cache: dict[tuple, tuple[float, dict]] = {}
 
     def report(self, phase: int | None, last: int) -> dict:
