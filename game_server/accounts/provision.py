@@ -26,6 +26,9 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
 from game_server.accounts import handout, pgsql, roster
 from game_server.accounts.executors import ExecError, ssh_client
 
@@ -196,9 +199,7 @@ def db_state(ex, settings: Settings) -> dict:
         ex,
         settings,
         "postgres",
-        pgsql.state_sql(settings.prefix)
-        + f"SELECT 'db|' || datname FROM pg_database WHERE datname = "
-        f"{pgsql.quote_literal(settings.workshop_db)};\n",
+        pgsql.state_sql(settings.prefix) + pgsql.database_sql(settings.workshop_db),
     )
     state = {"role": set(), "schema": set(), "base": set(), "db": set()}
     for row in rows:
@@ -427,11 +428,23 @@ def starter_tarball(settings: Settings) -> bytes:
 
 def database_url(settings: Settings, role: str, password: str | None) -> str:
     """The team's DATABASE_URL (SQLAlchemy + psycopg)."""
-    secret = password or "PASSWORD"
-    return (
-        f"postgresql+psycopg://{role}:{secret}@{settings.db_host}:{settings.db_port}/"
-        f"{settings.workshop_db}"
+    url = URL.create(
+        "postgresql+psycopg",
+        username=role,
+        password=password or "PASSWORD",
+        host=settings.db_host,
+        port=settings.db_port,
+        database=settings.workshop_db,
     )
+    return url.render_as_string(hide_password=False)
+
+
+def url_password(url: str) -> str | None:
+    """The password in a database URL (None when it has none or is not a URL)."""
+    try:
+        return make_url(url).password or None
+    except ArgumentError:
+        return None
 
 
 def env_text(settings: Settings, plan: TeamPlan) -> str:
@@ -491,8 +504,7 @@ def apply_plan(ex, settings: Settings, plan: TeamPlan, context: dict) -> None:
             root=False,
         )
     elif "create schema" in steps:
-        q = pgsql.quote_ident(user)
-        sql = f"CREATE SCHEMA {q} AUTHORIZATION {q};\nREVOKE ALL ON SCHEMA {q} FROM PUBLIC;\n"
+        sql = pgsql.create_schema_sql(user, user)
         ex.run(settings.psql(settings.workshop_db), stdin=sql, root=False)
     if "set database password" in steps:
         sql = pgsql.set_password_sql(user, pgsql.scram_verifier(s["db_password"]))
@@ -525,9 +537,7 @@ def apply_plan(ex, settings: Settings, plan: TeamPlan, context: dict) -> None:
         env_path = f"{home}/{STARTER_DIR_NAME}/.env"
         old = read_env(ex, env_path)
         if not s.get("db_password") and "DATABASE_URL" in old:  # keep what still holds
-            s["db_password"] = (
-                old["DATABASE_URL"].split("://", 1)[1].split("@")[0].partition(":")[2] or None
-            )
+            s["db_password"] = url_password(old["DATABASE_URL"])
         if not s.get("token"):
             s["token"] = old.get("TEAM_TOKEN") or None
         write_file(ex, env_path, env_text(settings, plan), "600", user)
@@ -653,8 +663,7 @@ def delete(
 
 def _has_db(ex, settings: Settings) -> bool:
     """Whether the workshop database exists (a schema can only be dropped inside it)."""
-    sql = f"SELECT 1 FROM pg_database WHERE datname = {pgsql.quote_literal(settings.workshop_db)};"
-    return bool(psql_lines(ex, settings, "postgres", sql))
+    return bool(psql_lines(ex, settings, "postgres", pgsql.database_sql(settings.workshop_db)))
 
 
 def list_teams(ex, settings: Settings) -> list[dict]:
@@ -737,24 +746,11 @@ def check(ex, settings: Settings, names: list[str] | None = None, echo=print) ->
     registry = read_registry(ex, settings)
     kept = handout.load(settings.handout_dir)
     chosen = [registry[n] for n in sorted(registry) if names is None or n in names]
-    roles = [pgsql.quote_literal(t["role"]) for t in chosen]
+    roles = [t["role"] for t in chosen]
     attrs = {}
     if roles:
-        flags = ", ".join(
-            f"CASE WHEN {col} THEN {pgsql.quote_literal(col)} END"
-            for col in (
-                "rolsuper",
-                "rolbypassrls",
-                "rolcreaterole",
-                "rolcreatedb",
-                "rolreplication",
-            )
-        )
-        sql = (
-            f"SELECT rolname || '|' || concat_ws(',', {flags}) FROM pg_roles "
-            f"WHERE rolname IN ({', '.join(roles)});"
-        )
-        attrs = dict(line.split("|") for line in psql_lines(ex, settings, "postgres", sql))
+        rows = psql_lines(ex, settings, "postgres", pgsql.role_flags_sql(roles))
+        attrs = dict(line.split("|") for line in rows)
     ok, users = True, system_users(ex)
     for i, rec in enumerate(chosen):
         other = chosen[(i + 1) % len(chosen)] if len(chosen) > 1 else None
