@@ -18,8 +18,7 @@ import paramiko
 import psycopg
 import pytest
 
-from game_server.accounts import handout
-from game_server.accounts import provision as accounts
+from game_server.accounts import checks, config, handout, provision, registry, teardown
 from game_server.accounts.executors import ExecError, LocalExecutor, SSHExecutor
 from game_server.play import teams
 from game_server.storage import database as storage
@@ -72,7 +71,7 @@ def sshd(tmp_path_factory):
     proc.wait(timeout=10)
 
 
-def cleanup(prefix: str, settings: accounts.Settings) -> None:
+def cleanup(prefix: str, settings: config.Settings) -> None:
     """Remove every user, home, role and schema with `prefix`, and the test databases."""
     for line in Path("/etc/passwd").read_text().splitlines():
         user = line.split(":")[0]
@@ -97,7 +96,7 @@ def setup(tmp_path, sshd):
     game_url = f"sqlite:///{tmp_path / 'game.sqlite'}"
     game_cmd = [sys.executable, "-m", "game_server", "--db", game_url]
     subprocess.run([*game_cmd, "init"], check=True, capture_output=True)
-    settings = accounts.Settings(
+    settings = config.Settings(
         prefix=prefix, registry=str(tmp_path / "state" / "accounts.json"),
         handout_dir=str(tmp_path / "handout"), api_ports=(19000, 19099),
         jupyter_ports=(19500, 19599), psql_admin=PSQL_ADMIN, workshop_db=f"gs_test_ws_{tag}",
@@ -114,7 +113,7 @@ def setup(tmp_path, sshd):
         cleanup(prefix, settings)
 
 
-def snapshot(settings: accounts.Settings) -> tuple:
+def snapshot(settings: config.Settings) -> tuple:
     """What a second run must not change: this test's users, passwords, registry and roles.
 
     Only the lines and roles with this test's prefix: other test runs on the same machine
@@ -157,9 +156,9 @@ def provision_and_remove(ex, settings, roster, sshd):
     """The whole life of two teams through executor `ex`, checked step by step."""
     port, known_hosts, _, team_key = sshd
     lines = []
-    accounts.create(ex, settings, roster, echo=lines.append)
+    provision.create(ex, settings, roster, echo=lines.append)
     assert len(lines) == 3 and "create user" in lines[0] and "register in game" in lines[1]
-    assert accounts.check(ex, settings, echo=lines.append), lines
+    assert checks.check(ex, settings, echo=lines.append), lines
     teams = handout.load(settings.handout_dir)
     assert set(teams) == {"Red Team", "Blue"}
     assert Path(settings.handout_dir, "handout.json").stat().st_mode & 0o777 == 0o600
@@ -186,7 +185,7 @@ def provision_and_remove(ex, settings, roster, sshd):
     before, handout_before = snapshot(settings), handout.load(settings.handout_dir)
     assert len(before[0]) == len(before[1]) == len(before[3]) == 2  # both teams are in it
     lines.clear()
-    accounts.create(ex, settings, roster, echo=lines.append)
+    provision.create(ex, settings, roster, echo=lines.append)
     assert lines[:2] == [
         f"{red['user']} (Red Team): unchanged",
         f"{blue['user']} (Blue): unchanged",
@@ -195,15 +194,15 @@ def provision_and_remove(ex, settings, roster, sshd):
 
     Path(roster).write_text(Path(roster).read_text() + "Green,,\n")  # a new team: only it is added
     lines.clear()
-    accounts.create(ex, settings, roster, dry_run=True, echo=lines.append)
+    provision.create(ex, settings, roster, dry_run=True, echo=lines.append)
     assert lines[2].startswith("would: ") and lines[:2] == [
         f"{red['user']} (Red Team): unchanged", f"{blue['user']} (Blue): unchanged"
     ]  # fmt: skip
     assert snapshot(settings) == before  # a dry run changes nothing
 
     lines.clear()
-    accounts.delete(ex, settings, None, echo=lines.append)
-    assert accounts.list_teams(ex, settings) == [] and game_teams(settings) == {
+    teardown.delete(ex, settings, None, echo=lines.append)
+    assert registry.list_teams(ex, settings) == [] and game_teams(settings) == {
         "Red Team": False, "Blue": False}  # fmt: skip
     passwd = Path("/etc/passwd").read_text()
     assert settings.prefix not in passwd
@@ -241,7 +240,7 @@ def recreate_and_rotate(ex, settings, roster):
     """A deleted team created again is enabled with a new token; --rotate renews tokens."""
     Path(roster).write_text("name,members,ssh_key\nRed Team,Ann,\n")
     lines = []
-    accounts.create(ex, settings, roster, echo=lines.append)
+    provision.create(ex, settings, roster, echo=lines.append)
     assert "enable in game" in lines[0] and "new game token" in lines[0], lines
     assert game_teams(settings)["Red Team"] is True
     red = handout.load(settings.handout_dir)["Red Team"]
@@ -250,10 +249,10 @@ def recreate_and_rotate(ex, settings, roster):
         f"TEAM_TOKEN={red['token']}\n" in env and token_owner(settings, red["token"]) == "Red Team"
     )
     lines.clear()
-    accounts.create(ex, settings, roster, echo=lines.append)
+    provision.create(ex, settings, roster, echo=lines.append)
     assert lines[0].endswith("(Red Team): unchanged")  # idempotent again
     settings.rotate = True
-    accounts.create(ex, settings, roster, echo=lines.append)
+    provision.create(ex, settings, roster, echo=lines.append)
     rotated = handout.load(settings.handout_dir)["Red Team"]
     assert rotated["token"] != red["token"] and rotated["password"] != red["password"]
     assert token_owner(settings, red["token"]) is None
@@ -299,8 +298,8 @@ def test_bad_roster_changes_nothing(setup):
     settings, roster = setup
     Path(roster).write_text("name\nRed\nred\nroot/x\n" + "y" * 40 + "\n")
     before = Path("/etc/passwd").read_text()
-    with pytest.raises(accounts.AccountsError) as err:
-        accounts.create(LocalExecutor(), settings, roster)
+    with pytest.raises(config.AccountsError) as err:
+        provision.create(LocalExecutor(), settings, roster)
     assert len(str(err.value).splitlines()) == 3
     assert Path("/etc/passwd").read_text() == before
     assert not Path(settings.registry).exists()
@@ -312,8 +311,8 @@ def test_bad_roster_changes_nothing(setup):
 
 def test_delete_refuses_users_not_in_the_registry(setup):
     settings, _ = setup
-    with pytest.raises(accounts.AccountsError, match="not in the provisioning registry"):
-        accounts.delete(LocalExecutor(), settings, ["root"])
+    with pytest.raises(config.AccountsError, match="not in the provisioning registry"):
+        teardown.delete(LocalExecutor(), settings, ["root"])
     assert Path("/etc/passwd").read_text().startswith("root:")
 
 

@@ -6,8 +6,7 @@ import uuid
 import psycopg
 import pytest
 
-from game_server.accounts import pgsql
-from game_server.accounts import provision as accounts
+from game_server.accounts import apply, checks, config, pgsql
 from game_server.accounts.executors import LocalExecutor
 
 pytestmark = pytest.mark.postgres
@@ -50,7 +49,7 @@ def test_scram_verifier_matches_postgresqls_own():
 def team_db():
     """A fresh workshop and game database, two team roles in them; all dropped at the end."""
     tag = uuid.uuid4().hex[:8]
-    settings = accounts.Settings(
+    settings = config.Settings(
         prefix=f"gst{tag[:4]}-", psql_admin=PSQL_ADMIN, workshop_db=f"gs_test_ws_{tag}",
         game_db=f"gs_test_game_{tag}", game_cmd=None,
     )  # fmt: skip
@@ -61,8 +60,8 @@ def team_db():
         conn.execute("CREATE TABLE teams (name text)")
     ex = LocalExecutor()
     try:
-        accounts.apply_init_sql(ex, settings)
-        accounts.apply_init_sql(ex, settings)  # twice: it is idempotent
+        apply.apply_init_sql(ex, settings)
+        apply.apply_init_sql(ex, settings)  # twice: it is idempotent
         for role in roles:
             sql = pgsql.create_team_sql(role, role, pgsql.scram_verifier("pw-" + role))
             ex.run(settings.psql(settings.workshop_db), stdin=sql)
@@ -112,7 +111,7 @@ def test_team_a_uses_its_schema_and_nothing_else(team_db):
 def test_the_check_probes_report_the_isolation(team_db):
     settings, (a, b) = team_db
     _, _, err = LocalExecutor().run(
-        accounts._with_password(settings, a, settings.workshop_db),
+        checks._with_password(settings, a, settings.workshop_db),
         stdin="pw-" + a + "\n" + pgsql.isolation_sql(a, b),
     )
     assert pgsql.parse_probes(err) == pgsql.EXPECTED

@@ -1,9 +1,23 @@
 """Accounts: provisioning the teams' Linux accounts, homes, ports and PostgreSQL roles.
 
-Owns the roster CSV (`roster`), where commands run (`executors`, local or SSH), the plan
-and its steps (`provision`), the SQL of a team's role (`pgsql`), the instructor's handout
-(`handout`) and the `game-server users` commands (`cli`).
+Owns, module by module:
+- `cli`: the `game-server users` commands (create, delete, list, check); thin.
+- `config`: `Settings` of a run and `AccountsError`.
+- `roster`: the roster CSV, validated before anything changes.
+- `executors`: where commands run: the `Executor` protocol, `LocalExecutor`, `SSHExecutor`.
+- `files`: files on the server (read, atomic write as the team user, which exist).
+- `registry`: the provisioning registry on the server (the teams `create` made; no secret).
+- `game_cli`: the game's `teams` commands, run on the server.
+- `state`: the actual state (users, ports, roles and schemas, the game's teams, files).
+- `plan`: the `Step` enum, `TeamPlan`, `make_plan` (only the differences).
+- `apply`: one function per `Step`, `apply_plan` runs a plan in order; the init SQL.
+- `starter`: what a home gets: the participant starter and its `.env` (`make_url`).
+- `provision`: `create`: plan, apply, then record in the registry and the handout.
+- `teardown`: `delete`; `checks`: `check`, logging in as each team for real.
+- `pgsql`: every SQL statement (quoting, SCRAM verifiers, roles, schemas, probes).
+- `handout`: the instructor's handout (0600 JSON read back by re-runs, printable cards).
 
-May import: `team_names` only. It talks to the game through the `game-server` command,
-never through `storage`, so it also works from the instructor's laptop over SSH.
+May import: `team_names` only (and SQLAlchemy's URL, paramiko). It talks to the game
+through the `game-server` command, never through `storage`, `play` or `web`, so it also
+works from the instructor's laptop over SSH.
 """

@@ -1,19 +1,31 @@
 """The `game-server users` commands: create, delete, list and check the teams' accounts.
 
-Thin: the options become an `accounts.Settings` and an executor (local, or SSH with
-`--ssh USER@HOST[:PORT]`), and the work is done in accounts.py.
+Thin: the options become a `config.Settings` and an executor (local, or SSH with
+`--ssh USER@HOST[:PORT]`), and the work is done in provision.py (create), teardown.py
+(delete), registry.py (list) and checks.py (check).
 """
 
 import functools
 import shlex
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from game_server.accounts import provision as accounts
-from game_server.accounts.executors import ExecError, LocalExecutor, SSHExecutor, parse_target
+from game_server.accounts import checks, provision, teardown
+from game_server.accounts.config import AccountsError, Settings
+from game_server.accounts.executors import (
+    ExecError,
+    Executor,
+    LocalExecutor,
+    SSHExecutor,
+    parse_target,
+)
+from game_server.accounts.registry import list_teams
+from game_server.accounts.roster import DEFAULT_PREFIX
 
 
-def _span(ctx, param, value: str) -> tuple[int, int]:
+def _span(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
     """Parse a port range `LOW-HIGH`."""
     low, _, high = value.partition("-")
     if not (low.isdigit() and high.isdigit() and 1024 <= int(low) <= int(high) <= 65535):
@@ -21,7 +33,7 @@ def _span(ctx, param, value: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
-def server_options(func):
+def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options every `users` command shares: where the server is and how it is set up."""
     options = [
         click.option("--ssh", "target", metavar="USER@HOST[:PORT]",
@@ -33,15 +45,15 @@ def server_options(func):
                      help="Trust (and record) the server's host key if it is unknown."),
         click.option("--timeout", type=click.FloatRange(1, 3600), default=120, show_default=True,
                      help="Seconds per command on the server (connecting: 15)."),
-        click.option("--prefix", default=accounts.roster.DEFAULT_PREFIX, show_default=True,
+        click.option("--prefix", default=DEFAULT_PREFIX, show_default=True,
                      help="Prefix of every team's Linux user, role and schema."),
-        click.option("--registry", default=accounts.Settings.registry, show_default=True,
+        click.option("--registry", default=Settings.registry, show_default=True,
                      help="Provisioning registry on the server (JSON, mode 0600)."),
         click.option("--handout-dir", default="handout", show_default=True,
                      type=click.Path(file_okay=False),
                      help="Where the instructor's handout is kept, on this machine."),
         click.option("--psql-admin", envvar="GAME_PSQL_ADMIN", show_default=True,
-                     default=shlex.join(accounts.Settings().psql_admin),
+                     default=shlex.join(Settings().psql_admin),
                      help="The database admin's psql command on the server (`-d DB` is added)."),
         click.option("--workshop-db", default="workshop", show_default=True,
                      help="The database that holds the teams' schemas."),
@@ -59,11 +71,12 @@ def server_options(func):
     ]  # fmt: skip
 
     @functools.wraps(func)
-    def wrapper(ctx_obj, **kw):
+    def wrapper(ctx_obj: dict[str, Any] | None, **kw: Any) -> Any:
         target = kw.pop("target")
         conn = {k: kw.pop(k) for k in ("key", "known_hosts", "accept_new_host_key", "timeout")}
         settings = _settings(ctx_obj, target, kw, conn["known_hosts"])
         try:
+            ex: Executor
             if target:
                 user, host, port = parse_target(target)
                 ex = SSHExecutor(host, user, port, key_path=conn["key"],
@@ -74,7 +87,7 @@ def server_options(func):
                 ex = LocalExecutor(timeout=conn["timeout"])
             with ex:
                 return func(ex, settings, **kw)
-        except (ValueError, ExecError, accounts.AccountsError) as exc:
+        except (ValueError, ExecError, AccountsError) as exc:
             raise click.ClickException(str(exc)) from None
 
     for option in reversed(options):
@@ -82,14 +95,16 @@ def server_options(func):
     return click.pass_obj(wrapper)
 
 
-def _settings(obj, target, kw, known_hosts) -> accounts.Settings:
-    """accounts.Settings from the shared options (which are removed from `kw`)."""
+def _settings(
+    obj: dict[str, Any] | None, target: str | None, kw: dict[str, Any], known_hosts: str | None
+) -> Settings:
+    """Settings from the shared options (which are removed from `kw`)."""
     host, port = "127.0.0.1", 22
     if target:
         _, host, port = parse_target(target)
     ssh_port = kw.pop("team_ssh_port") or port
     no_game, game_cmd = kw.pop("no_game"), kw.pop("game_cmd")
-    return accounts.Settings(
+    return Settings(
         prefix=kw.pop("prefix"),
         registry=kw.pop("registry"),
         handout_dir=kw.pop("handout_dir"),
@@ -116,11 +131,20 @@ def _settings(obj, target, kw, known_hosts) -> accounts.Settings:
 @click.option("--api-ports", default="9000-9499", show_default=True, callback=_span)
 @click.option("--jupyter-ports", default="9500-9999", show_default=True, callback=_span)
 @server_options
-def create(ex, settings, roster, dry_run, rotate, no_check, api_ports, jupyter_ports):
+def create(
+    ex: Executor,
+    settings: Settings,
+    roster: str,
+    dry_run: bool,
+    rotate: bool,
+    no_check: bool,
+    api_ports: tuple[int, int],
+    jupyter_ports: tuple[int, int],
+) -> None:
     """Create the accounts of every team in ROSTER (a CSV: name, members, ssh_key)."""
     settings.rotate, settings.api_ports, settings.jupyter_ports = rotate, api_ports, jupyter_ports
-    accounts.create(ex, settings, roster, dry_run=dry_run, echo=click.echo)
-    if not (dry_run or no_check) and not accounts.check(ex, settings, echo=click.echo):
+    provision.create(ex, settings, roster, dry_run=dry_run, echo=click.echo)
+    if not (dry_run or no_check) and not checks.check(ex, settings, echo=click.echo):
         raise click.ClickException("the check after provisioning found problems (above)")
 
 
@@ -130,18 +154,24 @@ def create(ex, settings, roster, dry_run, rotate, no_check, api_ports, jupyter_p
 @click.option("--archive-homes", type=str, default=None, metavar="DIR",
               help="Archive each home as DIR/USER-TIME.tar.gz (0600), on the server.")  # fmt: skip
 @server_options
-def delete(ex, settings, names, everything, archive_homes):
+def delete(
+    ex: Executor,
+    settings: Settings,
+    names: tuple[str, ...],
+    everything: bool,
+    archive_homes: str | None,
+) -> None:
     """Delete teams (by team or user name): user, home, role, schema, ports, game entry."""
     if bool(names) == everything:
         raise click.UsageError("give team names or --all (not both)")
-    accounts.delete(ex, settings, None if everything else list(names), archive_homes, click.echo)
+    teardown.delete(ex, settings, None if everything else list(names), archive_homes, click.echo)
 
 
 @click.command("list")
 @server_options
-def list_(ex, settings):
+def list_(ex: Executor, settings: Settings) -> None:
     """List the provisioned teams (from the registry on the server)."""
-    for t in accounts.list_teams(ex, settings):
+    for t in list_teams(ex, settings):
         click.echo(
             f"{t['user']:<32} {t['name']:<40} api={t['api_port']} jupyter={t['jupyter_port']} "
             f"created={t['created']}"
@@ -151,9 +181,9 @@ def list_(ex, settings):
 @click.command("check")
 @click.argument("names", nargs=-1)
 @server_options
-def check(ex, settings, names):
+def check(ex: Executor, settings: Settings, names: tuple[str, ...]) -> None:
     """Log in as each team (database and SSH) and show that the isolation holds."""
-    if not accounts.check(ex, settings, list(names) or None, echo=click.echo):
+    if not checks.check(ex, settings, list(names) or None, echo=click.echo):
         raise click.ClickException("some checks failed (above)")
 
 

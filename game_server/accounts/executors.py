@@ -1,7 +1,7 @@
 """Where provisioning commands run: on this machine, or on the server over SSH (paramiko).
 
-Both executors offer `run(argv, stdin=None, timeout=..., check=True, root=True)` and return
-`(rc, stdout, stderr)` as text. `argv` is always a list (never a shell string); over SSH it
+Both executors satisfy `Executor`: `run(argv, stdin=None, timeout=..., check=True, root=True)`
+returns `(rc, stdout, stderr)` as text. `argv` is always a list (never a shell string); over SSH it
 is quoted with `shlex.join`. Privileged steps (`root=True`, the default) go through
 `sudo -n` when the user is not root, so a missing sudo rule fails at once instead of
 waiting for a password. Every exit status is checked (`check=True`): a failure raises
@@ -16,6 +16,8 @@ import os
 import shlex
 import subprocess
 import time
+from collections.abc import Sequence
+from typing import Protocol, Self
 
 import paramiko
 
@@ -26,6 +28,33 @@ DEFAULT_TIMEOUT = 120.0
 
 class ExecError(RuntimeError):
     """A command that failed or could not run; the message is one line."""
+
+
+class Executor(Protocol):
+    """Where provisioning commands run: every step of `accounts` goes through `run`."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        stdin: str | bytes | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        root: bool = True,
+    ) -> tuple[int, str, str]:
+        """Run `argv` (as root unless `root=False`), feed `stdin`; (rc, stdout, stderr)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection, if any."""
+        ...
+
+    def __enter__(self) -> Self:
+        """The executor itself, closed at the end of the `with` block."""
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Close."""
+        ...
 
 
 def _summary(argv: list[str]) -> str:
@@ -45,7 +74,7 @@ def _bytes(stdin: str | bytes | None) -> bytes:
     return stdin.encode() if isinstance(stdin, str) else (stdin or b"")
 
 
-def _checked(argv, rc, out, err, check) -> tuple[int, str, str]:
+def _checked(argv: list[str], rc: int, out: str, err: str, check: bool) -> tuple[int, str, str]:
     """Raise ExecError for a failed command when `check`, else return the result."""
     log.debug("ran cmd=%s rc=%s", _summary(argv), rc)
     if check and rc != 0:
@@ -58,12 +87,19 @@ class LocalExecutor:
 
     host = "127.0.0.1"
 
-    def __init__(self, sudo: bool | None = None, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, sudo: bool | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Use `sudo -n` for privileged steps when not root (or as `sudo` says)."""
         self.sudo = os.geteuid() != 0 if sudo is None else sudo
         self.timeout = timeout
 
-    def run(self, argv, stdin=None, timeout=None, check=True, root=True):
+    def run(
+        self,
+        argv: Sequence[str],
+        stdin: str | bytes | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        root: bool = True,
+    ) -> tuple[int, str, str]:
         """Run `argv`, feed `stdin` (text or bytes), return (rc, stdout, stderr)."""
         argv, timeout = list(argv), timeout or self.timeout
         full = ["sudo", "-n", "--", *argv] if root and self.sudo else argv
@@ -79,10 +115,12 @@ class LocalExecutor:
     def close(self) -> None:
         """Nothing to close."""
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
+        """The executor itself, closed at the end of the `with` block."""
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
+        """Close."""
         self.close()
 
 
@@ -172,7 +210,7 @@ class SSHExecutor:
         accept_new_host_key: bool = False,
         connect_timeout: float = 15.0,
         timeout: float = DEFAULT_TIMEOUT,
-    ):
+    ) -> None:
         """Connect now; host key checked against `known_hosts` (default ~/.ssh/known_hosts)."""
         self.host, self.user, self.port = host, user, port
         self.known_hosts = known_hosts or os.path.expanduser("~/.ssh/known_hosts")
@@ -189,12 +227,22 @@ class SSHExecutor:
         )
         log.info("ssh connected host=%s port=%s user=%s", host, port, user)
 
-    def run(self, argv, stdin=None, timeout=None, check=True, root=True):
+    def run(
+        self,
+        argv: Sequence[str],
+        stdin: str | bytes | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        root: bool = True,
+    ) -> tuple[int, str, str]:
         """Run `argv` on the server, feed `stdin` (text or bytes), return (rc, stdout, stderr)."""
         argv, timeout = list(argv), timeout or self.timeout
         full = ["sudo", "-n", "--", *argv] if root and self.sudo else argv
+        transport = self.client.get_transport()
+        if transport is None:  # the connection is gone (closed)
+            raise ExecError(f"{_summary(argv)} failed on {self.host}: not connected")
         try:
-            chan = self.client.get_transport().open_session(timeout=timeout)
+            chan = transport.open_session(timeout=timeout)
             chan.settimeout(timeout)
             chan.exec_command(shlex.join(full))
             if stdin:
@@ -206,7 +254,7 @@ class SSHExecutor:
             raise ExecError(
                 f"{_summary(argv)} timed out after {timeout:g} s on {self.host}"
             ) from None
-        except (paramiko.SSHException, OSError, AttributeError) as exc:
+        except (paramiko.SSHException, OSError) as exc:
             raise ExecError(f"{_summary(argv)} failed on {self.host}: {exc}") from None
         return _checked(argv, rc, out, err, check)
 
@@ -214,10 +262,12 @@ class SSHExecutor:
         """Close the SSH connection."""
         self.client.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
+        """The executor itself, closed at the end of the `with` block."""
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
+        """Close."""
         self.close()
 
 

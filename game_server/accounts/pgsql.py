@@ -73,6 +73,12 @@ COMMIT;
 """
 
 
+def create_schema_sql(role: str, schema: str) -> str:
+    """Create a team's private schema again (its role still exists)."""
+    r, s = quote_ident(role), quote_ident(schema)
+    return f"CREATE SCHEMA {s} AUTHORIZATION {r};\nREVOKE ALL ON SCHEMA {s} FROM PUBLIC;\n"
+
+
 def set_password_sql(role: str, verifier: str) -> str:
     """Give a team's role a new password (as a verifier)."""
     return f"ALTER ROLE {quote_ident(role)} PASSWORD {quote_literal(verifier)};\n"
@@ -96,6 +102,25 @@ def state_sql(prefix: str) -> str:
 SELECT 'schema|' || nspname FROM pg_namespace WHERE nspname LIKE {like};
 SELECT 'base|' || rolname FROM pg_roles WHERE rolname = {quote_literal(BASE_ROLE)};
 """
+
+
+def database_sql(name: str) -> str:
+    """A `db|name` line when database `name` exists (nothing otherwise)."""
+    return f"SELECT 'db|' || datname FROM pg_database WHERE datname = {quote_literal(name)};\n"
+
+
+# A team role must have none of these (each is a way out of its schema).
+RISKY_ROLE_FLAGS = ("rolsuper", "rolbypassrls", "rolcreaterole", "rolcreatedb", "rolreplication")
+
+
+def role_flags_sql(roles: list[str]) -> str:
+    """A `role|flag,flag` line per existing role of `roles`: the RISKY_ROLE_FLAGS it has."""
+    flags = ", ".join(f"CASE WHEN {col} THEN {quote_literal(col)} END" for col in RISKY_ROLE_FLAGS)
+    names = ", ".join(quote_literal(r) for r in roles)
+    return (
+        f"SELECT rolname || '|' || concat_ws(',', {flags}) FROM pg_roles "
+        f"WHERE rolname IN ({names});\n"
+    )
 
 
 PROBES = {

@@ -130,15 +130,19 @@ def key_problem(key: str) -> str | None:
     return None
 
 
-def parse_roster(
-    text: str,
-    path: str = "roster.csv",
-    prefix: str = DEFAULT_PREFIX,
-    existing_users: set[str] | frozenset[str] = frozenset(),
-    ours: set[str] | frozenset[str] = frozenset(),
-) -> list[Team]:
-    """Validate the roster text; the teams, or RosterError listing every bad row."""
-    check_prefix(prefix)
+def name_problem(name: str, seen_names: dict[str, int]) -> str | None:
+    """Why `name` cannot be a team's name (given the names of earlier rows), or None."""
+    if not game_name_ok(name):
+        return f"bad team name {name!r}: {GAME_NAME_RULE}"
+    if name.lower() in seen_names:
+        return f"duplicate team name {name!r} (line {seen_names[name.lower()]})"
+    if not slug(name):
+        return f"team name {name!r} has no letters or digits for a user name"
+    return None
+
+
+def split_header(text: str, path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header's column names and the non-blank rows after it, with their line numbers."""
     rows = list(csv.reader(io.StringIO(text)))
     content = [(n, r) for n, r in enumerate(rows, start=1) if any(c.strip() for c in r)]
     if not content:
@@ -153,27 +157,37 @@ def parse_roster(
         )
     if len(content) == 1:
         raise RosterError([f"{path}: the roster has no teams, only a header"])
-    problems, teams, seen_names, seen_users = [], [], {}, {}
-    for line, row in content[1:]:
+    return columns, content[1:]
+
+
+def parse_roster(
+    text: str,
+    path: str = "roster.csv",
+    prefix: str = DEFAULT_PREFIX,
+    existing_users: set[str] | frozenset[str] = frozenset(),
+    ours: set[str] | frozenset[str] = frozenset(),
+) -> list[Team]:
+    """Validate the roster text; the teams, or RosterError listing every bad row."""
+    check_prefix(prefix)
+    columns, rows = split_header(text, path)
+    problems: list[str] = []
+    teams: list[Team] = []
+    seen_names: dict[str, int] = {}  # lower-case name -> line
+    seen_users: dict[str, int] = {}  # user -> line
+    for line, row in rows:
         if len(row) > len(columns):
             problems.append(f"{path}:{line}: {len(row)} fields, the header has {len(columns)}")
             continue
         cell = dict(zip(columns, [c.strip() for c in row], strict=False))
         name, key = cell.get("name", ""), cell.get("ssh_key") or None
-        reason = None
-        if not game_name_ok(name):
-            reason = f"bad team name {name!r}: {GAME_NAME_RULE}"
-        elif name.lower() in seen_names:
-            reason = f"duplicate team name {name!r} (line {seen_names[name.lower()]})"
-        elif not slug(name):
-            reason = f"team name {name!r} has no letters or digits for a user name"
-        else:
-            user = user_name(name, prefix)
+        user = user_name(name, prefix)
+        reason = name_problem(name, seen_names)
+        if reason is None:
             reason = user_problem(user, set(existing_users), set(ours))
-            if reason is None and user in seen_users:
-                reason = f"user name {user!r} is the same as line {seen_users[user]}'s"
-            if reason is None and key:
-                reason = key_problem(key)
+        if reason is None and user in seen_users:
+            reason = f"user name {user!r} is the same as line {seen_users[user]}'s"
+        if reason is None and key:
+            reason = key_problem(key)
         if reason:
             problems.append(f"{path}:{line}: {reason}")
             continue
@@ -184,11 +198,16 @@ def parse_roster(
     return teams
 
 
-def load_roster(path: str, **kwargs) -> list[Team]:
+def load_roster(
+    path: str,
+    prefix: str = DEFAULT_PREFIX,
+    existing_users: set[str] | frozenset[str] = frozenset(),
+    ours: set[str] | frozenset[str] = frozenset(),
+) -> list[Team]:
     """Read and validate the roster file at `path` (see parse_roster)."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             text = f.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise RosterError([f"{path}: cannot read the roster: {exc}"]) from None
-    return parse_roster(text, path, **kwargs)
+    return parse_roster(text, path, prefix, existing_users, ours)

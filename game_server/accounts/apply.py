@@ -1,0 +1,169 @@
+"""Carrying out a team's plan: one function per step, run in the plan's order.
+
+Each step function takes (executor, settings, plan, state) and does one change; `apply_plan`
+runs the plan's steps in order. The shared database set-up (init SQL) is applied first when
+a team's schema needs it and it is missing.
+"""
+
+import logging
+from collections.abc import Callable
+
+from game_server.accounts import pgsql
+from game_server.accounts.config import REPO, AccountsError, Settings
+from game_server.accounts.executors import Executor
+from game_server.accounts.files import write_file
+from game_server.accounts.game_cli import enable_in_game, new_game_token, register_in_game
+from game_server.accounts.plan import Step, TeamPlan, step_labels
+from game_server.accounts.starter import env_text, read_env, starter_tarball, url_password
+from game_server.accounts.state import State, db_state, home_of, starter_paths, system_users
+
+log = logging.getLogger(__name__)
+
+INIT_SQL = REPO / "database_docker" / "initdb" / "01-workshop.sql"
+
+
+def apply_init_sql(ex: Executor, settings: Settings) -> None:
+    """Apply the shared init SQL (databases, game role, base role, hardening; idempotent)."""
+    argv = [
+        *settings.psql("postgres"),
+        "-q",
+        "-v",
+        f"workshop_db={settings.workshop_db}",
+        "-v",
+        f"game_db={settings.game_db}",
+        "-v",
+        f"game_role={settings.game_role}",
+    ]
+    if not INIT_SQL.is_file():
+        raise AccountsError(
+            f"no init SQL at {INIT_SQL}: run `users` from a checkout (make install)"
+        )
+    ex.run(argv, stdin=INIT_SQL.read_text(), root=False)
+    log.info("applied shared init sql workshop_db=%s", settings.workshop_db)
+
+
+def _home(plan: TeamPlan, state: State) -> str:
+    """The team user's home folder."""
+    return home_of(state.users, plan.team.user)
+
+
+def assign_ports(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Nothing to run: the ports are in the team's record, written to the registry after."""
+
+
+def create_user(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Create the Linux user with its own group, bash, and a home only it can enter."""
+    team = plan.team
+    comment = f"workshop team {team.name}"
+    ex.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash",
+            "--comment", comment, "--", team.user])  # fmt: skip
+    state.users = system_users(ex)
+    ex.run(["chmod", "0700", _home(plan, state)])
+
+
+def set_password(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Set the Linux login's password (on chpasswd's stdin, never in argv)."""
+    ex.run(["chpasswd"], stdin=f"{plan.team.user}:{plan.secrets.password}\n")
+
+
+def write_ssh_key(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Install the roster's SSH key as the team's authorized_keys (as the team user)."""
+    user, home = plan.team.user, _home(plan, state)
+    ex.run(["runuser", "-u", user, "--", "mkdir", "-p", "-m", "700", f"{home}/.ssh"])
+    write_file(ex, f"{home}/.ssh/authorized_keys", f"{plan.team.ssh_key}\n", "600", user)
+
+
+def _ensure_shared_setup(ex: Executor, settings: Settings, state: State) -> None:
+    """Apply the init SQL if the workshop database or the base role is missing."""
+    if not state.db.ready:
+        apply_init_sql(ex, settings)
+        state.db = db_state(ex, settings)
+
+
+def _db_password(plan: TeamPlan) -> str:
+    """The database password the plan made with the step that sets it."""
+    if not plan.secrets.db_password:
+        raise AccountsError(f"no database password planned for {plan.team.user}")
+    return plan.secrets.db_password
+
+
+def create_role_and_schema(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Create the team's PostgreSQL role (password as a SCRAM verifier) and private schema."""
+    _ensure_shared_setup(ex, settings, state)
+    user = plan.team.user
+    sql = pgsql.create_team_sql(user, user, pgsql.scram_verifier(_db_password(plan)))
+    ex.run(settings.psql(settings.workshop_db), stdin=sql, root=False)
+
+
+def create_schema(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Create the team's private schema again (its role is still there)."""
+    _ensure_shared_setup(ex, settings, state)
+    sql = pgsql.create_schema_sql(plan.team.user, plan.team.user)
+    ex.run(settings.psql(settings.workshop_db), stdin=sql, root=False)
+
+
+def set_database_password(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Give the team's role a new password."""
+    sql = pgsql.set_password_sql(plan.team.user, pgsql.scram_verifier(_db_password(plan)))
+    ex.run(settings.psql(settings.workshop_db), stdin=sql, root=False)
+
+
+def register(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Register the team in the game with its API's URL; keep the token."""
+    port = plan.record["api_port"]
+    plan.secrets.token = register_in_game(ex, settings, plan.team.name, port)
+
+
+def enable(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Let the team play again (it was disabled by `users delete`)."""
+    enable_in_game(ex, settings, plan.team.name)
+
+
+def new_token(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Issue the team a new game token; keep it."""
+    plan.secrets.token = new_game_token(ex, settings, plan.team.name)
+
+
+def copy_starter(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Unpack the participant starter into the home, as the team user."""
+    ex.run(["runuser", "-u", plan.team.user, "--", "tar", "-xzf", "-", "-C", _home(plan, state),
+            "--no-same-owner", "--no-same-permissions"],
+           stdin=starter_tarball(settings))  # fmt: skip
+
+
+def write_env(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Write the starter's .env (0600, as the team user), keeping secrets it still holds."""
+    s = plan.secrets
+    _, env_path = starter_paths(_home(plan, state))
+    old = read_env(ex, env_path)
+    if not s.db_password and "DATABASE_URL" in old:  # keep what still holds
+        s.db_password = url_password(old["DATABASE_URL"])
+    if not s.token:
+        s.token = old.get("TEAM_TOKEN") or None
+    write_file(ex, env_path, env_text(settings, plan), "600", plan.team.user)
+
+
+StepFunction = Callable[[Executor, Settings, TeamPlan, State], None]
+STEPS: dict[Step, StepFunction] = {
+    Step.ASSIGN_PORTS: assign_ports,
+    Step.CREATE_USER: create_user,
+    Step.SET_PASSWORD: set_password,
+    Step.WRITE_SSH_KEY: write_ssh_key,
+    Step.CREATE_ROLE_AND_SCHEMA: create_role_and_schema,
+    Step.CREATE_SCHEMA: create_schema,
+    Step.SET_DATABASE_PASSWORD: set_database_password,
+    Step.REGISTER_IN_GAME: register,
+    Step.ENABLE_IN_GAME: enable,
+    Step.NEW_GAME_TOKEN: new_token,
+    Step.COPY_STARTER: copy_starter,
+    Step.WRITE_ENV: write_env,
+}
+
+
+def apply_plan(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Carry out one team's steps, in order (only the differences)."""
+    for step in plan.steps:
+        STEPS[step](ex, settings, plan, state)
+    user = plan.team.user
+    log.info("team provisioned team=%s user=%s steps=%s", plan.team.name, user,
+             ",".join(step_labels(plan)))  # fmt: skip

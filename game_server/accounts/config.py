@@ -1,0 +1,72 @@
+"""The settings of a provisioning run (`users create/delete/list/check`) and its error."""
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from game_server.accounts import roster
+
+REPO = Path(__file__).resolve().parents[2]
+STARTER_DIR_NAME = "participant_starter"
+
+
+class AccountsError(RuntimeError):
+    """Provisioning that cannot go on; one line (or one per bad roster row)."""
+
+
+@dataclass
+class Settings:
+    """Everything `users create/delete/list/check` needs besides the executor and roster."""
+
+    prefix: str = roster.DEFAULT_PREFIX
+    registry: str = "/var/lib/game-server/accounts.json"
+    handout_dir: str = "handout"
+    api_ports: tuple[int, int] = (9000, 9499)
+    jupyter_ports: tuple[int, int] = (9500, 9999)
+    psql_admin: list[str] = field(
+        default_factory=lambda: shlex.split("sudo -n -u postgres psql -X -v ON_ERROR_STOP=1")
+    )
+    db_host: str = "127.0.0.1"
+    db_port: int = 5432
+    workshop_db: str = "workshop"
+    game_db: str = "game"
+    game_role: str = "game_server"
+    game_url: str = "http://127.0.0.1:8000"
+    game_cmd: list[str] | None = field(default_factory=lambda: ["game-server"])
+    game_db_url: str | None = None  # passed on stdin (it may hold a password), not in argv
+    starter_dir: str = str(REPO / STARTER_DIR_NAME)
+    train_data: str = str(REPO / "data" / "train_data.csv")
+    ssh_host: str = "127.0.0.1"  # where teams log in (for the handout and the check)
+    ssh_port: int = 22
+    known_hosts: str | None = None  # for the check's SSH logins
+    rotate: bool = False
+
+    def psql(self, db: str) -> list[str]:
+        """The admin psql command for database `db`."""
+        return [*self.psql_admin, "-d", db]
+
+    def game(self, *args: str) -> tuple[list[str], str]:
+        """argv and stdin of a `game-server` command on the server, with the game's database."""
+        if not self.game_cmd:
+            raise AccountsError("no game command (--no-game): cannot reach the game")
+        if not self.game_db_url:
+            return [*self.game_cmd, *args], ""
+        script = 'IFS= read -r GAME_DATABASE_URL; export GAME_DATABASE_URL; exec "$@"'
+        return ["sh", "-c", script, "sh", *self.game_cmd, *args], self.game_db_url + "\n"
+
+    def team_psql(self, role: str, db: str) -> list[str]:
+        """psql as a team role (password from the PGPASSWORD the wrapper reads on stdin)."""
+        return [
+            "psql",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            self.db_host,
+            "-p",
+            str(self.db_port),
+            "-U",
+            role,
+            "-d",
+            db,
+        ]

@@ -1,0 +1,223 @@
+"""The plan of `users create`: each team's steps, from the roster against the actual state.
+
+`make_plan` reads the actual state through an executor (state.py), validates the roster
+against it, and lists for each team only the steps that differ from what the roster asks
+for. That makes `create` idempotent (a second run plans nothing: "unchanged" for every
+team) and gives `--dry-run` for free (print the plan, apply nothing). Teams in the registry
+but not in the roster are left alone; `delete` removes them.
+"""
+
+import datetime as dt
+import secrets
+import string
+from dataclasses import dataclass, field
+from enum import Enum
+
+from game_server.accounts import roster
+from game_server.accounts.config import AccountsError, Settings
+from game_server.accounts.executors import Executor
+from game_server.accounts.files import read_file
+from game_server.accounts.registry import Record, read_registry
+from game_server.accounts.state import (
+    DbState,
+    State,
+    home_of,
+    read_state,
+    starter_paths,
+    system_users,
+)
+
+PASSWORD_ALPHABET = "".join(c for c in string.ascii_letters + string.digits if c not in "0O1lI")
+
+
+class Step(Enum):
+    """One change to a team's accounts, declared in the order they are carried out."""
+
+    ASSIGN_PORTS = "assign ports"
+    CREATE_USER = "create user"
+    SET_PASSWORD = "set password"
+    WRITE_SSH_KEY = "write ssh key"
+    CREATE_ROLE_AND_SCHEMA = "create role and schema"
+    CREATE_SCHEMA = "create schema"
+    SET_DATABASE_PASSWORD = "set database password"
+    REGISTER_IN_GAME = "register in game"
+    ENABLE_IN_GAME = "enable in game"
+    NEW_GAME_TOKEN = "new game token"
+    COPY_STARTER = "copy starter"
+    WRITE_ENV = "write .env"
+
+
+@dataclass
+class Secrets:
+    """A team's secrets: known from the handout, or new ones the plan made for its steps."""
+
+    password: str | None = None  # the Linux login's
+    db_password: str | None = None  # the PostgreSQL role's
+    token: str | None = None  # the game's team token
+
+
+@dataclass
+class TeamPlan:
+    """What `create` will do for one team: the steps, in order, and the team's record."""
+
+    team: roster.Team
+    record: Record  # the registry record (ports etc.)
+    secrets: Secrets
+    steps: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # shown, but nothing to change
+
+
+def new_password(length: int = 16) -> str:
+    """A Linux login password: letters and digits, no look-alikes (about 93 bits)."""
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+
+
+def now() -> str:
+    """The current time, ISO 8601 in UTC."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def allocate(wanted: str, taken: set[int], span: tuple[int, int]) -> int:
+    """The lowest free port of `span` not in `taken`."""
+    for port in range(span[0], span[1] + 1):
+        if port not in taken:
+            return port
+    raise AccountsError(f"no free {wanted} port left in {span[0]}-{span[1]}")
+
+
+def make_plan(ex: Executor, settings: Settings, roster_path: str) -> tuple[list[TeamPlan], State]:
+    """Read the actual state, validate the roster against it, and plan every team's steps."""
+    registry = read_registry(ex, settings)
+    users = system_users(ex)
+    teams = load_teams(settings, roster_path, registry, users)
+    state = read_state(ex, settings, registry, users, teams)
+    return [plan_team(ex, settings, team, state) for team in teams], state
+
+
+def load_teams(
+    settings: Settings, roster_path: str, registry: dict[str, Record], users: dict[str, str]
+) -> list[roster.Team]:
+    """The roster's teams; refused when a team is provisioned under another user name."""
+    ours = {t["user"] for t in registry.values()}
+    try:
+        teams = roster.load_roster(
+            roster_path, prefix=settings.prefix, existing_users=set(users), ours=ours
+        )
+    except roster.RosterError as exc:
+        raise AccountsError(str(exc)) from None
+    for team in teams:
+        known = registry.get(team.name)
+        if known and known["user"] != team.user:
+            raise AccountsError(
+                f"{roster_path}:{team.line}: team {team.name!r} is provisioned "
+                f"as {known['user']!r}, not {team.user!r} (another prefix?)"
+            )
+    return teams
+
+
+def plan_team(ex: Executor, settings: Settings, team: roster.Team, state: State) -> TeamPlan:
+    """One team's steps, in the order they are carried out."""
+    new = not state.registry.get(team.name)
+    old = state.kept.get(team.name, {})
+    known = Secrets(old.get("password"), old.get("db_password"), old.get("token"))
+    plan = TeamPlan(team, dict(state.registry.get(team.name) or {}), known)
+    if new:
+        assign_ports(settings, plan, state.taken)
+    plan_user_steps(ex, settings, plan, state.users)
+    plan_database_steps(settings, plan, state.db)
+    _, env = starter_paths(home_of(state.users, team.user))
+    if settings.game_cmd:
+        plan_game_steps(plan, settings, state.in_game, new=new, env_present=env in state.present)
+    plan_home_steps(plan, state)
+    return plan
+
+
+def assign_ports(settings: Settings, plan: TeamPlan, taken: set[int]) -> None:
+    """Give a new team the lowest free API and Jupyter ports, and its registry record."""
+    api = allocate("API", taken, settings.api_ports)
+    taken.add(api)
+    jup = allocate("Jupyter", taken, settings.jupyter_ports)
+    taken.add(jup)
+    user = plan.team.user
+    plan.record.update(
+        name=plan.team.name,
+        user=user,
+        api_port=api,
+        jupyter_port=jup,
+        role=user,
+        schema=user,
+        created=now(),
+    )
+    plan.steps.append(Step.ASSIGN_PORTS)
+
+
+def plan_user_steps(
+    ex: Executor, settings: Settings, plan: TeamPlan, users: dict[str, str]
+) -> None:
+    """The Linux user's steps: create it, set its password, install its SSH key."""
+    team, exists = plan.team, plan.team.user in users
+    if not exists:
+        plan.steps.append(Step.CREATE_USER)
+    if not exists or settings.rotate:
+        plan.secrets.password = new_password()
+        plan.steps.append(Step.SET_PASSWORD)
+    if team.ssh_key and (not exists or team.ssh_key not in authorized_keys(ex, users, team.user)):
+        plan.steps.append(Step.WRITE_SSH_KEY)
+
+
+def authorized_keys(ex: Executor, users: dict[str, str], user: str) -> list[str]:
+    """The lines of the SSH keys `user` may log in with ([] if none)."""
+    return (read_file(ex, f"{home_of(users, user)}/.ssh/authorized_keys") or "").splitlines()
+
+
+def plan_database_steps(settings: Settings, plan: TeamPlan, db: DbState) -> None:
+    """The PostgreSQL steps: create the role and schema, or the schema; a new password."""
+    user = plan.team.user
+    if user not in db.roles:
+        plan.steps.append(Step.CREATE_ROLE_AND_SCHEMA)
+        plan.secrets.db_password = secrets.token_urlsafe(18)
+    elif user not in db.schemas:
+        plan.steps.append(Step.CREATE_SCHEMA)
+    if user in db.roles and settings.rotate:
+        plan.secrets.db_password = secrets.token_urlsafe(18)
+        plan.steps.append(Step.SET_DATABASE_PASSWORD)
+
+
+def plan_game_steps(
+    plan: TeamPlan, settings: Settings, in_game: dict[str, bool], new: bool, env_present: bool
+) -> None:
+    """The game's steps of one team: register; or enable and/or issue a new token."""
+    name = plan.team.name
+    if name not in in_game:
+        plan.steps.append(Step.REGISTER_IN_GAME)
+        return
+    if not in_game[name] and new:  # deleted by `users delete`, now created again
+        plan.steps.append(Step.ENABLE_IN_GAME)
+    elif not in_game[name]:  # disabled by hand (`teams disable`): the instructor's choice
+        plan.notes.append("disabled in the game")
+    token_lost = not plan.secrets.token and not env_present
+    if new or settings.rotate or token_lost:
+        plan.steps.append(Step.NEW_GAME_TOKEN)
+
+
+def plan_home_steps(plan: TeamPlan, state: State) -> None:
+    """The home's steps: copy the starter if missing; write the .env when anything changed."""
+    folder, env = starter_paths(home_of(state.users, plan.team.user))
+    if folder not in state.present:
+        plan.steps.append(Step.COPY_STARTER)
+    if env not in state.present or plan.steps:
+        plan.steps.append(Step.WRITE_ENV)
+
+
+def step_labels(plan: TeamPlan) -> list[str]:
+    """The plan's steps as words (the ports with the step that assigns them)."""
+    ports = f" {plan.record.get('api_port')}/{plan.record.get('jupyter_port')}"
+    return [s.value + (ports if s is Step.ASSIGN_PORTS else "") for s in plan.steps]
+
+
+def describe(plan: TeamPlan) -> str:
+    """One line: the team and what will change (or "unchanged")."""
+    what = ", ".join(step_labels(plan)) if plan.steps else "unchanged"
+    if plan.notes:
+        what += f" (note: {', '.join(plan.notes)})"
+    return f"{plan.team.user} ({plan.team.name}): {what}"

@@ -1,0 +1,86 @@
+"""What a team finds in its home: the participant starter, and its `.env` with the settings.
+
+The `.env` (mode 0600, written as the team user) holds the team's ports, its DATABASE_URL
+(with the database password), the game's URL and the team token.
+"""
+
+import io
+import tarfile
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from game_server.accounts.config import STARTER_DIR_NAME, AccountsError, Settings
+from game_server.accounts.executors import Executor
+from game_server.accounts.files import read_file
+from game_server.accounts.plan import TeamPlan
+
+SKIP_NAMES = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache", ".venv", ".env"}
+SKIP_SUFFIXES = (".pyc", ".sqlite", ".sqlite3", ".db", ".pkl", ".joblib")
+
+
+def _keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """The starter's files for a team (no caches, models, .env, databases), owned by nobody."""
+    parts = Path(info.name).parts
+    name = parts[-1]
+    if set(parts) & SKIP_NAMES or name.endswith(SKIP_SUFFIXES):
+        return None
+    if len(parts) >= 3 and parts[1] == "models" and name != "README.md":
+        return None  # trained models are the team's to make
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def starter_tarball(settings: Settings) -> bytes:
+    """The participant starter as a tar.gz (no caches, models, .env, databases) + train data."""
+    base = Path(settings.starter_dir)
+    if not base.is_dir():
+        raise AccountsError(f"no participant starter at {base}")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(base, arcname=STARTER_DIR_NAME, filter=_keep)
+        data = Path(settings.train_data)
+        if data.is_file():
+            tar.add(data, arcname=f"{STARTER_DIR_NAME}/data/train_data.csv", filter=_keep)
+    return buf.getvalue()
+
+
+def database_url(settings: Settings, role: str, password: str | None) -> str:
+    """The team's DATABASE_URL (SQLAlchemy + psycopg)."""
+    url = URL.create(
+        "postgresql+psycopg",
+        username=role,
+        password=password or "PASSWORD",
+        host=settings.db_host,
+        port=settings.db_port,
+        database=settings.workshop_db,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def url_password(url: str) -> str | None:
+    """The password in a database URL (None when it has none or is not a URL)."""
+    try:
+        return make_url(url).password or None
+    except ArgumentError:
+        return None
+
+
+def env_text(settings: Settings, plan: TeamPlan) -> str:
+    """The team's .env."""
+    r, s = plan.record, plan.secrets
+    return (
+        "# Written by `game-server users create`: your team's settings. Keep it private.\n"
+        f"PORT={r['api_port']}\nJUPYTER_PORT={r['jupyter_port']}\n"
+        f"DATABASE_URL={database_url(settings, r['role'], s.db_password)}\n"
+        f"GAME_URL={settings.game_url}\nTEAM_TOKEN={s.token or ''}\n"
+    )
+
+
+def read_env(ex: Executor, path: str) -> dict[str, str]:
+    """KEY=VALUE pairs of an existing .env on the server ({} if none)."""
+    text = read_file(ex, path) or ""
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs if not k.startswith("#")}

@@ -1,0 +1,128 @@
+"""The actual state on the server, read through an executor, for `create` to compare with.
+
+The Linux users (`getent passwd`), the ports in use (`ss -ltnH`), the PostgreSQL roles and
+schemas with the prefix, the game's teams (`teams list --json`), which starter files exist
+in the teams' homes, and the provisioning registry and the instructor's handout.
+"""
+
+from dataclasses import dataclass, field
+
+from game_server.accounts import handout, pgsql
+from game_server.accounts.config import STARTER_DIR_NAME, Settings
+from game_server.accounts.executors import Executor
+from game_server.accounts.files import existing_paths
+from game_server.accounts.game_cli import game_teams
+from game_server.accounts.registry import Record
+from game_server.accounts.roster import Team
+
+
+@dataclass
+class DbState:
+    """The PostgreSQL side: the teams' roles and schemas, and the shared set-up."""
+
+    roles: set[str] = field(default_factory=set)  # with the prefix
+    schemas: set[str] = field(default_factory=set)  # with the prefix, in the workshop db
+    base_role: bool = False  # the `workshop_team` role exists
+    workshop_db: bool = False  # the workshop database exists
+
+    @property
+    def ready(self) -> bool:
+        """Whether the shared init SQL has been applied (a team's schema needs it)."""
+        return self.base_role and self.workshop_db
+
+
+@dataclass
+class State:
+    """What is on the server now; `apply` updates `users` and `db` as it changes them."""
+
+    registry: dict[str, Record]  # the provisioned teams by name
+    users: dict[str, str]  # every Linux user -> home
+    kept: dict[str, dict]  # the instructor's handout by team name (known secrets)
+    db: DbState
+    in_game: dict[str, bool]  # the game's teams -> active
+    taken: set[int]  # ports in use or assigned to a team
+    present: set[str]  # the starter folders and .env files that exist
+
+
+def home_of(users: dict[str, str], user: str) -> str:
+    """The home folder of `user` (the default /home/USER for a user still to be created)."""
+    return users.get(user) or f"/home/{user}"
+
+
+def starter_paths(home: str) -> tuple[str, str]:
+    """The participant starter's folder in `home` and its .env."""
+    folder = f"{home}/{STARTER_DIR_NAME}"
+    return folder, f"{folder}/.env"
+
+
+def system_users(ex: Executor) -> dict[str, str]:
+    """Every user on the server, name -> home."""
+    _, out, _ = ex.run(["getent", "passwd"], root=False)
+    users = {}
+    for line in out.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 7:
+            users[parts[0]] = parts[5]
+    return users
+
+
+def ports_in_use(ex: Executor) -> set[int]:
+    """The TCP ports something listens on, from `ss -ltnH`."""
+    _, out, _ = ex.run(["ss", "-ltnH"], root=False)
+    ports = set()
+    for line in out.splitlines():
+        cols = line.split()
+        if len(cols) >= 4 and cols[3].rpartition(":")[2].isdigit():
+            ports.add(int(cols[3].rpartition(":")[2]))
+    return ports
+
+
+def psql_lines(ex: Executor, settings: Settings, db: str, sql: str) -> list[str]:
+    """Run `sql` as the database admin in `db`; the output rows (unaligned, tuples only)."""
+    _, out, _ = ex.run([*settings.psql(db), "-A", "-t", "-q"], stdin=sql, root=False)
+    return [line for line in out.splitlines() if line]
+
+
+def db_state(ex: Executor, settings: Settings) -> DbState:
+    """Roles and schemas with the prefix, and whether the shared set-up is there."""
+    state = DbState()
+    sql = pgsql.state_sql(settings.prefix) + pgsql.database_sql(settings.workshop_db)
+    for row in psql_lines(ex, settings, "postgres", sql):
+        kind, _, name = row.partition("|")
+        if kind == "role":
+            state.roles.add(name)
+        elif kind == "schema":
+            state.schemas.add(name)
+        elif kind == "base":
+            state.base_role = True
+        elif kind == "db":
+            state.workshop_db = True
+    if state.workshop_db:  # the teams' schemas are in the workshop database
+        for row in psql_lines(ex, settings, settings.workshop_db, pgsql.state_sql(settings.prefix)):
+            kind, _, name = row.partition("|")
+            if kind == "schema":
+                state.schemas.add(name)
+    return state
+
+
+def has_workshop_db(ex: Executor, settings: Settings) -> bool:
+    """Whether the workshop database exists (a schema can only be dropped inside it)."""
+    return bool(psql_lines(ex, settings, "postgres", pgsql.database_sql(settings.workshop_db)))
+
+
+def read_state(
+    ex: Executor,
+    settings: Settings,
+    registry: dict[str, Record],
+    users: dict[str, str],
+    teams: list[Team],
+) -> State:
+    """The rest of the state, once the roster is validated against the registry and users."""
+    kept = handout.load(settings.handout_dir)
+    db = db_state(ex, settings)
+    in_game = game_teams(ex, settings)
+    assigned = {p for t in registry.values() for p in (t["api_port"], t["jupyter_port"])}
+    taken = ports_in_use(ex) | assigned
+    probe = [path for team in teams for path in starter_paths(home_of(users, team.user))]
+    present = existing_paths(ex, probe)
+    return State(registry, users, kept, db, in_game, taken, present)

@@ -1,0 +1,31 @@
+"""The plan's contracts without a server: every step is carried out, URLs round-trip."""
+
+from game_server.accounts import apply
+from game_server.accounts.config import Settings
+from game_server.accounts.plan import Secrets, Step, TeamPlan, describe
+from game_server.accounts.roster import Team
+from game_server.accounts.starter import database_url, url_password
+
+
+def test_every_step_has_a_function_that_carries_it_out():
+    assert set(apply.STEPS) == set(Step)
+
+
+def test_describe_names_the_steps_and_the_assigned_ports():
+    team = Team("Red", "team-red", "", None, 2)
+    plan = TeamPlan(team, {"api_port": 9000, "jupyter_port": 9500}, Secrets())
+    assert describe(plan) == "team-red (Red): unchanged"
+    plan.steps += [Step.ASSIGN_PORTS, Step.CREATE_USER]
+    plan.notes.append("disabled in the game")
+    assert describe(plan) == (
+        "team-red (Red): assign ports 9000/9500, create user (note: disabled in the game)"
+    )
+
+
+def test_database_url_round_trips_its_password():
+    settings = Settings(db_host="::1", workshop_db="ws")
+    url = database_url(settings, "team-red", "a@b:c/d")
+    assert url == "postgresql+psycopg://team-red:a%40b%3Ac%2Fd@[::1]:5432/ws"
+    assert url_password(url) == "a@b:c/d"
+    assert database_url(Settings(), "team-red", None).endswith(":PASSWORD@127.0.0.1:5432/workshop")
+    assert url_password("not a url") is None
