@@ -46,9 +46,11 @@ bench-leaderboard: $(STAMP)
 	$(BIN)/python bench/leaderboard_bench.py
 
 # The deck's figures (committed in slides/figures/) and the static deck in slides/build/.
+# The monitoring screenshot plays a 2-minute demo game first (headless Chromium).
 figures: $(STAMP)
 	$(BIN)/python scripts/figures.py
 	$(BIN)/python scripts/population_shift.py
+	$(BIN)/python scripts/screenshot_monitoring.py --demo
 
 slides: $(STAMP)
 	@command -v npm >/dev/null || { echo "make slides: npm is not installed (Node.js 18+; Debian: apt-get install npm)"; exit 1; }

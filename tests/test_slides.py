@@ -320,18 +320,55 @@ def test_pdf_handout_has_a_page_per_slide(built_deck, tmp_path):
     assert pages == expected_slide_count()
 
 
+@pytest.fixture
+def game_pages(sqlite_url):
+    """The game's web pages on a free loopback port, over a game with a few scored rounds."""
+    from waitress.server import create_server
+    from web_helpers import make_game, store_results
+
+    from game_server.web import create_app
+
+    engine, _ = make_game(sqlite_url)
+    store_results(engine, {"red": "correct", "blue": "wrong"}, rounds=30)
+    app = create_app({"DATABASE_URL": sqlite_url})
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    engine.dispose()
+
+
 @pytest.mark.browser
 @pytest.mark.slow
-def test_screenshot_script_saves_a_page(deck_server, tmp_path):
-    """The monitoring screenshot script saves a PNG of a live page at the asked size."""
+def test_screenshot_script_shoots_the_monitoring_page_light_and_large(game_pages, tmp_path):
+    """The monitoring page in the light theme, cropped to the two features shown side by side."""
     from PIL import Image
 
     script = load_script("screenshot_monitoring")
     out = tmp_path / "page.png"
-    code = script.main([deck_server + "/index.html", "--out", str(out), "--wait", "0.2"])
+    code = script.main([game_pages + "/monitoring", "--out", str(out), "--wait", "0.5"])
     assert code == 0
     with Image.open(out) as image:
-        assert image.size == (1280, 760)
+        width, height = image.size
+        # Cropped to one row of two cards: wider than tall, less wide than the page.
+        assert height < width < script.WIDTH * script.SCALE
+        assert width > script.WIDTH * script.SCALE * 0.8
+        corner = image.convert("RGB").getpixel((2, 2))
+    assert min(corner) > 200, f"the light theme's background, not {corner}"
+    assert out.stat().st_size < MAX_FIGURE_BYTES
+
+
+@pytest.mark.browser
+def test_screenshot_script_names_a_feature_the_page_lacks(game_pages, tmp_path, capsys):
+    """Asking for a feature the page does not show is a one-line error, and no file."""
+    script = load_script("screenshot_monitoring")
+    out = tmp_path / "page.png"
+    argv = [game_pages + "/monitoring", "--out", str(out), "--features", "age,shoe_size"]
+    assert script.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("screenshot: ") and "shoe_size" in err and "\n" not in err
+    assert not out.exists()
 
 
 @pytest.mark.browser
