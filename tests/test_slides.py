@@ -39,6 +39,7 @@ SECTIONS = [
     "How to play",
     "The starter",
     "Connecting",
+    "Take-aways",
 ]
 # A real screenshot of the game's monitoring page, taken by scripts/screenshot_monitoring.py
 # once that page exists; every other figure is drawn by the figure scripts.
@@ -76,12 +77,17 @@ def deck_images() -> list[str]:
     )
 
 
+def optional(slide: str) -> bool:
+    """Whether the short talk (index.html?short) leaves this slide out."""
+    return build_slides.OPTIONAL in slide
+
+
 def test_deck_splits_into_the_expected_slides():
-    """Columns come in the planned order, 40 to 60 slides, each with a heading."""
+    """Columns come in the planned order, 40 to 64 slides, each with a heading."""
     columns = split_deck(DECK.read_text(encoding="utf-8"))
     assert [first_heading(c[0]) for c in columns] == SECTIONS
     slides = [s for c in columns for s in c]
-    assert 40 <= len(slides) <= 60, f"{len(slides)} slides"
+    assert 40 <= len(slides) <= 64, f"{len(slides)} slides"
     for slide in slides:
         assert first_heading(slide), f"a slide without a heading: {slide[:80]!r}"
         # An unbalanced fence means a separator fell inside a code block and cut it in two.
@@ -266,6 +272,7 @@ def open_deck(url: str, allowed_prefix: str, screenshot: Path | None = None) -> 
                     code: document.querySelectorAll('.slides pre code.hljs').length,
                     notes: document.querySelectorAll('.slides aside.notes').length,
                     fragments: document.querySelectorAll('.slides .fragment').length,
+                    pace: Reveal.getConfig().totalTime,
                 })"""
             )
         finally:
@@ -380,6 +387,22 @@ def test_screenshot_script_reports_a_missing_page(deck_server, tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert err.startswith("screenshot: ") and "404" in err and "\n" not in err
     assert not out.exists()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_short_talk_leaves_out_the_optional_slides(built_deck):
+    """index.html?short shows only the slides not marked optional, and paces the talk."""
+    slides = [s for c in split_deck(DECK.read_text(encoding="utf-8")) for s in c]
+    talk = [s for s in slides if not optional(s)]
+    assert 0 < len(talk) < len(slides)
+    seen = open_deck(built_deck.as_uri() + "?short", "file://")
+    assert seen["failed"] == [] and seen["outside"] == []
+    assert seen["total"] == len(talk)
+    assert seen["title"] == SECTIONS[0]
+    assert seen["pace"] == build_slides.talk_minutes(DECK.read_text(encoding="utf-8")) * 60
+    full = open_deck(built_deck.as_uri(), "file://")
+    assert full["total"] == len(slides) and full["pace"] is None
 
 
 def test_build_never_deletes_a_folder_that_is_not_a_deck(monkeypatch, tmp_path):
