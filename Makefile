@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean bench-customer bench-starter bench-leaderboard bench-memory figures slides
+.PHONY: install demo test lint pytest clean bench-customer bench-starter bench-leaderboard bench-memory figures slides cheatsheet ready-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,13 +46,25 @@ bench-leaderboard: $(STAMP)
 	$(BIN)/python bench/leaderboard_bench.py
 
 # The deck's figures (committed in slides/figures/) and the static deck in slides/build/.
+# The monitoring screenshot plays a 2-minute demo game first (headless Chromium).
 figures: $(STAMP)
 	$(BIN)/python scripts/figures.py
 	$(BIN)/python scripts/population_shift.py
+	$(BIN)/python scripts/screenshot_monitoring.py --demo
 
 slides: $(STAMP)
 	@command -v npm >/dev/null || { echo "make slides: npm is not installed (Node.js 18+; Debian: apt-get install npm)"; exit 1; }
 	$(BIN)/python scripts/build_slides.py
+
+# The instructor's one-page cheat sheet, from the marked parts of docs/INSTRUCTOR.md:
+# build/cheatsheet.html and (with Chromium) build/cheatsheet.pdf.
+cheatsheet: $(STAMP)
+	$(BIN)/python scripts/cheatsheet.py
+
+# The starter's model trained once, for a team stuck at training: build/ready-model/model.pkl.
+# On a workshop server run the script with the teams' Python instead (docs/INSTRUCTOR.md).
+ready-model: $(STAMP)
+	$(BIN)/python scripts/ready_model.py
 
 # The participant starter's API against its bare model (about 40 s); writes docs/PERFORMANCE.md.
 bench-starter: $(STAMP)

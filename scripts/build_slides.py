@@ -6,11 +6,16 @@ the page, so the deck opens from a web server and from a plain file:// URL alike
 
     python scripts/build_slides.py            # HTML deck, plus a PDF handout when Chromium is here
     python scripts/build_slides.py --no-pdf   # HTML deck only
+
+The deck opened as `index.html?short` is the talk: the slides marked optional
+(`<!-- .slide: class="optional" -->`) are left out, and the speaker view paces the talk's
+minutes (the plan in the first slides' speaker notes). Plain `index.html` shows every slide.
 """
 
 import argparse
 import html
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +33,10 @@ CHROMIUM = "/usr/bin/chromium"
 SEPARATOR = r"^---$"
 SEPARATOR_VERTICAL = r"^----$"
 SEPARATOR_NOTES = r"^Note:"
+# A slide the short talk leaves out carries this comment (reveal.js gives the slide the class).
+OPTIONAL = '<!-- .slide: class="optional" -->'
+# The talk's length, from the plan in the speaker notes ("... talk 40 min, ...").
+TALK = re.compile(r"\btalk (\d+) min\b")
 
 # The parts of reveal.js the deck uses, copied from node_modules/reveal.js/dist.
 REVEAL_FILES = [
@@ -69,12 +78,19 @@ PAGE = """<!DOCTYPE html>
 <script src="reveal/plugin/notes.js"></script>
 <script src="reveal/plugin/highlight.js"></script>
 <script>
+// ?short: the talk. Optional slides become hidden ones, which reveal.js removes at start.
+const SHORT = new URLSearchParams(location.search).has("short");
+if (SHORT) {{
+  const template = document.querySelector(".slides textarea[data-template]");
+  template.textContent = template.textContent.replaceAll({optional}, {hidden});
+}}
 Reveal.initialize({{
   hash: true,
   slideNumber: "c/t",
   width: 1280,
   height: 760,
   pdfSeparateFragments: false,
+  totalTime: SHORT ? {talk_seconds} : null,  // the speaker view's pacing, for the talk only
   plugins: [RevealMarkdown, RevealHighlight, RevealNotes],
 }});
 </script>
@@ -129,13 +145,25 @@ def deck_title(markdown: str) -> str:
     return "Slides"
 
 
+def talk_minutes(markdown: str) -> int | None:
+    """The talk's minutes in the plan of the speaker notes, or None when they give none."""
+    found = TALK.search(markdown)
+    return int(found.group(1)) if found else None
+
+
 def build_html(markdown: str) -> str:
     """The index.html page that renders `markdown` with reveal.js's markdown plugin."""
+    minutes = talk_minutes(markdown)
+    hidden = OPTIONAL.replace('"optional"', '"optional" data-visibility="hidden"')
     return PAGE.format(
         title=html.escape(deck_title(markdown)),
         sep=SEPARATOR,
         vsep=SEPARATOR_VERTICAL,
         nsep=SEPARATOR_NOTES,
+        # JSON strings are valid JavaScript; "<" escaped so no "</script>" can end the script.
+        optional=json.dumps(OPTIONAL).replace("<", "\\u003c"),
+        hidden=json.dumps(hidden).replace("<", "\\u003c"),
+        talk_seconds="null" if minutes is None else minutes * 60,
         # A textarea holds raw text: escaping & and < keeps "</textarea>" in a code sample
         # from ending it, and the browser decodes them back before the plugin reads it.
         markdown=html.escape(markdown, quote=False),

@@ -150,6 +150,36 @@ def draw_batch_vs_api(out: Path) -> Path:
     return save(fig, out, "batch_vs_api.png")
 
 
+def message(ax, x, y, title, lines, color):
+    """An HTTP message: a title, then monospace lines (left) and what each part is (right)."""
+    ax.text(x, y, title, ha="left", va="center", fontsize=15, weight="bold", color=color)
+    for i, (code, part) in enumerate(lines, start=1):
+        ax.text(x, y - i * 0.4, code, ha="left", va="center", fontsize=14, family="monospace")
+        ax.text(x + 5.4, y - i * 0.4, part, ha="left", va="center", fontsize=14, color=color)
+
+
+def draw_rest(out: Path) -> Path:
+    """A REST call: the client sends a request (method, path, headers, body), gets a response."""
+    fig, ax = canvas(12, 5.0)
+    box(ax, 1.15, 2.5, 1.9, 1.5, "client\n(the bank)", ORANGE, size=15, bold=True)
+    box(ax, 10.85, 2.5, 1.9, 1.5, "server\nyour API\n+ model", BLUE, size=15, bold=True)
+    request = [
+        ("POST /predict", "method, path"),
+        ("Content-Type: application/json", "headers"),
+        ('{"id": "4f1c", "features": {...}}', "body: JSON"),
+    ]
+    message(ax, 2.5, 4.7, "request", request, ORANGE)
+    arrow(ax, (2.2, 2.95), (9.8, 2.95), color=ORANGE)
+    arrow(ax, (9.8, 2.05), (2.2, 2.05), color=BLUE)
+    response = [
+        ("200 OK", "status"),
+        ("Content-Type: application/json", "headers"),
+        ('{"pred": 0}', "body: JSON"),
+    ]
+    message(ax, 2.5, 1.6, "response", response, BLUE)
+    return save(fig, out, "rest.png")
+
+
 def draw_architecture(out: Path) -> Path:
     """The game: the customer fans out to every team API; labels come back through feedback."""
     fig, ax = canvas(12, 5.6)
@@ -263,7 +293,14 @@ def draw_degradation(out: Path) -> Path:
     return save(fig, out, "degradation.png")
 
 
-DRAWINGS = (draw_dtap, draw_batch_vs_api, draw_architecture, draw_timeline, draw_degradation)
+DRAWINGS = (
+    draw_dtap,
+    draw_batch_vs_api,
+    draw_rest,
+    draw_architecture,
+    draw_timeline,
+    draw_degradation,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

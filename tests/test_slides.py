@@ -39,6 +39,7 @@ SECTIONS = [
     "How to play",
     "The starter",
     "Connecting",
+    "Take-aways",
 ]
 # A real screenshot of the game's monitoring page, taken by scripts/screenshot_monitoring.py
 # once that page exists; every other figure is drawn by the figure scripts.
@@ -76,12 +77,17 @@ def deck_images() -> list[str]:
     )
 
 
+def optional(slide: str) -> bool:
+    """Whether the short talk (index.html?short) leaves this slide out."""
+    return build_slides.OPTIONAL in slide
+
+
 def test_deck_splits_into_the_expected_slides():
-    """Columns come in the planned order, 40 to 60 slides, each with a heading."""
+    """Columns come in the planned order, 40 to 64 slides, each with a heading."""
     columns = split_deck(DECK.read_text(encoding="utf-8"))
     assert [first_heading(c[0]) for c in columns] == SECTIONS
     slides = [s for c in columns for s in c]
-    assert 40 <= len(slides) <= 60, f"{len(slides)} slides"
+    assert 40 <= len(slides) <= 64, f"{len(slides)} slides"
     for slide in slides:
         assert first_heading(slide), f"a slide without a heading: {slide[:80]!r}"
         # An unbalanced fence means a separator fell inside a code block and cut it in two.
@@ -266,6 +272,7 @@ def open_deck(url: str, allowed_prefix: str, screenshot: Path | None = None) -> 
                     code: document.querySelectorAll('.slides pre code.hljs').length,
                     notes: document.querySelectorAll('.slides aside.notes').length,
                     fragments: document.querySelectorAll('.slides .fragment').length,
+                    pace: Reveal.getConfig().totalTime,
                 })"""
             )
         finally:
@@ -320,18 +327,55 @@ def test_pdf_handout_has_a_page_per_slide(built_deck, tmp_path):
     assert pages == expected_slide_count()
 
 
+@pytest.fixture
+def game_pages(sqlite_url):
+    """The game's web pages on a free loopback port, over a game with a few scored rounds."""
+    from waitress.server import create_server
+    from web_helpers import make_game, store_results
+
+    from game_server.web import create_app
+
+    engine, _ = make_game(sqlite_url)
+    store_results(engine, {"red": "correct", "blue": "wrong"}, rounds=30)
+    app = create_app({"DATABASE_URL": sqlite_url})
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    engine.dispose()
+
+
 @pytest.mark.browser
 @pytest.mark.slow
-def test_screenshot_script_saves_a_page(deck_server, tmp_path):
-    """The monitoring screenshot script saves a PNG of a live page at the asked size."""
+def test_screenshot_script_shoots_the_monitoring_page_light_and_large(game_pages, tmp_path):
+    """The monitoring page in the light theme, cropped to the two features shown side by side."""
     from PIL import Image
 
     script = load_script("screenshot_monitoring")
     out = tmp_path / "page.png"
-    code = script.main([deck_server + "/index.html", "--out", str(out), "--wait", "0.2"])
+    code = script.main([game_pages + "/monitoring", "--out", str(out), "--wait", "0.5"])
     assert code == 0
     with Image.open(out) as image:
-        assert image.size == (1280, 760)
+        width, height = image.size
+        # Cropped to one row of two cards: wider than tall, less wide than the page.
+        assert height < width < script.WIDTH * script.SCALE
+        assert width > script.WIDTH * script.SCALE * 0.8
+        corner = image.convert("RGB").getpixel((2, 2))
+    assert min(corner) > 200, f"the light theme's background, not {corner}"
+    assert out.stat().st_size < MAX_FIGURE_BYTES
+
+
+@pytest.mark.browser
+def test_screenshot_script_names_a_feature_the_page_lacks(game_pages, tmp_path, capsys):
+    """Asking for a feature the page does not show is a one-line error, and no file."""
+    script = load_script("screenshot_monitoring")
+    out = tmp_path / "page.png"
+    argv = [game_pages + "/monitoring", "--out", str(out), "--features", "age,shoe_size"]
+    assert script.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("screenshot: ") and "shoe_size" in err and "\n" not in err
+    assert not out.exists()
 
 
 @pytest.mark.browser
@@ -343,6 +387,22 @@ def test_screenshot_script_reports_a_missing_page(deck_server, tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert err.startswith("screenshot: ") and "404" in err and "\n" not in err
     assert not out.exists()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_short_talk_leaves_out_the_optional_slides(built_deck):
+    """index.html?short shows only the slides not marked optional, and paces the talk."""
+    slides = [s for c in split_deck(DECK.read_text(encoding="utf-8")) for s in c]
+    talk = [s for s in slides if not optional(s)]
+    assert 0 < len(talk) < len(slides)
+    seen = open_deck(built_deck.as_uri() + "?short", "file://")
+    assert seen["failed"] == [] and seen["outside"] == []
+    assert seen["total"] == len(talk)
+    assert seen["title"] == SECTIONS[0]
+    assert seen["pace"] == build_slides.talk_minutes(DECK.read_text(encoding="utf-8")) * 60
+    full = open_deck(built_deck.as_uri(), "file://")
+    assert full["total"] == len(slides) and full["pace"] is None
 
 
 def test_build_never_deletes_a_folder_that_is_not_a_deck(monkeypatch, tmp_path):
