@@ -19,7 +19,7 @@ from waitress.server import create_server
 from game_server.play.loop import Game
 from game_server.scenario.gamefile import GameFile
 from game_server.storage import database as storage
-from game_server.web import create_app
+from game_server.web.app import create_app
 
 log = logging.getLogger(__name__)
 

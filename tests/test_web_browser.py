@@ -8,7 +8,7 @@ import pytest
 from waitress.server import create_server
 from web_helpers import XSS_NAME, make_game, store_results
 
-from game_server.web import create_app
+from game_server.web.app import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

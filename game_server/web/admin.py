@@ -1,8 +1,9 @@
 """The instructor page (`/admin`): log in with the instructor token, then control the game.
 
-Every action is a POST carrying the session's CSRF token, goes through `control.py` or
-`teams.py` (the same code as the CLI) and is logged with who (client address) and when
-in `control_log`. GET never changes anything.
+Every action is a POST from a logged-in instructor carrying the session's CSRF token
+(`auth.admin_session_required`), goes through `control.py` or `teams.py` (the same code as
+the CLI) and is logged with who (client address) and when in `control_log`. GET never
+changes anything.
 """
 
 import logging
@@ -21,15 +22,22 @@ from flask import (
 from game_server.play import teams
 from game_server.storage import control
 from game_server.storage import database as storage
-from game_server.web import engine
-from game_server.web.auth import admin_token_ok, client, csrf_ok, csrf_token
+from game_server.web.auth import (
+    Refused,
+    admin_logged_in,
+    admin_session_required,
+    admin_token_ok,
+    client,
+    csrf_required,
+    csrf_token,
+)
+from game_server.web.db import engine
 
 log = logging.getLogger(__name__)
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
 NO_TOKEN = "the instructor page is off: start the server with GAME_ADMIN_TOKEN set"
-CSRF_FAILED = "the form is stale or forged (CSRF token missing or wrong): reload /admin"
 
 
 def actor() -> str:
@@ -37,24 +45,16 @@ def actor() -> str:
     return f"admin:{client()}"
 
 
-@admin.before_request
-def guard():
-    """POSTs need the CSRF token, and (but for login) a logged-in instructor."""
-    if request.method != "POST":
-        return None
-    if not csrf_ok():
-        log.warning("admin csrf rejected client=%s path=%s", client(), request.path)
-        return render_template("admin.html", error=CSRF_FAILED, **page()), 400
-    if request.endpoint != "admin.login" and not session.get("admin"):
-        log.warning("admin 401 client=%s path=%s", client(), request.path)
-        return render_template("admin.html", error="log in first", **page()), 401
-    return None
+@admin.errorhandler(Refused)
+def refused(exc: Refused):
+    """A form the checks refused: the page again, with the reason."""
+    return render_template("admin.html", error=exc.message, **page()), exc.status
 
 
 def page() -> dict:
     """What the page shows: the game, the teams, the control log (when logged in)."""
     values = {"csrf": csrf_token(), "enabled": admin_token_configured()}
-    values["logged_in"] = bool(session.get("admin"))
+    values["logged_in"] = admin_logged_in()
     if values["logged_in"]:
         with engine().connect() as conn:
             values["clock"] = storage.game_clock(conn)
@@ -79,6 +79,7 @@ def index():
 
 
 @admin.post("/login")
+@csrf_required
 def login():
     """Check the instructor token (constant time) and open a session."""
     if not admin_token_configured():
@@ -94,6 +95,7 @@ def login():
 
 
 @admin.post("/logout")
+@admin_session_required
 def logout():
     """End the instructor's session."""
     session.clear()
@@ -101,6 +103,7 @@ def logout():
 
 
 @admin.post("/actions/<action>")
+@admin_session_required
 def act(action: str):
     """One game control (start, pause, resume, next-phase, freeze, unfreeze, finish)."""
     if action not in control.ACTIONS:
@@ -117,6 +120,7 @@ def act(action: str):
 
 
 @admin.post("/teams")
+@admin_session_required
 def add_team():
     """Register a team; its token is shown once on the next page."""
     name = request.form.get("name", "").strip()
@@ -135,6 +139,7 @@ def add_team():
 
 
 @admin.post("/teams/<name>/<verb>")
+@admin_session_required
 def set_active(name: str, verb: str):
     """Disable (or enable again) a team."""
     if verb not in ("disable", "enable"):

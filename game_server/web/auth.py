@@ -1,9 +1,32 @@
-"""Who is asking: Bearer tokens, the instructor token, the client address, CSRF tokens."""
+"""Who is asking: Bearer tokens, the instructor (session or token), the client, CSRF tokens.
 
+Every instructor-only view says so with one decorator: `admin_session_required` (the
+instructor page's forms) or `admin_token_required` (the instructor's JSON API). A refusal
+is raised as `Refused`; the blueprint shows it its own way (the page, or JSON).
+"""
+
+import functools
 import hmac
+import logging
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 from flask import current_app, request, session
+
+log = logging.getLogger(__name__)
+
+CSRF_FAILED = "the form is stale or forged (CSRF token missing or wrong): reload /admin"
+ADMIN_TOKEN_REQUIRED = "the instructor token is required: Authorization: Bearer <token>"
+
+
+class Refused(Exception):
+    """A request the instructor's checks refuse: the status and a one-line reason."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 def bearer_token() -> str | None:
@@ -37,3 +60,53 @@ def csrf_ok() -> bool:
     expected = session.get("csrf")
     given = request.form.get("csrf_token", "")
     return bool(expected) and hmac.compare_digest(given.encode(), str(expected).encode())
+
+
+def admin_logged_in() -> bool:
+    """Whether this session belongs to a logged-in instructor."""
+    return bool(session.get("admin"))
+
+
+def require_csrf() -> None:
+    """Refuse (400) a form that lacks this session's CSRF token."""
+    if not csrf_ok():
+        log.warning("admin csrf rejected client=%s path=%s", client(), request.path)
+        raise Refused(400, CSRF_FAILED)
+
+
+def csrf_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A form view that needs this session's CSRF token (the login form)."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        require_csrf()
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def admin_session_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A form view of the instructor page: the CSRF token and a logged-in instructor."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        require_csrf()
+        if not admin_logged_in():
+            log.warning("admin 401 client=%s path=%s", client(), request.path)
+            raise Refused(401, "log in first")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def admin_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A view of the instructor's JSON API: `Authorization: Bearer <instructor token>`."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not admin_token_ok(bearer_token()):
+            log.warning("admin api 401 client=%s path=%s", client(), request.path)
+            raise Refused(401, ADMIN_TOKEN_REQUIRED)
+        return view(*args, **kwargs)
+
+    return wrapped
