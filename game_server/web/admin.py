@@ -22,6 +22,7 @@ from flask import (
 from game_server.play import teams
 from game_server.storage import control
 from game_server.storage import database as storage
+from game_server.team_names import looks_like_a_name
 from game_server.web.auth import (
     Refused,
     admin_logged_in,
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
 NO_TOKEN = "the instructor page is off: start the server with GAME_ADMIN_TOKEN set"
+FIELD_MAX = 200  # the longest form value stored (a team's model name; URLs are shorter)
 
 
 def actor() -> str:
@@ -123,10 +125,9 @@ def act(action: str):
 @admin_session_required
 def add_team():
     """Register a team; its token is shown once on the next page."""
-    name = request.form.get("name", "").strip()
-    url = request.form.get("url", "").strip()
-    protocol = request.form.get("protocol", "native").strip() or "native"
-    model = request.form.get("model", "").strip() or None
+    name, url = form_text("name"), form_text("url")
+    protocol = form_text("protocol") or "native"
+    model = form_text("model") or None
     try:
         token = teams.add_team(engine(), name, url, protocol, model)
     except teams.TeamError as e:
@@ -145,6 +146,9 @@ def set_active(name: str, verb: str):
     if verb not in ("disable", "enable"):
         flash(f"unknown team action {verb[:20]!r}", "error")
         return redirect(url_for("admin.index"))
+    if not looks_like_a_name(name):  # NUL would reach the database (a 500 on PostgreSQL)
+        flash(f"no team called {name[:40]!r}", "error")
+        return redirect(url_for("admin.index"))
     try:
         teams.set_active(engine(), name, verb == "enable")
     except teams.TeamError as exc:
@@ -154,6 +158,17 @@ def set_active(name: str, verb: str):
         record(f"{verb}-team", True, f"team={name!r}")
         flash(f"team {name} {verb}d", "ok")
     return redirect(url_for("admin.index"))
+
+
+def form_text(field: str) -> str:
+    """A form field, stripped; Refused (400) when it is too long or holds control characters.
+
+    Checked here, at the edge: the database refuses NUL and over-long values with an error.
+    """
+    value = request.form.get(field, "").strip()
+    if len(value) > FIELD_MAX or not value.isprintable():
+        raise Refused(400, f"the field {field} is over {FIELD_MAX} characters or not printable")
+    return value
 
 
 def record(action: str, ok: bool, detail: str) -> None:

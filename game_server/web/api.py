@@ -15,7 +15,7 @@ from game_server.play import teams
 from game_server.storage import database as storage
 from game_server.web.auth import bearer_token
 from game_server.web.cache import cached_json
-from game_server.web.db import engine
+from game_server.web.db import engine, find_team
 from game_server.web.jsonapi import int_arg, json_api
 from game_server.web.monitoring import Monitor
 
@@ -62,7 +62,7 @@ def team_results(name: str):
     """
     limit = int_arg("limit", 50, 1, storage.RESULTS_LIMIT_MAX)
     with engine().connect() as conn:
-        team = storage.team_by_name(conn, name)
+        team = find_team(conn, name)
         if team is None:
             return jsonify(error=f"no team called {name[:40]!r}"), 404
         private = None
@@ -156,7 +156,7 @@ def history_data() -> dict:
 def team_summary(name: str):
     """A team's standing, failures by reason, accuracy and latency over time, label timing."""
     with engine().connect() as conn:
-        team = storage.team_by_name(conn, name)
+        team = find_team(conn, name)
         if team is None:
             return jsonify(error=f"no team called {name[:40]!r}"), 404
         board = storage.leaderboard(conn)
