@@ -31,7 +31,16 @@ def start_web(url: str, host: str, port: int):
     app = create_app({"DATABASE_URL": url})
     # poll(), not select(): at a big game's peak the customer holds over 1,024 sockets, and
     # select() cannot watch a file descriptor above that (the web thread would die).
-    server = create_server(app, host=host, port=port, threads=WEB_THREADS, asyncore_use_poll=True)
+    # A body over the app's cap is refused by waitress before it is read (waitress refuses
+    # a body of its limit or more, Flask one over its limit: hence + 1).
+    server = create_server(
+        app,
+        host=host,
+        port=port,
+        threads=WEB_THREADS,
+        asyncore_use_poll=True,
+        max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1,
+    )
     thread = threading.Thread(target=server.run, name="web", daemon=True)
     thread.start()
     log.info("web app listening url=http://%s:%s/", server.effective_host, server.effective_port)

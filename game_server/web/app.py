@@ -10,7 +10,8 @@ import secrets
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from game_server.storage import database as storage
 from game_server.web import db
@@ -42,6 +43,9 @@ DEFAULTS = {
     "SLIDES_DIR": None,
     "MONITORING_CACHE_SECONDS": 5.0,
     "LIVE_CACHE_SECONDS": 0.5,
+    # Nothing the game server takes is big (a form, a token): a bigger body is a 413, and
+    # `serve` tells waitress the same so that it refuses one before reading it.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Strict",
 }
@@ -63,8 +67,17 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = shared_secret_key(engine)
     for blueprint in (api, api_admin, pages, admin):
         app.register_blueprint(blueprint)
+    app.before_request(refuse_big_bodies)
     app.after_request(finish_response)
     return app
+
+
+def refuse_big_bodies() -> None:
+    """413 for a body over MAX_CONTENT_LENGTH, before any view (even one that reads none)."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is not None and (request.content_length or 0) > limit:
+        log.warning("body refused client=%s bytes=%s", request.remote_addr, request.content_length)
+        raise RequestEntityTooLarge(f"the body is over {limit} bytes")
 
 
 def shared_secret_key(engine: sa.Engine) -> str:

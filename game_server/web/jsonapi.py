@@ -4,7 +4,9 @@ Every GET answer carries an `ETag`; a poll with the same `If-None-Match` gets a 
 room full of open leaderboards costs little while nothing changes.
 """
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, json, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from game_server.storage import database as storage
 from game_server.web.auth import Refused
@@ -33,6 +35,7 @@ def json_api(blueprint: Blueprint) -> Blueprint:
     blueprint.register_error_handler(BadRequest, bad_request)
     blueprint.register_error_handler(storage.NotInitialised, not_initialised)
     blueprint.register_error_handler(Refused, refused)
+    blueprint.register_error_handler(HTTPException, http_error)
     blueprint.after_request(conditional)
     return blueprint
 
@@ -50,6 +53,14 @@ def not_initialised(exc: storage.NotInitialised):
 def refused(exc: Refused):
     """The instructor's checks said no: the status with the one-line reason."""
     return jsonify(error=exc.message), exc.status
+
+
+def http_error(exc: HTTPException) -> BaseResponse:
+    """Flask's own refusals (405, 413, ...) as JSON too, with their headers (Allow)."""
+    response = exc.get_response()
+    response.data = json.dumps({"error": exc.description}).encode()
+    response.content_type = "application/json"
+    return response
 
 
 def conditional(response: Response) -> Response:
