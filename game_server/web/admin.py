@@ -27,12 +27,13 @@ from game_server.web.auth import (
     Refused,
     admin_logged_in,
     admin_session_required,
-    admin_token_ok,
+    admin_token_attempt,
     client,
     csrf_required,
     csrf_token,
 )
 from game_server.web.db import engine
+from game_server.web.sessions import end_admin_sessions, open_admin_session
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def actor() -> str:
 @admin.errorhandler(Refused)
 def refused(exc: Refused):
     """A form the checks refused: the page again, with the reason."""
-    return render_template("admin.html", error=exc.message, **page()), exc.status
+    return render_template("admin.html", error=exc.message, **page()), exc.status, exc.headers
 
 
 def page() -> dict:
@@ -86,11 +87,10 @@ def login():
     """Check the instructor token (constant time) and open a session."""
     if not admin_token_configured():
         return render_template("admin.html", error=NO_TOKEN, **page()), 403
-    if not admin_token_ok(request.form.get("token", "").strip()):
+    if not admin_token_attempt(request.form.get("token", "").strip()):
         log.warning("admin login 401 client=%s", client())
         return render_template("admin.html", error="wrong instructor token", **page()), 401
-    session.clear()
-    session["admin"] = True
+    open_admin_session()
     csrf_token()  # a fresh CSRF token for the new session
     log.info("admin login client=%s", client())
     return redirect(url_for("admin.index"))
@@ -99,8 +99,9 @@ def login():
 @admin.post("/logout")
 @admin_session_required
 def logout():
-    """End the instructor's session."""
-    session.clear()
+    """End the instructor's sessions: this one and every copy of any (in every worker)."""
+    end_admin_sessions()
+    log.info("admin logout client=%s (every instructor session ended)", client())
     return redirect(url_for("admin.index"))
 
 

@@ -7,10 +7,11 @@ dict tests pass. No app is built at import time.
 
 import logging
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Flask, Response, current_app, request
+from flask import Config, Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from game_server.storage import database as storage
@@ -35,6 +36,7 @@ SLIDES_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; font-src 'self' data:; object-src 'none'; frame-ancestors 'self'"
 )
+ADMIN_TOKEN_MIN = 16  # characters: guessing it is hopeless at 5 tries a minute
 DEFAULTS = {
     "DATABASE_URL": None,
     "JSON_SORT_KEYS": False,
@@ -46,6 +48,8 @@ DEFAULTS = {
     # Nothing the game server takes is big (a form, a token): a bigger body is a 413, and
     # `serve` tells waitress the same so that it refuses one before reading it.
     "MAX_CONTENT_LENGTH": 64 * 1024,
+    # An instructor session lasts a workshop day (Flask's default is 31 days).
+    "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Strict",
 }
@@ -62,6 +66,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_prefixed_env("GAME")
     if test_config:
         app.config.from_mapping(test_config)
+    check_config(app.config)
     engine = db.init_app(app)
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = shared_secret_key(engine)
@@ -78,6 +83,20 @@ def refuse_big_bodies() -> None:
     if limit is not None and (request.content_length or 0) > limit:
         log.warning("body refused client=%s bytes=%s", request.remote_addr, request.content_length)
         raise RequestEntityTooLarge(f"the body is over {limit} bytes")
+
+
+class ConfigError(ValueError):
+    """A setting the app refuses to start with; the message is one line."""
+
+
+def check_config(config: Config) -> None:
+    """Refuse an instructor token that is set but short (ConfigError)."""
+    token = config.get("ADMIN_TOKEN")
+    if token and len(str(token)) < ADMIN_TOKEN_MIN:
+        raise ConfigError(
+            f"GAME_ADMIN_TOKEN is {len(str(token))} characters long; the instructor page needs "
+            f"at least {ADMIN_TOKEN_MIN} (e.g. `openssl rand -hex 16`)"
+        )
 
 
 def shared_secret_key(engine: sa.Engine) -> str:

@@ -52,7 +52,7 @@ def not_initialised(exc: storage.NotInitialised):
 
 def refused(exc: Refused):
     """The instructor's checks said no: the status with the one-line reason."""
-    return jsonify(error=exc.message), exc.status
+    return jsonify(error=exc.message), exc.status, exc.headers
 
 
 def http_error(exc: HTTPException) -> BaseResponse:
