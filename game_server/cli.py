@@ -15,6 +15,7 @@ from game_server.scenario import gamefile, gamekeys, owndata, population, timeli
 from game_server.storage import control as controls
 from game_server.storage import database as storage
 from game_server.storage import export as exporter
+from game_server.web.app import ConfigError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -322,7 +323,7 @@ def run(obj: dict, game_name: str | None, host: str, port: int, start: bool) -> 
             game_name = storage.game_row(conn)["game_file"] or "workshop"
     try:
         serve.run(engine, _load_game(game_name), host, port, start)
-    except (running.GameBusy, OSError) as exc:
+    except (running.GameBusy, OSError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -387,5 +388,5 @@ def demo(
         demos.Demo(
             game_file, team_count, port, not no_browser, echo=click.echo, log_level=level
         ).run()
-    except demos.DemoError as exc:
+    except (demos.DemoError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None

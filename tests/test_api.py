@@ -9,7 +9,7 @@ from engine_helpers import request_row, result
 from game_server.play import teams
 from game_server.storage import control
 from game_server.storage import database as storage
-from game_server.web import create_app
+from game_server.web.app import create_app
 
 
 @pytest.fixture

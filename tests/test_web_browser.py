@@ -8,7 +8,7 @@ import pytest
 from waitress.server import create_server
 from web_helpers import XSS_NAME, make_game, store_results
 
-from game_server.web import create_app
+from game_server.web.app import create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -156,3 +156,41 @@ def test_page_memory_stays_bounded(served, page):
     assert page.locator("#board tr").count() == 4  # rows reused, none piled up
     # Bounded: a second batch of 400 updates adds (almost) nothing over the first.
     assert final < end + 1_000_000 and end < start * 1.5 + 2_000_000, (start, end, final)
+
+
+# Plotly reads its own markup in trace names. The first two names predate the name rule
+# (':' is refused now), the third is a legal name today.
+MARKUP_NAMES = (
+    '<a href="https:evil.example">click me',
+    '<span style="font-size:90px">',
+    "big<br><b>news",
+)
+
+
+@pytest.fixture
+def served_markup(sqlite_url, monkeypatch):
+    """The app over a game whose teams are named in Plotly's markup; the base URL."""
+    from game_server.play import teams
+
+    monkeypatch.setattr(teams, "name_ok", lambda name: True)  # a database from before the rule
+    engine, _ = make_game(sqlite_url, names=MARKUP_NAMES)
+    store_results(engine, {n: "correct" for n in MARKUP_NAMES}, rounds=2)
+    server = create_server(
+        create_app({"DATABASE_URL": sqlite_url}), host="127.0.0.1", port=0, threads=4
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    engine.dispose()
+
+
+def test_team_names_are_text_in_the_chart(served_markup, page):
+    page.goto(served_markup + "/")
+    wait_until(page, "document.querySelectorAll('#chart .legendtext').length === 5")
+    legend = page.evaluate(
+        "[...document.querySelectorAll('#chart .legendtext')].map(e => e.textContent)"
+    )
+    assert set(MARKUP_NAMES) <= set(legend)  # shown as typed, not as markup
+    assert page.locator("#chart svg a").count() == 0  # no link
+    assert page.locator('#chart svg [style*="font-size:90px"]').count() == 0  # no giant label
+    assert page.locator("#chart svg tspan[style*='bold']").count() == 0

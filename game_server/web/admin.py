@@ -1,8 +1,9 @@
 """The instructor page (`/admin`): log in with the instructor token, then control the game.
 
-Every action is a POST carrying the session's CSRF token, goes through `control.py` or
-`teams.py` (the same code as the CLI) and is logged with who (client address) and when
-in `control_log`. GET never changes anything.
+Every action is a POST from a logged-in instructor carrying the session's CSRF token
+(`auth.admin_session_required`), goes through `control.py` or `teams.py` (the same code as
+the CLI) and is logged with who (client address) and when in `control_log`. GET never
+changes anything.
 """
 
 import logging
@@ -21,15 +22,25 @@ from flask import (
 from game_server.play import teams
 from game_server.storage import control
 from game_server.storage import database as storage
-from game_server.web import engine
-from game_server.web.auth import admin_token_ok, client, csrf_ok, csrf_token
+from game_server.team_names import looks_like_a_name
+from game_server.web.auth import (
+    Refused,
+    admin_logged_in,
+    admin_session_required,
+    admin_token_attempt,
+    client,
+    csrf_required,
+    csrf_token,
+)
+from game_server.web.db import engine
+from game_server.web.sessions import end_admin_sessions, open_admin_session
 
 log = logging.getLogger(__name__)
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
 NO_TOKEN = "the instructor page is off: start the server with GAME_ADMIN_TOKEN set"
-CSRF_FAILED = "the form is stale or forged (CSRF token missing or wrong): reload /admin"
+FIELD_MAX = 200  # the longest form value stored (a team's model name; URLs are shorter)
 
 
 def actor() -> str:
@@ -37,24 +48,16 @@ def actor() -> str:
     return f"admin:{client()}"
 
 
-@admin.before_request
-def guard():
-    """POSTs need the CSRF token, and (but for login) a logged-in instructor."""
-    if request.method != "POST":
-        return None
-    if not csrf_ok():
-        log.warning("admin csrf rejected client=%s path=%s", client(), request.path)
-        return render_template("admin.html", error=CSRF_FAILED, **page()), 400
-    if request.endpoint != "admin.login" and not session.get("admin"):
-        log.warning("admin 401 client=%s path=%s", client(), request.path)
-        return render_template("admin.html", error="log in first", **page()), 401
-    return None
+@admin.errorhandler(Refused)
+def refused(exc: Refused):
+    """A form the checks refused: the page again, with the reason."""
+    return render_template("admin.html", error=exc.message, **page()), exc.status, exc.headers
 
 
 def page() -> dict:
     """What the page shows: the game, the teams, the control log (when logged in)."""
     values = {"csrf": csrf_token(), "enabled": admin_token_configured()}
-    values["logged_in"] = bool(session.get("admin"))
+    values["logged_in"] = admin_logged_in()
     if values["logged_in"]:
         with engine().connect() as conn:
             values["clock"] = storage.game_clock(conn)
@@ -79,28 +82,31 @@ def index():
 
 
 @admin.post("/login")
+@csrf_required
 def login():
     """Check the instructor token (constant time) and open a session."""
     if not admin_token_configured():
         return render_template("admin.html", error=NO_TOKEN, **page()), 403
-    if not admin_token_ok(request.form.get("token", "").strip()):
+    if not admin_token_attempt(request.form.get("token", "").strip()):
         log.warning("admin login 401 client=%s", client())
         return render_template("admin.html", error="wrong instructor token", **page()), 401
-    session.clear()
-    session["admin"] = True
+    open_admin_session()
     csrf_token()  # a fresh CSRF token for the new session
     log.info("admin login client=%s", client())
     return redirect(url_for("admin.index"))
 
 
 @admin.post("/logout")
+@admin_session_required
 def logout():
-    """End the instructor's session."""
-    session.clear()
+    """End the instructor's sessions: this one and every copy of any (in every worker)."""
+    end_admin_sessions()
+    log.info("admin logout client=%s (every instructor session ended)", client())
     return redirect(url_for("admin.index"))
 
 
 @admin.post("/actions/<action>")
+@admin_session_required
 def act(action: str):
     """One game control (start, pause, resume, next-phase, freeze, unfreeze, finish)."""
     if action not in control.ACTIONS:
@@ -117,12 +123,12 @@ def act(action: str):
 
 
 @admin.post("/teams")
+@admin_session_required
 def add_team():
     """Register a team; its token is shown once on the next page."""
-    name = request.form.get("name", "").strip()
-    url = request.form.get("url", "").strip()
-    protocol = request.form.get("protocol", "native").strip() or "native"
-    model = request.form.get("model", "").strip() or None
+    name, url = form_text("name"), form_text("url")
+    protocol = form_text("protocol") or "native"
+    model = form_text("model") or None
     try:
         token = teams.add_team(engine(), name, url, protocol, model)
     except teams.TeamError as e:
@@ -135,10 +141,14 @@ def add_team():
 
 
 @admin.post("/teams/<name>/<verb>")
+@admin_session_required
 def set_active(name: str, verb: str):
     """Disable (or enable again) a team."""
     if verb not in ("disable", "enable"):
         flash(f"unknown team action {verb[:20]!r}", "error")
+        return redirect(url_for("admin.index"))
+    if not looks_like_a_name(name):  # NUL would reach the database (a 500 on PostgreSQL)
+        flash(f"no team called {name[:40]!r}", "error")
         return redirect(url_for("admin.index"))
     try:
         teams.set_active(engine(), name, verb == "enable")
@@ -149,6 +159,17 @@ def set_active(name: str, verb: str):
         record(f"{verb}-team", True, f"team={name!r}")
         flash(f"team {name} {verb}d", "ok")
     return redirect(url_for("admin.index"))
+
+
+def form_text(field: str) -> str:
+    """A form field, stripped; Refused (400) when it is too long or holds control characters.
+
+    Checked here, at the edge: the database refuses NUL and over-long values with an error.
+    """
+    value = request.form.get(field, "").strip()
+    if len(value) > FIELD_MAX or not value.isprintable():
+        raise Refused(400, f"the field {field} is over {FIELD_MAX} characters or not printable")
+    return value
 
 
 def record(action: str, ok: bool, detail: str) -> None:

@@ -1,55 +1,31 @@
-"""The JSON API: leaderboard, a team's recent results, delayed feedback, health.
+"""The public and team JSON API: leaderboard, history, a team's results and summary,
+delayed feedback, monitoring, health and the OpenAPI file.
 
 Views are thin: they validate the query, call one query of `storage`, and return JSON.
 Bad parameters are a 400 with `{"error": "<one line>"}`.
 """
 
 import logging
+import time
+from importlib import resources
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from game_server.play import teams
 from game_server.storage import database as storage
-from game_server.web import engine
 from game_server.web.auth import bearer_token
 from game_server.web.cache import cached_json
+from game_server.web.db import engine, find_team
+from game_server.web.jsonapi import int_arg, json_api
+from game_server.web.monitoring import Monitor
 
 log = logging.getLogger(__name__)
 
-api = Blueprint("api", __name__, url_prefix="/api")
+api = json_api(Blueprint("api", __name__, url_prefix="/api"))
 
 FEEDBACK_LIMIT_MAX = 1000
+HISTORY_POINTS = 300  # at most this many points per line of the chart
 TOKEN_REQUIRED = "a valid team token is required: Authorization: Bearer <token>"
-
-
-class BadRequest(ValueError):
-    """A bad query parameter; the message is the one-line error."""
-
-
-def int_arg(name: str, default: int, low: int, high: int) -> int:
-    """The integer query parameter `name` within [low, high]; BadRequest otherwise."""
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, not {raw[:40]!r}") from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}, not {value}")
-    return value
-
-
-@api.errorhandler(BadRequest)
-def bad_request(exc: BadRequest):
-    """A bad parameter: 400 with the one-line reason."""
-    return jsonify(error=str(exc)), 400
-
-
-@api.errorhandler(storage.NotInitialised)
-def not_initialised(exc: storage.NotInitialised):
-    """No game in the database yet."""
-    return jsonify(error=str(exc)), 503
 
 
 @api.get("/health")
@@ -86,7 +62,7 @@ def team_results(name: str):
     """
     limit = int_arg("limit", 50, 1, storage.RESULTS_LIMIT_MAX)
     with engine().connect() as conn:
-        team = storage.team_by_name(conn, name)
+        team = find_team(conn, name)
         if team is None:
             return jsonify(error=f"no team called {name[:40]!r}"), 404
         private = None
@@ -123,3 +99,112 @@ def feedback():
         after = int_arg("after", 0, 0, 2**62)
         limit = int_arg("limit", 500, 1, FEEDBACK_LIMIT_MAX)
         return jsonify(storage.feedback(conn, team, after, limit))
+
+
+def downsample(points: list, limit: int = HISTORY_POINTS) -> list:
+    """At most `limit` points, evenly spaced, always keeping the first and the last."""
+    if len(points) <= limit:
+        return points
+    step = (len(points) - 1) / (limit - 1)
+    return [points[round(i * step)] for i in range(limit)]
+
+
+@api.get("/history")
+def history():
+    """Points over time per team with the oracle and baseline lines (≤300 points each)."""
+    return cached_json("history", history_data)  # every open leaderboard polls this
+
+
+def history_data() -> dict:
+    """The chart's lines; while the leaderboard is frozen they stop at the freeze."""
+    with engine().connect() as conn:
+        g = storage.game_row(conn)
+        data = storage.history(conn)
+        board = storage.leaderboard(conn)
+    end = g["frozen_at"] if board["frozen"] and g["frozen_at"] else None
+    if end is not None:
+        data = {
+            "teams": {n: [p for p in s if p[0] <= end] for n, s in data["teams"].items()},
+            "oracle": [p for p in data["oracle"] if p[0] <= end],
+            "baseline": [p for p in data["baseline"] if p[0] <= end],
+        }
+    else:
+        # The samples are seconds apart: end every line at the live totals.
+        now = round(time.time(), 2)
+        if g["state"] == "finished" and g["finished_at"]:
+            now = g["finished_at"]
+        if g["state"] != "lobby":
+            for row in board["teams"]:
+                data["teams"].setdefault(row["name"], []).append([now, row["points"]])
+            data["oracle"].append([now, board["reference"]["oracle_points"]])
+            data["baseline"].append([now, board["reference"]["baseline_points"]])
+    start = g["started_at"]
+    if start is not None:  # every line starts at 0 when the game starts
+        for line in (*data["teams"].values(), data["oracle"], data["baseline"]):
+            if not line or line[0][0] > start:
+                line.insert(0, [start, 0])
+    return {
+        "started_at": g["started_at"],
+        "frozen_at": end,
+        "teams": {n: downsample(s) for n, s in data["teams"].items()},
+        "oracle": downsample(data["oracle"]),
+        "baseline": downsample(data["baseline"]),
+    }
+
+
+@api.get("/teams/<name>")
+def team_summary(name: str):
+    """A team's standing, failures by reason, accuracy and latency over time, label timing."""
+    with engine().connect() as conn:
+        team = find_team(conn, name)
+        if team is None:
+            return jsonify(error=f"no team called {name[:40]!r}"), 404
+        board = storage.leaderboard(conn)
+        row = next((t for t in board["teams"] if t["name"] == team["name"]), None)
+        settings = storage.game_row(conn)["settings"] or {}
+        failures = storage.team_failure_counts(conn, team["id"])
+        if board["frozen"]:
+            failures = row["failures"] if row else {}
+        series = storage.team_series(conn, team["id"])
+        revealed_until = storage.last_revealed_at(conn)
+    return jsonify(
+        team=team["name"],
+        active=bool(team["active"]),
+        protocol=team["protocol"],
+        game=board["game"],
+        frozen=board["frozen"],
+        standing=row,
+        failures=failures,
+        reasons={r: teams_reason(r) for r in failures},
+        series=series,
+        label_delay=settings.get("label_delay"),
+        labels_revealed_until=revealed_until,
+    )
+
+
+def teams_reason(reason: str) -> str:
+    """The one-line explanation of a failure reason."""
+    from game_server.play.scoring import REASONS
+
+    return REASONS.get(reason, reason)
+
+
+@api.get("/monitoring")
+def monitoring():
+    """Drift of the last `last` requests (of phase `phase`, or all) against the training data."""
+    raw = request.args.get("phase", "all")
+    phase = None if raw in ("", "all") else int_arg("phase", 0, 0, 10_000)
+    last = int_arg("last", 1000, 10, 5000)
+    app = current_app
+    monitor = app.extensions.get("game_monitor")
+    if monitor is None:
+        monitor = Monitor(engine(), float(app.config["MONITORING_CACHE_SECONDS"]))
+        app.extensions["game_monitor"] = monitor
+    return jsonify(monitor.report(phase, last))
+
+
+@api.get("/openapi.json")
+def openapi():
+    """The hand-written OpenAPI 3.1 description of this API."""
+    text = resources.files("game_server").joinpath("static/openapi.json").read_text("utf-8")
+    return Response(text, mimetype="application/json")

@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, redirect, render_template, send_file, send_from_directory
 
 from game_server.storage import database as storage
-from game_server.web import ROOT, engine
+from game_server.web.db import engine, find_team
 
 pages = Blueprint("pages", __name__)
 
+ROOT = Path(__file__).resolve().parents[2]  # the project root (a source checkout)
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 YEAR = 365 * 24 * 3600
 SLIDES_MISSING = "the slides are not built: run `make slides` (or set GAME_SLIDES_DIR)\n"
@@ -38,7 +39,7 @@ def leaderboard():
 def team(name: str):
     """One team's page: its requests, accuracy and latency over time, failures."""
     with engine().connect() as conn:
-        row = storage.team_by_name(conn, name)
+        row = find_team(conn, name)
     if row is None:
         return render_template("not_found.html", what=f"no team called {name!r}"), 404
     return render_template("team.html", team=row["name"])

@@ -98,6 +98,15 @@ const Game = (function () {
   }
   function timeOfDay(epoch) { return epoch ? new Date(epoch * 1000).toLocaleTimeString() : "–"; }
 
+  /**
+   * A string for Plotly to show as text. Plotly reads its own markup in trace names and
+   * labels (<a href>, <span style>, <br>, entities): a team name could otherwise put a
+   * link or a giant label on the projected chart. Plotly decodes these entities back.
+   */
+  function plotlyText(value) {
+    return String(value).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
   /** Plotly layout colours from the page's CSS variables (follow the theme). */
   function chartLayout(extra) {
     const css = getComputedStyle(document.documentElement);
@@ -126,5 +135,8 @@ const Game = (function () {
     });
   }
 
-  return { el, setText, poll, num, pct, ms, clock, timeOfDay, chartLayout, chartConfig, onThemeChange };
+  return {
+    el, setText, poll, num, pct, ms, clock, timeOfDay, plotlyText, chartLayout, chartConfig,
+    onThemeChange,
+  };
 })();

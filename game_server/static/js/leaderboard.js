@@ -114,7 +114,7 @@
     const y = function (points) { return points.map(function (p) { return p[1]; }); };
     const traces = Object.keys(h.teams).sort().map(function (name) {
       const s = h.teams[name];
-      return { x: x(s), y: y(s), name: name, mode: "lines", line: { width: 3 },
+      return { x: x(s), y: y(s), name: Game.plotlyText(name), mode: "lines", line: { width: 3 },
         hovertemplate: "%{y} points<extra>%{fullData.name}</extra>" };
     });
     traces.push({ x: x(h.oracle), y: y(h.oracle), name: "oracle (best possible)", mode: "lines",

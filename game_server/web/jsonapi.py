@@ -1,0 +1,73 @@
+"""What every JSON API blueprint shares: errors as one-line JSON, and conditional GETs.
+
+Every GET answer carries an `ETag`; a poll with the same `If-None-Match` gets a 304, so a
+room full of open leaderboards costs little while nothing changes.
+"""
+
+from flask import Blueprint, Response, json, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from game_server.storage import database as storage
+from game_server.web.auth import Refused
+
+
+class BadRequest(ValueError):
+    """A bad query parameter; the message is the one-line error."""
+
+
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """The integer query parameter `name` within [low, high]; BadRequest otherwise."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, not {raw[:40]!r}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def json_api(blueprint: Blueprint) -> Blueprint:
+    """Give an API blueprint the shared error handlers and conditional GETs."""
+    blueprint.register_error_handler(BadRequest, bad_request)
+    blueprint.register_error_handler(storage.NotInitialised, not_initialised)
+    blueprint.register_error_handler(Refused, refused)
+    blueprint.register_error_handler(HTTPException, http_error)
+    blueprint.after_request(conditional)
+    return blueprint
+
+
+def bad_request(exc: BadRequest):
+    """A bad parameter: 400 with the one-line reason."""
+    return jsonify(error=str(exc)), 400
+
+
+def not_initialised(exc: storage.NotInitialised):
+    """No game in the database yet."""
+    return jsonify(error=str(exc)), 503
+
+
+def refused(exc: Refused):
+    """The instructor's checks said no: the status with the one-line reason."""
+    return jsonify(error=exc.message), exc.status, exc.headers
+
+
+def http_error(exc: HTTPException) -> BaseResponse:
+    """Flask's own refusals (405, 413, ...) as JSON too, with their headers (Allow)."""
+    response = exc.get_response()
+    response.data = json.dumps({"error": exc.description}).encode()
+    response.content_type = "application/json"
+    return response
+
+
+def conditional(response: Response) -> Response:
+    """ETag every successful GET, answer 304 when unchanged; browsers always revalidate."""
+    if request.method == "GET" and response.status_code == 200:
+        response.add_etag()
+        response.make_conditional(request)
+        private = request.headers.get("Authorization")
+        response.headers["Cache-Control"] = "private, no-cache" if private else "no-cache"
+    return response
