@@ -169,19 +169,22 @@ def main() -> int:
         return 1
     import waitress  # imported here: `flask run` and the tests do not need it
 
-    # `kill <pid>` (SIGTERM) and a closed terminal or tmux session (SIGHUP) raise SystemExit,
-    # so the queued database records are still saved.
+    # Ctrl-C, `kill <pid>` (SIGTERM) and a closed terminal (SIGHUP) all stop the server
+    # cleanly: it stops listening, then saves the queued database records.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda *_: sys.exit(0))
     host, port, threads = app.config["HOST"], int(app.config["PORT"]), app.config["THREADS"]
-    log.info("serving on http://%s:%s threads=%s", host, port, threads)
+    writer = app.extensions["db_writer"]
     try:
-        waitress.serve(app, host=host, port=port, threads=int(threads), ident="team-api")
+        server = waitress.create_server(
+            app, host=host, port=port, threads=int(threads), ident="team-api"
+        )
     except OSError as exc:  # the port is taken, or the address is not this machine's
+        writer.close()
         if exc.errno == errno.EADDRINUSE:
             print(
                 f"error: port {port} is in use: is your API already running? "
-                "(tmux ls; tmux attach -t api) Stop it first, or check PORT in .env",
+                "(tmux attach -t api) Stop it first, or check PORT in .env",
                 file=sys.stderr,
             )
         else:
@@ -190,8 +193,12 @@ def main() -> int:
                 file=sys.stderr,
             )
         return 1
+    log.info("serving on http://%s:%s threads=%s", host, port, threads)
+    try:
+        server.run()  # until Ctrl-C or a signal
     finally:
-        app.extensions["db_writer"].close()
+        server.close()  # the port is free at once: a restarted API can take it
+        writer.close()
     return 0
 
 
