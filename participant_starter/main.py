@@ -1,15 +1,17 @@
 """Your team's API: `POST /predict` answers the customer, `GET /health` says it is up.
 
-Run it with a production server (waitress, several threads) on your port:
+Run it with a production server (waitress, several threads) on your port, PORT in .env,
+the port the game calls:
 
     python main.py
 
-Debugging only (single process, reloads on code changes, shows tracebacks in the browser;
-too slow and fragile for the game's traffic):
+Debugging only, on your debug port (single process, reloads on code changes, shows
+tracebacks in the browser; too slow and fragile for the game's traffic, so never on PORT):
 
-    flask --app main run --debug --port $PORT
+    flask --app main run --debug --port $DEBUG_PORT
 """
 
+import errno
 import json
 import logging
 import signal
@@ -18,6 +20,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import click
 import sqlalchemy.exc
 from flask import Blueprint, Flask, current_app, jsonify, request
 from modules import config, database
@@ -31,20 +34,41 @@ log = logging.getLogger("api")
 api = Blueprint("api", __name__)
 
 
+class StartupError(click.ClickException):
+    """The API cannot start: the message says why and what to do, in one line.
+
+    A click exception, so that `flask run` also prints it as one line, not a traceback.
+    """
+
+
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the app: settings from the environment / `.env`, then `overrides` (tests)."""
     settings = {**config.load_settings(), **(overrides or {})}
+    try:
+        config.check_settings(settings)
+        engine = database.engine_from_env(settings["DATABASE_URL"])
+    except config.SettingsError as exc:
+        raise StartupError(str(exc)) from exc
+    except (sqlalchemy.exc.ArgumentError, ImportError) as exc:  # a typo, an unknown driver
+        # Not the URL itself in the message: it holds your database password.
+        raise StartupError(
+            f"DATABASE_URL is not a database URL the starter can use ({type(exc).__name__}): "
+            "postgresql+psycopg://... from your handout, or sqlite:///output/predictions.sqlite"
+        ) from exc
+    if not settings.get("TESTING"):  # the tests keep pytest's own log capture
+        log_file = settings["LOG_FILE"] and config.resolve(settings["LOG_FILE"])
+        configure_logging(settings["LOG_LEVEL"], log_file)
+    try:
+        # The model is loaded once, here: a missing file fails now, not on the first request.
+        model = ModelHolder(
+            config.resolve(settings["MODEL_PATH"]), float(settings["MODEL_CHECK_SECONDS"])
+        )
+    except (ModelNotFound, ValueError) as exc:  # ValueError: a file that is not a model
+        raise StartupError(str(exc)) from exc
     app = Flask(__name__)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = 1_000_000  # bytes; larger bodies get a 413
-    if not app.testing:
-        log_file = settings["LOG_FILE"] and config.resolve(settings["LOG_FILE"])
-        configure_logging(settings["LOG_LEVEL"], log_file)
-    # The model is loaded once, here: a missing file fails now, not on the first request.
-    app.extensions["model"] = ModelHolder(
-        config.resolve(settings["MODEL_PATH"]), float(settings["MODEL_CHECK_SECONDS"])
-    )
-    engine = database.engine_from_env(settings["DATABASE_URL"])
+    app.extensions["model"] = model
     app.extensions["db_writer"] = BackgroundWriter(engine)
     app.register_blueprint(api)
     return app
@@ -138,32 +162,43 @@ def http_error(error: HTTPException):
 
 def main() -> int:
     """Serve the API with waitress on PORT until stopped (Ctrl-C or a kill)."""
-    settings = config.load_settings()
     try:
         app = create_app()
-    except (ModelNotFound, ValueError, sqlalchemy.exc.ArgumentError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except StartupError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
         return 1
     import waitress  # imported here: `flask run` and the tests do not need it
 
-    # `kill <pid>` raises SystemExit, so the queued database records are still saved.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    log.info(
-        "serving on http://%s:%s threads=%s",
-        settings["HOST"],
-        settings["PORT"],
-        settings["THREADS"],
-    )
+    # Ctrl-C, `kill <pid>` (SIGTERM) and a closed terminal (SIGHUP) all stop the server
+    # cleanly: it stops listening, then saves the queued database records.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: sys.exit(0))
+    host, port, threads = app.config["HOST"], int(app.config["PORT"]), app.config["THREADS"]
+    writer = app.extensions["db_writer"]
     try:
-        waitress.serve(
-            app,
-            host=settings["HOST"],
-            port=int(settings["PORT"]),
-            threads=int(settings["THREADS"]),
-            ident="team-api",
+        server = waitress.create_server(
+            app, host=host, port=port, threads=int(threads), ident="team-api"
         )
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        writer.close()
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                f"error: port {port} is in use: is your API already running? "
+                "(tmux attach -t api) Stop it first, or check PORT in .env",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"error: cannot listen on {host}:{port}: {exc} (check HOST and PORT in .env)",
+                file=sys.stderr,
+            )
+        return 1
+    log.info("serving on http://%s:%s threads=%s", host, port, threads)
+    try:
+        server.run()  # until Ctrl-C or a signal
     finally:
-        app.extensions["db_writer"].close()
+        server.close()  # the port is free at once: a restarted API can take it
+        writer.close()
     return 0
 
 

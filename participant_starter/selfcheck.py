@@ -1,7 +1,7 @@
 """Check your running API the way the game's customer will, before the customer does.
 
     python selfcheck.py                      # your API on PORT from .env
-    python selfcheck.py --url http://127.0.0.1:5001/predict
+    python selfcheck.py --url http://127.0.0.1:$DEBUG_PORT/predict   # another one
 
 It sends clean requests, requests with every kind of messy input the customer sends
 (missing fields, nulls, numbers as strings, unknown categories, out-of-range values,
@@ -132,8 +132,19 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         clean_rows = sample_requests(base_url, 5 + args.burst)
-    except (requests.RequestException, ValueError, KeyError, OSError) as exc:
-        print(f"cannot prepare requests from {base_url}/health and {config.TRAIN_CSV}: {exc}")
+    except requests.ConnectionError:
+        print(f"selfcheck: nothing answers on {base_url}: start your API first (python main.py)")
+        return 1
+    except requests.Timeout:
+        print(f"selfcheck: {base_url}/health did not answer within 5 s: is your API stuck?")
+        return 1
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        print(
+            f"selfcheck: {base_url}/health is not your API's (no features list): is the URL right?"
+        )
+        return 1
+    except OSError as exc:  # the training data is missing or unreadable
+        print(f"selfcheck: cannot read the training data: {exc}")
         return 1
 
     session = requests.Session()

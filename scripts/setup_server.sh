@@ -4,13 +4,16 @@
 #   sudo scripts/setup_server.sh           install and configure what is missing
 #   scripts/setup_server.sh --check        report what is missing, change nothing
 #
-# It installs the system packages, a shared virtual environment for the teams at
-# /opt/workshop/venv (participant_starter/requirements.txt + jupyter), the game server in
-# /opt/workshop/game-venv, applies the shared PostgreSQL set-up
-# (database_docker/initdb/01-workshop.sql: databases, the game's role, the teams' base role),
-# gives the game's role a generated password kept in /etc/game-server/env (0600, read by
-# the systemd unit; 02-game-role.sh) and writes a systemd unit for `game-server run`
-# (enabled only when systemd is running). Settings come from the environment:
+# It installs the system packages (those the participant guide and the instructor guide
+# use: tmux, curl, ...), a shared virtual environment for the teams at /opt/workshop/venv
+# (participant_starter/requirements.txt + jupyter), the game server in
+# /opt/workshop/game-venv with a link /usr/local/bin/game-server, both built from the
+# system's Python (/usr/bin/python3) and checked runnable by an unprivileged user; applies
+# the shared PostgreSQL set-up (database_docker/initdb/01-workshop.sql: databases, the
+# game's role, the teams' base role), gives the game's role a generated password kept in
+# /etc/game-server/env (0600, read by the systemd unit; 02-game-role.sh) and writes a
+# systemd unit for `game-server run` (enabled only when systemd is running). Settings come
+# from the environment:
 #   WORKSHOP_DIR (/opt/workshop)  GAME_DB (game)  WORKSHOP_DB (workshop)  GAME_PORT (8000)
 #   GAME_ROLE (game_server)
 set -euo pipefail
@@ -26,20 +29,69 @@ GAME_ROLE="${GAME_ROLE:-game_server}"
 ENV_FILE=/etc/game-server/env
 UNIT=/etc/systemd/system/game-server.service
 SERVICE_USER=game-server
+LINK=/usr/local/bin/game-server
+# The venvs are built from the system's Python, never the first python3 on root's PATH:
+# that may be root's own (a pyenv under /root) that no team can run.
+SYSTEM_PYTHON=/usr/bin/python3
+# tmux, curl: the participant guide; openssl, make, git: the instructor guide.
 PACKAGES=(python3 python3-venv python3-pip postgresql postgresql-client openssh-server
-  sudo procps iproute2 tar passwd)
+  sudo procps iproute2 tar passwd tmux curl openssl make git)
 
 check=0
-case "${1:-}" in
-  --check) check=1 ;;
-  "") ;;
-  -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
-  *) echo "setup_server.sh: unknown argument $1 (use --check or nothing)" >&2; exit 2 ;;
-esac
-
 missing=0
 say() { echo "setup_server: $*"; }
 todo() { missing=$((missing + 1)); say "missing: $*"; }
+
+# Is $1 a virtual environment of the system's Python? (Its python is the same file.)
+venv_is_system() { [ "$(readlink -f "$1/bin/python")" = "$(readlink -f "$SYSTEM_PYTHON")" ]; }
+
+# Can an unprivileged user import module $2 with venv $1? As root: as `nobody`; otherwise
+# as the user running --check, who is unprivileged too.
+venv_runs_unprivileged() {
+  if [ "$(id -u)" -eq 0 ]; then
+    (cd / && runuser -u nobody -- "$1/bin/python" -c "import $2") >/dev/null 2>&1
+  else
+    (cd / && "$1/bin/python" -c "import $2") >/dev/null 2>&1
+  fi
+}
+
+# Build venv $1 from the system's Python (again, if it was built from another one),
+# pip install $3..., and check that an unprivileged user can import $2 with it.
+make_venv() {
+  local venv="$1" module="$2"; shift 2
+  if [ -e "$venv" ] && ! venv_is_system "$venv"; then
+    if [ ! -f "$venv/pyvenv.cfg" ]; then
+      echo "setup_server: error: $venv exists and is not a virtual environment: move it away" >&2
+      exit 1
+    fi
+    if [ "$check" -eq 1 ]; then todo "$venv built from $SYSTEM_PYTHON"; return; fi
+    say "rebuilding $venv from $SYSTEM_PYTHON"; rm -rf "$venv"
+  fi
+  if [ ! -x "$venv/bin/python" ]; then
+    if [ "$check" -eq 1 ]; then todo "virtual environment $venv"; return; fi
+    say "creating $venv"; mkdir -p "$(dirname "$venv")"; "$SYSTEM_PYTHON" -m venv "$venv"
+  fi
+  if [ "$check" -eq 0 ]; then
+    "$venv/bin/python" -m pip install --quiet "$@"
+    chmod a+rx "$(dirname "$venv")"; chmod -R a+rX "$venv"  # whatever root's umask was
+  fi
+  if ! venv_runs_unprivileged "$venv" "$module"; then
+    if [ "$check" -eq 1 ]; then todo "$venv runnable by unprivileged users (import $module)"; return; fi
+    echo "setup_server: error: user nobody cannot run $venv/bin/python -c 'import $module':" \
+      "make the folders above $venv readable by all (chmod a+rx), or delete $venv and run again" >&2
+    exit 1
+  fi
+}
+
+# The tests source this file for the functions above: stop here when sourced.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
+
+case "${1:-}" in
+  --check) check=1 ;;
+  "") ;;
+  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+  *) echo "setup_server.sh: unknown argument $1 (use --check or nothing)" >&2; exit 2 ;;
+esac
 
 if [ "$check" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
   echo "setup_server.sh: run as root (sudo), or use --check" >&2
@@ -116,18 +168,16 @@ if pg_up; then
   fi
 fi
 
-# 3. The teams' shared virtual environment and the game server's own.
-make_venv() { # $1 venv, $2... pip arguments
-  local venv="$1"; shift
-  if [ ! -x "$venv/bin/python" ]; then
-    if [ "$check" -eq 1 ]; then todo "virtual environment $venv"; return; fi
-    say "creating $venv"; mkdir -p "$(dirname "$venv")"; python3 -m venv "$venv"
+# 3. The teams' shared virtual environment and the game server's own, and `game-server`
+# on the instructor's PATH (and sudo's secure_path).
+make_venv "$TEAM_VENV" sklearn -r "$REPO/participant_starter/requirements.txt" jupyter
+make_venv "$GAME_VENV" game_server "${REPO}[pg]"
+if [ "$(readlink "$LINK" || true)" != "$GAME_VENV/bin/game-server" ]; then
+  if [ "$check" -eq 1 ]; then todo "$LINK -> $GAME_VENV/bin/game-server"; else
+    say "linking $LINK -> $GAME_VENV/bin/game-server"
+    ln -sfn "$GAME_VENV/bin/game-server" "$LINK"
   fi
-  if [ "$check" -eq 0 ]; then "$venv/bin/python" -m pip install --quiet "$@"; fi
-}
-make_venv "$TEAM_VENV" -r "$REPO/participant_starter/requirements.txt" jupyter
-make_venv "$GAME_VENV" "${REPO}[pg]"
-[ "$check" -eq 0 ] && chmod -R a+rX "$WORKSHOP_DIR"
+fi
 
 # 4. The systemd unit of the game server (enabled only when systemd runs).
 unit_text() {
@@ -160,4 +210,5 @@ if [ "$check" -eq 1 ]; then
   if [ "$missing" -eq 0 ]; then say "everything is in place"; exit 0; fi
   say "$missing thing(s) missing: run sudo scripts/setup_server.sh"; exit 1
 fi
-say "done; next: (set -a; . $ENV_FILE; game-server init), then game-server users create ROSTER.csv (docs/INSTRUCTOR.md)"
+say "done; next, the game database (then the teams: docs/INSTRUCTOR.md, The day before):"
+echo "  sudo sh -c 'set -a; . $ENV_FILE; game-server init --game workshop'"

@@ -26,11 +26,45 @@ DEFAULTS = {
     "TEAM_TOKEN": "",  # your team token (from your handout)
 }
 
+# The numeric settings: how to read each one, its smallest and largest value, what it means.
+NUMBERS = {
+    "PORT": (int, 1, 65535, "your API port, a number from your handout"),
+    "THREADS": (int, 1, 1000, "a number of threads, e.g. 8"),
+    "MODEL_CHECK_SECONDS": (float, 0, 3600, "a number of seconds, e.g. 2"),
+}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class SettingsError(ValueError):
+    """A setting holds a value the starter cannot work with; the message says which."""
+
 
 def load_settings() -> dict[str, str]:
     """Every setting: the defaults, overridden by `.env`, overridden by the environment."""
     load_dotenv(ROOT / ".env", override=False)
     return {name: os.environ.get(name) or default for name, default in DEFAULTS.items()}
+
+
+def check_settings(settings: dict[str, str]) -> dict[str, str]:
+    """Return `settings` when every value can work; else raise one SettingsError saying why.
+
+    Checked here, at start-up, so a typo in `.env` is one clear line, not a traceback later.
+    """
+    for name, (read, low, high, meaning) in NUMBERS.items():
+        try:
+            ok = low <= read(settings[name]) <= high
+        except ValueError:
+            ok = False
+        if not ok:
+            raise SettingsError(
+                f"{name}={settings[name]!r} cannot work: it must be {meaning} (fix .env)"
+            )
+    if settings["LOG_LEVEL"].upper() not in LOG_LEVELS:
+        levels = ", ".join(LOG_LEVELS)
+        raise SettingsError(
+            f"LOG_LEVEL={settings['LOG_LEVEL']!r} must be one of {levels} (fix .env)"
+        )
+    return settings
 
 
 def resolve(path: str | Path) -> Path:

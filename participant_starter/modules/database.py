@@ -164,16 +164,31 @@ def _fetch_feedback(game_url: str, token: str, cursor: str, timeout: float) -> d
             timeout=timeout,
         )
     except requests.RequestException as exc:
-        raise FeedbackError(f"cannot reach {url}: {exc}") from exc
+        raise FeedbackError(
+            f"cannot reach the game at {game_url} ({type(exc).__name__}): "
+            "is GAME_URL in .env right (it is on your handout), and is the game running?"
+        ) from exc
+    if response.status_code in (401, 403):
+        raise FeedbackError(
+            f"the game refused your team token ({response.status_code}): "
+            "TEAM_TOKEN in .env must be the token on your handout"
+        )
     if response.status_code != 200:
-        raise FeedbackError(f"{url} answered {response.status_code}: {response.text[:200]}")
+        raise FeedbackError(f"{url} answered {response.status_code}: {_one_line(response.text)}")
     try:
         page = response.json()
     except ValueError as exc:
-        raise FeedbackError(f"{url} did not answer JSON: {response.text[:200]}") from exc
+        raise FeedbackError(
+            f"{url} did not answer JSON: {_one_line(response.text)} (is GAME_URL right?)"
+        ) from exc
     if not isinstance(page, dict):
         raise FeedbackError(f"{url} answered {type(page).__name__}, not a JSON object")
     return page
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """The start of a response body on one line (an HTML error page has many)."""
+    return " ".join(text[:limit].split())
 
 
 def training_frame(engine: sa.Engine, label: str) -> pd.DataFrame:

@@ -70,7 +70,13 @@ def load_model(path: str | Path) -> tuple[object, dict]:
         raise ModelNotFound(
             f"no model file at {path}: run notebooks/1.0-train-model.ipynb to train one"
         )
-    bundle = joblib.load(path)  # runs code from the file: only load your own models
+    try:
+        bundle = joblib.load(path)  # runs code from the file: only load your own models
+    except Exception as exc:  # a broken file, or one saved with other library versions
+        raise ValueError(
+            f"cannot load the model at {path} ({type(exc).__name__}: {exc}): "
+            "train and save it again with notebooks/1.0-train-model.ipynb"
+        ) from exc
     if not isinstance(bundle, dict) or "pipeline" not in bundle or "metadata" not in bundle:
         raise ValueError(f"{path} is not a model saved by save_model (pipeline + metadata)")
     return bundle["pipeline"], bundle["metadata"]

@@ -4,14 +4,19 @@ The made-up data has the same shape as the workshop data (numbers with gaps, cat
 a 0/1 label), so these tests run without `data/train_data.csv`.
 """
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
+from flask import Flask, jsonify, request
 from main import create_app
 from modules.model_io import save_model
 from modules.train import train_pipeline
+from werkzeug.serving import make_server
 
 FEATURES = ["age", "income", "loan_amount", "employment_type", "region"]
+TOKEN = "team-secret"  # the team token the made-up game server below accepts
 
 
 def make_applicants(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -85,3 +90,33 @@ def applicant():
             "region": "north",
         },
     }
+
+
+class FeedbackServer:
+    """A small game server that serves revealed labels the way the real one does."""
+
+    def __init__(self, labels: list[dict], page_size: int = 2):
+        """Serve `labels` in pages of `page_size`, on a free loopback port."""
+        self.labels, self.page_size, self.calls = labels, page_size, []
+        app = Flask("feedback")
+        app.add_url_rule("/api/feedback", view_func=self.feedback)
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def feedback(self):
+        """The labels after the cursor, one page at a time."""
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return jsonify(error="unknown team token"), 401
+        after = int(request.args.get("after") or 0)
+        self.calls.append(after)
+        page = self.labels[after : after + self.page_size]
+        return jsonify(items=page, cursor=after + len(page))
+
+
+@pytest.fixture
+def game():
+    """A running feedback server with five revealed labels."""
+    server = FeedbackServer([{"id": f"r{i}", "label": i % 2} for i in range(5)])
+    yield server
+    server.server.shutdown()

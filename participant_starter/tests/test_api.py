@@ -5,9 +5,9 @@ import time
 
 import pytest
 from conftest import make_applicants, train_tiny_model
-from main import create_app
+from main import StartupError, create_app
 from modules import database
-from modules.model_io import ModelNotFound, save_model
+from modules.model_io import save_model
 
 
 def assert_valid(response):
@@ -122,7 +122,7 @@ def test_a_broken_model_file_keeps_the_old_model(client, applicant, model_path):
 
 
 def test_a_missing_model_fails_at_start_with_a_clear_message(tmp_path):
-    with pytest.raises(ModelNotFound, match="no model file at .*train one"):
+    with pytest.raises(StartupError, match="no model file at .*train one"):
         create_app({"TESTING": True, "MODEL_PATH": str(tmp_path / "nothing.pkl")})
 
 

@@ -1,15 +1,11 @@
 """The database helpers: logging predictions, pulling feedback, the retraining frame."""
 
-import threading
 from datetime import UTC, datetime
 
 import pytest
-from flask import Flask, jsonify, request
+from conftest import TOKEN
 from modules import database
 from modules.db_writer import BackgroundWriter
-from werkzeug.serving import make_server
-
-TOKEN = "team-secret"
 
 
 @pytest.fixture
@@ -33,36 +29,6 @@ def record(request_id: str, pred: int = 0, **features) -> dict:
         "latency_ms": 2.5,
         "fallback": False,
     }
-
-
-class FeedbackServer:
-    """A small game server that serves revealed labels the way the real one does."""
-
-    def __init__(self, labels: list[dict], page_size: int = 2):
-        """Serve `labels` in pages of `page_size`, on a free loopback port."""
-        self.labels, self.page_size, self.calls = labels, page_size, []
-        app = Flask("feedback")
-        app.add_url_rule("/api/feedback", view_func=self.feedback)
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def feedback(self):
-        """The labels after the cursor, one page at a time."""
-        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return jsonify(error="unknown team token"), 401
-        after = int(request.args.get("after") or 0)
-        self.calls.append(after)
-        page = self.labels[after : after + self.page_size]
-        return jsonify(items=page, cursor=after + len(page))
-
-
-@pytest.fixture
-def game():
-    """A running feedback server with five revealed labels."""
-    server = FeedbackServer([{"id": f"r{i}", "label": i % 2} for i in range(5)])
-    yield server
-    server.server.shutdown()
 
 
 def test_predictions_are_saved_and_loaded_newest_first(engine):
