@@ -136,6 +136,7 @@ if pg_up; then
       say "creating system user $SERVICE_USER"
       useradd --system --user-group --home-dir /var/lib/game-server --create-home \
         --shell /usr/sbin/nologin "$SERVICE_USER"
+      chmod 700 /var/lib/game-server  # the game's own data folder: nobody else reads it
     fi
   fi
   if [ "$check" -eq 1 ]; then
@@ -189,7 +190,11 @@ After=network.target postgresql.service
 [Service]
 User=$SERVICE_USER
 EnvironmentFile=$ENV_FILE
-ExecStart=$GAME_VENV/bin/game-server run --host 0.0.0.0 --port $GAME_PORT
+WorkingDirectory=/var/lib/game-server
+UMask=0077
+# Loopback only: tokens and the instructor's session never cross the room's network in
+# clear; the projector and the teams reach the pages through SSH tunnels (docs/SECURITY.md).
+ExecStart=$GAME_VENV/bin/game-server run --host 127.0.0.1 --port $GAME_PORT
 Restart=on-failure
 NoNewPrivileges=true
 ProtectSystem=full
