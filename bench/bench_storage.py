@@ -22,8 +22,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from game_server.play import teams
-from game_server.play.customer import Result
 from game_server.play.loop import DbWriter
+from game_server.play.scoring import Result, Score
 from game_server.storage import database as storage
 
 
@@ -91,11 +91,11 @@ def round_of(seq: int, n_teams: int):
     for t in range(1, n_teams + 1):
         kind = (seq + t) % 10
         if kind < 6:
-            results.append(Result(t, "correct", None, 1, 1, 3.0, 200, None))
+            results.append(Result(t, Score("correct", None, 1, 1, 200), 3.0))
         elif kind < 9:
-            results.append(Result(t, "wrong", None, 0, 0, 3.0, 200, None))
+            results.append(Result(t, Score("wrong", None, 0, 0, 200), 3.0))
         else:
-            results.append(Result(t, "failed", "timeout", None, -1, 1000.0, None, None))
+            results.append(Result(t, Score("failed", "timeout", None, -1), 1000.0))
     return row, results
 
 

@@ -43,8 +43,9 @@ sys.path.insert(0, str(ROOT))
 import bench_storage  # noqa: E402  (beside this file)
 import performance_doc  # noqa: E402
 
-from game_server.play.customer import Customer, Result, Target  # noqa: E402
+from game_server.play.customer import Customer, Target  # noqa: E402
 from game_server.play.loop import DbWriter  # noqa: E402
+from game_server.play.scoring import Result  # noqa: E402
 from game_server.storage import database as storage  # noqa: E402
 
 FEATURES = {
@@ -171,7 +172,7 @@ async def round_latency(customer: Customer, store: Store, targets, rounds: int) 
         start = time.perf_counter()
         results = await store.play(customer, targets)
         times.append((time.perf_counter() - start) * 1000)
-        assert all(r.outcome == "correct" for r in results), results[0]
+        assert all(r.score.outcome == "correct" for r in results), results[0]
     return times
 
 
@@ -208,7 +209,7 @@ async def sustained(customer, store, targets, seconds: float, in_flight: int) ->
             second = int(time.perf_counter() - start)
             per_second[second] = per_second.get(second, 0) + len(results)
             done["rounds"] += 1
-            done["failed"] += sum(r.outcome == "failed" for r in results)
+            done["failed"] += sum(r.score.outcome == "failed" for r in results)
 
     await asyncio.gather(*(worker() for _ in range(in_flight)))
     elapsed = time.perf_counter() - start

@@ -28,7 +28,7 @@ import performance_doc  # noqa: E402
 from bench_storage import scratch_database  # noqa: E402
 
 from game_server.play import teams  # noqa: E402
-from game_server.play.customer import Result  # noqa: E402
+from game_server.play.scoring import Result, Score  # noqa: E402
 from game_server.serve import WEB_THREADS  # noqa: E402
 from game_server.storage import control  # noqa: E402
 from game_server.storage import database as storage  # noqa: E402
@@ -84,7 +84,7 @@ def fill(engine, ids: list[int], first_seq: int, rounds: int) -> None:
                 0.7,
                 0.7,
                 [
-                    Result(t, o, "timeout" if o == "failed" else None, None, p, 12.5, None, None)
+                    Result(t, Score(o, "timeout" if o == "failed" else None, None, p), 12.5)
                     for t in ids
                     for o, p in [
                         (OUTCOMES[(s + t) % 4], {"correct": 1}.get(OUTCOMES[(s + t) % 4], 0))

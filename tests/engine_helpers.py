@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from team_apis import Handler, Request, response
 
 from game_server.play import loop as game
-from game_server.play.customer import Result
+from game_server.play.scoring import Result, Score
 from game_server.scenario import gamefile
 from game_server.storage import database as storage
 
@@ -46,7 +46,7 @@ def request_row(seq: int, phase_index: int = 0, label: int = 1, sent_at=None, de
 def result(team_id: int, outcome: str, reason=None, pred=None, latency=10.0, status=200):
     """One scored result shaped like the customer's."""
     points = {"correct": 1, "wrong": 0, "failed": -1}[outcome]
-    return Result(team_id, outcome, reason, pred, points, latency, status, None)
+    return Result(team_id, Score(outcome, reason, pred, points, status, None), latency)
 
 
 def peeking(engine: sa.Engine, flip: bool = False) -> Handler:

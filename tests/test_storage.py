@@ -152,7 +152,8 @@ def test_store_round_is_the_benchmarks_one_call(engine):
 
 
 def test_nul_bytes_in_a_body_excerpt_are_stored(engine):
-    r = dataclasses.replace(result(1, "failed", "invalid_json"), body_excerpt="a\x00b")
+    r = result(1, "failed", "invalid_json")
+    r = dataclasses.replace(r, score=dataclasses.replace(r.score, body_excerpt="a\x00b"))
     store(engine, [request_row(1)], [(1, 0, 0.8, 0.2, [r])])
     with engine.connect() as conn:
         got = storage.team_results(conn, 1, 10)

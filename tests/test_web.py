@@ -198,12 +198,12 @@ def test_private_view_shows_body_excerpts(client, game):
     ids = team_ids(engine)
     from engine_helpers import request_row
 
-    from game_server.play.customer import Result
+    from game_server.play.scoring import Result, Score
 
     with engine.begin() as conn:
         seq = storage.next_seq(conn)
         storage.insert_requests(conn, [request_row(seq)])
-        bad = Result(ids["blue"], "failed", "invalid_json", None, -1, 5.0, 200, "<oops>")
+        bad = Result(ids["blue"], Score("failed", "invalid_json", None, -1, 200, "<oops>"), 5.0)
         storage.store_rounds(conn, [(seq, 0, 0.8, 0.2, [bad])])
     auth = {"Authorization": f"Bearer {tokens['blue']}"}
     mine = client.get("/api/teams/blue/results", headers=auth).get_json()["results"][0]

@@ -633,8 +633,8 @@ class Game:
     def _remember(self, results) -> None:
         """Add results to the teams' recent windows (kept in memory, bounded)."""
         for r in results:
-            latency = r.latency_ms if storage.counts_latency(r) else None
-            self.recent[r.team_id].append((r.outcome, latency))
+            latency = r.latency_ms if r.score.counts_latency else None
+            self.recent[r.team_id].append((r.score.outcome, latency))
             self._dirty.add(r.team_id)
 
     def recent_row(self, team_id: int, now: float) -> dict:

@@ -349,11 +349,6 @@ def insert_requests(conn: sa.Connection, rows: Sequence[dict]) -> None:
     conn.execute(requests.insert(), [{**r, "status": "sent"} for r in rows])
 
 
-def counts_latency(result) -> bool:
-    """Whether a result's latency says how fast the API is (it answered, or timed out)."""
-    return result.status_code is not None or result.reason == "timeout"
-
-
 def _clean_excerpt(text: str | None) -> str | None:
     """A body excerpt that any database stores (PostgreSQL refuses NUL characters)."""
     if text is None:
@@ -365,7 +360,7 @@ def store_rounds(conn: sa.Connection, rounds: Sequence[tuple], now: float | None
     """Score rounds in the caller's transaction: results, totals, status `scored`.
 
     Each round is `(seq, phase_index, oracle_points, baseline_points, results)` with
-    `results` objects shaped like `customer.Result`. Only requests still `sent` are scored
+    `results` a sequence of `scoring.Result`. Only requests still `sent` are scored
     (the primary key (seq, team_id) of `results` also forbids counting twice). Returns the
     number of results stored.
     """
@@ -378,27 +373,28 @@ def store_rounds(conn: sa.Connection, rounds: Sequence[tuple], now: float | None
         ref[1] += oracle or 0.0
         ref[2] += baseline or 0.0
         for r in round_results:
+            s = r.score
             rows.append(
                 {
                     "seq": seq,
                     "team_id": r.team_id,
-                    "outcome": r.outcome,
-                    "reason": r.reason,
-                    "pred": r.pred,
-                    "points": r.points,
+                    "outcome": s.outcome,
+                    "reason": s.reason,
+                    "pred": s.pred,
+                    "points": s.points,
                     "latency_ms": float(r.latency_ms),
-                    "status_code": r.status_code,
-                    "body_excerpt": _clean_excerpt(r.body_excerpt),
+                    "status_code": s.status_code,
+                    "body_excerpt": _clean_excerpt(s.body_excerpt),
                 }
             )
             t = totals.setdefault((r.team_id, phase_index), [0, 0, 0, 0, 0.0, 0])
-            t[0] += r.points
-            t[{"correct": 1, "wrong": 2}.get(r.outcome, 3)] += 1
-            if counts_latency(r):
+            t[0] += s.points
+            t[{"correct": 1, "wrong": 2}.get(s.outcome, 3)] += 1
+            if s.counts_latency:
                 t[4] += float(r.latency_ms)
                 t[5] += 1
-            if r.outcome == "failed":
-                failures[(r.team_id, phase_index, r.reason or "unknown")] += 1
+            if s.outcome == "failed":
+                failures[(r.team_id, phase_index, s.reason or "unknown")] += 1
     seqs = [rnd[0] for rnd in rounds]
     updated = conn.execute(
         requests.update()
