@@ -1,4 +1,4 @@
-"""Benchmark the game loop's storage path: `game.DbWriter` (sent, then scored rounds).
+"""Benchmark the game loop's storage path: `play.loop.DbWriter` (sent, then scored rounds).
 
 Synthetic rounds of 100 results each (no HTTP: the customer's benchmark measures that),
 written the way the game loop writes them: each round's request committed as `sent`, then
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from game_server.play import teams
 from game_server.play.loop import DbWriter
 from game_server.play.scoring import Result, Score
-from game_server.storage import database as storage
+from game_server.storage import database, games, writes
 
 
 @contextlib.contextmanager
@@ -47,10 +47,10 @@ def scratch_database(url: str | None, tmp: str):
 
 def setup(url: str, n_teams: int):
     """A fresh game database with `n_teams` teams and one phase."""
-    engine = storage.make_engine(url)
-    storage.init_db(engine)
+    engine = database.make_engine(url)
+    database.init_db(engine)
     with engine.begin() as conn:
-        storage.configure_game(
+        games.configure_game(
             conn,
             "bench",
             "-",
@@ -104,7 +104,7 @@ async def one_round(writer: DbWriter, seq: int, n_teams: int) -> float:
     row, results = round_of(seq, n_teams)
     start = time.perf_counter()
     await writer.sent(row)
-    await writer.scored((seq, 0, 0.7, 0.7, results))
+    await writer.scored(writes.ScoredRound(seq, 0, 0.7, 0.7, results))
     return time.perf_counter() - start
 
 

@@ -12,7 +12,7 @@ from team_apis import Handler, Request, response
 from game_server.play import loop as game
 from game_server.play.scoring import Result, Score
 from game_server.scenario import gamefile
-from game_server.storage import database as storage
+from game_server.storage import games, schema
 
 FAST_GAME = Path(__file__).parent / "games" / "fast.toml"
 
@@ -59,7 +59,7 @@ def peeking(engine: sa.Engine, flip: bool = False) -> Handler:
         rid = req.json()["id"]
         with engine.connect() as conn:
             label = conn.execute(
-                sa.select(storage.requests.c.label).where(storage.requests.c.request_id == rid)
+                sa.select(schema.requests.c.label).where(schema.requests.c.request_id == rid)
             ).scalar_one()
         writer.write(response(200, json.dumps({"pred": label ^ int(flip)}).encode()))
 
@@ -76,7 +76,7 @@ async def play(g: game.Game, engine, until: str = "finished", limit: float = 15.
             if during is not None:
                 await during(time.monotonic() - start)
             with engine.connect() as conn:
-                if storage.game_row(conn)["state"] == until:
+                if games.game_row(conn)["state"] == until:
                     break
             assert not task.done(), task.exception()
     finally:

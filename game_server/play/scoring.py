@@ -5,13 +5,13 @@ the reason nothing valid did). The rules are GAME.md §2 and §3: a valid answer
 200 with a JSON body the protocol reads a prediction from, and that prediction is 0 or 1.
 
 `Score` and `Result` (a team's scored answer) are the records the loop hands to storage;
-the latency rule (which answers say how fast an API is) is here too, so the totals, the
-recent window and the team pages count latency alike.
+the latency rule (which answers say how fast an API is, and their percentiles) is here
+too, so the totals, the recent window and the team pages count latency alike.
 """
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 CORRECT, WRONG, FAILED = "correct", "wrong", "failed"
@@ -70,6 +70,14 @@ def counts_latency(status_code: int | None, reason: str | None) -> bool:
     the running mean, the recent window and the team page's series.
     """
     return status_code is not None or reason == "timeout"
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """The q-quantile (0..1) of already sorted values, nearest rank; None when empty."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[rank - 1]
 
 
 def excerpt(body: bytes | None) -> str | None:
