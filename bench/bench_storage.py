@@ -1,4 +1,4 @@
-"""Benchmark the game loop's storage path: `play.loop.DbWriter` (sent, then scored rounds).
+"""Benchmark the game loop's storage path: `play.writer.DbWriter` (sent, then scored rounds).
 
 Synthetic rounds of 100 results each (no HTTP: the customer's benchmark measures that),
 written the way the game loop writes them: each round's request committed as `sent`, then
@@ -22,8 +22,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from game_server.play import teams
-from game_server.play.loop import DbWriter
 from game_server.play.scoring import Result, Score
+from game_server.play.writer import DbWriter
 from game_server.storage import database, games, writes
 
 

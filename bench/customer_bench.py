@@ -9,7 +9,7 @@ Not a test. Loopback only, bounded in time, stops by itself. It starts fast stub
 3. the ceiling of the same stubs under `wrk` (Lua script POSTing the same JSON) and Locust
    (FastHttpUser, headless), and the customer's throughput as a ratio to each.
 
-Storage: the game's own path (`play.loop.DbWriter` on a fresh SQLite game database): each
+Storage: the game's own path (`play.writer.DbWriter` on a fresh SQLite game database): each
 request committed as `sent` before it goes out, then its scored results, running totals and
 status in one transaction. Prints a table and writes the numbers into docs/PERFORMANCE.md
 ("Customer" section).
@@ -44,8 +44,8 @@ import bench_storage  # noqa: E402  (beside this file)
 import performance_doc  # noqa: E402
 
 from game_server.play.customer import Customer, Target  # noqa: E402
-from game_server.play.loop import DbWriter  # noqa: E402
 from game_server.play.scoring import Result  # noqa: E402
+from game_server.play.writer import DbWriter  # noqa: E402
 from game_server.storage import schema, writes  # noqa: E402
 
 FEATURES = {
@@ -124,7 +124,7 @@ def stub_teams(teams: int):
 
 
 class Store:
-    """The game loop's own storage path: a fresh game database and `play.loop.DbWriter`.
+    """The game loop's own storage path: a fresh game database and `play.writer.DbWriter`.
 
     Each round is written as the game writes it: the request committed as `sent` before
     it goes out, then the scored results, running totals and status in one transaction.
@@ -361,7 +361,7 @@ SECTION = """\
 Measured by `make bench-customer` (`bench/customer_bench.py`) on {when}: {machine}.
 {teams} stub team APIs on 127.0.0.1 (one port each, one stub process of a bare asyncio
 HTTP/1.1 server), the customer in another process with the game's defaults (1 s timeout,
-64 KiB body cap). Every result is stored the way the game stores it (`play.loop.DbWriter` on a
+64 KiB body cap). Every result is stored the way the game stores it (`play.writer.DbWriter` on a
 SQLite WAL game database: the request committed as `sent` before it is sent, then results,
 running totals and status in one transaction per batch, on one writer thread).
 
