@@ -1,4 +1,4 @@
-"""Benchmark the game loop's storage path: `game.DbWriter` (sent, then scored rounds).
+"""Benchmark the game loop's storage path: `play.writer.DbWriter` (sent, then scored rounds).
 
 Synthetic rounds of 100 results each (no HTTP: the customer's benchmark measures that),
 written the way the game loop writes them: each round's request committed as `sent`, then
@@ -22,9 +22,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from game_server.play import teams
-from game_server.play.customer import Result
-from game_server.play.loop import DbWriter
-from game_server.storage import database as storage
+from game_server.play.scoring import Result, Score
+from game_server.play.writer import DbWriter
+from game_server.storage import database, games, writes
 
 
 @contextlib.contextmanager
@@ -47,10 +47,10 @@ def scratch_database(url: str | None, tmp: str):
 
 def setup(url: str, n_teams: int):
     """A fresh game database with `n_teams` teams and one phase."""
-    engine = storage.make_engine(url)
-    storage.init_db(engine)
+    engine = database.make_engine(url)
+    database.init_db(engine)
     with engine.begin() as conn:
-        storage.configure_game(
+        games.configure_game(
             conn,
             "bench",
             "-",
@@ -91,11 +91,11 @@ def round_of(seq: int, n_teams: int):
     for t in range(1, n_teams + 1):
         kind = (seq + t) % 10
         if kind < 6:
-            results.append(Result(t, "correct", None, 1, 1, 3.0, 200, None))
+            results.append(Result(t, Score("correct", None, 1, 1, 200), 3.0))
         elif kind < 9:
-            results.append(Result(t, "wrong", None, 0, 0, 3.0, 200, None))
+            results.append(Result(t, Score("wrong", None, 0, 0, 200), 3.0))
         else:
-            results.append(Result(t, "failed", "timeout", None, -1, 1000.0, None, None))
+            results.append(Result(t, Score("failed", "timeout", None, -1), 1000.0))
     return row, results
 
 
@@ -104,7 +104,7 @@ async def one_round(writer: DbWriter, seq: int, n_teams: int) -> float:
     row, results = round_of(seq, n_teams)
     start = time.perf_counter()
     await writer.sent(row)
-    await writer.scored((seq, 0, 0.7, 0.7, results))
+    await writer.scored(writes.ScoredRound(seq, 0, 0.7, 0.7, results))
     return time.perf_counter() - start
 
 

@@ -9,7 +9,7 @@ Not a test. Loopback only, bounded in time, stops by itself. It starts fast stub
 3. the ceiling of the same stubs under `wrk` (Lua script POSTing the same JSON) and Locust
    (FastHttpUser, headless), and the customer's throughput as a ratio to each.
 
-Storage: the game's own path (`game.DbWriter` on a fresh SQLite game database): each
+Storage: the game's own path (`play.writer.DbWriter` on a fresh SQLite game database): each
 request committed as `sent` before it goes out, then its scored results, running totals and
 status in one transaction. Prints a table and writes the numbers into docs/PERFORMANCE.md
 ("Customer" section).
@@ -43,9 +43,10 @@ sys.path.insert(0, str(ROOT))
 import bench_storage  # noqa: E402  (beside this file)
 import performance_doc  # noqa: E402
 
-from game_server.play.customer import Customer, Result, Target  # noqa: E402
-from game_server.play.loop import DbWriter  # noqa: E402
-from game_server.storage import database as storage  # noqa: E402
+from game_server.play.customer import Customer, Target  # noqa: E402
+from game_server.play.scoring import Result  # noqa: E402
+from game_server.play.writer import DbWriter  # noqa: E402
+from game_server.storage import schema, writes  # noqa: E402
 
 FEATURES = {
     "age": 34,
@@ -123,7 +124,7 @@ def stub_teams(teams: int):
 
 
 class Store:
-    """The game loop's own storage path: a fresh game database and `game.DbWriter`.
+    """The game loop's own storage path: a fresh game database and `play.writer.DbWriter`.
 
     Each round is written as the game writes it: the request committed as `sent` before
     it goes out, then the scored results, running totals and status in one transaction.
@@ -133,7 +134,7 @@ class Store:
         """A game database with `n_teams` teams (see bench_storage.setup)."""
         self.engine = bench_storage.setup(f"sqlite:///{path}", n_teams)
         with self.engine.connect() as conn:
-            ids = conn.execute(sa.select(storage.teams.c.id).order_by(storage.teams.c.id))
+            ids = conn.execute(sa.select(schema.teams.c.id).order_by(schema.teams.c.id))
             self.team_ids = [row.id for row in ids]
         self.writer = DbWriter(self.engine)
         self.seq = 0
@@ -146,13 +147,13 @@ class Store:
         row["features"] = FEATURES
         await self.writer.sent(row)
         results = await customer.ask(targets, row["request_id"], FEATURES, 1)
-        await self.writer.scored((seq, 0, 0.7, 0.7, results))
+        await self.writer.scored(writes.ScoredRound(seq, 0, 0.7, 0.7, results))
         return results
 
     def count(self) -> int:
         """Results stored so far."""
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(storage.results)).scalar()
+            return conn.execute(sa.select(sa.func.count()).select_from(schema.results)).scalar()
 
 
 # --- the measurements ---------------------------------------------------------------
@@ -171,7 +172,7 @@ async def round_latency(customer: Customer, store: Store, targets, rounds: int) 
         start = time.perf_counter()
         results = await store.play(customer, targets)
         times.append((time.perf_counter() - start) * 1000)
-        assert all(r.outcome == "correct" for r in results), results[0]
+        assert all(r.score.outcome == "correct" for r in results), results[0]
     return times
 
 
@@ -208,7 +209,7 @@ async def sustained(customer, store, targets, seconds: float, in_flight: int) ->
             second = int(time.perf_counter() - start)
             per_second[second] = per_second.get(second, 0) + len(results)
             done["rounds"] += 1
-            done["failed"] += sum(r.outcome == "failed" for r in results)
+            done["failed"] += sum(r.score.outcome == "failed" for r in results)
 
     await asyncio.gather(*(worker() for _ in range(in_flight)))
     elapsed = time.perf_counter() - start
@@ -360,7 +361,7 @@ SECTION = """\
 Measured by `make bench-customer` (`bench/customer_bench.py`) on {when}: {machine}.
 {teams} stub team APIs on 127.0.0.1 (one port each, one stub process of a bare asyncio
 HTTP/1.1 server), the customer in another process with the game's defaults (1 s timeout,
-64 KiB body cap). Every result is stored the way the game stores it (`game.DbWriter` on a
+64 KiB body cap). Every result is stored the way the game stores it (`play.writer.DbWriter` on a
 SQLite WAL game database: the request committed as `sent` before it is sent, then results,
 running totals and status in one transaction per batch, on one writer thread).
 

@@ -1,7 +1,7 @@
 """Benchmark `GET /api/leaderboard` as the stored results grow, and the page's JS heap.
 
 100 teams; the database is filled to 10k, 100k and 1M stored results (bulk inserts
-through `storage.store_rounds`, so the running totals stay consistent); at each size the
+through `writes.store_rounds`, so the running totals stay consistent); at each size the
 app is served by waitress on 127.0.0.1 and `wrk` (Debian's package) loads it with 50
 concurrent connections for a bounded time. Then headless Chromium renders N leaderboard
 and chart updates through the page's own functions and the JS heap is read after garbage
@@ -28,10 +28,9 @@ import performance_doc  # noqa: E402
 from bench_storage import scratch_database  # noqa: E402
 
 from game_server.play import teams  # noqa: E402
-from game_server.play.customer import Result  # noqa: E402
+from game_server.play.scoring import Result, Score  # noqa: E402
 from game_server.serve import WEB_THREADS  # noqa: E402
-from game_server.storage import control  # noqa: E402
-from game_server.storage import database as storage  # noqa: E402
+from game_server.storage import control, database, games, standings, writes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PERFORMANCE = ROOT / "docs" / "PERFORMANCE.md"
@@ -43,11 +42,11 @@ OUTCOMES = ("correct", "correct", "wrong", "failed")
 
 def setup(url: str):
     """A running game with one 1-hour phase and TEAMS teams; (engine, team ids)."""
-    engine = storage.make_engine(url)
-    storage.init_db(engine)
+    engine = database.make_engine(url)
+    database.init_db(engine)
     phase = {"name": "bench", "kind": "peak", "duration": 3600.0, "rate": 30.0, "burst": 1}
     with engine.begin() as conn:
-        storage.configure_game(conn, "bench", "-", {"allowed_hosts": ["127.0.0.1"]}, [phase])
+        games.configure_game(conn, "bench", "-", {"allowed_hosts": ["127.0.0.1"]}, [phase])
     for i in range(TEAMS):
         teams.add_team(engine, f"team-{i:03d}", f"http://127.0.0.1:{20000 + i}/p", resolve=False)
     control.apply(engine, "start", "bench")
@@ -78,13 +77,13 @@ def fill(engine, ids: list[int], first_seq: int, rounds: int) -> None:
             for s in seqs
         ]
         rounds_ = [
-            (
+            writes.ScoredRound(
                 s,
                 0,
                 0.7,
                 0.7,
                 [
-                    Result(t, o, "timeout" if o == "failed" else None, None, p, 12.5, None, None)
+                    Result(t, Score(o, "timeout" if o == "failed" else None, None, p), 12.5)
                     for t in ids
                     for o, p in [
                         (OUTCOMES[(s + t) % 4], {"correct": 1}.get(OUTCOMES[(s + t) % 4], 0))
@@ -94,11 +93,11 @@ def fill(engine, ids: list[int], first_seq: int, rounds: int) -> None:
             for s in seqs
         ]
         with engine.begin() as conn:
-            storage.insert_requests(conn, requests)
-            storage.store_rounds(conn, rounds_)
+            writes.insert_requests(conn, requests)
+            writes.store_rounds(conn, rounds_)
     with engine.begin() as conn:
-        storage.sample_history(conn, time.time())
-        storage.store_recent(
+        writes.sample_history(conn, time.time())
+        writes.store_recent(
             conn,
             [
                 {
@@ -171,7 +170,7 @@ def query_ms(engine, n: int = 50) -> float:
     for _ in range(n):
         t = time.perf_counter()
         with engine.connect() as conn:
-            storage.leaderboard(conn)
+            standings.leaderboard(conn)
         times.append((time.perf_counter() - t) * 1000)
     return sorted(times)[n // 2]
 

@@ -29,10 +29,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 import performance_doc  # noqa: E402
 from customer_bench import stub_teams  # noqa: E402
 
-from game_server.play import loop as game  # noqa: E402
 from game_server.play import teams  # noqa: E402
 from game_server.scenario import gamefile  # noqa: E402
-from game_server.storage import database as storage  # noqa: E402
+from game_server.storage import database  # noqa: E402
 
 GAME = """
 [game]
@@ -68,8 +67,8 @@ def rss_mb(pid: int) -> float:
 
 def prepare(db_url: str, game_path: Path, ports: list[int]) -> None:
     """A game database with the game file and one team per stub port."""
-    engine = storage.make_engine(db_url)
-    game.prepare_game(engine, gamefile.load_game_file(game_path))
+    engine = database.make_engine(db_url)
+    database.prepare_game(engine, gamefile.load_game_file(game_path))
     for i, port in enumerate(ports):
         teams.add_team(engine, f"team{i:03d}", f"http://127.0.0.1:{port}/predict", resolve=False)
     engine.dispose()

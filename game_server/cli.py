@@ -9,11 +9,10 @@ import click
 from game_server import serve
 from game_server.accounts import cli as users_cli
 from game_server.logs import LEVELS, configure_logging
-from game_server.play import loop as running
 from game_server.play import teams as registry
 from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
 from game_server.storage import control as controls
-from game_server.storage import database as storage
+from game_server.storage import database, games
 from game_server.storage import export as exporter
 from game_server.web.app import ConfigError
 
@@ -168,7 +167,7 @@ def teams_add(
     """Register a team and print its token (shown this once only)."""
     try:
         token = registry.add_team(_engine(obj), name, url, protocol, model)
-    except (registry.TeamError, storage.NotInitialised) as exc:
+    except (registry.TeamError, games.NotInitialised) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps({"name": name, "token": token, "url": url, "protocol": protocol}))
@@ -184,7 +183,7 @@ def teams_list(obj: dict, as_json: bool) -> None:
     try:
         with _engine(obj).connect() as conn:
             rows = registry.list_teams(conn)
-    except storage.NotInitialised as exc:
+    except games.NotInitialised as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -199,7 +198,7 @@ def _set_active(obj: dict, name: str, active: bool) -> None:
     """Enable or disable a team, with a one-line error when that is refused."""
     try:
         registry.set_active(_engine(obj), name, active)
-    except (registry.TeamError, storage.NotInitialised) as exc:
+    except (registry.TeamError, games.NotInitialised) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"team {name} {'enabled' if active else 'disabled'}")
 
@@ -228,7 +227,7 @@ def teams_token(obj: dict, name: str, as_json: bool) -> None:
     """Give a team a new token and print it (shown this once only); the old one stops working."""
     try:
         token = registry.rotate_token(_engine(obj), name)
-    except (registry.TeamError, storage.NotInitialised) as exc:
+    except (registry.TeamError, games.NotInitialised) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps({"name": name, "token": token}))
@@ -249,7 +248,7 @@ def _control_command(action: str, help_text: str) -> None:
     def command(obj: dict) -> None:
         try:
             row = controls.apply(_engine(obj), action, controls.default_actor("cli"))
-        except (controls.ControlError, storage.NotInitialised) as exc:
+        except (controls.ControlError, games.NotInitialised) as exc:
             raise click.ClickException(str(exc)) from None
         frozen = ", leaderboard frozen" if row["frozen"] else ""
         click.echo(f"{action}: the game is {row['state']}, phase {row['phase_index']}{frozen}")
@@ -269,7 +268,7 @@ for _action, _help in (
 
 def _engine(obj: dict):
     """The game database engine for `--db` / $GAME_DATABASE_URL / the default file."""
-    return storage.make_engine(obj["db"])
+    return database.make_engine(obj["db"])
 
 
 def _load_game(file: str):
@@ -294,13 +293,13 @@ def init(obj: dict, game_name: str) -> None:
     """Create the game database with its game file (settings, allow-list and phases)."""
     game_file = _load_game(game_name)
     engine = _engine(obj)
-    created = storage.init_db(engine)
+    created = database.init_db(engine)
     try:
-        running.prepare_game(engine, game_file)
-    except running.GameBusy as exc:
+        database.prepare_game(engine, game_file)
+    except games.GameBusy as exc:
         raise click.ClickException(str(exc)) from None
     what = "created" if created else "exists; game file updated"
-    click.echo(f"game database {what}: {storage.safe_url(engine)} ({game_file.path})")
+    click.echo(f"game database {what}: {database.safe_url(engine)} ({game_file.path})")
 
 
 @main.command()
@@ -317,13 +316,13 @@ def init(obj: dict, game_name: str) -> None:
 def run(obj: dict, game_name: str | None, host: str, port: int, start: bool) -> None:
     """Run the game: the customer's game loop, and the web app (JSON API) on HOST:PORT."""
     engine = _engine(obj)
-    storage.init_db(engine)
+    database.init_db(engine)
     if game_name is None:
         with engine.connect() as conn:
-            game_name = storage.game_row(conn)["game_file"] or "workshop"
+            game_name = games.game_row(conn)["game_file"] or "workshop"
     try:
         serve.run(engine, _load_game(game_name), host, port, start)
-    except (running.GameBusy, OSError, ConfigError) as exc:
+    except (games.GameBusy, OSError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -334,7 +333,7 @@ def export_command(obj: dict, out: str) -> None:
     """Write teams, requests, results and totals per phase as CSV and JSON."""
     try:
         counts = exporter.export(_engine(obj), out)
-    except storage.NotInitialised as exc:
+    except games.NotInitialised as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"exported to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 

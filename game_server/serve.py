@@ -19,7 +19,7 @@ from waitress.server import create_server
 
 from game_server.play.loop import Game
 from game_server.scenario.gamefile import GameFile
-from game_server.storage import database as storage
+from game_server.storage import database
 from game_server.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -93,5 +93,5 @@ def run(
                 server.close()
                 server.task_dispatcher.shutdown(timeout=1)
 
-    log.info("game run db=%s game_file=%s", storage.safe_url(engine), game_file.path)
+    log.info("game run db=%s game_file=%s", database.safe_url(engine), game_file.path)
     asyncio.run(main())

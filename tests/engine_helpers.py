@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from team_apis import Handler, Request, response
 
 from game_server.play import loop as game
-from game_server.play.customer import Result
+from game_server.play.scoring import Result, Score
 from game_server.scenario import gamefile
-from game_server.storage import database as storage
+from game_server.storage import games, schema
 
 FAST_GAME = Path(__file__).parent / "games" / "fast.toml"
 
@@ -46,7 +46,7 @@ def request_row(seq: int, phase_index: int = 0, label: int = 1, sent_at=None, de
 def result(team_id: int, outcome: str, reason=None, pred=None, latency=10.0, status=200):
     """One scored result shaped like the customer's."""
     points = {"correct": 1, "wrong": 0, "failed": -1}[outcome]
-    return Result(team_id, outcome, reason, pred, points, latency, status, None)
+    return Result(team_id, Score(outcome, reason, pred, points, status, None), latency)
 
 
 def peeking(engine: sa.Engine, flip: bool = False) -> Handler:
@@ -59,7 +59,7 @@ def peeking(engine: sa.Engine, flip: bool = False) -> Handler:
         rid = req.json()["id"]
         with engine.connect() as conn:
             label = conn.execute(
-                sa.select(storage.requests.c.label).where(storage.requests.c.request_id == rid)
+                sa.select(schema.requests.c.label).where(schema.requests.c.request_id == rid)
             ).scalar_one()
         writer.write(response(200, json.dumps({"pred": label ^ int(flip)}).encode()))
 
@@ -76,7 +76,7 @@ async def play(g: game.Game, engine, until: str = "finished", limit: float = 15.
             if during is not None:
                 await during(time.monotonic() - start)
             with engine.connect() as conn:
-                if storage.game_row(conn)["state"] == until:
+                if games.game_row(conn)["state"] == until:
                     break
             assert not task.done(), task.exception()
     finally:

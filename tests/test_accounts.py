@@ -21,7 +21,7 @@ import pytest
 from game_server.accounts import checks, config, handout, provision, registry, teardown
 from game_server.accounts.executors import ExecError, LocalExecutor, SSHExecutor
 from game_server.play import teams
-from game_server.storage import database as storage
+from game_server.storage import database
 
 pytestmark = [pytest.mark.root, pytest.mark.postgres]
 ADMIN = "postgresql://postgres@127.0.0.1:5432/"
@@ -227,7 +227,7 @@ def test_provisioning_over_ssh(setup, sshd):
 
 def token_owner(settings, token: str) -> str | None:
     """The game team `token` belongs to, or None (read from the game's database)."""
-    engine = storage.make_engine(settings.game_cmd[settings.game_cmd.index("--db") + 1])
+    engine = database.make_engine(settings.game_cmd[settings.game_cmd.index("--db") + 1])
     try:
         with engine.connect() as conn:
             row = teams.authenticate(conn, token)

@@ -7,18 +7,17 @@ import pytest
 from engine_helpers import request_row, result
 
 from game_server.play import teams
-from game_server.storage import control
-from game_server.storage import database as storage
+from game_server.storage import control, database, games, writes
 from game_server.web.app import create_app
 
 
 @pytest.fixture
 def game(db_url):
     """A running game with two teams and a few scored rounds; the tokens by team."""
-    engine = storage.make_engine(db_url)
-    storage.init_db(engine)
+    engine = database.make_engine(db_url)
+    database.init_db(engine)
     with engine.begin() as conn:
-        storage.configure_game(
+        games.configure_game(
             conn,
             "api test",
             "t.toml",
@@ -41,7 +40,7 @@ def game(db_url):
     control.apply(engine, "start", "tester")
     now = time.time()
     with engine.begin() as conn:
-        storage.insert_requests(
+        writes.insert_requests(
             conn,
             [
                 request_row(1, sent_at=now - 10),
@@ -49,10 +48,10 @@ def game(db_url):
                 request_row(3, sent_at=now, delay=60),
             ],
         )
-        storage.store_rounds(
+        writes.store_rounds(
             conn,
             [
-                (
+                writes.ScoredRound(
                     s,
                     0,
                     0.8,

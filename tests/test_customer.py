@@ -16,7 +16,8 @@ from team_apis import (
     response,
 )
 
-from game_server.play.customer import Customer, Result, Target
+from game_server.play.customer import Customer, Target
+from game_server.play.scoring import Result
 
 TIMEOUT = 0.3
 FEATURES = {"age": 31, "income": 4200.5, "region": "north", "owns_home": True, "debt": None}
@@ -49,11 +50,11 @@ def test_correct_and_wrong_answers_score_one_and_zero(apis):
     """pred equal to the label is +1, the other class is 0; the request follows the contract."""
     right, wrong = apis.start(json_answer({"pred": 1})), apis.start(json_answer({"pred": 0}))
     results = ask([Target(1, right.url), Target(2, wrong.url)], label=1, request_id="abc")
-    assert [(r.team_id, r.outcome, r.points, r.pred) for r in results] == [
+    assert [(r.team_id, r.score.outcome, r.score.points, r.score.pred) for r in results] == [
         (1, "correct", 1, 1),
         (2, "wrong", 0, 0),
     ]
-    assert all(r.reason is None and r.status_code == 200 for r in results)
+    assert all(r.score.reason is None and r.score.status_code == 200 for r in results)
     sent = right.requests[0]
     assert (sent.method, sent.path) == ("POST", "/predict")
     assert sent.headers["x-request-id"] == "abc"
@@ -65,7 +66,7 @@ def test_true_false_and_extra_keys_are_accepted(apis):
     """JSON true is 1 and other keys are ignored."""
     api = apis.start(json_answer({"pred": True, "proba": 0.9, "model_version": "v2"}))
     result = ask_one(api.url, label=1)
-    assert (result.outcome, result.pred, result.points) == ("correct", 1, 1)
+    assert (result.score.outcome, result.score.pred, result.score.points) == ("correct", 1, 1)
 
 
 @pytest.mark.parametrize(
@@ -92,20 +93,20 @@ def test_invalid_answers_fail_with_reason_status_and_excerpt(
 ):
     """Each kind of bad answer is -1 with its reason, status and the start of the body."""
     result = ask_one(apis.start(handler).url)
-    assert (result.outcome, result.points, result.pred) == ("failed", -1, None)
-    assert (result.reason, result.status_code) == (reason, status)
+    assert (result.score.outcome, result.score.points, result.score.pred) == ("failed", -1, None)
+    assert (result.score.reason, result.score.status_code) == (reason, status)
     if excerpt is None:
-        assert result.body_excerpt is None
+        assert result.score.body_excerpt is None
     else:
-        assert excerpt in result.body_excerpt
+        assert excerpt in result.score.body_excerpt
 
 
 def test_body_excerpt_is_only_the_first_bytes(apis):
     """A long error page is kept only as its first few hundred bytes."""
     api = apis.start(raw_answer(response(503, b"x" * 50_000, "text/plain")))
     result = ask_one(api.url)
-    assert (result.reason, result.status_code) == ("http_status", 503)
-    assert result.body_excerpt == "x" * 300
+    assert (result.score.reason, result.score.status_code) == ("http_status", 503)
+    assert result.score.body_excerpt == "x" * 300
 
 
 def test_redirect_is_never_followed(apis):
@@ -113,8 +114,12 @@ def test_redirect_is_never_followed(apis):
     target = apis.start(json_answer({"pred": 1}))
     api = apis.start(raw_answer(response(302, b"", Location=target.url)))
     result = ask_one(api.url)
-    assert (result.reason, result.status_code, result.points) == ("redirect", 302, -1)
-    assert target.url in result.body_excerpt
+    assert (result.score.reason, result.score.status_code, result.score.points) == (
+        "redirect",
+        302,
+        -1,
+    )
+    assert target.url in result.score.body_excerpt
     assert target.requests == []
 
 
@@ -127,7 +132,11 @@ def test_hanging_and_slow_apis_time_out(apis):
         ]
     )
     for result in results:
-        assert (result.outcome, result.reason, result.points) == ("failed", "timeout", -1)
+        assert (result.score.outcome, result.score.reason, result.score.points) == (
+            "failed",
+            "timeout",
+            -1,
+        )
         assert TIMEOUT * 1000 * 0.9 <= result.latency_ms < TIMEOUT * 1000 * 3
 
 
@@ -142,7 +151,7 @@ def test_a_body_that_trickles_past_the_limit_times_out(apis):
             writer.write(b" ")
 
     result = ask_one(apis.start(trickle).url)
-    assert (result.reason, result.status_code) == ("timeout", 200)
+    assert (result.score.reason, result.score.status_code) == ("timeout", 200)
 
 
 def test_a_hanging_team_does_not_delay_the_others(apis):
@@ -150,9 +159,9 @@ def test_a_hanging_team_does_not_delay_the_others(apis):
     fast, stuck = apis.start(json_answer({"pred": 1})), apis.start(hang())
     results = ask([Target(1, stuck.url), Target(2, fast.url), Target(3, stuck.url)])
     by_team = {r.team_id: r for r in results}
-    assert by_team[2].outcome == "correct"
+    assert by_team[2].score.outcome == "correct"
     assert by_team[2].latency_ms < TIMEOUT * 1000 / 2
-    assert by_team[1].reason == by_team[3].reason == "timeout"
+    assert by_team[1].score.reason == by_team[3].score.reason == "timeout"
     assert by_team[1].latency_ms >= TIMEOUT * 1000 * 0.9
 
 
@@ -180,8 +189,8 @@ def test_a_huge_body_is_too_large_and_never_read_whole(apis):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert [(r.reason, r.status_code) for r in results] == [("too_large", 200)] * 2
-    assert results[0].body_excerpt.startswith("7777")
+    assert [(r.score.reason, r.score.status_code) for r in results] == [("too_large", 200)] * 2
+    assert results[0].score.body_excerpt.startswith("7777")
     assert peak < 3 * 1024 * 1024
 
 
@@ -189,8 +198,8 @@ def test_body_cap_is_a_setting(apis):
     """An answer just over max_body_bytes is too large; at the cap it is fine."""
     body = json.dumps({"pred": 1, "pad": "x" * 100}).encode()
     api = apis.start(raw_answer(response(200, body)))
-    assert ask_one(api.url, max_body_bytes=len(body)).outcome == "correct"
-    assert ask_one(api.url, max_body_bytes=len(body) - 1).reason == "too_large"
+    assert ask_one(api.url, max_body_bytes=len(body)).score.outcome == "correct"
+    assert ask_one(api.url, max_body_bytes=len(body) - 1).score.reason == "too_large"
 
 
 def test_connection_closed_mid_response(apis):
@@ -198,19 +207,27 @@ def test_connection_closed_mid_response(apis):
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
     api = apis.start(raw_answer(head + b'{"pred": 1', close=True))
     result = ask_one(api.url)
-    assert (result.reason, result.status_code, result.points) == ("connection_closed", 200, -1)
+    assert (result.score.reason, result.score.status_code, result.score.points) == (
+        "connection_closed",
+        200,
+        -1,
+    )
 
 
 def test_connection_closed_before_any_answer(apis):
     """The API reads the request and closes the connection without a word."""
     result = ask_one(apis.start(raw_answer(b"", close=True)).url)
-    assert (result.reason, result.status_code) == ("connection_closed", None)
+    assert (result.score.reason, result.score.status_code) == ("connection_closed", None)
 
 
 def test_refused_port_is_a_connect_error():
     """Nothing listening: connect_error, quickly."""
     result = ask_one(f"http://127.0.0.1:{refused_port()}/predict")
-    assert (result.outcome, result.reason, result.points) == ("failed", "connect_error", -1)
+    assert (result.score.outcome, result.score.reason, result.score.points) == (
+        "failed",
+        "connect_error",
+        -1,
+    )
 
 
 def test_connections_are_reused_between_rounds(apis):
@@ -221,7 +238,7 @@ def test_connections_are_reused_between_rounds(apis):
         async with Customer(timeout=TIMEOUT) as customer:
             for i in range(5):
                 results = await customer.ask([Target(1, api.url)], f"r{i}", FEATURES, 1)
-                assert results[0].outcome == "correct"
+                assert results[0].score.outcome == "correct"
 
     asyncio.run(run())
     assert len(api.requests) == 5
@@ -234,7 +251,7 @@ def test_every_team_gets_the_same_request_at_once(apis):
     targets = [Target(i, api.url) for i, api in enumerate(team_apis)]
     results = ask(targets, label=0, request_id="same")
     assert [r.team_id for r in results] == list(range(20))
-    assert [r.points for r in results] == [1, 0] * 10
+    assert [r.score.points for r in results] == [1, 0] * 10
     assert {api.requests[0].body for api in team_apis} == {team_apis[0].requests[0].body}
     # Sent together: 20 answers that each take 50 ms arrive well before 20 x 50 ms.
     assert max(r.latency_ms for r in results) < 20 * 50 / 2
@@ -253,7 +270,7 @@ def test_unexpected_errors_are_logged_and_scored_failed(apis, caplog, monkeypatc
     monkeypatch.setattr(Customer, "_exchange", broken)
     with caplog.at_level(logging.INFO, logger="game_server.play.customer"):
         results = ask([Target(1, good.url), Target(2, good.url)], request_id="req-9")
-    assert [(r.outcome, r.reason) for r in results] == [
+    assert [(r.score.outcome, r.score.reason) for r in results] == [
         ("failed", "internal_error"),
         ("correct", None),
     ]
@@ -277,14 +294,17 @@ def test_unknown_protocol_is_a_failure_not_a_crash(apis):
     """A target the customer can't build a request for fails alone."""
     good = apis.start(json_answer({"pred": 1}))
     results = ask([Target(1, good.url, protocol="grpc"), Target(2, good.url)])
-    assert [(r.reason, r.points) for r in results] == [("internal_error", -1), (None, 1)]
+    assert [(r.score.reason, r.score.points) for r in results] == [
+        ("internal_error", -1),
+        (None, 1),
+    ]
 
 
 def test_host_not_on_the_allow_list_is_never_called(apis):
     """An IP outside the list is refused before sending, with no connection made."""
     api = apis.start(json_answer({"pred": 1}))
     result = ask_one(api.url, allowed_hosts=["10.0.0.0/8"])
-    assert (result.reason, result.points) == ("host_not_allowed", -1)
+    assert (result.score.reason, result.score.points) == ("host_not_allowed", -1)
     assert api.connections == 0
 
 
@@ -292,8 +312,8 @@ def test_a_name_resolving_outside_the_allow_list_is_refused_at_send_time(apis):
     """`localhost` resolves to loopback: refused when only 127.0.0.2 is allowed."""
     api = apis.start(json_answer({"pred": 1}))
     url = f"http://localhost:{api.port}/predict"
-    assert ask_one(url, allowed_hosts=["127.0.0.2"]).reason == "host_not_allowed"
+    assert ask_one(url, allowed_hosts=["127.0.0.2"]).score.reason == "host_not_allowed"
     assert api.connections == 0
     # The same name passes when its address is allowed, or when the name itself is listed.
-    assert ask_one(url, allowed_hosts=["127.0.0.0/8"]).outcome == "correct"
-    assert ask_one(url, allowed_hosts=["LocalHost"]).outcome == "correct"
+    assert ask_one(url, allowed_hosts=["127.0.0.0/8"]).score.outcome == "correct"
+    assert ask_one(url, allowed_hosts=["LocalHost"]).score.outcome == "correct"

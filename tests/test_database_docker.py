@@ -23,8 +23,7 @@ from team_apis import TeamAPIs
 from game_server.accounts import pgsql
 from game_server.play import loop as game
 from game_server.play import teams
-from game_server.storage import control
-from game_server.storage import database as storage
+from game_server.storage import control, database, games, standings
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "database_docker"
@@ -162,22 +161,22 @@ def test_the_game_runs_on_it_as_the_game_role(names):
     env = pg_env(GAME_ROLE=names["game_role"], GAME_DB_PASSWORD=PASSWORD)
     subprocess.run(["bash", str(ROLE_SCRIPT)], env=env, check=True, capture_output=True)
     url = ADMIN.set(username=names["game_role"], password=PASSWORD, database=names["game_db"])
-    engine = storage.make_engine(url.render_as_string(hide_password=False))
+    engine = database.make_engine(url.render_as_string(hide_password=False))
     apis = TeamAPIs()
     try:
-        assert storage.init_db(engine)
+        assert database.init_db(engine)
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT current_user")).scalar() == names["game_role"]
             assert not conn.execute(sa.text("SELECT rolsuper FROM pg_roles "
                                              "WHERE rolname = current_user")).scalar()  # fmt: skip
         game_file = fast_game()
-        game.prepare_game(engine, game_file)
+        database.prepare_game(engine, game_file)
         token = teams.add_team(engine, "good", apis.start(peeking(engine)).url)
         control.apply(engine, "start", "tester")
         asyncio.run(play(game.Game(engine, game_file), engine))
         with engine.connect() as conn:
-            assert storage.game_row(conn)["state"] == "finished"
-            board = storage.leaderboard(conn)["teams"]
+            assert games.game_row(conn)["state"] == "finished"
+            board = standings.leaderboard(conn)["teams"]
             assert teams.authenticate(conn, token)["name"] == "good"
         assert board[0]["name"] == "good" and board[0]["points"] == board[0]["correct"] > 20
     finally:

@@ -15,7 +15,8 @@ from engine_helpers import FAST_GAME, peeking
 from team_apis import TeamAPIs, delayed, json_answer
 
 from game_server.cli import main
-from game_server.storage import database as storage
+from game_server.storage import database, games, schema, writes
+from game_server.storage.clock import PhaseClock
 
 
 def cli(db_url, *args, ok=True):
@@ -78,13 +79,13 @@ def test_commands_before_init_say_what_to_do(tmp_path):
 def read_rows(engine):
     """requests (by request id) and results (as (request id, team) -> row)."""
     with engine.connect() as conn:
-        reqs = {r.request_id: r for r in conn.execute(sa.select(storage.requests))}
+        reqs = {r.request_id: r for r in conn.execute(sa.select(schema.requests))}
         res = {
             (r.request_id, r.name): r
             for r in conn.execute(
-                sa.select(storage.results, storage.requests.c.request_id, storage.teams.c.name)
-                .join(storage.requests)
-                .join(storage.teams)
+                sa.select(schema.results, schema.requests.c.request_id, schema.teams.c.name)
+                .join(schema.requests)
+                .join(schema.teams)
             )
         }
     return reqs, res
@@ -114,7 +115,7 @@ def test_kill_dash_9_mid_run_loses_and_duplicates_nothing(db_url, tmp_path):
         FAST_GAME.read_text().replace("duration = 1.5", "duration = 60"), encoding="utf-8"
     )
     cli(db_url, "init", "--game", str(game_path))
-    engine = storage.make_engine(db_url)
+    engine = database.make_engine(db_url)
     apis = TeamAPIs()
     try:
         team_apis = {
@@ -130,8 +131,8 @@ def test_kill_dash_9_mid_run_loses_and_duplicates_nothing(db_url, tmp_path):
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
         with engine.connect() as conn:
-            before = storage.game_row(conn)
-            seq_before = storage.next_seq(conn)
+            before = games.game_row(conn)
+            seq_before = writes.next_seq(conn)
 
         second = start_run(db_url, tmp_path / "second.log")
         wait_for(
@@ -163,24 +164,24 @@ def test_kill_dash_9_mid_run_loses_and_duplicates_nothing(db_url, tmp_path):
         totals = dict(
             conn.execute(
                 sa.select(
-                    storage.team_totals.c.team_id, sa.func.sum(storage.team_totals.c.points)
-                ).group_by(storage.team_totals.c.team_id)
+                    schema.team_totals.c.team_id, sa.func.sum(schema.team_totals.c.points)
+                ).group_by(schema.team_totals.c.team_id)
             ).all()
         )
         sums = dict(
             conn.execute(
-                sa.select(
-                    storage.results.c.team_id, sa.func.sum(storage.results.c.points)
-                ).group_by(storage.results.c.team_id)
+                sa.select(schema.results.c.team_id, sa.func.sum(schema.results.c.points)).group_by(
+                    schema.results.c.team_id
+                )
             ).all()
         )
         ref = conn.execute(
             sa.select(
-                sa.func.sum(storage.phase_totals.c.requests),
-                sa.func.sum(storage.phase_totals.c.void),
+                sa.func.sum(schema.phase_totals.c.requests),
+                sa.func.sum(schema.phase_totals.c.void),
             )
         ).one()
-        after = storage.game_row(conn)
+        after = games.game_row(conn)
     assert totals == sums
     assert tuple(ref) == (len(reqs) - len(void), len(void))
     good_id = next(r.team_id for (rid, name), r in res.items() if name == "good")
@@ -188,6 +189,6 @@ def test_kill_dash_9_mid_run_loses_and_duplicates_nothing(db_url, tmp_path):
     assert totals[good_id] == scored  # the peeking team is right every time
     # the game went on where it was: same phase, more time run, the stream continued
     assert after["state"] == "running" and after["phase_index"] == before["phase_index"] == 0
-    assert after["phase_elapsed"] > storage.phase_elapsed(before, before["loop_heartbeat"]) - 0.01
+    assert after["phase_elapsed"] > PhaseClock.of(before).at(before["loop_heartbeat"]) - 0.01
     assert sorted(r.seq for r in reqs.values()) == list(range(1, len(reqs) + 1))
     assert after["loop_owner"] is None  # the clean stop released the lease

@@ -1,6 +1,7 @@
 """The game loop end to end: real team APIs on 127.0.0.1, the real customer and database."""
 
 import asyncio
+import socket
 import time
 
 import pytest
@@ -10,8 +11,7 @@ from team_apis import TeamAPIs, hang, json_answer
 
 from game_server.play import loop as game
 from game_server.play import teams
-from game_server.storage import control
-from game_server.storage import database as storage
+from game_server.storage import control, database, games, schema
 from game_server.web.app import create_app
 
 
@@ -24,9 +24,9 @@ def apis():
 
 
 def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
-    engine = storage.make_engine(db_url)
+    engine = database.make_engine(db_url)
     game_file = fast_game()
-    game.prepare_game(engine, game_file)
+    database.prepare_game(engine, game_file)
     tokens = {
         "good": teams.add_team(engine, "good", apis.start(peeking(engine)).url),
         "wrong": teams.add_team(engine, "wrong", apis.start(peeking(engine, flip=True)).url),
@@ -38,20 +38,20 @@ def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
     asyncio.run(play(the_game, engine))
 
     with engine.connect() as conn:
-        assert storage.game_row(conn)["state"] == "finished"  # both phases ran out by the clock
-        statuses = conn.execute(sa.select(storage.requests.c.status)).scalars().all()
-        by_phase = conn.execute(sa.select(storage.phase_totals)).mappings().all()
+        assert games.game_row(conn)["state"] == "finished"  # both phases ran out by the clock
+        statuses = conn.execute(sa.select(schema.requests.c.status)).scalars().all()
+        by_phase = conn.execute(sa.select(schema.phase_totals)).mappings().all()
         sums = dict(
             conn.execute(
-                sa.select(storage.teams.c.name, sa.func.sum(storage.results.c.points))
-                .join(storage.teams)
-                .group_by(storage.teams.c.name)
+                sa.select(schema.teams.c.name, sa.func.sum(schema.results.c.points))
+                .join(schema.teams)
+                .group_by(schema.teams.c.name)
             ).all()
         )
         clock_log = (
             conn.execute(
-                sa.select(storage.control_log.c.actor).where(
-                    storage.control_log.c.action == "phase-over"
+                sa.select(schema.control_log.c.actor).where(
+                    schema.control_log.c.action == "phase-over"
                 )
             )
             .scalars()
@@ -100,9 +100,9 @@ def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
 
 
 def test_pause_stops_the_requests_and_resume_goes_on(sqlite_url, apis):
-    engine = storage.make_engine(sqlite_url)
+    engine = database.make_engine(sqlite_url)
     game_file = fast_game()
-    game.prepare_game(engine, game_file)
+    database.prepare_game(engine, game_file)
     teams.add_team(engine, "good", apis.start(peeking(engine)).url)
     control.apply(engine, "start", "tester")
     marks = {}
@@ -117,8 +117,8 @@ def test_pause_stops_the_requests_and_resume_goes_on(sqlite_url, apis):
 
     asyncio.run(play(game.Game(engine, game_file), engine, during=during))
     with engine.connect() as conn:
-        sent = conn.execute(sa.select(storage.requests.c.sent_at)).scalars().all()
-        g = storage.game_row(conn)
+        sent = conn.execute(sa.select(schema.requests.c.sent_at)).scalars().all()
+        g = games.game_row(conn)
     # the loop follows within a poll (0.3 s); nothing is sent in the rest of the pause
     quiet = [t for t in sent if marks["pause"] + game.POLL_SECONDS + 0.1 < t < marks["resume"]]
     assert quiet == []
@@ -129,19 +129,17 @@ def test_pause_stops_the_requests_and_resume_goes_on(sqlite_url, apis):
 
 
 def test_a_second_loop_on_the_same_game_is_refused(sqlite_url):
-    engine = storage.make_engine(sqlite_url)
-    game.prepare_game(engine, fast_game())
-    game.acquire_lease(engine, "elsewhere:1:a")  # another machine's live loop
-    with pytest.raises(game.GameBusy, match="another game loop is running this game"):
+    engine = database.make_engine(sqlite_url)
+    database.prepare_game(engine, fast_game())
+    games.acquire_lease(engine, "elsewhere:1:a")  # another machine's live loop
+    with pytest.raises(games.GameBusy, match="another game loop is running this game"):
         asyncio.run(game.Game(engine, fast_game()).run())
     # a loop on this machine whose process is gone is taken over at once
     with engine.begin() as conn:
-        conn.execute(
-            storage.games.update().values(loop_owner=f"{game.socket.gethostname()}:999999999:x")
-        )
-    game.acquire_lease(engine, "me")
+        conn.execute(schema.games.update().values(loop_owner=f"{socket.gethostname()}:999999999:x"))
+    games.acquire_lease(engine, "me")
     with engine.connect() as conn:
-        assert storage.game_row(conn)["loop_owner"] == "me"
+        assert games.game_row(conn)["loop_owner"] == "me"
 
 
 def test_rounds_due_follow_the_phase_clock_in_whole_bursts():

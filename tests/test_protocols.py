@@ -159,7 +159,7 @@ def test_the_three_protocols_against_real_servers():
         results = asyncio.run(run())
     finally:
         servers.close()
-    assert [(r.team_id, r.outcome, r.pred, r.reason) for r in results] == [
+    assert [(r.team_id, r.score.outcome, r.score.pred, r.score.reason) for r in results] == [
         (1, "correct", 1, None),
         (2, "wrong", 0, None),
         (3, "correct", 1, None),

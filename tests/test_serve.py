@@ -6,7 +6,7 @@ import socket
 import requests
 
 from game_server import serve
-from game_server.storage import database as storage
+from game_server.storage import database
 
 
 def test_the_web_server_answers_when_file_descriptors_go_past_1024(sqlite_url):
@@ -18,7 +18,7 @@ def test_the_web_server_answers_when_file_descriptors_go_past_1024(sqlite_url):
         while len(filler) < 1100:  # every new descriptor from here on is above 1,024
             filler.append(socket.socket())
         assert filler[-1].fileno() > 1024
-        storage.init_db(storage.make_engine(sqlite_url))
+        database.init_db(database.make_engine(sqlite_url))
         server = serve.start_web(sqlite_url, "127.0.0.1", 0)
         try:
             base = f"http://127.0.0.1:{server.effective_port}"

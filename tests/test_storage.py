@@ -7,17 +7,17 @@ import pytest
 import sqlalchemy as sa
 from engine_helpers import request_row, result
 
-from game_server.play import teams
-from game_server.storage import database as storage
+from game_server.play import scoring, teams
+from game_server.storage import database, games, queries, schema, standings, writes
 
 
 @pytest.fixture
 def engine(db_url):
     """A fresh game database with two teams (ids 1 and 2) and two phases."""
-    engine = storage.make_engine(db_url)
-    storage.init_db(engine)
+    engine = database.make_engine(db_url)
+    database.init_db(engine)
     with engine.begin() as conn:
-        storage.configure_game(
+        games.configure_game(
             conn,
             "test",
             "test.toml",
@@ -36,30 +36,30 @@ def engine(db_url):
 def store(engine, rows, rounds):
     """Insert `rows` as sent, then score `rounds`, in two transactions like the loop."""
     with engine.begin() as conn:
-        storage.insert_requests(conn, rows)
+        writes.insert_requests(conn, rows)
     with engine.begin() as conn:
-        storage.store_rounds(conn, rounds)
+        writes.store_rounds(conn, rounds)
 
 
 def totals(engine):
     """team name -> the leaderboard row."""
     with engine.connect() as conn:
-        return {t["name"]: t for t in storage.leaderboard_teams(conn)["teams"]}
+        return {t["name"]: t for t in standings.leaderboard_teams(conn)["teams"]}
 
 
 def test_init_is_idempotent_and_sqlite_uses_wal(engine, db_url):
-    assert storage.init_db(engine) is False
+    assert database.init_db(engine) is False
     with engine.connect() as conn:
-        assert storage.game_row(conn)["state"] == "lobby"
+        assert games.game_row(conn)["state"] == "lobby"
         if db_url.startswith("sqlite"):
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
 def test_missing_tables_is_a_clear_error(db_url):
-    engine = storage.make_engine(db_url)
-    with engine.connect() as conn, pytest.raises(storage.NotInitialised, match="game-server init"):
-        storage.game_row(conn)
+    engine = database.make_engine(db_url)
+    with engine.connect() as conn, pytest.raises(games.NotInitialised, match="game-server init"):
+        games.game_row(conn)
 
 
 def test_rounds_update_results_and_running_totals(engine):
@@ -68,8 +68,10 @@ def test_rounds_update_results_and_running_totals(engine):
         engine,
         rows,
         [
-            (1, 0, 0.8, 0.2, [result(1, "correct", pred=1), result(2, "wrong", pred=0)]),
-            (
+            writes.ScoredRound(
+                1, 0, 0.8, 0.2, [result(1, "correct", pred=1), result(2, "wrong", pred=0)]
+            ),
+            writes.ScoredRound(
                 2,
                 0,
                 0.8,
@@ -82,7 +84,7 @@ def test_rounds_update_results_and_running_totals(engine):
         engine,
         [],
         [
-            (
+            writes.ScoredRound(
                 3,
                 1,
                 0.8,
@@ -103,16 +105,16 @@ def test_rounds_update_results_and_running_totals(engine):
     assert board["blue"]["latency_mean"] == pytest.approx((10.0 + 1000.0) / 2)
     assert [t["name"] for t in sorted(board.values(), key=lambda t: t["rank"])] == ["red", "blue"]
     with engine.connect() as conn:
-        ref = storage.leaderboard_teams(conn)["reference"]
-        statuses = conn.execute(sa.select(storage.requests.c.status)).scalars().all()
+        ref = standings.leaderboard_teams(conn)["reference"]
+        statuses = conn.execute(sa.select(schema.requests.c.status)).scalars().all()
         per_phase = conn.execute(
-            sa.select(storage.team_totals.c.phase_index, storage.team_totals.c.points)
-            .where(storage.team_totals.c.team_id == 1)
-            .order_by(storage.team_totals.c.phase_index)
+            sa.select(schema.team_totals.c.phase_index, schema.team_totals.c.points)
+            .where(schema.team_totals.c.team_id == 1)
+            .order_by(schema.team_totals.c.phase_index)
         ).all()
         sums = conn.execute(
-            sa.select(storage.results.c.team_id, sa.func.sum(storage.results.c.points)).group_by(
-                storage.results.c.team_id
+            sa.select(schema.results.c.team_id, sa.func.sum(schema.results.c.points)).group_by(
+                schema.results.c.team_id
             )
         ).all()
     assert ref == {"requests": 3, "void": 0, "oracle_points": 2.4, "baseline_points": 1.2}
@@ -122,9 +124,15 @@ def test_rounds_update_results_and_running_totals(engine):
 
 
 def test_a_round_is_never_counted_twice(engine):
-    store(engine, [request_row(1)], [(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])])
+    store(
+        engine,
+        [request_row(1)],
+        [writes.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])],
+    )
     with pytest.raises(RuntimeError, match="not `sent`"), engine.begin() as conn:
-        storage.store_rounds(conn, [(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])])
+        writes.store_rounds(
+            conn, [writes.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])]
+        )
     assert totals(engine)["red"]["points"] == 1
 
 
@@ -132,19 +140,19 @@ def test_void_counts_for_nobody_and_next_seq_goes_on(engine):
     store(
         engine,
         [request_row(1), request_row(2), request_row(3)],
-        [(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])],
+        [writes.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])],
     )
     with engine.begin() as conn:
-        assert storage.void_requests(conn) == 2
-        assert storage.void_requests(conn) == 0
-        assert storage.next_seq(conn) == 4
-        ref = storage.leaderboard_teams(conn)["reference"]
+        assert writes.void_requests(conn) == 2
+        assert writes.void_requests(conn) == 0
+        assert writes.next_seq(conn) == 4
+        ref = standings.leaderboard_teams(conn)["reference"]
     assert ref["requests"] == 1 and ref["void"] == 2
     assert totals(engine)["red"]["points"] == 1
 
 
 def test_store_round_is_the_benchmarks_one_call(engine):
-    storage.store_round(
+    writes.store_round(
         engine, request_row(7), [result(1, "wrong", pred=0), result(2, "correct", pred=1)]
     )
     board = totals(engine)
@@ -152,10 +160,11 @@ def test_store_round_is_the_benchmarks_one_call(engine):
 
 
 def test_nul_bytes_in_a_body_excerpt_are_stored(engine):
-    r = dataclasses.replace(result(1, "failed", "invalid_json"), body_excerpt="a\x00b")
-    store(engine, [request_row(1)], [(1, 0, 0.8, 0.2, [r])])
+    r = result(1, "failed", "invalid_json")
+    r = dataclasses.replace(r, score=dataclasses.replace(r.score, body_excerpt="a\x00b"))
+    store(engine, [request_row(1)], [writes.ScoredRound(1, 0, 0.8, 0.2, [r])])
     with engine.connect() as conn:
-        got = storage.team_results(conn, 1, 10)
+        got = queries.team_results(conn, 1, 10)
     assert got[0]["body_excerpt"] == "a\\x00b"
 
 
@@ -166,12 +175,12 @@ def test_team_results_hide_outcome_until_the_label_is_revealed(engine):
         engine,
         rows,
         [
-            (1, 0, 0.8, 0.2, [result(1, "correct", pred=1)]),
-            (2, 0, 0.8, 0.2, [result(1, "wrong", pred=0)]),
+            writes.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)]),
+            writes.ScoredRound(2, 0, 0.8, 0.2, [result(1, "wrong", pred=0)]),
         ],
     )
     with engine.connect() as conn:
-        newest, oldest = storage.team_results(conn, 1, 10)
+        newest, oldest = queries.team_results(conn, 1, 10)
     assert (newest["seq"], newest["outcome"], newest["points"], newest["pred"]) == (
         2,
         "answered",
@@ -184,10 +193,10 @@ def test_team_results_hide_outcome_until_the_label_is_revealed(engine):
 def feedback_walk(engine, team_name, limit=2, now=None):
     """Follow the cursor until it stops; every item returned."""
     with engine.connect() as conn:
-        team = storage.team_by_name(conn, team_name)
+        team = queries.team_by_name(conn, team_name)
         items, cursor = [], 0
         while True:
-            page = storage.feedback(conn, team, cursor, limit, now)
+            page = queries.feedback(conn, team, cursor, limit, now)
             items += page["items"]
             if page["cursor"] == cursor:
                 return items, cursor
@@ -201,21 +210,28 @@ def test_feedback_returns_only_a_fully_visible_prefix(engine):
     rows.append(request_row(5, sent_at=now, delay=5.0))  # not visible yet
     rows.append(request_row(6, sent_at=now - 10, delay=0.0))  # visible, but after seq 5
     with engine.begin() as conn:
-        storage.insert_requests(conn, rows)
+        writes.insert_requests(conn, rows)
     # seq 2 is still in flight: nothing from 2 on may be returned yet
     with engine.begin() as conn:
-        storage.store_rounds(
+        writes.store_rounds(
             conn,
             [
-                (s, 0, 0.8, 0.2, [result(1, "correct", pred=1), result(2, "wrong", pred=0)])
+                writes.ScoredRound(
+                    s, 0, 0.8, 0.2, [result(1, "correct", pred=1), result(2, "wrong", pred=0)]
+                )
                 for s in (1, 3, 4, 5, 6)
             ],
         )
     items, cursor = feedback_walk(engine, "red")
     assert [i["seq"] for i in items] == [1] and cursor == 1
     with engine.begin() as conn:
-        storage.store_rounds(
-            conn, [(2, 0, 0.8, 0.2, [result(1, "failed", "timeout", latency=300.0, status=None)])]
+        writes.store_rounds(
+            conn,
+            [
+                writes.ScoredRound(
+                    2, 0, 0.8, 0.2, [result(1, "failed", "timeout", latency=300.0, status=None)]
+                )
+            ],
         )
     items, cursor = feedback_walk(engine, "red")
     assert [i["seq"] for i in items] == [1, 2, 3, 4] and cursor == 4
@@ -231,12 +247,16 @@ def test_feedback_returns_only_a_fully_visible_prefix(engine):
 def test_feedback_shows_a_team_only_its_own_answers(engine):
     now = time.time()
     with engine.begin() as conn:
-        storage.insert_requests(conn, [request_row(s, sent_at=now - 10) for s in (1, 2)])
-        storage.store_rounds(
+        writes.insert_requests(conn, [request_row(s, sent_at=now - 10) for s in (1, 2)])
+        writes.store_rounds(
             conn,
             [
-                (1, 0, 0.8, 0.2, [result(1, "correct", pred=1), result(2, "wrong", pred=0)]),
-                (2, 0, 0.8, 0.2, [result(2, "correct", pred=1)]),  # red was not asked
+                writes.ScoredRound(
+                    1, 0, 0.8, 0.2, [result(1, "correct", pred=1), result(2, "wrong", pred=0)]
+                ),
+                writes.ScoredRound(
+                    2, 0, 0.8, 0.2, [result(2, "correct", pred=1)]
+                ),  # red was not asked
             ],
         )
     red, _ = feedback_walk(engine, "red")
@@ -248,9 +268,11 @@ def test_feedback_shows_a_team_only_its_own_answers(engine):
 def test_void_requests_appear_in_feedback_without_an_outcome(engine):
     sent = time.time() + 1  # after the teams were registered
     with engine.begin() as conn:
-        storage.insert_requests(conn, [request_row(1, sent_at=sent), request_row(2, sent_at=sent)])
-        storage.store_rounds(conn, [(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])])
-        storage.void_requests(conn)
+        writes.insert_requests(conn, [request_row(1, sent_at=sent), request_row(2, sent_at=sent)])
+        writes.store_rounds(
+            conn, [writes.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])]
+        )
+        writes.void_requests(conn)
     items, cursor = feedback_walk(engine, "red", now=sent + 1)
     assert [(i["seq"], i["status"], i["outcome"]) for i in items] == [
         (1, "scored", "correct"),
@@ -264,7 +286,7 @@ def test_history_samples_points_and_reference(engine):
         engine,
         [request_row(1)],
         [
-            (
+            writes.ScoredRound(
                 1,
                 0,
                 0.8,
@@ -274,9 +296,9 @@ def test_history_samples_points_and_reference(engine):
         ],
     )
     with engine.begin() as conn:
-        storage.sample_history(conn, 100.0)
-        storage.sample_history(conn, 105.0)
-        hist = storage.history(conn, since=101.0)
+        writes.sample_history(conn, 100.0)
+        writes.sample_history(conn, 105.0)
+        hist = standings.history(conn, since=101.0)
     assert hist["teams"] == {"red": [[105.0, 1]], "blue": [[105.0, -1]]}
     assert hist["oracle"] == [[105.0, 0.8]] and hist["baseline"] == [[105.0, 0.2]]
 
@@ -285,17 +307,17 @@ def test_game_clock_reports_phase_and_time_left(engine):
     now = time.time()
     with engine.begin() as conn:
         conn.execute(
-            storage.games.update().values(
+            schema.games.update().values(
                 state="running", phase_index=0, phase_elapsed=4.0, phase_resumed_at=now - 1.0
             )
         )
-        clock = storage.game_clock(conn, now)
+        clock = standings.game_clock(conn, now)
     assert clock["state"] == "running" and clock["phase"]["name"] == "warm-up"
     assert clock["phase"]["time_left"] == pytest.approx(5.0)
     assert clock["time_left"] == pytest.approx(15.0)
 
 
 def test_percentile_nearest_rank():
-    assert storage.percentile([], 0.5) is None
-    assert storage.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
-    assert storage.percentile(list(range(1, 101)), 0.95) == 95
+    assert scoring.percentile([], 0.5) is None
+    assert scoring.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
+    assert scoring.percentile(list(range(1, 101)), 0.95) == 95

@@ -4,17 +4,16 @@ import pytest
 import sqlalchemy as sa
 
 from game_server.play import teams
-from game_server.storage import control
-from game_server.storage import database as storage
+from game_server.storage import control, database, games, schema, standings
 
 
 @pytest.fixture
 def engine(db_url):
     """A game database in the lobby with two phases and a loopback-only allow-list."""
-    engine = storage.make_engine(db_url)
-    storage.init_db(engine)
+    engine = database.make_engine(db_url)
+    database.init_db(engine)
     with engine.begin() as conn:
-        storage.configure_game(
+        games.configure_game(
             conn,
             "test",
             "test.toml",
@@ -39,7 +38,7 @@ def test_add_prints_a_token_stored_only_as_its_hash(engine):
     token = teams.add_team(engine, "Team red-1", "http://127.0.0.1:9001/predict")
     assert len(token) >= 43
     with engine.connect() as conn:
-        stored = conn.execute(sa.select(storage.teams.c.token_hash)).scalar_one()
+        stored = conn.execute(sa.select(schema.teams.c.token_hash)).scalar_one()
         assert stored == teams.hash_token(token) and token not in stored
         assert teams.authenticate(conn, token)["name"] == "Team red-1"
         assert teams.authenticate(conn, token + "x") is None
@@ -82,7 +81,7 @@ def test_disable_stops_a_team_from_being_active(engine):
 def state(engine):
     """(state, phase_index, frozen) of the game."""
     with engine.connect() as conn:
-        g = storage.game_row(conn)
+        g = games.game_row(conn)
     return g["state"], g["phase_index"], g["frozen"]
 
 
@@ -99,7 +98,7 @@ def test_the_whole_lifecycle(engine):
         control.apply(engine, action, "tester")
         assert state(engine) == expected, action
     with engine.connect() as conn:
-        log = conn.execute(sa.select(storage.control_log)).mappings().all()
+        log = conn.execute(sa.select(schema.control_log)).mappings().all()
     assert [r["action"] for r in log][:2] == ["start", "pause"]
     assert all(r["ok"] and r["actor"] == "tester" for r in log)
 
@@ -130,7 +129,7 @@ def test_invalid_transitions_are_refused_and_logged(engine, before, action):
     assert state(engine) == was
     with engine.connect() as conn:
         last = (
-            conn.execute(sa.select(storage.control_log).order_by(storage.control_log.c.id.desc()))
+            conn.execute(sa.select(schema.control_log).order_by(schema.control_log.c.id.desc()))
             .mappings()
             .first()
         )
@@ -141,11 +140,11 @@ def test_pause_stops_the_phase_clock(engine):
     control.apply(engine, "start", "tester")
     with engine.begin() as conn:  # as if the phase had run 20 s
         conn.execute(
-            storage.games.update().values(phase_resumed_at=storage.games.c.phase_resumed_at - 20)
+            schema.games.update().values(phase_resumed_at=schema.games.c.phase_resumed_at - 20)
         )
     control.apply(engine, "pause", "tester")
     with engine.connect() as conn:
-        g = storage.game_row(conn)
+        g = games.game_row(conn)
     assert g["phase_resumed_at"] is None
     assert 20 <= g["phase_elapsed"] < 21
 
@@ -156,7 +155,7 @@ def test_freeze_serves_a_snapshot_and_finish_reveals(engine):
     control.apply(engine, "freeze", "tester")
     with engine.begin() as conn:  # red scores after the freeze
         conn.execute(
-            storage.team_totals.insert().values(
+            schema.team_totals.insert().values(
                 team_id=1,
                 phase_index=0,
                 points=5,
@@ -168,11 +167,11 @@ def test_freeze_serves_a_snapshot_and_finish_reveals(engine):
             )
         )
     with engine.connect() as conn:
-        frozen = storage.leaderboard(conn)
+        frozen = standings.leaderboard(conn)
     assert frozen["frozen"] is True and frozen["teams"][0]["points"] == 0
     control.apply(engine, "finish", "tester")
     with engine.connect() as conn:
-        final = storage.leaderboard(conn)
+        final = standings.leaderboard(conn)
     assert final["frozen"] is False and final["teams"][0]["points"] == 5
 
 

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from game_server.cli import main
 from game_server.play import teams
-from game_server.storage import database as storage
+from game_server.storage import database
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def cli(db_url):
 
 def authenticated(db_url: str, token: str) -> str | None:
     """The name of the team `token` belongs to, or None."""
-    engine = storage.make_engine(db_url)
+    engine = database.make_engine(db_url)
     try:
         with engine.connect() as conn:
             row = teams.authenticate(conn, token)

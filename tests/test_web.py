@@ -11,7 +11,7 @@ import time
 import pytest
 from web_helpers import XSS_NAME, make_game, store_results, team_ids
 
-from game_server.storage import database as storage
+from game_server.storage import games, queries, schema, writes
 from game_server.web.app import create_app
 
 ADMIN = "instructor-secret"
@@ -130,7 +130,7 @@ def test_history_is_downsampled_and_ends_at_the_live_totals(client, game):
     with engine.begin() as conn:
         t0 = time.time() - 1000
         conn.execute(
-            storage.points_history.insert(),
+            schema.points_history.insert(),
             [{"at": t0 + i, "team_id": ids["red"], "points": i} for i in range(700)],
         )
     body = client.get("/api/history").get_json()
@@ -146,11 +146,11 @@ def test_history_stops_at_the_freeze(client, game):
 
     engine, _ = game
     with engine.begin() as conn:
-        storage.sample_history(conn, time.time() - 5)
+        writes.sample_history(conn, time.time() - 5)
     control.apply(engine, "freeze", "tester")
     store_results(engine, {"red": "correct"}, rounds=5)
     with engine.begin() as conn:
-        storage.sample_history(conn, time.time() + 1)
+        writes.sample_history(conn, time.time() + 1)
     body = client.get("/api/history").get_json()
     assert body["frozen_at"] is not None
     assert max(p[1] for p in body["teams"]["red"]) == 3  # not the 8 after the freeze
@@ -198,13 +198,13 @@ def test_private_view_shows_body_excerpts(client, game):
     ids = team_ids(engine)
     from engine_helpers import request_row
 
-    from game_server.play.customer import Result
+    from game_server.play.scoring import Result, Score
 
     with engine.begin() as conn:
-        seq = storage.next_seq(conn)
-        storage.insert_requests(conn, [request_row(seq)])
-        bad = Result(ids["blue"], "failed", "invalid_json", None, -1, 5.0, 200, "<oops>")
-        storage.store_rounds(conn, [(seq, 0, 0.8, 0.2, [bad])])
+        seq = writes.next_seq(conn)
+        writes.insert_requests(conn, [request_row(seq)])
+        bad = Result(ids["blue"], Score("failed", "invalid_json", None, -1, 200, "<oops>"), 5.0)
+        writes.store_rounds(conn, [writes.ScoredRound(seq, 0, 0.8, 0.2, [bad])])
     auth = {"Authorization": f"Bearer {tokens['blue']}"}
     mine = client.get("/api/teams/blue/results", headers=auth).get_json()["results"][0]
     assert mine["body_excerpt"] == "<oops>" and mine["reason"] == "invalid_json"
@@ -338,7 +338,7 @@ def test_admin_actions_need_login_and_csrf(client, game):
     assert client.post("/admin/actions/pause", data={"csrf_token": "x"}).status_code == 400
     assert client.get("/admin/actions/pause").status_code == 405  # never a GET
     with engine.connect() as conn:
-        assert storage.game_row(conn)["state"] == "running"
+        assert games.game_row(conn)["state"] == "running"
 
 
 def test_admin_controls_go_through_control_and_are_logged(client, game, caplog):
@@ -351,8 +351,8 @@ def test_admin_controls_go_through_control_and_are_logged(client, game, caplog):
     refused = client.post("/admin/actions/start", data={"csrf_token": token}, follow_redirects=True)
     assert "cannot start" in refused.get_data(as_text=True)
     with engine.connect() as conn:
-        assert storage.game_row(conn)["state"] == "finished"
-        log = storage.control_log_recent(conn, 10)
+        assert games.game_row(conn)["state"] == "finished"
+        log = queries.control_log_recent(conn, 10)
     assert [e["action"] for e in log[:7]] == [
         "start",
         "finish",
@@ -389,8 +389,8 @@ def test_admin_adds_and_disables_teams(client, game):
     assert "allow" in bad.get_data(as_text=True).lower()
     client.post("/admin/teams/green/disable", data={"csrf_token": token})
     with engine.connect() as conn:
-        assert not storage.team_by_name(conn, "green")["active"]
-        actions = [(e["action"], e["ok"]) for e in storage.control_log_recent(conn, 3)]
+        assert not queries.team_by_name(conn, "green")["active"]
+        actions = [(e["action"], e["ok"]) for e in queries.control_log_recent(conn, 3)]
     assert [a for a, _ in actions] == ["disable-team", "add-team", "add-team"]
 
 

@@ -17,7 +17,7 @@ from web_helpers import make_game
 
 from game_server import serve
 from game_server.play import teams
-from game_server.storage import database as storage
+from game_server.storage import database, games
 from game_server.web.app import ConfigError, create_app
 from game_server.web.ratelimit import FailureLimit
 
@@ -98,14 +98,14 @@ def test_a_body_over_the_cap_is_a_413_before_any_view(client, game):
     assert r.status_code == 413 and r.is_json
     assert client.post("/admin/login", data={"token": "x" * CAP}).status_code == 413
     with engine.connect() as conn:
-        assert storage.game_row(conn)["state"] == "running"  # the action never ran
+        assert games.game_row(conn)["state"] == "running"  # the action never ran
     at_the_cap = client.post("/api/admin/actions/pause", data=b"x" * CAP, headers=admin)
     assert at_the_cap.status_code == 200
 
 
 def test_the_server_refuses_a_huge_body_without_reading_it(sqlite_url):
     """200 MB announced, 64 KiB sent: the answer is a 413 at once, not a wait for the rest."""
-    storage.init_db(storage.make_engine(sqlite_url))
+    database.init_db(database.make_engine(sqlite_url))
     server = serve.start_web(sqlite_url, "127.0.0.1", 0)
     try:
         with socket.create_connection(("127.0.0.1", server.effective_port), timeout=10) as s:

@@ -5,19 +5,17 @@ import time
 import sqlalchemy as sa
 from engine_helpers import request_row, result
 
-from game_server.play import loop as game
 from game_server.play import teams
 from game_server.scenario import gamefile
-from game_server.storage import control
-from game_server.storage import database as storage
+from game_server.storage import control, database, schema, writes
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
 
 
 def make_game(url: str, names=("red", "blue"), start: bool = True, xss: bool = False):
     """A game (the demo game file) with teams; returns (engine, {name: token})."""
-    engine = storage.make_engine(url)
-    game.prepare_game(engine, gamefile.load_game_file(gamefile.builtin_game_path("demo")))
+    engine = database.make_engine(url)
+    database.prepare_game(engine, gamefile.load_game_file(gamefile.builtin_game_path("demo")))
     tokens = {
         n: teams.add_team(engine, n, f"http://127.0.0.1:{9001 + i}/predict", resolve=False)
         for i, n in enumerate(names)
@@ -34,7 +32,7 @@ def make_game(url: str, names=("red", "blue"), start: bool = True, xss: bool = F
 def team_ids(engine: sa.Engine) -> dict[str, int]:
     """Team ids by name."""
     with engine.connect() as conn:
-        return {n: i for i, n in conn.execute(sa.select(storage.teams.c.id, storage.teams.c.name))}
+        return {n: i for i, n in conn.execute(sa.select(schema.teams.c.id, schema.teams.c.name))}
 
 
 def store_results(engine: sa.Engine, outcomes: dict[str, str], rounds: int = 1, delay=0.0):
@@ -42,15 +40,15 @@ def store_results(engine: sa.Engine, outcomes: dict[str, str], rounds: int = 1, 
     ids = team_ids(engine)
     now = time.time()
     with engine.begin() as conn:
-        first = storage.next_seq(conn)
+        first = writes.next_seq(conn)
         seqs = list(range(first, first + rounds))
-        storage.insert_requests(
+        writes.insert_requests(
             conn, [request_row(s, sent_at=now - 1, delay=delay, label=1) for s in seqs]
         )
-        storage.store_rounds(
+        writes.store_rounds(
             conn,
             [
-                (
+                writes.ScoredRound(
                     s,
                     0,
                     0.8,

@@ -36,10 +36,9 @@ from game_server.demo.machine import (
 from game_server.demo.report import phase_table, standings_line, standings_table
 from game_server.logs import configure_logging
 from game_server.play import teams as registry
-from game_server.play.loop import Game, prepare_game
+from game_server.play.loop import Game
 from game_server.scenario.gamefile import GameFile
-from game_server.storage import database as storage
-from game_server.storage import export
+from game_server.storage import database, export, games, schema, standings
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ class Demo:
             self.game_file.duration,
             self.echo,
         )
-        self.engine = storage.make_engine(f"sqlite:///{self.folder / 'game.sqlite'}")
+        self.engine = database.make_engine(f"sqlite:///{self.folder / 'game.sqlite'}")
         log_file = open(self.folder / "game.log", "a", buffering=1)  # noqa: SIM115 (closed below)
         try:
             configure_logging(self.log_level, log_file)
@@ -145,7 +144,7 @@ class Demo:
 
     def _prepare(self) -> None:
         """Database, models, bots up and registered."""
-        prepare_game(self.engine, self.game_file)
+        database.prepare_game(self.engine, self.game_file)
         self.fleet.train_models()
         engine = self.engine
         self.fleet.start(
@@ -199,7 +198,7 @@ class Demo:
     def _board(self) -> dict:
         """The leaderboard as the API serves it."""
         with self.engine.connect() as conn:
-            return storage.leaderboard(conn)
+            return standings.leaderboard(conn)
 
     def _clock(self, clock: dict) -> str:
         """The game time as m:ss."""
@@ -226,9 +225,9 @@ class Demo:
 
     def _phase_points(self) -> tuple[list[str], dict[str, dict[int, int]]]:
         """The phase names, and each team's points in each phase."""
-        t, x = storage.teams, storage.team_totals
+        t, x = schema.teams, schema.team_totals
         with self.engine.connect() as conn:
-            names = [p["name"] for p in storage.phase_list(conn)]
+            names = [p["name"] for p in games.phase_list(conn)]
             rows = conn.execute(
                 sa.select(t.c.name, x.c.phase_index, x.c.points).join(t, t.c.id == x.c.team_id)
             ).all()

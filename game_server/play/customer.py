@@ -17,6 +17,7 @@ import aiohttp
 
 from game_server.play import hosts, protocols, scoring
 from game_server.play.resolver import AllowListResolver
+from game_server.play.scoring import Result
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +41,6 @@ class Target:
     url: str
     protocol: str = "native"  # native | mlflow | openinference
     model: str | None = None  # model name for openinference
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """One team's answer to one request, scored."""
-
-    team_id: int
-    outcome: str  # correct | wrong | failed
-    reason: str | None  # for failed: one of scoring.REASONS
-    pred: int | None
-    points: int  # +1 / 0 / -1
-    latency_ms: float
-    status_code: int | None
-    body_excerpt: str | None  # first bytes of what came back, for failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +188,8 @@ class Customer:
         start = time.perf_counter()
         try:
             route = self._route(target)
-            if route.problem is not None:
-                score = scoring.failure(route.problem)
+            if route.problem is not None or route.post_url is None:
+                score = scoring.failure(route.problem or "internal_error")
             else:
                 score = await self._exchange(
                     target, route.post_url, bodies[target.protocol], headers, label
@@ -228,21 +215,14 @@ class Customer:
                 score.outcome,
                 latency_ms,
             )
-        return Result(
-            target.team_id,
-            score.outcome,
-            score.reason,
-            score.pred,
-            score.points,
-            latency_ms,
-            score.status_code,
-            score.body_excerpt,
-        )
+        return Result(target.team_id, score, latency_ms)
 
     async def _exchange(
         self, target: Target, url: str, body: bytes, headers: dict[str, str], label: int
     ) -> scoring.Score:
         """POST the body, read the answer with a cap, and score it."""
+        if self._session is None:
+            raise RuntimeError("Customer used outside `async with Customer(...)`")
         status = None
         try:
             async with self._session.post(
@@ -253,7 +233,7 @@ class Customer:
                     head = await read_capped(resp.content, scoring.EXCERPT_BYTES)
                     if resp.headers.get("Location"):
                         head = f"Location: {resp.headers['Location']}\n".encode() + head
-                    return scoring.score_status(status, head)
+                    return scoring.refusal(status, head)
                 length = resp.content_length
                 if length is not None and length > self.max_body_bytes:
                     head = await read_capped(resp.content, scoring.EXCERPT_BYTES)

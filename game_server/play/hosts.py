@@ -114,7 +114,7 @@ def url_problem(
         infos = socket.getaddrinfo(host, parsed.port, type=socket.SOCK_STREAM)
     except OSError as exc:
         return f"cannot resolve host {host}: {exc}"
-    addresses = sorted({info[4][0] for info in infos})
+    addresses = sorted({str(info[4][0]) for info in infos})
     if any(allow.allows_address(a) for a in addresses):
         return None
     return f"host {host} ({', '.join(addresses)}) is not on the allow-list {allow!r}: {url}"

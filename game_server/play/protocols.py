@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
+# A JSON object: a request body, or the features of one applicant.
+JSONObject = dict[str, object]
+
 
 class ProtocolError(ValueError):
     """A target's protocol settings can't make a request (unknown protocol, no model)."""
@@ -22,11 +25,11 @@ class Protocol:
 
     name: str
     url: Callable[[str, str | None], str]  # (registered url, model) -> the URL to POST to
-    body: Callable[[str, dict], dict]  # (request id, features) -> the JSON request body
+    body: Callable[[str, JSONObject], JSONObject]  # (request id, features) -> the JSON request body
     extract: Callable[[object], object]  # parsed JSON answer -> raw prediction, or None
 
 
-def _native_body(request_id: str, features: dict) -> dict:
+def _native_body(request_id: str, features: JSONObject) -> JSONObject:
     """The game's own body: the request id and the features object."""
     return {"id": request_id, "features": features}
 
@@ -41,7 +44,7 @@ def _mlflow_url(url: str, model: str | None) -> str:
     return url.rstrip("/") + "/invocations"
 
 
-def _mlflow_body(request_id: str, features: dict) -> dict:
+def _mlflow_body(request_id: str, features: JSONObject) -> JSONObject:
     """One row in MLflow's `dataframe_records` format."""
     return {"dataframe_records": [features]}
 
@@ -60,7 +63,7 @@ def _oip_url(url: str, model: str | None) -> str:
     return f"{url.rstrip('/')}/v2/models/{quote(model, safe='')}/infer"
 
 
-def oip_input(name: str, value: object) -> dict:
+def oip_input(name: str, value: object) -> JSONObject:
     """One named input tensor of shape [1], its datatype chosen from the value.
 
     None is sent as FP64 with data [null]: decoders that build numpy/pandas columns read
@@ -80,7 +83,7 @@ def oip_input(name: str, value: object) -> dict:
     return {"name": name, "shape": [1], "datatype": datatype, "data": [value]}
 
 
-def _oip_body(request_id: str, features: dict) -> dict:
+def _oip_body(request_id: str, features: JSONObject) -> JSONObject:
     """A v2 inference request: one input per feature, decoded as one pandas row."""
     return {
         "id": request_id,
@@ -132,7 +135,7 @@ def request_url(name: str, url: str, model: str | None = None) -> str:
     return get_protocol(name).url(url, model)
 
 
-def request_body(name: str, request_id: str, features: dict) -> bytes:
+def request_body(name: str, request_id: str, features: JSONObject) -> bytes:
     """The JSON request body, encoded (the same for every team speaking `name`).
 
     Strict JSON: a NaN in the features raises ValueError rather than reaching every team

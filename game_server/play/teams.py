@@ -14,7 +14,8 @@ import time
 import sqlalchemy as sa
 
 from game_server.play import hosts, protocols
-from game_server.storage import database as storage
+from game_server.storage import schema
+from game_server.storage.games import game_row
 from game_server.team_names import NAME_RULE, name_ok
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def check_name(name: str) -> None:
 
 def allowed_hosts(conn: sa.Connection) -> tuple[str, ...]:
     """The allow-list of the game file stored in the database (loopback by default)."""
-    settings = storage.game_row(conn)["settings"] or {}
+    settings = game_row(conn)["settings"] or {}
     return tuple(settings.get("allowed_hosts") or hosts.DEFAULT_ALLOWED_HOSTS)
 
 
@@ -62,14 +63,12 @@ def add_team(
         except ValueError as exc:
             raise TeamError(str(exc)) from None
         taken = conn.execute(
-            sa.select(storage.teams.c.name).where(
-                sa.func.lower(storage.teams.c.name) == name.lower()
-            )
+            sa.select(schema.teams.c.name).where(sa.func.lower(schema.teams.c.name) == name.lower())
         ).first()
         if taken:
             raise TeamError(f"a team called {taken[0]!r} exists already")
         conn.execute(
-            storage.teams.insert().values(
+            schema.teams.insert().values(
                 name=name,
                 url=url,
                 protocol=protocol,
@@ -85,19 +84,19 @@ def add_team(
 
 def list_teams(conn: sa.Connection) -> list[dict]:
     """Every team (without its token hash), by name."""
-    storage.game_row(conn)  # NotInitialised with a hint when there is no game
-    cols = [c for c in storage.teams.c if c.name != "token_hash"]
-    rows = conn.execute(sa.select(*cols).order_by(storage.teams.c.name)).mappings()
+    game_row(conn)  # NotInitialised with a hint when there is no game
+    cols = [c for c in schema.teams.c if c.name != "token_hash"]
+    rows = conn.execute(sa.select(*cols).order_by(schema.teams.c.name)).mappings()
     return [dict(r) for r in rows]
 
 
 def set_active(engine: sa.Engine, name: str, active: bool) -> None:
     """Disable (or enable again) a team; it stops (or starts) receiving requests."""
     with engine.begin() as conn:
-        storage.game_row(conn)
+        game_row(conn)
         done = conn.execute(
-            storage.teams.update()
-            .where(storage.teams.c.name == name)
+            schema.teams.update()
+            .where(schema.teams.c.name == name)
             .values(active=active, disabled_at=None if active else time.time())
         ).rowcount
     if not done:
@@ -109,10 +108,10 @@ def rotate_token(engine: sa.Engine, name: str) -> str:
     """Give team `name` a new token (the old one stops working); returns it, seen only now."""
     token = secrets.token_urlsafe(32)
     with engine.begin() as conn:
-        storage.game_row(conn)
+        game_row(conn)
         done = conn.execute(
-            storage.teams.update()
-            .where(storage.teams.c.name == name)
+            schema.teams.update()
+            .where(schema.teams.c.name == name)
             .values(token_hash=hash_token(token))
         ).rowcount
     if not done:
@@ -123,7 +122,7 @@ def rotate_token(engine: sa.Engine, name: str) -> str:
 
 def active_teams(conn: sa.Connection) -> list[sa.RowMapping]:
     """The teams that receive requests, by id."""
-    q = sa.select(storage.teams).where(storage.teams.c.active).order_by(storage.teams.c.id)
+    q = sa.select(schema.teams).where(schema.teams.c.active).order_by(schema.teams.c.id)
     return list(conn.execute(q).mappings())
 
 
@@ -133,7 +132,7 @@ def authenticate(conn: sa.Connection, token: str | None) -> sa.RowMapping | None
         return None
     digest = hash_token(token)
     row = (
-        conn.execute(sa.select(storage.teams).where(storage.teams.c.token_hash == digest))
+        conn.execute(sa.select(schema.teams).where(schema.teams.c.token_hash == digest))
         .mappings()
         .first()
     )

@@ -12,16 +12,17 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from game_server.storage import database as storage
+from game_server.storage import schema
+from game_server.storage.games import game_row
 
 log = logging.getLogger(__name__)
 
 
 def _queries() -> dict[str, sa.Select]:
     """The exported tables, as queries with readable columns."""
-    t, r, res = storage.teams, storage.requests, storage.results
-    tt, tf, pt = storage.team_totals, storage.team_failures, storage.phase_totals
-    ph = storage.phases
+    t, r, res = schema.teams, schema.requests, schema.results
+    tt, tf, pt = schema.team_totals, schema.team_failures, schema.phase_totals
+    ph, cl = schema.phases, schema.control_log
     return {
         "teams": sa.select(*[c for c in t.c if c.name != "token_hash"]).order_by(t.c.id),
         "phases": sa.select(ph).order_by(ph.c.idx),
@@ -37,7 +38,7 @@ def _queries() -> dict[str, sa.Select]:
         .join(t, t.c.id == tf.c.team_id)
         .order_by(t.c.name, tf.c.phase_index, tf.c.reason),
         "phase_totals": sa.select(pt).order_by(pt.c.phase_index),
-        "control_log": sa.select(storage.control_log).order_by(storage.control_log.c.id),
+        "control_log": sa.select(cl).order_by(cl.c.id),
     }
 
 
@@ -54,7 +55,7 @@ def export(engine: sa.Engine, out_dir: str | Path) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
     with engine.connect() as conn:
-        storage.game_row(conn)  # a clear error when there is no game
+        game_row(conn)  # a clear error when there is no game
         for name, query in _queries().items():
             result = conn.execution_options(stream_results=True).execute(query)
             columns = list(result.keys())

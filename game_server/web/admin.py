@@ -20,8 +20,7 @@ from flask import (
 )
 
 from game_server.play import teams
-from game_server.storage import control
-from game_server.storage import database as storage
+from game_server.storage import control, queries, standings
 from game_server.team_names import looks_like_a_name
 from game_server.web.auth import (
     Refused,
@@ -60,9 +59,9 @@ def page() -> dict:
     values["logged_in"] = admin_logged_in()
     if values["logged_in"]:
         with engine().connect() as conn:
-            values["clock"] = storage.game_clock(conn)
+            values["clock"] = standings.game_clock(conn)
             values["teams"] = teams.list_teams(conn)
-            values["log"] = storage.control_log_recent(conn, 30)
+            values["log"] = queries.control_log_recent(conn, 30)
         values["actions"] = control.ACTIONS
         values["protocols"] = ("native", "mlflow", "openinference")
     return values
@@ -175,5 +174,5 @@ def form_text(field: str) -> str:
 def record(action: str, ok: bool, detail: str) -> None:
     """Log a team action in control_log (who and when) and at INFO."""
     with engine().begin() as conn:
-        storage.log_control(conn, action, actor(), ok, None, None, detail[:500])
+        control.log_control(conn, action, actor(), ok, None, None, detail[:500])
     log.info("admin action=%s ok=%s client=%s detail=%s", action, ok, client(), detail)

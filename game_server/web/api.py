@@ -12,7 +12,7 @@ from importlib import resources
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from game_server.play import teams
-from game_server.storage import database as storage
+from game_server.storage import games, queries, standings
 from game_server.web.auth import bearer_token
 from game_server.web.cache import cached_json
 from game_server.web.db import engine, find_team
@@ -33,8 +33,8 @@ def health():
     """Whether the database answers, and the game's state."""
     try:
         with engine().connect() as conn:
-            state = storage.game_row(conn)["state"]
-    except storage.NotInitialised as exc:
+            state = games.game_row(conn)["state"]
+    except games.NotInitialised as exc:
         return jsonify(ok=False, error=str(exc)), 503
     except Exception as exc:  # any database failure means the same: not healthy
         log.warning("health check failed error=%s", type(exc).__name__)
@@ -48,7 +48,7 @@ def leaderboard():
 
     def compute() -> dict:
         with engine().connect() as conn:
-            return storage.leaderboard(conn)
+            return standings.leaderboard(conn)
 
     return cached_json("leaderboard", compute)  # every open page polls this every second
 
@@ -60,7 +60,7 @@ def team_results(name: str):
     Public without a token; with the team's own token (Bearer) also its predictions and
     the body excerpts of its failures. A wrong token is a 401.
     """
-    limit = int_arg("limit", 50, 1, storage.RESULTS_LIMIT_MAX)
+    limit = int_arg("limit", 50, 1, queries.RESULTS_LIMIT_MAX)
     with engine().connect() as conn:
         team = find_team(conn, name)
         if team is None:
@@ -71,7 +71,7 @@ def team_results(name: str):
             if private is None or private["id"] != team["id"]:
                 log.warning("team results 401 client=%s team=%s", request.remote_addr, name)
                 return jsonify(error="this is not the token of this team"), 401
-        rows = storage.team_results(conn, team["id"], limit)
+        rows = queries.team_results(conn, team["id"], limit)
     if private is None:
         rows = [public_result(r) for r in rows]
     return jsonify(team=team["name"], private=private is not None, results=rows)
@@ -98,7 +98,7 @@ def feedback():
             return jsonify(error=TOKEN_REQUIRED), 401
         after = int_arg("after", 0, 0, 2**62)
         limit = int_arg("limit", 500, 1, FEEDBACK_LIMIT_MAX)
-        return jsonify(storage.feedback(conn, team, after, limit))
+        return jsonify(queries.feedback(conn, team, after, limit))
 
 
 def downsample(points: list, limit: int = HISTORY_POINTS) -> list:
@@ -118,9 +118,9 @@ def history():
 def history_data() -> dict:
     """The chart's lines; while the leaderboard is frozen they stop at the freeze."""
     with engine().connect() as conn:
-        g = storage.game_row(conn)
-        data = storage.history(conn)
-        board = storage.leaderboard(conn)
+        g = games.game_row(conn)
+        data = standings.history(conn)
+        board = standings.leaderboard(conn)
     end = g["frozen_at"] if board["frozen"] and g["frozen_at"] else None
     if end is not None:
         data = {
@@ -159,14 +159,14 @@ def team_summary(name: str):
         team = find_team(conn, name)
         if team is None:
             return jsonify(error=f"no team called {name[:40]!r}"), 404
-        board = storage.leaderboard(conn)
+        board = standings.leaderboard(conn)
         row = next((t for t in board["teams"] if t["name"] == team["name"]), None)
-        settings = storage.game_row(conn)["settings"] or {}
-        failures = storage.team_failure_counts(conn, team["id"])
+        settings = games.game_row(conn)["settings"] or {}
+        failures = queries.team_failure_counts(conn, team["id"])
         if board["frozen"]:
             failures = row["failures"] if row else {}
-        series = storage.team_series(conn, team["id"])
-        revealed_until = storage.last_revealed_at(conn)
+        series = queries.team_series(conn, team["id"])
+        revealed_until = queries.last_revealed_at(conn)
     return jsonify(
         team=team["name"],
         active=bool(team["active"]),

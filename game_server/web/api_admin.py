@@ -7,8 +7,7 @@ import logging
 
 from flask import Blueprint, jsonify
 
-from game_server.storage import control
-from game_server.storage import database as storage
+from game_server.storage import control, queries
 from game_server.web.auth import admin_token_required, client
 from game_server.web.db import engine
 from game_server.web.jsonapi import BadRequest, int_arg, json_api
@@ -24,7 +23,7 @@ def control_log():
     """The newest control actions (instructor token)."""
     limit = int_arg("limit", 50, 1, 500)
     with engine().connect() as conn:
-        return jsonify(actions=storage.control_log_recent(conn, limit))
+        return jsonify(actions=queries.control_log_recent(conn, limit))
 
 
 @api_admin.post("/actions/<action>")

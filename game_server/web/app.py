@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import Config, Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from game_server.storage import database as storage
+from game_server.storage import database
 from game_server.web import db
 from game_server.web.admin import admin
 from game_server.web.api import api
@@ -102,7 +102,7 @@ def check_config(config: Config) -> None:
 def shared_secret_key(engine: sa.Engine) -> str:
     """The session key every worker shares: stored once in the game database."""
     try:
-        return storage.shared_setting(engine, "secret_key", lambda: secrets.token_hex(32))
+        return database.shared_setting(engine, "secret_key", lambda: secrets.token_hex(32))
     except sa.exc.SQLAlchemyError as exc:
         # Without the database nothing works anyway; instructor sessions then last as
         # long as this process (the error is logged, the pages answer 503).

@@ -3,13 +3,13 @@
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from game_server.storage import database as storage
+from game_server.storage import database, queries
 from game_server.team_names import looks_like_a_name
 
 
 def init_app(app: Flask) -> sa.Engine:
     """Open the app's engine: one connection pool for every request of this app."""
-    app.extensions["game_engine"] = storage.make_engine(app.config["DATABASE_URL"])
+    app.extensions["game_engine"] = database.make_engine(app.config["DATABASE_URL"])
     return app.extensions["game_engine"]
 
 
@@ -25,4 +25,4 @@ def find_team(conn: sa.Connection, name: str) -> sa.RowMapping | None:
     """
     if not looks_like_a_name(name):
         return None
-    return storage.team_by_name(conn, name)
+    return queries.team_by_name(conn, name)

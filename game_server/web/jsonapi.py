@@ -8,7 +8,7 @@ from flask import Blueprint, Response, json, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from game_server.storage import database as storage
+from game_server.storage import games
 from game_server.web.auth import Refused
 
 
@@ -33,7 +33,7 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
 def json_api(blueprint: Blueprint) -> Blueprint:
     """Give an API blueprint the shared error handlers and conditional GETs."""
     blueprint.register_error_handler(BadRequest, bad_request)
-    blueprint.register_error_handler(storage.NotInitialised, not_initialised)
+    blueprint.register_error_handler(games.NotInitialised, not_initialised)
     blueprint.register_error_handler(Refused, refused)
     blueprint.register_error_handler(HTTPException, http_error)
     blueprint.after_request(conditional)
@@ -45,7 +45,7 @@ def bad_request(exc: BadRequest):
     return jsonify(error=str(exc)), 400
 
 
-def not_initialised(exc: storage.NotInitialised):
+def not_initialised(exc: games.NotInitialised):
     """No game in the database yet."""
     return jsonify(error=str(exc)), 503
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from game_server.scenario import gamefile
 from game_server.scenario.population import Drift, Shift
-from game_server.storage import database as storage
+from game_server.storage import games, queries
 from game_server.web import drift
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,11 @@ class Monitor:
             if hit and now - hit[0] < self.cache_seconds:
                 return hit[1]
         with self.engine.connect() as conn:
-            g = storage.game_row(conn)
+            g = games.game_row(conn)
             ref = self.reference(conn, g["game_file"])
-            rows = storage.recent_features(conn, phase, last)
-            counts = storage.requests_per_phase(conn)
-            plist = storage.phase_list(conn)
+            rows = queries.recent_features(conn, phase, last)
+            counts = queries.requests_per_phase(conn)
+            plist = games.phase_list(conn)
         started = time.perf_counter()
         features = drift.compare_frame(ref.frame, rows, ref.features) if rows else []
         body = {
@@ -117,7 +117,7 @@ def load_reference(conn: sa.Connection, path: str | None) -> Reference:
             timeline(game),
         )
     rows = list(
-        reversed(storage.recent_features(conn, 0, REFERENCE_ROWS))
+        reversed(queries.recent_features(conn, 0, REFERENCE_ROWS))
     )  # the first phase's requests stand in for the training data
     frame = pd.DataFrame([r for r in rows if isinstance(r, dict)])
     return Reference(frame, tuple(frame.columns), "first phase's requests", None)

@@ -12,7 +12,7 @@ import plotly
 import sqlalchemy as sa
 from flask import Blueprint, current_app, redirect, render_template, send_file, send_from_directory
 
-from game_server.storage import database as storage
+from game_server.storage import games
 from game_server.web.db import engine, find_team
 
 pages = Blueprint("pages", __name__)
@@ -61,8 +61,8 @@ def game_name() -> str:
     """The game's name for the page title ("" before `game-server init`)."""
     try:
         with engine().connect() as conn:
-            return storage.game_row(conn)["name"]
-    except (storage.NotInitialised, sa.exc.SQLAlchemyError):
+            return games.game_row(conn)["name"]
+    except (games.NotInitialised, sa.exc.SQLAlchemyError):
         return ""  # the page still loads; its polls show what is wrong
 
 
@@ -90,7 +90,7 @@ def slides(path: str = "index.html"):
     return send_from_directory(os.fspath(folder), path)
 
 
-@pages.app_errorhandler(storage.NotInitialised)
-def not_initialised(exc: storage.NotInitialised):
+@pages.app_errorhandler(games.NotInitialised)
+def not_initialised(exc: games.NotInitialised):
     """No game in the database yet: a one-line hint (JSON for the API, HTML for pages)."""
     return render_template("not_found.html", what=str(exc)), 503

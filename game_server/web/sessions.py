@@ -14,7 +14,7 @@ import secrets
 import sqlalchemy as sa
 from flask import current_app, session
 
-from game_server.storage import database as storage
+from game_server.storage import database, schema
 from game_server.web.db import engine
 
 VERSION_KEY = "admin_session_version"
@@ -27,7 +27,7 @@ def new_version() -> str:
 
 def current_version() -> str:
     """The version every valid instructor session carries (created once)."""
-    return storage.shared_setting(engine(), VERSION_KEY, new_version)
+    return database.shared_setting(engine(), VERSION_KEY, new_version)
 
 
 def token_digest() -> str:
@@ -56,7 +56,7 @@ def admin_session_ok() -> bool:
 def end_admin_sessions() -> None:
     """End every instructor session at once (in every worker): a new version."""
     current_version()  # the row exists from here on
-    table = storage.web_settings
+    table = schema.web_settings
     with engine().begin() as conn:
         conn.execute(sa.update(table).where(table.c.key == VERSION_KEY).values(value=new_version()))
     session.clear()

@@ -1,0 +1,199 @@
+"""The game loop's one database thread (`DbWriter`): the event loop never waits on the database.
+
+Every database call of the loop goes through it. Rounds whose writes arrive while a
+transaction runs go into the next one together (new requests first, then scored rounds),
+so batches grow with the load and stay single at low load, adding no waiting time. A
+failed batch is retried `DB_RETRIES` times, then its rounds' futures fail (`StoreFailed`).
+"""
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from game_server.storage import writes
+from game_server.storage.writes import RequestRow, ScoredRound
+
+log = logging.getLogger(__name__)
+
+DB_RETRIES = (0.2, 0.5, 1.0)  # pauses (s) before the retries of a failed batch
+
+T = TypeVar("T")
+
+
+class StoreFailed(RuntimeError):
+    """A write batch failed after its retries."""
+
+
+# The queue's items: the class says what to do, the future says when it is done.
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Commit one request as `sent`, before it is sent."""
+
+    row: RequestRow
+    future: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Commit one scored round: its results, the totals and the status `scored`."""
+
+    round: ScoredRound
+    future: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Run `fn(*args)` on the database thread; the future gets its return value."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+
+
+Item = Sent | Scored | Call
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when the message is empty)."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+class DbWriter:
+    """The game loop's one database thread: runs calls and batches round writes."""
+
+    def __init__(self, engine: sa.Engine):
+        """Create the writer; `start()` it inside the event loop."""
+        self.engine = engine
+        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()  # None: close
+        self._thread = threading.Thread(target=self._run, name="game-db", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        """Start the thread; results are handed back to the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        self._thread.start()
+
+    async def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        self._queue.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the writer was started in."""
+        if self._loop is None:
+            raise RuntimeError("DbWriter used before start()")
+        return self._loop
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the database thread; its return value."""
+        future: asyncio.Future[T] = self._event_loop().create_future()
+        self._queue.put(Call(fn, args, future))
+        return await future
+
+    async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` in one transaction on the database thread; its return value."""
+        return await self.call(self._in_transaction, fn, args)
+
+    def _in_transaction(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """`fn(conn, *args)` in a transaction (on the database thread)."""
+        with self.engine.begin() as conn:
+            return fn(conn, *args)
+
+    async def sent(self, row: RequestRow) -> None:
+        """Commit one request as `sent` (before it is sent)."""
+        future: asyncio.Future[None] = self._event_loop().create_future()
+        self._queue.put(Sent(row, future))
+        await future
+
+    async def scored(self, rnd: ScoredRound) -> None:
+        """Commit one scored round."""
+        future: asyncio.Future[None] = self._event_loop().create_future()
+        self._queue.put(Scored(rnd, future))
+        await future
+
+    def _resolve(
+        self, fut: asyncio.Future[Any], result: Any = None, error: BaseException | None = None
+    ) -> None:
+        """Hand a result (or error) back to the event loop."""
+
+        def done() -> None:
+            if fut.done():
+                return
+            if error is None:
+                fut.set_result(result)
+            else:
+                fut.set_exception(error)
+
+        self._event_loop().call_soon_threadsafe(done)
+
+    def _take(self) -> tuple[list[Item], bool]:
+        """Everything queued (waiting for at least one item), and whether to close after."""
+        item = self._queue.get()
+        batch: list[Item] = []
+        while item is not None:
+            batch.append(item)
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
+        return batch, True
+
+    def _run(self) -> None:
+        """The thread: take everything queued, write it, repeat until closed."""
+        while True:
+            batch, closing = self._take()
+            rounds = [i for i in batch if isinstance(i, Sent | Scored)]
+            if rounds:
+                self._write_rounds(rounds)
+            for item in batch:
+                if isinstance(item, Call):
+                    try:
+                        self._resolve(item.future, item.fn(*item.args))
+                    except BaseException as exc:
+                        self._resolve(item.future, error=exc)
+            if closing:
+                return
+
+    def _write_rounds(self, items: list[Sent | Scored]) -> None:
+        """One transaction for the batch's new requests and scored rounds, with retries."""
+        sent = [i.row for i in items if isinstance(i, Sent)]
+        scored = [i.round for i in items if isinstance(i, Scored)]
+        start = time.perf_counter()
+        for attempt, pause in enumerate((*DB_RETRIES, None)):
+            try:
+                with self.engine.begin() as conn:
+                    writes.insert_requests(conn, sent)
+                    n_results = writes.store_rounds(conn, scored) if scored else 0
+                break
+            except Exception as exc:
+                if pause is None:
+                    log.error(
+                        "db batch failed sent=%d scored=%d attempts=%d error=%s",
+                        len(sent),
+                        len(scored),
+                        attempt + 1,
+                        first_line(exc),
+                    )
+                    for item in items:
+                        self._resolve(item.future, error=StoreFailed(first_line(exc)))
+                    return
+                log.warning("db batch retry attempt=%d error=%s", attempt + 1, exc)
+                time.sleep(pause)
+        log.debug(
+            "db batch sent=%d scored=%d results=%d ms=%.1f",
+            len(sent),
+            len(scored),
+            n_results,
+            (time.perf_counter() - start) * 1000,
+        )
+        for item in items:
+            self._resolve(item.future)

@@ -1,0 +1,207 @@
+"""The `games` row: the one module that writes it (game file, control actions, clock, lease).
+
+Several processes act on one game (the loop, the CLI, web workers), so every write that
+depends on what was read is conditional (`change`): it lands only when the row is still
+as read. Control actions decide *what* changes (`control.py`), the phase clock's
+arithmetic is `clock.py`; the SQL is here.
+
+The lease: `loop_owner` (`host:pid:random`) and `loop_heartbeat` name the one game loop
+allowed to run the game. A loop silent for `LEASE_SECONDS` is dead, and a dead pid on the
+same host is taken over at once, so a restart after `kill -9` needs no waiting.
+"""
+
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from game_server.storage.clock import PhaseClock
+from game_server.storage.schema import GAME_ID, games, phases
+
+log = logging.getLogger(__name__)
+
+# The games row as read: a RowMapping, or a dict of its columns.
+GameRow = Mapping[Any, Any]
+
+LEASE_SECONDS = 10.0  # a loop silent this long is dead; its game may be taken over
+NO_TABLES = "the game database has no tables: run `game-server init`"
+
+
+class NotInitialised(RuntimeError):
+    """The database has no game yet: `game-server init` creates it."""
+
+
+class GameBusy(RuntimeError):
+    """Another game loop holds this game's lease (or the game is another game file's)."""
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def game_row(conn: sa.Connection) -> sa.RowMapping:
+    """The game's row; NotInitialised when there is none."""
+    try:
+        row = conn.execute(sa.select(games).where(games.c.id == GAME_ID)).mappings().first()
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+        text = str(exc)
+        if "no such table" in text or "does not exist" in text:
+            raise NotInitialised(NO_TABLES) from None
+        raise
+    if row is None:
+        raise NotInitialised("the game database has no game: run `game-server init`")
+    return row
+
+
+def phase_list(conn: sa.Connection) -> list[dict[str, Any]]:
+    """The game's phases in order, as dicts."""
+    rows = conn.execute(sa.select(phases).order_by(phases.c.idx)).mappings()
+    return [dict(r) for r in rows]
+
+
+# --- the game file ----------------------------------------------------------------------
+
+
+def create_game(conn: sa.Connection, name: str = "", game_file: str | None = None) -> bool:
+    """Insert the one game row (in the lobby) when missing; True when it was created."""
+    if conn.execute(sa.select(games.c.id)).first() is not None:
+        return False
+    conn.execute(
+        games.insert().values(
+            id=GAME_ID,
+            key=secrets.token_hex(3),  # the prefix of request ids
+            name=name,
+            game_file=game_file,
+            settings={},
+            state="lobby",
+            created_at=time.time(),
+        )
+    )
+    return True
+
+
+def configure_game(
+    conn: sa.Connection,
+    name: str,
+    game_file: str,
+    settings: dict[str, Any],
+    phase_rows: list[dict[str, Any]],
+) -> None:
+    """Store the game file's name, settings and phases (replacing the phases)."""
+    conn.execute(
+        games.update()
+        .where(games.c.id == GAME_ID)
+        .values(name=name, game_file=game_file, settings=settings)
+    )
+    conn.execute(phases.delete())
+    conn.execute(phases.insert(), [{"idx": i, **p} for i, p in enumerate(phase_rows)])
+
+
+# --- conditional changes ----------------------------------------------------------------
+
+
+def change(conn: sa.Connection, seen: GameRow, values: Mapping[str, Any]) -> bool:
+    """Write `values` if the row is still as `seen` (state, phase, freeze, clock); landed?
+
+    The clock's start time is part of the check because new clock values are computed
+    from the clock that was read: a pause and resume in between must not be counted.
+    """
+    resumed, seen_resumed = games.c.phase_resumed_at, seen["phase_resumed_at"]
+    done = conn.execute(
+        games.update()
+        .where(
+            games.c.id == GAME_ID,
+            games.c.state == seen["state"],
+            games.c.phase_index == seen["phase_index"],
+            games.c.frozen == seen["frozen"],
+            resumed.is_(None) if seen_resumed is None else resumed == seen_resumed,
+        )
+        .values(**values)
+    ).rowcount
+    return bool(done)
+
+
+def restart_clock(conn: sa.Connection, now: float) -> None:
+    """A starting loop's running game goes on from its last checkpoint (see PhaseClock)."""
+    g = game_row(conn)
+    if g["state"] == "running":
+        change(conn, g, PhaseClock.of(g).restart(now).columns())
+
+
+# --- the lease of the one game loop -----------------------------------------------------
+
+
+def make_owner() -> str:
+    """This process's lease name: host, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _owner_alive(owner: str, heartbeat: float | None, now: float) -> bool:
+    """Whether the loop named `owner` may still be running."""
+    if heartbeat is None or now - heartbeat > LEASE_SECONDS:
+        return False
+    host, _, rest = owner.partition(":")
+    if host == socket.gethostname():  # on this machine a dead pid settles it at once
+        try:
+            os.kill(int(rest.partition(":")[0]), 0)
+        except ProcessLookupError:
+            return False
+        except (PermissionError, ValueError):
+            return True
+    return True
+
+
+def acquire_lease(engine: sa.Engine, owner: str) -> None:
+    """Become the game's one loop; GameBusy while another live loop holds it."""
+    now = time.time()
+    with engine.begin() as conn:
+        g = game_row(conn)
+        current = g["loop_owner"]
+        if current and current != owner and _owner_alive(current, g["loop_heartbeat"], now):
+            age = now - g["loop_heartbeat"]
+            raise GameBusy(
+                f"another game loop is running this game (owner={current}, last heartbeat "
+                f"{age:.1f} s ago); stop it first"
+            )
+        same = games.c.loop_owner.is_(None) if current is None else games.c.loop_owner == current
+        done = conn.execute(
+            games.update().where(same).values(loop_owner=owner, loop_heartbeat=now)
+        ).rowcount
+    if not done:
+        raise GameBusy("another game loop took this game at the same moment; try again")
+
+
+def heartbeat(conn: sa.Connection, owner: str, now: float) -> bool:
+    """Renew the lease and checkpoint a running clock; False when the lease is lost.
+
+    The checkpoint folds the running stretch in every heartbeat, so after a `kill -9` the
+    game loses at most a heartbeat of phase time (`restart_clock`).
+    """
+    held = conn.execute(
+        games.update().where(games.c.loop_owner == owner).values(loop_heartbeat=now)
+    ).rowcount
+    if not held:
+        return False
+    # The update above holds the row's write lock: nobody changes it before the commit.
+    g = game_row(conn)
+    if g["state"] == "running" and g["phase_resumed_at"] is not None:
+        change(conn, g, PhaseClock.of(g).run(now).columns())
+    return True
+
+
+def release_lease(engine: sa.Engine, owner: str) -> None:
+    """Stop being the game's loop: fold the running time in and leave the lease free."""
+    now = time.time()
+    with engine.begin() as conn:
+        released = conn.execute(
+            games.update()
+            .where(games.c.loop_owner == owner)
+            .values(loop_owner=None, loop_heartbeat=None)
+        ).rowcount
+        g = game_row(conn)
+        if released and g["phase_resumed_at"] is not None:
+            change(conn, g, PhaseClock.of(g).stop(now).columns())

@@ -1,0 +1,324 @@
+"""The round write path (the game loop's hot path): requests, scored rounds, totals, history.
+
+Crash safety: a round's request is committed as `sent` before it is sent (`insert_requests`);
+when every team's result is in, the results, the running totals and the status `scored`
+are written in one transaction (`store_rounds`). Requests left `sent` by a stopped loop
+become `void` (`void_requests`): they count for nobody.
+
+The totals of a batch are summed in Python first, then added with one
+`INSERT ... ON CONFLICT DO UPDATE` per table, so a batch costs a few statements whatever
+its size.
+"""
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from game_server.play.scoring import CORRECT, FAILED, WRONG, Result, Score
+from game_server.storage.schema import (
+    Double,
+    phase_totals,
+    points_history,
+    reference_history,
+    requests,
+    results,
+    team_failures,
+    team_recent,
+    team_totals,
+)
+
+EXCERPT_CHARS = 500  # stored of a failure's body excerpt
+
+
+class RequestRow(TypedDict):
+    """The columns of one request as the loop stores it before sending (status aside)."""
+
+    seq: int
+    request_id: str
+    phase_index: int
+    features: dict[str, Any]  # exactly the JSON "features" object sent
+    oddities: list[str]
+    label: int
+    p_default: float | None  # None with the instructor's own data
+    oracle_points: float | None
+    baseline_points: float
+    sent_at: float
+    label_visible_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredRound:
+    """One round whose every team's result is in: what `store_rounds` writes."""
+
+    seq: int
+    phase_index: int
+    oracle_points: float | None  # the oracle's expected points; None with own data
+    baseline_points: float
+    results: Sequence[Result]
+
+
+@dataclass(slots=True)
+class TeamTotals:
+    """What a batch adds to one team's running totals in one phase (`team_totals`)."""
+
+    points: int = 0
+    correct: int = 0
+    wrong: int = 0
+    failed: int = 0
+    latency_sum: float = 0.0
+    latency_count: int = 0
+
+    def add(self, score: Score, latency_ms: float) -> None:
+        """Count one scored result."""
+        self.points += score.points
+        if score.outcome == CORRECT:
+            self.correct += 1
+        elif score.outcome == WRONG:
+            self.wrong += 1
+        else:
+            self.failed += 1
+        if score.counts_latency:
+            self.latency_sum += latency_ms
+            self.latency_count += 1
+
+    def row(self, team_id: int, phase_index: int) -> dict[str, Any]:
+        """The `team_totals` row these totals add to."""
+        return {
+            "team_id": team_id,
+            "phase_index": phase_index,
+            "points": self.points,
+            "correct": self.correct,
+            "wrong": self.wrong,
+            "failed": self.failed,
+            "latency_sum": self.latency_sum,
+            "latency_count": self.latency_count,
+        }
+
+
+@dataclass(slots=True)
+class PhaseTotals:
+    """What a batch adds to one phase's reference totals (`phase_totals`)."""
+
+    requests: int = 0
+    void: int = 0
+    oracle_points: float = 0.0
+    baseline_points: float = 0.0
+
+    def row(self, phase_index: int) -> dict[str, Any]:
+        """The `phase_totals` row these totals add to."""
+        return {
+            "phase_index": phase_index,
+            "requests": self.requests,
+            "void": self.void,
+            "oracle_points": self.oracle_points,
+            "baseline_points": self.baseline_points,
+        }
+
+
+@dataclass(slots=True)
+class Batch:
+    """The rows and summed totals of a batch of scored rounds, ready to write."""
+
+    seqs: list[int] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    teams: dict[tuple[int, int], TeamTotals] = field(default_factory=dict)  # (team, phase)
+    failures: defaultdict[tuple[int, int, str], int] = field(
+        default_factory=lambda: defaultdict(int)  # (team, phase, reason) -> count
+    )
+    phases: dict[int, PhaseTotals] = field(default_factory=dict)
+
+    def add(self, rnd: ScoredRound) -> None:
+        """Count one round: its reference points, its results and their totals."""
+        self.seqs.append(rnd.seq)
+        ref = self.phases.setdefault(rnd.phase_index, PhaseTotals())
+        ref.requests += 1
+        ref.oracle_points += rnd.oracle_points or 0.0
+        ref.baseline_points += rnd.baseline_points or 0.0
+        for r in rnd.results:
+            s = r.score
+            self.results.append(_result_row(rnd.seq, r))
+            key = (r.team_id, rnd.phase_index)
+            totals = self.teams.get(key)
+            if totals is None:
+                totals = self.teams[key] = TeamTotals()
+            totals.add(s, r.latency_ms)
+            if s.outcome == FAILED:
+                self.failures[(r.team_id, rnd.phase_index, s.reason or "unknown")] += 1
+
+
+def _result_row(seq: int, r: Result) -> dict[str, Any]:
+    """The `results` row of one team's result."""
+    s = r.score
+    return {
+        "seq": seq,
+        "team_id": r.team_id,
+        "outcome": s.outcome,
+        "reason": s.reason,
+        "pred": s.pred,
+        "points": s.points,
+        "latency_ms": float(r.latency_ms),
+        "status_code": s.status_code,
+        "body_excerpt": _clean_excerpt(s.body_excerpt),
+    }
+
+
+def _clean_excerpt(text: str | None) -> str | None:
+    """A body excerpt that any database stores (PostgreSQL refuses NUL characters)."""
+    if text is None:
+        return None
+    return text[:EXCERPT_CHARS].replace("\x00", "\\x00")
+
+
+def _upsert_add(
+    conn: sa.Connection, table: sa.Table, keys: Sequence[str], rows: list[dict[str, Any]]
+) -> None:
+    """INSERT rows, or add their non-key values to the existing row (SQLite and PostgreSQL)."""
+    if not rows:
+        return
+    pg = conn.dialect.name == "postgresql"
+    stmt: postgresql.Insert | sqlite.Insert = (postgresql if pg else sqlite).insert(table)
+    adds = {c: table.c[c] + stmt.excluded[c] for c in rows[0] if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=adds), rows)
+
+
+def insert_requests(conn: sa.Connection, rows: Sequence[RequestRow]) -> None:
+    """Commit-before-send: store requests with status `sent`."""
+    if not rows:
+        return
+    conn.execute(requests.insert(), [{**r, "status": "sent"} for r in rows])
+
+
+def store_rounds(
+    conn: sa.Connection, rounds: Sequence[ScoredRound], now: float | None = None
+) -> int:
+    """Score rounds in the caller's transaction: results, totals, status `scored`.
+
+    Only requests still `sent` are scored (the primary key (seq, team_id) of `results`
+    also forbids counting twice). Returns the number of results stored.
+    """
+    now = time.time() if now is None else now
+    batch = Batch()
+    for rnd in rounds:
+        batch.add(rnd)
+    updated = conn.execute(
+        requests.update()
+        .where(requests.c.seq.in_(batch.seqs), requests.c.status == "sent")
+        .values(status="scored", resolved_at=now)
+    ).rowcount
+    if updated != len(batch.seqs):
+        # Never happens by construction; refuse rather than count a request twice.
+        n = len(batch.seqs)
+        raise RuntimeError(f"{n - updated} of {n} requests are not `sent`")
+    if batch.results:
+        conn.execute(results.insert(), batch.results)
+    _add_totals(conn, batch)
+    return len(batch.results)
+
+
+def _add_totals(conn: sa.Connection, batch: Batch) -> None:
+    """Add a batch's summed totals to the running totals tables."""
+    teams = [t.row(team_id, phase_index) for (team_id, phase_index), t in batch.teams.items()]
+    _upsert_add(conn, team_totals, ("team_id", "phase_index"), teams)
+    failures = [
+        {"team_id": team_id, "phase_index": phase_index, "reason": reason, "count": n}
+        for (team_id, phase_index, reason), n in batch.failures.items()
+    ]
+    _upsert_add(conn, team_failures, ("team_id", "phase_index", "reason"), failures)
+    _add_phase_totals(conn, batch.phases)
+
+
+def _add_phase_totals(conn: sa.Connection, per_phase: dict[int, PhaseTotals]) -> None:
+    """Add to the reference totals of each phase."""
+    rows = [t.row(p) for p, t in per_phase.items()]
+    _upsert_add(conn, phase_totals, ("phase_index",), rows)
+
+
+def store_round(
+    engine: sa.Engine,
+    request: RequestRow,
+    round_results: Sequence[Result],
+    scored_at: float | None = None,
+) -> None:
+    """Store one whole round (request `sent`, then scored) in two transactions.
+
+    The benchmark's entry point; the game loop batches the same two steps on its writer
+    thread (`play.writer.DbWriter`).
+    """
+    with engine.begin() as conn:
+        insert_requests(conn, [request])
+    rnd = ScoredRound(
+        request["seq"],
+        request["phase_index"],
+        request.get("oracle_points"),
+        request["baseline_points"],
+        round_results,
+    )
+    with engine.begin() as conn:
+        store_rounds(conn, [rnd], now=scored_at)
+
+
+def void_requests(conn: sa.Connection, seqs: Iterable[int] | None = None) -> int:
+    """Mark requests still `sent` as `void` (all of them, or those in `seqs`); counts them.
+
+    A void request counts for nobody: after a crash nobody knows which teams' answers
+    were lost, so dropping the whole round is the only choice fair to every team.
+    """
+    cond = requests.c.status == "sent"
+    if seqs is not None:
+        cond = sa.and_(cond, requests.c.seq.in_(list(seqs)))
+    per_phase = conn.execute(
+        sa.select(requests.c.phase_index, sa.func.count())
+        .where(cond)
+        .group_by(requests.c.phase_index)
+    ).all()
+    if not per_phase:
+        return 0
+    conn.execute(requests.update().where(cond).values(status="void", resolved_at=time.time()))
+    _add_phase_totals(conn, {p: PhaseTotals(void=n) for p, n in per_phase})
+    return sum(n for _, n in per_phase)
+
+
+def next_seq(conn: sa.Connection) -> int:
+    """The sequence number of the next request (the stream goes on after a restart)."""
+    return int(conn.execute(sa.select(sa.func.max(requests.c.seq))).scalar() or 0) + 1
+
+
+def rounds_in_phase(conn: sa.Connection, phase_index: int) -> int:
+    """How many rounds (requests, void ones included) a phase has sent."""
+    query = sa.select(sa.func.count()).where(requests.c.phase_index == phase_index)
+    return int(conn.execute(query).scalar_one())
+
+
+def store_recent(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Replace the recent-window snapshot rows of the given teams."""
+    if not rows:
+        return
+    ids = [r["team_id"] for r in rows]
+    conn.execute(team_recent.delete().where(team_recent.c.team_id.in_(ids)))
+    conn.execute(team_recent.insert(), list(rows))
+
+
+def sample_history(conn: sa.Connection, at: float) -> None:
+    """Append one sample of every team's points and the reference lines, for the chart."""
+    conn.execute(
+        points_history.insert().from_select(
+            ["at", "team_id", "points"],
+            sa.select(
+                sa.literal(at, Double), team_totals.c.team_id, sa.func.sum(team_totals.c.points)
+            ).group_by(team_totals.c.team_id),
+        )
+    )
+    ref = conn.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(phase_totals.c.oracle_points), 0.0),
+            sa.func.coalesce(sa.func.sum(phase_totals.c.baseline_points), 0.0),
+        )
+    ).one()
+    conn.execute(
+        reference_history.insert().values(at=at, oracle_points=ref[0], baseline_points=ref[1])
+    )
