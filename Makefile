@@ -21,9 +21,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/game-server demo $(DEMO_ARGS)
 
+# Style, the direction of imports between the parts, and types (pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
