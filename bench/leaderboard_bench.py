@@ -29,8 +29,8 @@ from bench_storage import scratch_database  # noqa: E402
 
 from game_server.play import teams  # noqa: E402
 from game_server.play.scoring import Result, Score  # noqa: E402
-from game_server.serve import WEB_THREADS  # noqa: E402
 from game_server.storage import control, database, games, standings, writes  # noqa: E402
+from game_server.webserver import WEB_THREADS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PERFORMANCE = ROOT / "docs" / "PERFORMANCE.md"
@@ -117,7 +117,7 @@ def fill(engine, ids: list[int], first_seq: int, rounds: int) -> None:
 
 SERVE = """
 import sys
-from game_server.serve import start_web
+from game_server.webserver import start_web
 server = start_web(sys.argv[1], "127.0.0.1", 0)
 print(server.effective_port, flush=True)
 sys.stdin.read()  # until the benchmark closes our stdin
@@ -126,8 +126,8 @@ sys.stdin.read()  # until the benchmark closes our stdin
 
 @contextlib.contextmanager
 def serve(url: str):
-    """The game's own web server (`serve.start_web`, as `game-server run` serves it) in a
-    process of its own, as in a game (not beside the benchmark's filling); its base URL."""
+    """The game's own web server (`webserver.start_web`, waitress as `game-server web` serves
+    it) in a process of its own, as in a game (not beside the benchmark's filling); its URL."""
     server = subprocess.Popen(
         [sys.executable, "-c", SERVE, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )

@@ -1,13 +1,12 @@
 """The `game-server` command line: one click group, a sub-group per part of the game."""
 
 import json
-import logging
-from pathlib import Path
 
 import click
 
-from game_server import serve
+from game_server import serve, webserver
 from game_server.accounts import cli as users_cli
+from game_server.demo.command import demo
 from game_server.logs import LEVELS, configure_logging
 from game_server.play import teams as registry
 from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
@@ -122,8 +121,7 @@ def game() -> None:
 def game_check(file: str, teams: int) -> None:
     """Validate a game file (a path, or "workshop" / "demo") and print its timeline."""
     try:
-        path = file if Path(file).exists() else gamefile.builtin_game_path(file)
-        game_file = gamefile.load_game_file(path)
+        game_file = gamefile.load_game_file(gamefile.game_path(file))
         if game_file.settings.pool:
             owndata.load_pool(
                 game_file.settings.pool,
@@ -274,8 +272,7 @@ def _engine(obj: dict):
 def _load_game(file: str):
     """A game file from a path or a builtin name; ClickException with one line otherwise."""
     try:
-        path = file if Path(file).exists() else gamefile.builtin_game_path(file)
-        return gamefile.load_game_file(path)
+        return gamefile.load_game_file(gamefile.game_path(file))
     except gamefile.GameFileError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -314,7 +311,7 @@ def init(obj: dict, game_name: str) -> None:
 @click.option("--start", is_flag=True, help="Start the game at once (when in the lobby).")
 @click.pass_obj
 def run(obj: dict, game_name: str | None, host: str, port: int, start: bool) -> None:
-    """Run the game: the customer's game loop, and the web app (JSON API) on HOST:PORT."""
+    """Run the game: the customer's game loop, and the web app (its own process) on HOST:PORT."""
     engine = _engine(obj)
     database.init_db(engine)
     if game_name is None:
@@ -323,6 +320,19 @@ def run(obj: dict, game_name: str | None, host: str, port: int, start: bool) -> 
     try:
         serve.run(engine, _load_game(game_name), host, port, start)
     except (games.GameBusy, OSError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--listen-fd", type=int, default=None, hidden=True)  # from `run`: its socket
+@click.pass_obj
+def web(obj: dict, host: str, port: int, listen_fd: int | None) -> None:
+    """Serve the pages and the JSON API only (`run` starts this as a process of its own)."""
+    try:
+        webserver.serve(obj["db"], host, port, listen_fd)
+    except (OSError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -346,46 +356,4 @@ def users() -> None:
 for _command in users_cli.COMMANDS:
     users.add_command(_command)
 
-
-@main.command()
-@click.option(
-    "--teams",
-    "team_count",
-    type=click.IntRange(1, 50),
-    default=5,
-    show_default=True,
-    help="Bot teams, cycling through the variants (starter, careful, leaky, devserver, flaky).",
-)
-@click.option(
-    "--game",
-    "game_name",
-    default="demo",
-    show_default=True,
-    help="Game file: a path, or a builtin game (demo, workshop).",
-)
-@click.option(
-    "--duration",
-    type=click.FloatRange(min=10),
-    default=None,
-    help="Compress (or stretch) the game's phases to this many seconds in all.",
-)
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("--no-browser", is_flag=True, help="Do not open the leaderboard in a browser.")
-def demo(
-    team_count: int, game_name: str, duration: float | None, port: int, no_browser: bool
-) -> None:
-    """Play a whole demo game on this machine with bot teams (leaderboard on --port)."""
-    from game_server.demo import run as demos  # the bots' machinery, only for this command
-
-    # The game's log goes to the demo's folder; the terminal shows the demo's own lines.
-    level = logging.getLevelName(logging.getLogger().level)
-    configure_logging("WARNING")
-    game_file = _load_game(game_name)
-    if duration is not None:
-        game_file = demos.compress(game_file, duration)
-    try:
-        demos.Demo(
-            game_file, team_count, port, not no_browser, echo=click.echo, log_level=level
-        ).run()
-    except (demos.DemoError, ConfigError) as exc:
-        raise click.ClickException(str(exc)) from None
+main.add_command(demo)

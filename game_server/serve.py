@@ -1,22 +1,30 @@
-"""`game-server run`: the web app (waitress, in a thread) beside the game loop (main thread).
+"""`game-server run`: the game loop in this process, the web app in a child process.
+
+The pages run in `game-server web`, a process of its own that shares nothing with the
+game loop but the database: no page, however hammered, can slow a round (GAME.md §9).
+This process makes the listening socket (a busy port fails here, before anything starts)
+and hands it to the child, restarts the child if it dies (the socket stays open, so
+connections wait in its backlog meanwhile), and stops it with the loop.
 
 Ctrl-C and SIGTERM stop the game loop cleanly: rounds in flight are stored, the phase
-clock is folded in and the lease released; then the process exits, taking the web
-server's thread with it.
+clock is folded in and the lease released; then the web process is stopped.
 """
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-import threading
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
-from flask import Flask
-from waitress.server import create_server
 
+from game_server import webserver
 from game_server.play.loop import Game
 from game_server.scenario.gamefile import GameFile
 from game_server.storage import database
@@ -24,30 +32,85 @@ from game_server.web.app import create_app
 
 log = logging.getLogger(__name__)
 
-WEB_THREADS = 8
+WATCH_SECONDS = 1.0  # how often the web process is checked
+STOP_SECONDS = 5.0  # SIGTERM, then SIGKILL after this long
+RESTART_BACKOFF_MAX = 30.0  # a web process that keeps dying is restarted at most this often
 
 
-def start_web(url: str, host: str, port: int, app: Flask | None = None):
-    """Serve the web app (`app`, else a new one) on host:port from a daemon thread; the
-    waitress server."""
-    if app is None:
-        app = create_app({"DATABASE_URL": url})
-    # poll(), not select(): at a big game's peak the customer holds over 1,024 sockets, and
-    # select() cannot watch a file descriptor above that (the web thread would die).
-    # A body over the app's cap is refused by waitress before it is read (waitress refuses
-    # a body of its limit or more, Flask one over its limit: hence + 1).
-    server = create_server(
-        app,
-        host=host,
-        port=port,
-        threads=WEB_THREADS,
-        asyncore_use_poll=True,
-        max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1,
-    )
-    thread = threading.Thread(target=server.run, name="web", daemon=True)
-    thread.start()
-    log.info("web app listening url=http://%s:%s/", server.effective_host, server.effective_port)
-    return server
+class WebProcess:
+    """`game-server web` as a child process on a socket made here; restarted when it dies."""
+
+    def __init__(self, url: str, sock: socket.socket, stderr: IO[str] | None = None):
+        """Settings only (nothing starts until `start()`)."""
+        self.url = url
+        self.sock = sock
+        self.stderr = stderr
+        self.process: subprocess.Popen[bytes] | None = None
+        self.closing = False
+        self.restarts = 0
+        self._started_at = 0.0
+
+    def start(self) -> None:
+        """Start the web process; its database URL goes in the environment, which only its
+        user and root can read (a command line is shown by `ps` to every team)."""
+        fd = self.sock.fileno()
+        env = {
+            **os.environ,
+            "GAME_DATABASE_URL": self.url,
+            "GAME_LOG_LEVEL": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "game_server", "web", "--listen-fd", str(fd)],
+            env=env,
+            stdin=subprocess.PIPE,  # the child stops when this pipe closes (we died)
+            stderr=self.stderr,
+            pass_fds=(fd,),
+            process_group=0,  # Ctrl-C in the terminal reaches the loop; we stop the child
+        )
+        self._started_at = time.monotonic()
+        log.info(
+            "web process started pid=%d url=%s", self.process.pid, webserver.base_url(self.sock)
+        )
+
+    def check(self) -> None:
+        """Restart the web process when it has died (one line in the log)."""
+        if self.closing or self.process is None or self.process.poll() is None:
+            return
+        # One that dies at once again is restarted later each time, up to every 30 s.
+        wait = min(2.0**self.restarts, RESTART_BACKOFF_MAX)
+        if time.monotonic() - self._started_at < wait:
+            return
+        ran = time.monotonic() - self._started_at
+        self.restarts = self.restarts + 1 if ran < RESTART_BACKOFF_MAX else 0
+        log.error(
+            "web process died pid=%d exit=%s; restarting it",
+            self.process.pid,
+            self.process.returncode,
+        )
+        self.start()
+
+    async def watch(self) -> None:
+        """Check the web process every second (off the event loop: starting one blocks)."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            await asyncio.to_thread(self.check)
+
+    def stop(self) -> None:
+        """Stop the web process: SIGTERM, then SIGKILL if it does not end in time."""
+        self.closing = True
+        process = self.process
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.info("web process stopped pid=%d exit=%s", process.pid, process.returncode)
 
 
 def run(
@@ -57,41 +120,51 @@ def run(
     port: int,
     start: bool,
     beside: Callable[[Game, str], Coroutine[Any, Any, None]] | None = None,
+    log_file: IO[str] | None = None,
 ) -> None:
-    """Run the game loop until Ctrl-C or SIGTERM, with the web app beside it.
+    """Run the game loop until Ctrl-C or SIGTERM, with the web app in a child process.
 
     `beside(game, web_url)` (the demo's supervisor) runs in the loop once the web app is
     up; the game stops when it returns, and it is cancelled when the game stops first.
+    The web process logs to `log_file` (default: this process's stderr).
     """
     url = engine.url.render_as_string(hide_password=False)
-    app = create_app({"DATABASE_URL": url})  # a bad setting stops here (ConfigError), first
+    create_app({"DATABASE_URL": url})  # a bad setting stops here (ConfigError), first
+    sock = webserver.listen(host, port)  # and a busy port (OSError)
+    web = WebProcess(url, sock, log_file)
     game = Game(engine, game_file)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, game.stop)
-        server = None
+        watcher: asyncio.Task | None = None
         companion: asyncio.Task | None = None
 
         def started() -> None:
-            nonlocal server, companion
-            server = start_web(url, host, port, app)
+            nonlocal watcher, companion
+            web.start()
+            watcher = asyncio.create_task(web.watch(), name="web")
             if beside is not None:
-                web_url = f"http://{server.effective_host}:{server.effective_port}/"
-                companion = asyncio.create_task(beside(game, web_url), name="beside")
+                companion = asyncio.create_task(beside(game, webserver.base_url(sock)))
                 companion.add_done_callback(lambda _task: game.stop())
 
         try:
             await game.run(started=started, start=start)
         finally:
-            if companion is not None:
-                companion.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await companion  # its own errors propagate: the demo reports them
-            if server is not None:
-                server.close()
-                server.task_dispatcher.shutdown(timeout=1)
+            web.closing = True
+            if watcher is not None:
+                watcher.cancel()
+            try:
+                if companion is not None:
+                    companion.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await companion  # its own errors propagate: the demo reports them
+            finally:
+                await asyncio.to_thread(web.stop)
 
     log.info("game run db=%s game_file=%s", database.safe_url(engine), game_file.path)
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()

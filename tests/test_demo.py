@@ -170,16 +170,19 @@ def port_is_free(port: int) -> bool:
 
 
 def assert_nothing_left(record: dict, wait: float = 0.0) -> None:
-    """No process the demo started is alive, none mentions its folder, every port is free."""
+    """No process the demo started is alive, none mentions its folder, every port is free
+    (after `wait` seconds at most: processes whose parent was killed stop by themselves)."""
     pids = set(record["pids"]) | {bot["pid"] for bot in record["bots"]}
     assert len(pids) > len(record["bots"])  # the bots and the training processes
+    ports = [record["port"], *(bot["port"] for bot in record["bots"])]
     deadline = time.monotonic() + wait
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+        any(alive(p) for p in pids) or not all(port_is_free(p) for p in ports)
+    ):
         time.sleep(0.2)
     assert [p for p in pids if alive(p)] == []
     assert processes_mentioning(record["folder"]) == []
-    ports = [record["port"], *(bot["port"] for bot in record["bots"])]
-    assert [p for p in ports if not port_is_free(p)] == []
+    assert [p for p in ports if not port_is_free(p)] == []  # the web process's too
 
 
 def points_now(port: int) -> dict:

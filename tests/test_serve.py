@@ -5,7 +5,7 @@ import socket
 
 import requests
 
-from game_server import serve
+from game_server import webserver
 from game_server.storage import database
 
 
@@ -19,7 +19,7 @@ def test_the_web_server_answers_when_file_descriptors_go_past_1024(sqlite_url):
             filler.append(socket.socket())
         assert filler[-1].fileno() > 1024
         database.init_db(database.make_engine(sqlite_url))
-        server = serve.start_web(sqlite_url, "127.0.0.1", 0)
+        server = webserver.start_web(sqlite_url, "127.0.0.1", 0)
         try:
             base = f"http://127.0.0.1:{server.effective_port}"
             for _ in range(3):  # the listening socket and each connection are above 1,024

@@ -15,7 +15,7 @@ import pytest
 from itsdangerous import TimestampSigner
 from web_helpers import make_game
 
-from game_server import serve
+from game_server import webserver
 from game_server.play import teams
 from game_server.storage import database, games
 from game_server.web.app import ConfigError, create_app
@@ -106,7 +106,7 @@ def test_a_body_over_the_cap_is_a_413_before_any_view(client, game):
 def test_the_server_refuses_a_huge_body_without_reading_it(sqlite_url):
     """200 MB announced, 64 KiB sent: the answer is a 413 at once, not a wait for the rest."""
     database.init_db(database.make_engine(sqlite_url))
-    server = serve.start_web(sqlite_url, "127.0.0.1", 0)
+    server = webserver.start_web(sqlite_url, "127.0.0.1", 0)
     try:
         with socket.create_connection(("127.0.0.1", server.effective_port), timeout=10) as s:
             head = "POST /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\n\r\n"

@@ -3,8 +3,8 @@
 The demo is `game-server run` with teams that play by themselves: it creates a fresh game
 database in `instance/demo-<time>/`, trains the bots' models with the starter's training
 code, starts each bot as a separate process serving the participant starter, registers
-them, and runs the game and the web app in this process through `serve.run`, the code
-path of `game-server run`. A supervisor beside the game loop prints progress, takes the
+them, and runs the game (and the web app, as a child process) through `serve.run`, the
+code path of `game-server run`. A supervisor beside the game loop prints progress, takes the
 flaky team down and up, and ends the run when the game is finished. Whatever happens
 (the end, Ctrl-C, SIGTERM, an error), every bot process is stopped before it returns.
 """
@@ -19,6 +19,7 @@ import secrets
 import signal
 import time
 from pathlib import Path
+from typing import IO
 
 import sqlalchemy as sa
 
@@ -113,12 +114,12 @@ class Demo:
         log_file = open(self.folder / "game.log", "a", buffering=1)  # noqa: SIM115 (closed below)
         try:
             configure_logging(self.log_level, log_file)
-            self._play()
+            self._play(log_file)
             return self._finish()
         finally:
             log_file.close()
 
-    def _play(self) -> None:
+    def _play(self, log_file: IO[str]) -> None:
         """Everything from the bots' training to the game's end, then every bot stopped."""
         self.echo(f"demo folder: {self.folder} (the game's log: game.log)")
         self.echo(f"leaderboard: {self.web_url} (live once the bots are up, 10-20 s from now)")
@@ -130,7 +131,13 @@ class Demo:
         try:
             self._prepare()
             serve.run(
-                self.engine, self.game_file, HOST, self.port, start=True, beside=self.supervise
+                self.engine,
+                self.game_file,
+                HOST,
+                self.port,
+                start=True,
+                beside=self.supervise,
+                log_file=log_file,  # the web process's log too
             )
         except KeyboardInterrupt:
             self.echo("interrupted")

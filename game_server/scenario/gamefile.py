@@ -186,6 +186,11 @@ def builtin_game_path(name: str) -> Path:
     return path
 
 
+def game_path(file: str) -> Path:
+    """A game file named on a command line: an existing path, else a builtin game's name."""
+    return Path(file) if Path(file).exists() else builtin_game_path(file)
+
+
 def load_game_file(path: str | Path) -> GameFile:
     """Read and validate a game file; raise GameFileError with a one-line message."""
     path = Path(path)

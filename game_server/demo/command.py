@@ -1,0 +1,56 @@
+"""`game-server demo`: the command (the bots' machinery is imported only when it runs)."""
+
+import logging
+
+import click
+
+from game_server.logs import configure_logging
+from game_server.scenario import gamefile
+from game_server.web.app import ConfigError
+
+
+@click.command()
+@click.option(
+    "--teams",
+    "team_count",
+    type=click.IntRange(1, 50),
+    default=5,
+    show_default=True,
+    help="Bot teams, cycling through the variants (starter, careful, leaky, devserver, flaky).",
+)
+@click.option(
+    "--game",
+    "game_name",
+    default="demo",
+    show_default=True,
+    help="Game file: a path, or a builtin game (demo, workshop).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=10),
+    default=None,
+    help="Compress (or stretch) the game's phases to this many seconds in all.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--no-browser", is_flag=True, help="Do not open the leaderboard in a browser.")
+def demo(
+    team_count: int, game_name: str, duration: float | None, port: int, no_browser: bool
+) -> None:
+    """Play a whole demo game on this machine with bot teams (leaderboard on --port)."""
+    from game_server.demo import run as demos  # the bots' machinery, only for this command
+
+    # The game's log goes to the demo's folder; the terminal shows the demo's own lines.
+    level = logging.getLevelName(logging.getLogger().level)
+    configure_logging("WARNING")
+    try:
+        game_file = gamefile.load_game_file(gamefile.game_path(game_name))
+    except gamefile.GameFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    if duration is not None:
+        game_file = demos.compress(game_file, duration)
+    try:
+        demos.Demo(
+            game_file, team_count, port, not no_browser, echo=click.echo, log_level=level
+        ).run()
+    except (demos.DemoError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None

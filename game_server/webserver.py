@@ -1,0 +1,120 @@
+"""Serving the web app with waitress: as the process of `game-server web`, or in a thread.
+
+`game-server run` starts `game-server web` as a child process (`serve.WebProcess`) on a
+listening socket it made itself, so the game loop and the pages share nothing but the
+database: a flood of page requests spends the web process's CPU and GIL, never the loop's.
+`start_web` serves from a thread instead, for tests and benchmarks.
+"""
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+
+from flask import Flask
+from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
+
+from game_server.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+WEB_THREADS = 8
+BACKLOG = 1024  # connections wait here while a new web process starts (waitress's default)
+WEB_NICE = 10  # started by `run`: the web process yields the CPU to the game loop
+
+
+class Stop(Exception):
+    """SIGTERM or Ctrl-C: the web process ends its serving loop."""
+
+
+def make_server(
+    app: Flask, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None
+) -> BaseWSGIServer | MultiSocketServer:
+    """A waitress server for `app` on host:port, or on the listening socket `sock`."""
+    where: dict = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
+    # poll(), not select(): a process holding over 1,024 sockets (the customer at a big
+    # game's peak, when served in a thread beside it) would kill select()'s thread.
+    # A body over the app's cap is refused by waitress before it is read (waitress refuses
+    # a body of its limit or more, Flask one over its limit: hence + 1).
+    return create_server(
+        app,
+        threads=WEB_THREADS,
+        asyncore_use_poll=True,
+        backlog=BACKLOG,
+        max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1,
+        **where,
+    )
+
+
+def start_web(url: str, host: str, port: int, app: Flask | None = None):
+    """Serve the web app (`app`, else a new one) on host:port from a daemon thread; the
+    waitress server (tests and benchmarks; `game-server run` uses a process)."""
+    server = make_server(app or create_app({"DATABASE_URL": url}), host, port)
+    threading.Thread(target=server.run, name="web", daemon=True).start()
+    log.info("web app listening url=http://%s:%s/", server.effective_host, server.effective_port)
+    return server
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: a free one) that a web process inherits."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def base_url(sock: socket.socket) -> str:
+    """The web app's URL on a listening socket."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def serve(url: str | None, host: str, port: int, listen_fd: int | None = None) -> None:
+    """`game-server web`: serve until SIGTERM or Ctrl-C.
+
+    With `listen_fd` (started by `game-server run`): serve on that inherited socket, at a
+    lower CPU priority than the game loop, and stop when stdin (a pipe from `run`) closes,
+    so that a killed `run` leaves no web process behind.
+    """
+    if listen_fd is not None:
+        threading.Thread(target=_stop_when_stdin_closes, name="stdin", daemon=True).start()
+        os.nice(WEB_NICE)
+    app = create_app({"DATABASE_URL": url} if url else None)
+    sock = listen(host, port) if listen_fd is None else socket.socket(fileno=listen_fd)
+    server = make_server(app, sock=sock)
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _stop)
+        log.info("web app listening url=%s pid=%d", base_url(sock), os.getpid())
+        server.run()
+    except Stop:
+        pass
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown(timeout=2)
+    log.info("web app stopped pid=%d", os.getpid())
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    """The signal handler: end the serving loop (in the main thread), once."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)  # a second signal must not break the clean-up
+    raise Stop
+
+
+def _stop_when_stdin_closes() -> None:
+    """Wait for the end of stdin (the parent exited or closed it), then stop like SIGTERM."""
+    sys.stdin.buffer.read()
+    os.kill(os.getpid(), signal.SIGTERM)
