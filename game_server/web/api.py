@@ -16,8 +16,8 @@ from game_server.storage import games, queries, standings
 from game_server.web.auth import bearer_token
 from game_server.web.cache import cached_json
 from game_server.web.db import engine, find_team
-from game_server.web.jsonapi import int_arg, json_api
-from game_server.web.monitoring import Monitor
+from game_server.web.jsonapi import BadRequest, int_arg, json_api, limited
+from game_server.web.monitoring import WINDOWS, Monitor, UnknownPhase
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ def leaderboard():
 
 
 @api.get("/teams/<name>/results")
+@limited("teams")
 def team_results(name: str):
     """A team's most recent results (`limit`, 1..500, default 50), newest first.
 
@@ -83,6 +84,7 @@ def public_result(row: dict) -> dict:
 
 
 @api.get("/feedback")
+@limited("feedback")
 def feedback():
     """The calling team's revealed labels after `after` (a cursor; start with 0)."""
     header = request.headers.get("Authorization", "")
@@ -153,6 +155,7 @@ def history_data() -> dict:
 
 
 @api.get("/teams/<name>")
+@limited("teams")
 def team_summary(name: str):
     """A team's standing, failures by reason, accuracy and latency over time, label timing."""
     with engine().connect() as conn:
@@ -190,17 +193,27 @@ def teams_reason(reason: str) -> str:
 
 
 @api.get("/monitoring")
+@limited("monitoring")
 def monitoring():
-    """Drift of the last `last` requests (of phase `phase`, or all) against the training data."""
+    """Drift of the last `last` requests (200, 1000 or 5000; of phase `phase`, or all)
+    against the training data; each report computed at most once per interval."""
     raw = request.args.get("phase", "all")
     phase = None if raw in ("", "all") else int_arg("phase", 0, 0, 10_000)
-    last = int_arg("last", 1000, 10, 5000)
+    last = int_arg("last", 1000, 0, 10**9)
+    if last not in WINDOWS:
+        raise BadRequest(f"last must be one of {', '.join(map(str, WINDOWS))}, not {last}")
     app = current_app
     monitor = app.extensions.get("game_monitor")
     if monitor is None:
         monitor = Monitor(engine(), float(app.config["MONITORING_CACHE_SECONDS"]))
-        app.extensions["game_monitor"] = monitor
-    return jsonify(monitor.report(phase, last))
+        monitor = app.extensions.setdefault("game_monitor", monitor)
+    try:
+        report = monitor.cached(phase, last)
+    except UnknownPhase as exc:
+        raise BadRequest(str(exc)) from None
+    response = Response(report.text, mimetype="application/json")
+    response.set_etag(report.etag)
+    return response
 
 
 @api.get("/openapi.json")

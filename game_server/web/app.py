@@ -45,6 +45,10 @@ DEFAULTS = {
     "SLIDES_DIR": None,
     "MONITORING_CACHE_SECONDS": 5.0,
     "LIVE_CACHE_SECONDS": 0.5,
+    # Requests per client to the endpoints that cost a query or a computation: (per
+    # second, burst). Generous, because behind an SSH tunnel or a proxy every browser
+    # has the same address: a team page polls two of them every 2 s, monitoring every 5 s.
+    "RATE_LIMITS": {"teams": (20, 60), "monitoring": (2, 20), "feedback": (10, 30)},
     # Nothing the game server takes is big (a form, a token): a bigger body is a 413, and
     # `serve` tells waitress the same so that it refuses one before reading it.
     "MAX_CONTENT_LENGTH": 64 * 1024,

@@ -1,15 +1,26 @@
-"""What every JSON API blueprint shares: errors as one-line JSON, and conditional GETs.
+"""What every JSON API blueprint shares: errors as one-line JSON, conditional GETs, and the
+per-client budgets of the expensive endpoints.
 
 Every GET answer carries an `ETag`; a poll with the same `If-None-Match` gets a 304, so a
 room full of open leaderboards costs little while nothing changes.
 """
 
-from flask import Blueprint, Response, json, jsonify, request
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, current_app, json, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from game_server.storage import games
-from game_server.web.auth import Refused
+from game_server.web.auth import Refused, client
+from game_server.web.ratelimit import RequestBudget
+
+log = logging.getLogger(__name__)
+
+TOO_FAST = "too many requests to {group} from this address: try again in {wait} s"
 
 
 class BadRequest(ValueError):
@@ -28,6 +39,40 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise BadRequest(f"{name} must be between {low} and {high}, not {value}")
     return value
+
+
+def limited(group: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a view the per-client budget `RATE_LIMITS[group]`: beyond it, a 429 with
+    `Retry-After` (before the view's query or computation runs)."""
+
+    def wrap(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def budgeted(*args: Any, **kwargs: Any) -> Any:
+            budget = request_budget(group)
+            wait = budget.take(client())
+            if wait:
+                refused = budget.log_due()  # one line per 10 s, however big the flood
+                if refused:
+                    log.warning(
+                        "rate limited group=%s client=%s refused=%d", group, client(), refused
+                    )
+                raise Refused(
+                    429, TOO_FAST.format(group=group, wait=wait), {"Retry-After": str(wait)}
+                )
+            return view(*args, **kwargs)
+
+        return budgeted
+
+    return wrap
+
+
+def request_budget(group: str) -> RequestBudget:
+    """This app's budget for `group` (from the config's RATE_LIMITS: per second, burst)."""
+    budgets = current_app.extensions.setdefault("game_budgets", {})
+    if group not in budgets:
+        rate, burst = current_app.config["RATE_LIMITS"][group]
+        budgets.setdefault(group, RequestBudget(float(rate), int(burst)))
+    return budgets[group]
 
 
 def json_api(blueprint: Blueprint) -> Blueprint:

@@ -1,8 +1,11 @@
-"""Failed instructor logins per client: after LIMIT in WINDOW seconds, wait for the oldest.
+"""Limits per client: failed instructor logins, and requests to the expensive endpoints.
 
-Per process (one waitress process serves the game; several workers would each allow
-LIMIT): enough to turn 300 guesses a second into 5 a minute. Memory stays bounded: the
-failures of at most CLIENTS_MAX clients are kept.
+`FailureLimit`: after LIMIT failures in WINDOW seconds, wait for the oldest to age out;
+enough to turn 300 guesses a second into 5 a minute. `RequestBudget`: a token bucket,
+`rate` requests a second on average and `burst` at once, for the endpoints whose answer
+costs a query or a computation. Both count per process (one `game-server web` process
+serves the game; several workers would each allow as much), and keep at most
+CLIENTS_MAX clients, so a flood of addresses cannot grow the memory.
 """
 
 import math
@@ -58,3 +61,40 @@ class FailureLimit:
         if not recent:
             self._failures.pop(client, None)
         return recent
+
+
+class RequestBudget:
+    """Requests per client: `rate` a second on average, up to `burst` at once."""
+
+    def __init__(self, rate: float, burst: int, clock: Clock = time.monotonic):
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.refused = 0  # requests refused since the last `log_due()`
+        self._logged_at = -math.inf
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when)
+
+    def take(self, client: str) -> int:
+        """Spend one request of `client`: 0 when it may go on, else the seconds to wait."""
+        now = self.clock()
+        with self._lock:
+            tokens, at = self._buckets.get(client, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+            if client not in self._buckets and len(self._buckets) >= CLIENTS_MAX:
+                self._buckets.clear()  # a flood of addresses: forget, rather than grow
+            if tokens < 1.0:
+                self._buckets[client] = (tokens, now)
+                self.refused += 1
+                return max(1, math.ceil((1.0 - tokens) / self.rate))
+            self._buckets[client] = (tokens - 1.0, now)
+            return 0
+
+    def log_due(self, every: float = 10.0) -> int:
+        """The refusals to log now (at most one line per `every` seconds), else 0."""
+        now = self.clock()
+        with self._lock:
+            if now - self._logged_at < every:
+                return 0
+            self._logged_at, refused, self.refused = now, self.refused, 0
+            return refused
