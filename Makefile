@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean bench-customer bench-starter bench-leaderboard bench-memory figures slides cheatsheet ready-model
+.PHONY: install demo test lint pytest clean bench-customer bench-starter bench-leaderboard bench-memory bench-flood figures slides cheatsheet ready-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: lint pytest
 bench-customer: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/customer_bench.py
+
+# A flood of every public endpoint during a game, against a quiet game (loopback only,
+# about 2 minutes): healthy teams' latency and failures; writes docs/PERFORMANCE.md.
+bench-flood: $(STAMP)
+	$(BIN)/python bench/flood_bench.py
 
 # The game server's memory over a 3-minute peak phase against 100 stub teams.
 bench-memory: $(STAMP)
