@@ -1,10 +1,18 @@
 """The leaderboard in a real headless Chromium, served by waitress over a real database."""
 
+import contextlib
+import http.server
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from starter_helpers import free_port
 from waitress.server import create_server
 from web_helpers import XSS_NAME, make_game, store_results
 
@@ -194,3 +202,93 @@ def test_team_names_are_text_in_the_chart(served_markup, page):
     assert page.locator("#chart svg a").count() == 0  # no link
     assert page.locator('#chart svg [style*="font-size:90px"]').count() == 0  # no giant label
     assert page.locator("#chart svg tspan[style*='bold']").count() == 0
+
+
+class HealthHandler(http.server.BaseHTTPRequestHandler):
+    """A team API's health route, and nothing else."""
+
+    def do_GET(self):  # noqa: N802 (the standard library's name)
+        body = b'{"status": "ok"}'
+        self.send_response(200 if self.path == "/health" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        """Quiet."""
+
+
+def up_cell(page, team: str) -> str:
+    """The text of a team's API cell on the leaderboard ('' before its row is drawn)."""
+    return page.evaluate(
+        """(team) => {
+          const row = [...document.querySelectorAll('#board tr')]
+            .find(r => r.querySelector('td.team').textContent === team);
+          return row ? row.querySelector('td.up').textContent : '';
+        }""",
+        team,
+    )
+
+
+def wait_for_cell(page, team: str, start: str, timeout: float) -> str:
+    """Poll the page's DOM until the team's API cell starts with `start`."""
+    deadline = time.monotonic() + timeout
+    while not (text := up_cell(page, team)).startswith(start):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{team}'s API cell is {text!r}, not {start!r}, after {timeout} s")
+        page.wait_for_timeout(100)
+    return text
+
+
+def test_the_lobby_shows_a_team_up_within_5_s_of_its_api_starting_and_down_within_5_s(
+    tmp_path, page
+):
+    """Issue 14's done-when: `game-server run` in the lobby, a team whose API comes and goes."""
+    env = {**os.environ, "GAME_DATABASE_URL": f"sqlite:///{tmp_path / 'game.sqlite'}"}
+    game_server = [sys.executable, "-m", "game_server"]
+    api_port, web_port = free_port(), free_port()
+    subprocess.run([*game_server, "init"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            *game_server,
+            "teams",
+            "add",
+            "night-owls",
+            "--url",
+            f"http://127.0.0.1:{api_port}/predict",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    with open(tmp_path / "run.log", "w") as log:
+        run = subprocess.Popen([*game_server, "run", "--port", str(web_port)], env=env, stderr=log)
+    api = None
+    try:
+        base = f"http://127.0.0.1:{web_port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the web process starts in a few seconds
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(base + "/api/health", timeout=2)
+                break
+            time.sleep(0.2)
+        page.goto(base + "/")
+        assert wait_for_cell(page, "night-owls", "down", 30) == "down connect_error"
+
+        api = http.server.ThreadingHTTPServer(("127.0.0.1", api_port), HealthHandler)
+        threading.Thread(target=api.serve_forever, daemon=True).start()
+        assert wait_for_cell(page, "night-owls", "up", 5) == "up"
+
+        api.shutdown()
+        api.server_close()
+        api = None
+        assert wait_for_cell(page, "night-owls", "down", 5) == "down connect_error"
+        assert page.locator("#state").inner_text() == "lobby"
+    finally:
+        if api is not None:
+            api.shutdown()
+            api.server_close()
+        run.send_signal(signal.SIGTERM)
+        run.wait(30)
+    assert run.returncode == 0

@@ -44,6 +44,16 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class Health:
+    """A team's health route, probed before the game (not scored): up, or why not."""
+
+    team_id: int
+    up: bool
+    reason: str | None = None  # a scoring reason: connect_error, timeout, http_status, ...
+    status_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class _Route:
     """What a target's registration means for sending: where to POST, or why not."""
 
@@ -157,6 +167,30 @@ class Customer:
                 *(self._ask_one(t, request_id, bodies, headers, label) for t in targets)
             )
         )
+
+    async def probe(self, target: Target) -> Health:
+        """GET the target's health route: up on HTTP 200 (the body is not read).
+
+        The same session as the game's requests: the allow-list, the time limit and no
+        redirects. Never raises because of a team.
+        """
+        if self._session is None:
+            raise RuntimeError("Customer.probe outside `async with Customer(...)`")
+        try:
+            url = protocols.health_url(target.protocol, target.url)
+            if hosts.url_problem(url, self.allow, resolve=False) is not None:
+                return Health(target.team_id, False, "host_not_allowed")
+            async with self._session.get(url, allow_redirects=False) as resp:
+                if resp.status == 200:
+                    return Health(target.team_id, True, None, 200)
+                return Health(
+                    target.team_id, False, scoring.refusal(resp.status).reason, resp.status
+                )
+        except Exception as exc:
+            reason = _failure_reason(exc)
+            if reason == "internal_error":  # a bug of ours, or a protocol we do not know
+                log.exception("probe failed team_id=%s", target.team_id)
+            return Health(target.team_id, False, reason)
 
     def _route(self, target: Target) -> _Route:
         """Where to POST for `target`, or why not; cached, as targets rarely change."""

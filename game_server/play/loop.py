@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from game_server.play import teams
 from game_server.play.customer import Customer, Target
+from game_server.play.lobby import Prober
 from game_server.play.window import RECENT_WINDOW, RecentWindows
 from game_server.play.writer import DbWriter, first_line
 from game_server.scenario.gamefile import GameFile, Phase
@@ -141,10 +142,13 @@ class Game:
 
     async def _run_tasks(self, stop_event: asyncio.Event) -> None:
         """The loop's tasks until a stop (or one of them fails); then the rounds in flight."""
+        assert self._customer is not None  # run() opened it
+        prober = Prober(self._customer, self.writer)  # who is ready, in the lobby and paused
         tasks = [
             asyncio.create_task(self._poll(), name="poll"),
             asyncio.create_task(self._schedule(), name="schedule"),
             asyncio.create_task(self._snapshots(), name="snapshots"),
+            asyncio.create_task(prober.run(lambda: self.game, lambda: self.targets), name="probe"),
         ]
         stop = asyncio.create_task(stop_event.wait())
         await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -2,14 +2,15 @@
 
 `native` is the game's own contract (GAME.md §3); `mlflow` and `openinference` let real
 serving stacks (MLflow's scoring server; KServe v2 servers such as MLServer and Triton)
-play unchanged. Each protocol is a pair of functions: request body from (request id,
-features), and raw prediction from the parsed JSON answer (None when there is none).
+play unchanged. Each protocol is a few functions: request body from (request id,
+features), raw prediction from the parsed JSON answer (None when there is none), and
+the health route that the lobby probes before the game (GAME.md §8).
 """
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 # A JSON object: a request body, or the features of one applicant.
 JSONObject = dict[str, object]
@@ -27,11 +28,18 @@ class Protocol:
     url: Callable[[str, str | None], str]  # (registered url, model) -> the URL to POST to
     body: Callable[[str, JSONObject], JSONObject]  # (request id, features) -> the JSON request body
     extract: Callable[[object], object]  # parsed JSON answer -> raw prediction, or None
+    health: Callable[[str], str]  # registered url -> the health route the lobby probes
 
 
 def _native_body(request_id: str, features: JSONObject) -> JSONObject:
     """The game's own body: the request id and the features object."""
     return {"id": request_id, "features": features}
+
+
+def _native_health(url: str) -> str:
+    """The starter's `GET /health`, at the root of the team's host and port."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/health", "", ""))
 
 
 def _native_extract(doc: object) -> object:
@@ -42,6 +50,11 @@ def _native_extract(doc: object) -> object:
 def _mlflow_url(url: str, model: str | None) -> str:
     """MLflow's scoring server answers on /invocations."""
     return url.rstrip("/") + "/invocations"
+
+
+def _mlflow_health(url: str) -> str:
+    """MLflow's scoring server answers `GET /health` beside /invocations."""
+    return url.rstrip("/") + "/health"
 
 
 def _mlflow_body(request_id: str, features: JSONObject) -> JSONObject:
@@ -61,6 +74,11 @@ def _oip_url(url: str, model: str | None) -> str:
     if not model:
         raise ProtocolError("protocol openinference needs a model name")
     return f"{url.rstrip('/')}/v2/models/{quote(model, safe='')}/infer"
+
+
+def _oip_health(url: str) -> str:
+    """The Open Inference Protocol's server readiness route."""
+    return url.rstrip("/") + "/v2/health/ready"
 
 
 def oip_input(name: str, value: object) -> JSONObject:
@@ -110,9 +128,11 @@ def _oip_extract(doc: object) -> object:
 
 
 PROTOCOLS = {
-    "native": Protocol("native", lambda url, model: url, _native_body, _native_extract),
-    "mlflow": Protocol("mlflow", _mlflow_url, _mlflow_body, _mlflow_extract),
-    "openinference": Protocol("openinference", _oip_url, _oip_body, _oip_extract),
+    "native": Protocol(
+        "native", lambda url, model: url, _native_body, _native_extract, _native_health
+    ),
+    "mlflow": Protocol("mlflow", _mlflow_url, _mlflow_body, _mlflow_extract, _mlflow_health),
+    "openinference": Protocol("openinference", _oip_url, _oip_body, _oip_extract, _oip_health),
 }
 
 
@@ -133,6 +153,11 @@ def check_protocol(name: str, model: str | None = None) -> None:
 def request_url(name: str, url: str, model: str | None = None) -> str:
     """The URL to POST to for a target registered with `url`."""
     return get_protocol(name).url(url, model)
+
+
+def health_url(name: str, url: str) -> str:
+    """The health route of a target registered with `url`: what the lobby probes (GET)."""
+    return get_protocol(name).health(url)
 
 
 def request_body(name: str, request_id: str, features: JSONObject) -> bytes:

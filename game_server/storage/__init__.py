@@ -5,7 +5,8 @@ with its game file and the web workers' shared settings (`database`); the `games
 one writer, with the lease of the game loop (`games`) and the phase clock's arithmetic
 (`clock`, pure); the control actions (`control`); the round write path (`writes`); the
 public standings (`standings`); the team pages', feedback's and monitoring's reads
-(`queries`); and the export of a game (`export`).
+(`queries`); the lobby's latest probe of each team's API (`health`); and the export of a
+game (`export`).
 
 Import the modules themselves (`from game_server.storage import games, writes`): there
 is no facade.

@@ -144,6 +144,18 @@ team_recent = sa.Table(
     sa.Column("updated_at", Double, nullable=False),
 )
 
+# The latest probe of each team's health route before the game and while paused (one
+# row per team, overwritten every few seconds: bounded; never results, never scored).
+team_health = sa.Table(
+    "team_health",
+    metadata,
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), primary_key=True),
+    sa.Column("up", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.String(32)),  # why not up: a scoring reason
+    sa.Column("status_code", sa.Integer),
+    sa.Column("checked_at", Double, nullable=False),
+)
+
 points_history = sa.Table(
     "points_history",
     metadata,

@@ -20,7 +20,7 @@ from flask import (
 )
 
 from game_server.play import teams
-from game_server.storage import control, queries, standings
+from game_server.storage import control, health, queries, standings
 from game_server.team_names import looks_like_a_name
 from game_server.web.auth import (
     Refused,
@@ -59,8 +59,10 @@ def page() -> dict:
     values["logged_in"] = admin_logged_in()
     if values["logged_in"]:
         with engine().connect() as conn:
-            values["clock"] = standings.game_clock(conn)
+            clock = values["clock"] = standings.game_clock(conn)
             values["teams"] = teams.list_teams(conn)
+            if clock["state"] in health.PROBED_STATES:  # who the room waits for
+                values["not_ready"] = health.not_ready(conn)
             values["log"] = queries.control_log_recent(conn, 30)
         values["actions"] = control.ACTIONS
         values["protocols"] = ("native", "mlflow", "openinference")

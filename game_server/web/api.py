@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from game_server.play import teams
 from game_server.storage import games, queries, standings
+from game_server.storage import health as team_health
 from game_server.web.auth import bearer_token
 from game_server.web.cache import cached_json
 from game_server.web.db import engine, find_team
@@ -48,7 +49,9 @@ def leaderboard():
 
     def compute() -> dict:
         with engine().connect() as conn:
-            return standings.leaderboard(conn)
+            board = standings.leaderboard(conn)
+            team_health.overlay(conn, board)  # in the lobby: who is up, by the probe
+            return board
 
     return cached_json("leaderboard", compute)  # every open page polls this every second
 
@@ -163,6 +166,7 @@ def team_summary(name: str):
         if team is None:
             return jsonify(error=f"no team called {name[:40]!r}"), 404
         board = standings.leaderboard(conn)
+        team_health.overlay(conn, board)
         row = next((t for t in board["teams"] if t["name"] == team["name"]), None)
         settings = games.game_row(conn)["settings"] or {}
         failures = queries.team_failure_counts(conn, team["id"])

@@ -28,7 +28,8 @@
     cells.team.appendChild(link);
     cells.team.title = name;
     cells.up.appendChild(Game.el("span", null, "dot unknown"));
-    cells.up.appendChild(Game.el("span", ""));
+    cells.up.appendChild(Game.el("span", "", "up-state"));
+    cells.up.appendChild(Game.el("span", "", "up-reason muted"));
     return { tr: tr, cells: cells, rank: null, points: null, markAt: 0 };
   }
 
@@ -57,9 +58,12 @@
     Game.setText(c.accuracy, Game.pct(t.accuracy));
     Game.setText(c.p50, Game.ms(t.latency_p50));
     Game.setText(c.p95, Game.ms(t.latency_p95));
+    // In the lobby and while paused, `up` comes from the probe of the team's health route,
+    // with why it is down; while running, from its answers.
     const state = t.up === true ? "up" : t.up === false ? "down" : "unknown";
     c.up.firstChild.className = "dot " + state;
-    Game.setText(c.up.lastChild, t.active ? (state === "unknown" ? "–" : state) : "disabled");
+    Game.setText(c.up.children[1], t.active ? (state === "unknown" ? "–" : state) : "disabled");
+    Game.setText(c.up.children[2], t.active && state === "down" && t.up_reason ? " " + t.up_reason : "");
     row.tr.className = t.active ? "" : "inactive";
   }
 

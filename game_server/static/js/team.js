@@ -30,7 +30,8 @@
       card("correct", Game.num(t.correct)), card("wrong", Game.num(t.wrong)),
       card("failed", Game.num(t.failed)), card("accuracy", Game.pct(t.accuracy)),
       card("p50 ms", Game.ms(t.latency_p50)), card("p95 ms", Game.ms(t.latency_p95)),
-      card("API", !s.active ? "disabled" : t.up === true ? "up" : t.up === false ? "down" : "–"),
+      card("API", !s.active ? "disabled" : t.up === true ? "up"
+        : t.up === false ? "down" + (t.up_reason ? ": " + t.up_reason : "") : "–"),
     ];
     document.getElementById("cards").replaceChildren(...cards);
     Game.setText("labels", (s.label_delay !== null && s.label_delay !== undefined
