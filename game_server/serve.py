@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import IO, Any
@@ -49,6 +50,7 @@ class WebProcess:
         self.closing = False
         self.restarts = 0
         self._started_at = 0.0
+        self._lock = threading.Lock()  # a check (in a thread) never races the stop
 
     def start(self) -> None:
         """Start the web process; its database URL goes in the environment, which only its
@@ -74,6 +76,11 @@ class WebProcess:
 
     def check(self) -> None:
         """Restart the web process when it has died (one line in the log)."""
+        with self._lock:
+            self._check()
+
+    def _check(self) -> None:
+        """`check`, under the lock."""
         if self.closing or self.process is None or self.process.poll() is None:
             return
         # One that dies at once again is restarted later each time, up to every 30 s.
@@ -98,7 +105,8 @@ class WebProcess:
     def stop(self) -> None:
         """Stop the web process: SIGTERM, then SIGKILL if it does not end in time."""
         self.closing = True
-        process = self.process
+        with self._lock:
+            process = self.process
         if process is None:
             return
         if process.stdin is not None:
