@@ -7,9 +7,10 @@ a team's schema needs it and it is missing.
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from game_server.accounts import pgsql
-from game_server.accounts.config import REPO, AccountsError, Settings
+from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
 from game_server.accounts.files import write_file
 from game_server.accounts.game_cli import enable_in_game, new_game_token, register_in_game
@@ -18,8 +19,6 @@ from game_server.accounts.starter import env_text, read_env, starter_tarball, ur
 from game_server.accounts.state import State, db_state, home_of, starter_paths, system_users
 
 log = logging.getLogger(__name__)
-
-INIT_SQL = REPO / "database_docker" / "initdb" / "01-workshop.sql"
 
 
 def apply_init_sql(ex: Executor, settings: Settings) -> None:
@@ -34,11 +33,10 @@ def apply_init_sql(ex: Executor, settings: Settings) -> None:
         "-v",
         f"game_role={settings.game_role}",
     ]
-    if not INIT_SQL.is_file():
-        raise AccountsError(
-            f"no init SQL at {INIT_SQL}: run `users` from a checkout (make install)"
-        )
-    ex.run(argv, stdin=INIT_SQL.read_text(), root=False)
+    init_sql = Path(settings.init_sql)
+    if not init_sql.is_file():
+        raise AccountsError(f"no init SQL at {init_sql}")
+    ex.run(argv, stdin=init_sql.read_text(), root=False)
     log.info("applied shared init sql workshop_db=%s", settings.workshop_db)
 
 

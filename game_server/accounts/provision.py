@@ -16,7 +16,7 @@ from game_server.accounts.config import Settings
 from game_server.accounts.executors import Executor
 from game_server.accounts.plan import TeamPlan, describe, make_plan
 from game_server.accounts.registry import write_registry
-from game_server.accounts.starter import database_url
+from game_server.accounts.starter import check_kit, database_url
 from game_server.accounts.state import State
 
 SECRET_FIELDS = ("password", "db_password", "database_url", "token")
@@ -30,10 +30,12 @@ def create(
     echo: Callable[[str], Any] = print,
 ) -> list[TeamPlan]:
     """Provision every team of the roster (only what differs); print one line per team."""
+    check_kit(settings)
     plans, state = make_plan(ex, settings, roster_path)
     for plan in plans:
         echo(("would: " if dry_run and plan.steps else "") + describe(plan))
     if dry_run:
+        echo(f"kit: the starter from {settings.starter_dir}, the init SQL {settings.init_sql}")
         return plans
     try:
         for plan in plans:

@@ -1,7 +1,9 @@
 """What a team finds in its home: the participant starter, and its `.env` with the settings.
 
 The `.env` (mode 0600, written as the team user) holds the team's ports, its DATABASE_URL
-(with the database password), the game's URL and the team token.
+(with the database password), the game's URL and the team token. The starter comes from
+the kit (config.kit_path), with the training data and the data dictionary in its `data/`
+folder.
 """
 
 import io
@@ -28,22 +30,50 @@ def _keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         return None
     if len(parts) >= 3 and parts[1] == "models" and name != "README.md":
         return None  # trained models are the team's to make
+    if len(parts) == 3 and parts[1] == "data":
+        return None  # the data folder gets the kit's data and dictionary (starter_tarball)
+    return _anonymous(info)
+
+
+def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """A member owned by nobody in particular (the team user owns what it unpacks)."""
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
 
 
+def missing_kit(settings: Settings) -> list[str]:
+    """The kit's parts that are not there (the starter, the data, its dictionary, init SQL)."""
+    wanted = [
+        ("participant starter", settings.starter_dir, Path.is_dir),
+        ("training data", settings.train_data, Path.is_file),
+        ("data dictionary", settings.data_readme, Path.is_file),
+        ("init SQL", settings.init_sql, Path.is_file),
+    ]
+    return [f"no {what} at {path}" for what, path, ok in wanted if not ok(Path(path))]
+
+
+def check_kit(settings: Settings) -> None:
+    """Raise AccountsError (one line) when a part of the kit is missing."""
+    missing = missing_kit(settings)
+    if missing:
+        raise AccountsError(
+            "; ".join(missing) + " (a checkout or an install of the game-server package has them)"
+        )
+
+
 def starter_tarball(settings: Settings) -> bytes:
-    """The participant starter as a tar.gz (no caches, models, .env, databases) + train data."""
-    base = Path(settings.starter_dir)
-    if not base.is_dir():
-        raise AccountsError(f"no participant starter at {base}")
+    """The participant starter as a tar.gz (no caches, models, .env, databases) + the data.
+
+    `data/` holds the training data and its dictionary (`data/README.md`).
+    """
+    check_kit(settings)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(base, arcname=STARTER_DIR_NAME, filter=_keep)
-        data = Path(settings.train_data)
-        if data.is_file():
-            tar.add(data, arcname=f"{STARTER_DIR_NAME}/data/train_data.csv", filter=_keep)
+        tar.add(settings.starter_dir, arcname=STARTER_DIR_NAME, filter=_keep)
+        data = {"train_data.csv": settings.train_data, "README.md": settings.data_readme}
+        for name, src in data.items():
+            tar.add(src, arcname=f"{STARTER_DIR_NAME}/data/{name}", filter=_anonymous)
     return buf.getvalue()
 
 
