@@ -18,11 +18,11 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from accounts_helpers import PSQL_ADMIN
 
 from game_server.accounts import config
 
 REPO = Path(__file__).resolve().parents[1]
-PSQL_ADMIN = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"]
 PARTS = ["pyproject.toml", "setup.py", "README.md", "game_server", "participant_starter", "data",
          "database_docker"]  # fmt: skip
 KIT = "game_server/_kit/"

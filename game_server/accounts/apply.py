@@ -14,9 +14,17 @@ from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
 from game_server.accounts.files import write_file
 from game_server.accounts.game_cli import enable_in_game, new_game_token, register_in_game
+from game_server.accounts.login_shell import profile_text
 from game_server.accounts.plan import Step, TeamPlan, step_labels
 from game_server.accounts.starter import env_text, read_env, starter_tarball, url_password
-from game_server.accounts.state import State, db_state, home_of, starter_paths, system_users
+from game_server.accounts.state import (
+    State,
+    db_state,
+    home_of,
+    profile_path,
+    starter_paths,
+    system_users,
+)
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +146,17 @@ def write_env(ex: Executor, settings: Settings, plan: TeamPlan, state: State) ->
         s.db_password = url_password(old["DATABASE_URL"])
     if not s.token:
         s.token = old.get("TEAM_TOKEN") or None
-    write_file(ex, env_path, env_text(settings, plan), "600", plan.team.user)
+    text = env_text(settings, plan.team.name, plan.record, s.token, s.db_password)
+    write_file(ex, env_path, text, "600", plan.team.user)
+
+
+def write_profile(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Write the team's login-shell snippet (root's, 0644, no secret: login_shell.py)."""
+    user = plan.team.user
+    ex.run(["mkdir", "-p", "-m", "755", "--", settings.profile_dir])
+    text = profile_text(settings, user, _home(plan, state))
+    write_file(ex, profile_path(settings, user), text, "644")
+    state.profiles[user] = text
 
 
 StepFunction = Callable[[Executor, Settings, TeamPlan, State], None]
@@ -155,6 +173,7 @@ STEPS: dict[Step, StepFunction] = {
     Step.NEW_GAME_TOKEN: new_token,
     Step.COPY_STARTER: copy_starter,
     Step.WRITE_ENV: write_env,
+    Step.WRITE_PROFILE: write_profile,
 }
 
 

@@ -17,6 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1]  # game_server/
 REPO = PACKAGE.parent  # the source checkout, when the package runs from one
 KIT = PACKAGE / "_kit"  # the installed copy (package data)
 STARTER_DIR_NAME = "participant_starter"
+TEAM_VENV = "/opt/workshop/venv"  # the teams' shared virtual environment (setup_server.sh)
+PROFILE_DIR = "/etc/profile.d"
 
 
 def kit_path(relative: str) -> Path:
@@ -39,7 +41,7 @@ class Settings:
     prefix: str = roster.DEFAULT_PREFIX
     registry: str = "/var/lib/game-server/accounts.json"
     handout_dir: str = "handout"
-    api_ports: tuple[int, int] = (9000, 9499)
+    api_ports: tuple[int, int] = (9000, 9499)  # also the debug ports (`flask --debug`)
     jupyter_ports: tuple[int, int] = (9500, 9999)
     psql_admin: list[str] = field(
         default_factory=lambda: shlex.split("sudo -n -u postgres psql -X -v ON_ERROR_STOP=1")
@@ -56,6 +58,8 @@ class Settings:
     train_data: str = str(kit_path("data/train_data.csv"))
     data_readme: str = str(kit_path("data/README.md"))  # the data dictionary
     init_sql: str = str(kit_path("database_docker/initdb/01-workshop.sql"))
+    team_venv: str = TEAM_VENV  # first on each team's PATH in its login shells
+    profile_dir: str = PROFILE_DIR  # where each team's login-shell snippet goes
     ssh_host: str = "127.0.0.1"  # where teams log in (for the handout and the check)
     ssh_port: int = 22
     known_hosts: str | None = None  # for the check's SSH logins

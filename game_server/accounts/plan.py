@@ -17,8 +17,10 @@ from game_server.accounts import roster
 from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
 from game_server.accounts.files import read_file
+from game_server.accounts.login_shell import profile_text
 from game_server.accounts.registry import Record, read_registry
 from game_server.accounts.state import (
+    PORT_KEYS,
     DbState,
     State,
     home_of,
@@ -45,6 +47,7 @@ class Step(Enum):
     NEW_GAME_TOKEN = "new game token"
     COPY_STARTER = "copy starter"
     WRITE_ENV = "write .env"
+    WRITE_PROFILE = "write login profile"
 
 
 @dataclass
@@ -121,33 +124,28 @@ def plan_team(ex: Executor, settings: Settings, team: roster.Team, state: State)
     old = state.kept.get(team.name, {})
     known = Secrets(old.get("password"), old.get("db_password"), old.get("token"))
     plan = TeamPlan(team, dict(state.registry.get(team.name) or {}), known)
-    if new:
+    if any(not plan.record.get(key) for key in PORT_KEYS):
         assign_ports(settings, plan, state.taken)
     plan_user_steps(ex, settings, plan, state.users)
     plan_database_steps(settings, plan, state.db)
     _, env = starter_paths(home_of(state.users, team.user))
     if settings.game_cmd:
         plan_game_steps(plan, settings, state.in_game, new=new, env_present=env in state.present)
-    plan_home_steps(plan, state)
+    plan_home_steps(settings, plan, state)
     return plan
 
 
 def assign_ports(settings: Settings, plan: TeamPlan, taken: set[int]) -> None:
-    """Give a new team the lowest free API and Jupyter ports, and its registry record."""
-    api = allocate("API", taken, settings.api_ports)
-    taken.add(api)
-    jup = allocate("Jupyter", taken, settings.jupyter_ports)
-    taken.add(jup)
+    """Give a team the lowest free ports it lacks (API, Jupyter, debug) and its record."""
+    spans = {"api_port": ("API", settings.api_ports), "jupyter_port": ("Jupyter",
+             settings.jupyter_ports), "debug_port": ("debug", settings.api_ports)}  # fmt: skip
+    for key, (wanted, span) in spans.items():
+        if not plan.record.get(key):
+            plan.record[key] = allocate(wanted, taken, span)
+            taken.add(plan.record[key])
     user = plan.team.user
-    plan.record.update(
-        name=plan.team.name,
-        user=user,
-        api_port=api,
-        jupyter_port=jup,
-        role=user,
-        schema=user,
-        created=now(),
-    )
+    plan.record.update(name=plan.team.name, user=user, role=user, schema=user)
+    plan.record.setdefault("created", now())
     plan.steps.append(Step.ASSIGN_PORTS)
 
 
@@ -200,18 +198,22 @@ def plan_game_steps(
         plan.steps.append(Step.NEW_GAME_TOKEN)
 
 
-def plan_home_steps(plan: TeamPlan, state: State) -> None:
-    """The home's steps: copy the starter if missing; write the .env when anything changed."""
-    folder, env = starter_paths(home_of(state.users, plan.team.user))
+def plan_home_steps(settings: Settings, plan: TeamPlan, state: State) -> None:
+    """The home's steps: the starter if missing; the .env and login profile when changed."""
+    user = plan.team.user
+    home = home_of(state.users, user)
+    folder, env = starter_paths(home)
     if folder not in state.present:
         plan.steps.append(Step.COPY_STARTER)
     if env not in state.present or plan.steps:
         plan.steps.append(Step.WRITE_ENV)
+    if state.profiles.get(user) != profile_text(settings, user, home):
+        plan.steps.append(Step.WRITE_PROFILE)
 
 
 def step_labels(plan: TeamPlan) -> list[str]:
     """The plan's steps as words (the ports with the step that assigns them)."""
-    ports = f" {plan.record.get('api_port')}/{plan.record.get('jupyter_port')}"
+    ports = " " + "/".join(str(plan.record.get(key)) for key in PORT_KEYS)
     return [s.value + (ports if s is Step.ASSIGN_PORTS else "") for s in plan.steps]
 
 

@@ -76,6 +76,7 @@ def handout_entry(settings: Settings, plan: TeamPlan) -> dict[str, Any]:
         "db_password": s.db_password,
         "api_port": r["api_port"],
         "jupyter_port": r["jupyter_port"],
+        "debug_port": r["debug_port"],
         "database_url": database_url(settings, r["role"], s.db_password)
         if s.db_password
         else handout.NOT_STORED,

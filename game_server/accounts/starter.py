@@ -1,14 +1,16 @@
 """What a team finds in its home: the participant starter, and its `.env` with the settings.
 
-The `.env` (mode 0600, written as the team user) holds the team's ports, its DATABASE_URL
-(with the database password), the game's URL and the team token. The starter comes from
-the kit (config.kit_path), with the training data and the data dictionary in its `data/`
-folder.
+The `.env` (mode 0600, written as the team user) holds the team's ports (`PORT` for its
+API, `JUPYTER_PORT`, `DEBUG_PORT` for `flask --debug`), its `DATABASE_URL` (with the
+database password), the game's URL, the team token and the team's name: `ENV_KEYS`, the
+keys its login shell exports too (login_shell.py). The starter comes from the kit
+(config.kit_path), with the training data and the data dictionary in its `data/` folder.
 """
 
 import io
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -16,10 +18,13 @@ from sqlalchemy.exc import ArgumentError
 from game_server.accounts.config import STARTER_DIR_NAME, AccountsError, Settings
 from game_server.accounts.executors import Executor
 from game_server.accounts.files import read_file
-from game_server.accounts.plan import TeamPlan
 
 SKIP_NAMES = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache", ".venv", ".env"}
 SKIP_SUFFIXES = (".pyc", ".sqlite", ".sqlite3", ".db", ".pkl", ".joblib")
+# The keys of a team's .env, in order: the same keys its login shell exports.
+ENV_KEYS = (
+    "PORT", "JUPYTER_PORT", "DEBUG_PORT", "DATABASE_URL", "GAME_URL", "TEAM_TOKEN", "TEAM_NAME"
+)  # fmt: skip
 
 
 def _keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
@@ -90,23 +95,41 @@ def database_url(settings: Settings, role: str, password: str | None) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def url_password(url: str) -> str | None:
+def url_password(url: str | None) -> str | None:
     """The password in a database URL (None when it has none or is not a URL)."""
+    if not url:
+        return None
     try:
         return make_url(url).password or None
     except ArgumentError:
         return None
 
 
-def env_text(settings: Settings, plan: TeamPlan) -> str:
-    """The team's .env."""
-    r, s = plan.record, plan.secrets
-    return (
-        "# Written by `game-server users create`: your team's settings. Keep it private.\n"
-        f"PORT={r['api_port']}\nJUPYTER_PORT={r['jupyter_port']}\n"
-        f"DATABASE_URL={database_url(settings, r['role'], s.db_password)}\n"
-        f"GAME_URL={settings.game_url}\nTEAM_TOKEN={s.token or ''}\n"
-    )
+def quoted(value: str) -> str:
+    """`value` in double quotes for a .env (python-dotenv's escapes: backslash, quote)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def env_text(
+    settings: Settings,
+    name: str,
+    record: dict[str, Any],
+    token: str | None,
+    db_password: str | None,
+) -> str:
+    """The team's .env: ENV_KEYS, one a line."""
+    values = {
+        "PORT": record["api_port"],
+        "JUPYTER_PORT": record["jupyter_port"],
+        "DEBUG_PORT": record["debug_port"],
+        "DATABASE_URL": database_url(settings, record["role"], db_password),
+        "GAME_URL": settings.game_url,
+        "TEAM_TOKEN": token or "",
+        "TEAM_NAME": quoted(name),
+    }
+    lines = [f"{key}={values[key]}" for key in ENV_KEYS]
+    header = "# Written by `game-server users create`: your team's settings. Keep it private.\n"
+    return header + "\n".join(lines) + "\n"
 
 
 def read_env(ex: Executor, path: str) -> dict[str, str]:

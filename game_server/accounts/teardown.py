@@ -1,4 +1,5 @@
-"""`users delete`: remove provisioned teams (processes, home, user, role, schema, ports, game).
+"""`users delete`: remove provisioned teams (processes, home, user, login profile, role,
+schema, ports, game).
 
 Only teams in the provisioning registry are removed (by team or user name), so a typo can
 never delete a system user. Each team is taken out of the registry and the handout as soon
@@ -16,7 +17,7 @@ from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
 from game_server.accounts.game_cli import disable_in_game
 from game_server.accounts.registry import Record, read_registry, write_registry
-from game_server.accounts.state import has_workshop_db, system_users
+from game_server.accounts.state import PORT_KEYS, has_workshop_db, profile_path, system_users
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def delete(
         user = rec["user"]
         if user in users:
             remove_user(ex, user, users[user], archive_dir, echo)
+        ex.run(["rm", "-f", "--", profile_path(settings, user)])
         drop_database(ex, settings, rec)
         if settings.game_cmd:
             disable_in_game(ex, settings, name)
@@ -48,8 +50,11 @@ def delete(
         kept.pop(name, None)
         handout.save(settings.handout_dir, kept)
         log.info("team deleted team=%s user=%s", name, user)
-        ports = f"{rec['api_port']}/{rec['jupyter_port']}"
-        echo(f"{user} ({name}): deleted (user, home, role, schema, ports {ports}, game)")
+        ports = "/".join(str(rec[key]) for key in PORT_KEYS if rec.get(key))
+        echo(
+            f"{user} ({name}): deleted (user, home, login profile, role, schema, "
+            f"ports {ports}, game)"
+        )
 
 
 def team_names(registry: dict[str, Record], names: list[str]) -> list[str]:
