@@ -12,11 +12,11 @@ from pathlib import Path
 from game_server.accounts import pgsql
 from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
-from game_server.accounts.files import write_file
+from game_server.accounts.files import as_team, write_file
 from game_server.accounts.game_cli import enable_in_game, new_game_token, register_in_game
 from game_server.accounts.login_shell import profile_text
 from game_server.accounts.plan import Step, TeamPlan, step_labels
-from game_server.accounts.starter import env_text, read_env, starter_tarball, url_password
+from game_server.accounts.starter import env_text, starter_tarball
 from game_server.accounts.state import (
     State,
     db_state,
@@ -64,7 +64,7 @@ def create_user(ex: Executor, settings: Settings, plan: TeamPlan, state: State) 
     ex.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash",
             "--comment", comment, "--", team.user])  # fmt: skip
     state.users = system_users(ex)
-    ex.run(["chmod", "0700", _home(plan, state)])
+    ex.run(as_team(team.user, ["chmod", "0700", "--", _home(plan, state)]))
 
 
 def set_password(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
@@ -75,7 +75,7 @@ def set_password(ex: Executor, settings: Settings, plan: TeamPlan, state: State)
 def write_ssh_key(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Install the roster's SSH key as the team's authorized_keys (as the team user)."""
     user, home = plan.team.user, _home(plan, state)
-    ex.run(["runuser", "-u", user, "--", "mkdir", "-p", "-m", "700", f"{home}/.ssh"])
+    ex.run(as_team(user, ["mkdir", "-p", "-m", "700", "--", f"{home}/.ssh"]))
     write_file(ex, f"{home}/.ssh/authorized_keys", f"{plan.team.ssh_key}\n", "600", user)
 
 
@@ -132,20 +132,15 @@ def new_token(ex: Executor, settings: Settings, plan: TeamPlan, state: State) ->
 
 def copy_starter(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Unpack the participant starter into the home, as the team user."""
-    ex.run(["runuser", "-u", plan.team.user, "--", "tar", "-xzf", "-", "-C", _home(plan, state),
-            "--no-same-owner", "--no-same-permissions"],
+    ex.run(as_team(plan.team.user, ["tar", "-xzf", "-", "-C", _home(plan, state),
+                                    "--no-same-owner", "--no-same-permissions"]),
            stdin=starter_tarball(settings))  # fmt: skip
 
 
 def write_env(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
-    """Write the starter's .env (0600, as the team user), keeping secrets it still holds."""
+    """Write the starter's .env (0600, as the team user) with the plan's secrets."""
     s = plan.secrets
     _, env_path = starter_paths(_home(plan, state))
-    old = read_env(ex, env_path)
-    if not s.db_password and "DATABASE_URL" in old:  # keep what still holds
-        s.db_password = url_password(old["DATABASE_URL"])
-    if not s.token:
-        s.token = old.get("TEAM_TOKEN") or None
     text = env_text(settings, plan.team.name, plan.record, s.token, s.db_password)
     write_file(ex, env_path, text, "600", plan.team.user)
 

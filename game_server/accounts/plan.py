@@ -13,13 +13,15 @@ import string
 from dataclasses import dataclass, field
 from enum import Enum
 
-from game_server.accounts import roster
+from game_server.accounts import handout, roster
 from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
-from game_server.accounts.files import read_file
+from game_server.accounts.files import RefusedFile, read_team_file
 from game_server.accounts.login_shell import profile_text
 from game_server.accounts.registry import Record, read_registry
+from game_server.accounts.starter import parse_env, url_password
 from game_server.accounts.state import (
+    ENV_REL,
     PORT_KEYS,
     DbState,
     State,
@@ -118,19 +120,27 @@ def load_teams(
     return teams
 
 
+def known_secrets(old: dict) -> Secrets:
+    """The secrets the instructor's handout holds for a team (none for "not stored")."""
+
+    def value(key: str) -> str | None:
+        v = old.get(key)
+        return v if isinstance(v, str) and v and v != handout.NOT_STORED else None
+
+    return Secrets(value("password"), value("db_password"), value("token"))
+
+
 def plan_team(ex: Executor, settings: Settings, team: roster.Team, state: State) -> TeamPlan:
     """One team's steps, in the order they are carried out."""
-    new = not state.registry.get(team.name)
-    old = state.kept.get(team.name, {})
-    known = Secrets(old.get("password"), old.get("db_password"), old.get("token"))
-    plan = TeamPlan(team, dict(state.registry.get(team.name) or {}), known)
-    if any(not plan.record.get(key) for key in PORT_KEYS):
+    record = state.registry.get(team.name) or {}
+    plan = TeamPlan(team, dict(record), known_secrets(state.kept.get(team.name, {})))
+    if not record or any(not record.get(key) for key in PORT_KEYS):
         assign_ports(settings, plan, state.taken)
     plan_user_steps(ex, settings, plan, state.users)
+    read_kept_env(ex, plan, state)
     plan_database_steps(settings, plan, state.db)
-    _, env = starter_paths(home_of(state.users, team.user))
     if settings.game_cmd:
-        plan_game_steps(plan, settings, state.in_game, new=new, env_present=env in state.present)
+        plan_game_steps(plan, settings, state.in_game, new=not record)
     plan_home_steps(settings, plan, state)
     return plan
 
@@ -159,13 +169,33 @@ def plan_user_steps(
     if not exists or settings.rotate:
         plan.secrets.password = new_password()
         plan.steps.append(Step.SET_PASSWORD)
-    if team.ssh_key and (not exists or team.ssh_key not in authorized_keys(ex, users, team.user)):
+    if team.ssh_key and (not exists or not has_key(ex, plan, users[team.user])):
         plan.steps.append(Step.WRITE_SSH_KEY)
 
 
-def authorized_keys(ex: Executor, users: dict[str, str], user: str) -> list[str]:
-    """The lines of the SSH keys `user` may log in with ([] if none)."""
-    return (read_file(ex, f"{home_of(users, user)}/.ssh/authorized_keys") or "").splitlines()
+def has_key(ex: Executor, plan: TeamPlan, home: str) -> bool:
+    """Whether the team's authorized_keys holds the roster's key (read as the team user)."""
+    try:
+        text = read_team_file(ex, plan.team.user, home, ".ssh/authorized_keys")
+    except RefusedFile as exc:
+        plan.notes.append(f"{exc}: writing it again")
+        return False
+    return plan.team.ssh_key in (text or "").splitlines()
+
+
+def read_kept_env(ex: Executor, plan: TeamPlan, state: State) -> None:
+    """Secrets the handout lacks, from the team's .env (read as the team user, if it is safe)."""
+    s, user = plan.secrets, plan.team.user
+    _, env = starter_paths(home_of(state.users, user))
+    if (s.db_password and s.token) or env not in state.present:
+        return
+    try:
+        old = parse_env(read_team_file(ex, user, state.users[user], ENV_REL) or "")
+    except RefusedFile as exc:
+        plan.notes.append(f"{exc}: its secrets are not kept")
+        return
+    s.db_password = s.db_password or url_password(old.get("DATABASE_URL"))
+    s.token = s.token or old.get("TEAM_TOKEN") or None
 
 
 def plan_database_steps(settings: Settings, plan: TeamPlan, db: DbState) -> None:
@@ -174,15 +204,16 @@ def plan_database_steps(settings: Settings, plan: TeamPlan, db: DbState) -> None
     if user not in db.roles:
         plan.steps.append(Step.CREATE_ROLE_AND_SCHEMA)
         plan.secrets.db_password = secrets.token_urlsafe(18)
-    elif user not in db.schemas:
+        return
+    if user not in db.schemas:
         plan.steps.append(Step.CREATE_SCHEMA)
-    if user in db.roles and settings.rotate:
+    if settings.rotate or not plan.secrets.db_password:  # a password lost is a new one
         plan.secrets.db_password = secrets.token_urlsafe(18)
         plan.steps.append(Step.SET_DATABASE_PASSWORD)
 
 
 def plan_game_steps(
-    plan: TeamPlan, settings: Settings, in_game: dict[str, bool], new: bool, env_present: bool
+    plan: TeamPlan, settings: Settings, in_game: dict[str, bool], new: bool
 ) -> None:
     """The game's steps of one team: register; or enable and/or issue a new token."""
     name = plan.team.name
@@ -193,8 +224,7 @@ def plan_game_steps(
         plan.steps.append(Step.ENABLE_IN_GAME)
     elif not in_game[name]:  # disabled by hand (`teams disable`): the instructor's choice
         plan.notes.append("disabled in the game")
-    token_lost = not plan.secrets.token and not env_present
-    if new or settings.rotate or token_lost:
+    if new or settings.rotate or not plan.secrets.token:  # a token lost is a new one
         plan.steps.append(Step.NEW_GAME_TOKEN)
 
 

@@ -8,6 +8,7 @@ keys its login shell exports too (login_shell.py). The starter comes from the ki
 """
 
 import io
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,6 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from game_server.accounts.config import STARTER_DIR_NAME, AccountsError, Settings
-from game_server.accounts.executors import Executor
-from game_server.accounts.files import read_file
 
 SKIP_NAMES = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache", ".venv", ".env"}
 SKIP_SUFFIXES = (".pyc", ".sqlite", ".sqlite3", ".db", ".pkl", ".joblib")
@@ -132,8 +131,17 @@ def env_text(
     return header + "\n".join(lines) + "\n"
 
 
-def read_env(ex: Executor, path: str) -> dict[str, str]:
-    """KEY=VALUE pairs of an existing .env on the server ({} if none)."""
-    text = read_file(ex, path) or ""
-    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
-    return {k.strip(): v.strip() for k, v in pairs if not k.startswith("#")}
+def parse_env(text: str) -> dict[str, str]:
+    """KEY=VALUE pairs of a .env (comments skipped; `export `, outer quotes, escapes removed)."""
+    pairs = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().removeprefix("export ").partition("=")
+        if not sep or key.startswith("#"):
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        elif len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1]
+        pairs[key.strip()] = value
+    return pairs

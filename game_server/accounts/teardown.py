@@ -3,7 +3,8 @@ schema, ports, game).
 
 Only teams in the provisioning registry are removed (by team or user name), so a typo can
 never delete a system user. Each team is taken out of the registry and the handout as soon
-as it is gone; in the game it is disabled, so its results stay on the board.
+as it is gone; in the game it is disabled, so its results stay on the board. A home is
+archived as the team user (root reads nothing in it).
 """
 
 import datetime as dt
@@ -15,6 +16,7 @@ from typing import Any
 from game_server.accounts import handout, pgsql
 from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
+from game_server.accounts.files import as_team
 from game_server.accounts.game_cli import disable_in_game
 from game_server.accounts.registry import Record, read_registry, write_registry
 from game_server.accounts.state import PORT_KEYS, has_workshop_db, profile_path, system_users
@@ -75,8 +77,11 @@ def remove_user(
     ex.run(["pkill", "-KILL", "-u", user], check=False)
     if archive_dir:
         out = f"{archive_dir}/{user}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.tar.gz"
-        script = 'umask 077; exec tar -czf "$1" -C "$2" "$3"'
-        ex.run(["sh", "-c", script, "sh", out, str(Path(home).parent), Path(home).name])
+        tar = as_team(user, ["tar", "-czf", "-", "-C", str(Path(home).parent), "--",
+                             Path(home).name])  # fmt: skip
+        script = 'umask 077; out=$1; shift; "$@" > "$out"; rc=$?; [ "$rc" -le 1 ] || exit "$rc"'
+        ex.run(["sh", "-c", script, "sh", out, *tar])  # tar's 1: a file changed while read
+        ex.run(["pkill", "-KILL", "-u", user], check=False)
         echo(f"{user}: home archived to {out}")
     err = ""
     for _ in range(3):  # a process may still be exiting after the kill
