@@ -17,6 +17,7 @@ import pytest
 from accounts_helpers import as_user
 
 from game_server.accounts import handout, provision
+from game_server.accounts.config import AccountsError
 from game_server.accounts.executors import ExecError, LocalExecutor, SSHExecutor
 from game_server.accounts.files import RefusedFile, read_team_file
 
@@ -52,7 +53,7 @@ PLANTS = {
 
 def test_a_planted_env_leaks_nothing_and_is_refused_in_one_line(two_teams):
     settings, roster, red, blue = two_teams
-    for plant in PLANTS:  # the folder last: it stops the run
+    for plant in PLANTS:  # the folder last: Red is left unfinished by it
         plant_env_and_recreate(settings, roster, red, blue, plant)
 
 
@@ -73,9 +74,10 @@ def plant_env_and_recreate(settings, roster, red: dict, blue: dict, plant: str) 
     assert len(refusals) == 1 and refusals[0].startswith(f"would: {red['user']} (Red)"), plant
 
     lines.clear()
-    if plant == "folder":  # a folder is never written into
-        with pytest.raises(ExecError, match="cannot overwrite directory"):
+    if plant == "folder":  # a folder is never written into: Red fails, Blue goes on
+        with pytest.raises(AccountsError, match=r"1 team\(s\) not finished: Red"):
             provision.create(LocalExecutor(), settings, roster, echo=lines.append)
+        assert any(line.startswith(f"{red['user']} (Red): failed at write .env") for line in lines)
         assert Path(red_env).is_dir() and not os.listdir(red_env)
     else:
         provision.create(LocalExecutor(), settings, roster, echo=lines.append)

@@ -1,8 +1,10 @@
 """Carrying out a team's plan: one function per step, run in the plan's order.
 
 Each step function takes (executor, settings, plan, state) and does one change; `apply_plan`
-runs the plan's steps in order. The shared database set-up (init SQL) is applied first when
-a team's schema needs it and it is missing.
+runs the plan's steps in order, calling `before(i)` ahead of step i (provision.py journals
+it there). Every step may be done twice (an interrupted run is finished by doing its steps
+again). The shared database set-up (init SQL) is applied first when a team's schema needs
+it and it is missing.
 """
 
 import logging
@@ -60,10 +62,10 @@ def assign_ports(ex: Executor, settings: Settings, plan: TeamPlan, state: State)
 def create_user(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Create the Linux user with its own group, bash, and a home only it can enter."""
     team = plan.team
-    comment = f"workshop team {team.name}"
-    ex.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash",
-            "--comment", comment, "--", team.user])  # fmt: skip
-    state.users = system_users(ex)
+    if team.user not in state.users:  # an interrupted run may have created it already
+        ex.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash",
+                "--comment", f"workshop team {team.name}", "--", team.user])  # fmt: skip
+        state.users = system_users(ex)
     ex.run(as_team(team.user, ["chmod", "0700", "--", _home(plan, state)]))
 
 
@@ -172,9 +174,16 @@ STEPS: dict[Step, StepFunction] = {
 }
 
 
-def apply_plan(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
-    """Carry out one team's steps, in order (only the differences)."""
-    for step in plan.steps:
+def apply_plan(
+    ex: Executor,
+    settings: Settings,
+    plan: TeamPlan,
+    state: State,
+    before: Callable[[int], None] = lambda i: None,
+) -> None:
+    """Carry out one team's steps, in order (only the differences); `before(i)` ahead of each."""
+    for i, step in enumerate(plan.steps):
+        before(i)
         STEPS[step](ex, settings, plan, state)
     user = plan.team.user
     log.info("team provisioned team=%s user=%s steps=%s", plan.team.name, user,

@@ -21,7 +21,7 @@ from game_server.accounts.executors import (
     SSHExecutor,
     parse_target,
 )
-from game_server.accounts.registry import list_teams
+from game_server.accounts.registry import interrupted_at, list_teams
 from game_server.accounts.roster import DEFAULT_PREFIX
 
 
@@ -186,9 +186,11 @@ def delete(
 def list_(ex: Executor, settings: Settings) -> None:
     """List the provisioned teams (from the registry on the server)."""
     for t in list_teams(ex, settings):
+        step = interrupted_at(t)
         click.echo(
             f"{t['user']:<32} {t['name']:<40} api={t['api_port']} jupyter={t['jupyter_port']} "
             f"debug={t.get('debug_port') or '-'} created={t['created']}"
+            + (f" UNFINISHED (interrupted at {step})" if step else "")
         )
 
 

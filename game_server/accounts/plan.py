@@ -5,6 +5,10 @@ against it, and lists for each team only the steps that differ from what the ros
 for. That makes `create` idempotent (a second run plans nothing: "unchanged" for every
 team) and gives `--dry-run` for free (print the plan, apply nothing). Teams in the registry
 but not in the roster are left alone; `delete` removes them.
+
+A team whose registry record still holds a journal (registry.py) was interrupted: its plan
+also does again every step the interrupted run meant to do (each step is safe to do twice),
+with new secrets where that run was setting one, since they were lost with it.
 """
 
 import datetime as dt
@@ -18,7 +22,7 @@ from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
 from game_server.accounts.files import RefusedFile, read_team_file
 from game_server.accounts.login_shell import profile_text
-from game_server.accounts.registry import Record, read_registry
+from game_server.accounts.registry import Record, journal_steps, read_registry
 from game_server.accounts.starter import parse_env, url_password
 from game_server.accounts.state import (
     ENV_REL,
@@ -50,6 +54,12 @@ class Step(Enum):
     COPY_STARTER = "copy starter"
     WRITE_ENV = "write .env"
     WRITE_PROFILE = "write login profile"
+
+
+def redo_steps(record: Record) -> set[Step]:
+    """The steps of the run that was interrupted on this team (its journal), to do again."""
+    values = {step.value: step for step in Step}
+    return {values[v] for v in journal_steps(record) if v in values}
 
 
 @dataclass
@@ -134,14 +144,19 @@ def plan_team(ex: Executor, settings: Settings, team: roster.Team, state: State)
     """One team's steps, in the order they are carried out."""
     record = state.registry.get(team.name) or {}
     plan = TeamPlan(team, dict(record), known_secrets(state.kept.get(team.name, {})))
+    redo = redo_steps(record)
+    if redo:
+        plan.notes.append("interrupted before: finishing it")
     if not record or any(not record.get(key) for key in PORT_KEYS):
         assign_ports(settings, plan, state.taken)
-    plan_user_steps(ex, settings, plan, state.users)
+    plan_user_steps(ex, settings, plan, state.users, redo)
     read_kept_env(ex, plan, state)
-    plan_database_steps(settings, plan, state.db)
+    plan_database_steps(settings, plan, state.db, redo)
     if settings.game_cmd:
-        plan_game_steps(plan, settings, state.in_game, new=not record)
-    plan_home_steps(settings, plan, state)
+        new = not record or bool(redo & {Step.REGISTER_IN_GAME, Step.ENABLE_IN_GAME})
+        plan_game_steps(plan, settings, state.in_game, new, redo)
+    plan_home_steps(settings, plan, state, redo)
+    plan.steps.sort(key=list(Step).index)
     return plan
 
 
@@ -160,16 +175,18 @@ def assign_ports(settings: Settings, plan: TeamPlan, taken: set[int]) -> None:
 
 
 def plan_user_steps(
-    ex: Executor, settings: Settings, plan: TeamPlan, users: dict[str, str]
+    ex: Executor, settings: Settings, plan: TeamPlan, users: dict[str, str], redo: set[Step]
 ) -> None:
     """The Linux user's steps: create it, set its password, install its SSH key."""
     team, exists = plan.team, plan.team.user in users
-    if not exists:
+    if not exists or Step.CREATE_USER in redo:
         plan.steps.append(Step.CREATE_USER)
-    if not exists or settings.rotate:
+    if not exists or settings.rotate or redo & {Step.CREATE_USER, Step.SET_PASSWORD}:
         plan.secrets.password = new_password()
         plan.steps.append(Step.SET_PASSWORD)
-    if team.ssh_key and (not exists or not has_key(ex, plan, users[team.user])):
+    if team.ssh_key and (
+        not exists or Step.WRITE_SSH_KEY in redo or not has_key(ex, plan, users[team.user])
+    ):
         plan.steps.append(Step.WRITE_SSH_KEY)
 
 
@@ -198,7 +215,7 @@ def read_kept_env(ex: Executor, plan: TeamPlan, state: State) -> None:
     s.token = s.token or old.get("TEAM_TOKEN") or None
 
 
-def plan_database_steps(settings: Settings, plan: TeamPlan, db: DbState) -> None:
+def plan_database_steps(settings: Settings, plan: TeamPlan, db: DbState, redo: set[Step]) -> None:
     """The PostgreSQL steps: create the role and schema, or the schema; a new password."""
     user = plan.team.user
     if user not in db.roles:
@@ -207,13 +224,14 @@ def plan_database_steps(settings: Settings, plan: TeamPlan, db: DbState) -> None
         return
     if user not in db.schemas:
         plan.steps.append(Step.CREATE_SCHEMA)
-    if settings.rotate or not plan.secrets.db_password:  # a password lost is a new one
+    lost = redo & {Step.CREATE_ROLE_AND_SCHEMA, Step.SET_DATABASE_PASSWORD}
+    if settings.rotate or lost or not plan.secrets.db_password:
         plan.secrets.db_password = secrets.token_urlsafe(18)
         plan.steps.append(Step.SET_DATABASE_PASSWORD)
 
 
 def plan_game_steps(
-    plan: TeamPlan, settings: Settings, in_game: dict[str, bool], new: bool
+    plan: TeamPlan, settings: Settings, in_game: dict[str, bool], new: bool, redo: set[Step]
 ) -> None:
     """The game's steps of one team: register; or enable and/or issue a new token."""
     name = plan.team.name
@@ -224,20 +242,21 @@ def plan_game_steps(
         plan.steps.append(Step.ENABLE_IN_GAME)
     elif not in_game[name]:  # disabled by hand (`teams disable`): the instructor's choice
         plan.notes.append("disabled in the game")
-    if new or settings.rotate or not plan.secrets.token:  # a token lost is a new one
+    lost = redo & {Step.REGISTER_IN_GAME, Step.ENABLE_IN_GAME, Step.NEW_GAME_TOKEN}
+    if new or settings.rotate or lost or not plan.secrets.token:
         plan.steps.append(Step.NEW_GAME_TOKEN)
 
 
-def plan_home_steps(settings: Settings, plan: TeamPlan, state: State) -> None:
+def plan_home_steps(settings: Settings, plan: TeamPlan, state: State, redo: set[Step]) -> None:
     """The home's steps: the starter if missing; the .env and login profile when changed."""
     user = plan.team.user
     home = home_of(state.users, user)
     folder, env = starter_paths(home)
-    if folder not in state.present:
+    if folder not in state.present or Step.COPY_STARTER in redo:
         plan.steps.append(Step.COPY_STARTER)
-    if env not in state.present or plan.steps:
+    if env not in state.present or plan.steps or Step.WRITE_ENV in redo:
         plan.steps.append(Step.WRITE_ENV)
-    if state.profiles.get(user) != profile_text(settings, user, home):
+    if state.profiles.get(user) != profile_text(settings, user, home) or redo:
         plan.steps.append(Step.WRITE_PROFILE)
 
 

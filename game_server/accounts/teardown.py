@@ -2,9 +2,11 @@
 schema, ports, game).
 
 Only teams in the provisioning registry are removed (by team or user name), so a typo can
-never delete a system user. Each team is taken out of the registry and the handout as soon
-as it is gone; in the game it is disabled, so its results stay on the board. A home is
-archived as the team user (root reads nothing in it).
+never delete a system user. Every part is removed only if it is there, so a team that a
+`users create` left unfinished (its record holds a journal) is removed like any other, and
+a `delete` that was interrupted is finished by running it again. Each team is taken out of
+the registry and the handout as soon as it is gone; in the game it is disabled, so its
+results stay on the board. A home is archived as the team user (root reads nothing in it).
 """
 
 import datetime as dt
