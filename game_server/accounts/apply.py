@@ -8,6 +8,7 @@ it and it is missing.
 """
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,12 +60,17 @@ def assign_ports(ex: Executor, settings: Settings, plan: TeamPlan, state: State)
     """Nothing to run: the ports are in the team's record, written to the registry after."""
 
 
+def gecos(name: str) -> str:
+    """The user's comment for team `name`: what /etc/passwd can hold (no ':', ',', control)."""
+    return "workshop team " + re.sub(r"[:,\\\x00-\x1f\x7f]", "?", name)
+
+
 def create_user(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Create the Linux user with its own group, bash, and a home only it can enter."""
     team = plan.team
     if team.user not in state.users:  # an interrupted run may have created it already
         ex.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash",
-                "--comment", f"workshop team {team.name}", "--", team.user])  # fmt: skip
+                "--comment", gecos(team.name), "--", team.user])  # fmt: skip
         state.users = system_users(ex)
     ex.run(as_team(team.user, ["chmod", "0700", "--", _home(plan, state)]))
 

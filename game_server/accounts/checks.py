@@ -78,7 +78,7 @@ def check_team(
         problems.append(
             f"unfinished: interrupted at {step} (run `users create` again, or `users delete`)"
         )
-    _, groups, _ = ex.run(["id", "-Gn", user], root=False)
+    _, groups, _ = ex.run(["id", "-Gn", "--", user], root=False)
     if SUDO_GROUPS & set(groups.split()):
         problems.append(f"in an admin group: {groups.strip()}")
     rc, mode, _ = ex.run(["stat", "-c", "%a", "--", home], check=False)

@@ -80,7 +80,7 @@ class Settings:
 
     def team_psql(self, role: str, db: str) -> list[str]:
         """psql as a team role (password from the PGPASSWORD the wrapper reads on stdin)."""
-        return [
+        return [  # every value an option's argument: nothing is read as an option
             "psql",
             "-X",
             "-v",

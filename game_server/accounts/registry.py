@@ -41,7 +41,7 @@ def read_registry(ex: Executor, settings: Settings) -> dict[str, Record]:
 def write_registry(ex: Executor, settings: Settings, teams: dict[str, Record]) -> None:
     """Write the registry (mode 0600, atomically), creating its folder (0700) if needed."""
     folder = str(Path(settings.registry).parent)
-    ex.run(["mkdir", "-p", "-m", "700", folder])
+    ex.run(["mkdir", "-p", "-m", "700", "--", folder])
     rows = [teams[n] for n in sorted(teams)]
     write_file(ex, settings.registry, json.dumps({"version": 1, "teams": rows}, indent=2) + "\n")
 

@@ -39,7 +39,7 @@ def delete(
     kept = handout.load(settings.handout_dir)
     users = system_users(ex)
     if archive_dir:
-        ex.run(["mkdir", "-p", "-m", "700", archive_dir])
+        ex.run(["mkdir", "-p", "-m", "700", "--", archive_dir])
     for name in chosen:
         rec = registry[name]
         user = rec["user"]
