@@ -1,14 +1,15 @@
 """The reveal on SQLite and PostgreSQL: public totals count a round only once its label is
-visible (failures at once); the freeze and the chart follow them, and a finished game
-shows the true totals."""
+visible (failures at once); the freeze, the chart and the export of an unfinished game
+follow them, and a finished game shows the true totals."""
 
+import json
 import time
 
 import pytest
 from engine_helpers import request_row, result
 from web_helpers import make_game, team_ids
 
-from game_server.storage import control, reveal, standings, writes
+from game_server.storage import control, export, reveal, standings, writes
 
 TIMEOUT = ("failed", "timeout")
 
@@ -161,3 +162,45 @@ def test_the_chart_samples_the_public_points(game):
         hist = standings.history(conn)
     assert hist["teams"] == {"red": [[now, 1]], "blue": [[now, -2]]}
     assert hist["oracle"] == [[now, 0.8]] and hist["baseline"] == [[now, 0.2]]
+
+
+def read(folder, name: str) -> list[dict]:
+    """One exported table (JSON)."""
+    return json.loads((folder / f"{name}.json").read_text())
+
+
+def test_the_export_of_an_unfinished_game_tells_no_label_early(game, tmp_path):
+    engine, ids = game
+    now = time.time()
+    with engine.begin() as conn:
+        writes.insert_requests(
+            conn, [request_row(1, sent_at=now - 10), request_row(2, sent_at=now, delay=60)]
+        )
+        writes.store_rounds(
+            conn, [scored(s, {ids["red"]: "correct", ids["blue"]: TIMEOUT}) for s in (1, 2)]
+        )
+    reveal_now(engine)
+    export.export(engine, tmp_path / "live")
+    requests = {r["seq"]: r for r in read(tmp_path / "live", "requests")}
+    assert requests[1]["label"] == 1 and requests[1]["p_default"] == 0.8
+    hidden = [requests[2][k] for k in ("label", "p_default", "oracle_points", "baseline_points")]
+    assert hidden == [None] * 4 and requests[2]["features"] == request_row(2)["features"]
+    results = {(r["seq"], r["team"]): r for r in read(tmp_path / "live", "results")}
+    assert (results[1, "red"]["outcome"], results[1, "red"]["pred"]) == ("correct", 1)
+    assert [results[2, "red"][k] for k in ("outcome", "pred", "points")] == ["answered", None, None]
+    assert (results[2, "blue"]["outcome"], results[2, "blue"]["points"]) == ("failed", -1)
+    totals = {t["team"]: t for t in read(tmp_path / "live", "team_totals")}
+    assert (totals["red"]["points"], totals["red"]["correct"]) == (1, 1)
+    assert (totals["blue"]["points"], totals["blue"]["failed"]) == (-2, 2)
+    assert not any(k.startswith("public_") for k in totals["red"])
+    phases = read(tmp_path / "live", "phase_totals")
+    assert [(p["requests"], p["oracle_points"]) for p in phases] == [(1, 0.8)]
+
+    control.apply(engine, "finish", "tester")
+    export.export(engine, tmp_path / "final")
+    requests = {r["seq"]: r for r in read(tmp_path / "final", "requests")}
+    assert requests[2]["label"] == 1
+    totals = {t["team"]: t for t in read(tmp_path / "final", "team_totals")}
+    assert (totals["red"]["points"], totals["red"]["correct"]) == (2, 2)
+    phases = read(tmp_path / "final", "phase_totals")
+    assert [(p["requests"], p["oracle_points"]) for p in phases] == [(2, 1.6)]
