@@ -25,7 +25,7 @@ from game_server.accounts import checks, handout, provision, registry, teardown
 from game_server.accounts.executors import LocalExecutor
 from game_server.accounts.plan import Step
 from game_server.play import teams
-from game_server.storage import database as storage
+from game_server.storage import database
 
 pytestmark = [pytest.mark.root, pytest.mark.postgres, pytest.mark.ssh, pytest.mark.slow]
 sshd, setup = accounts_helpers.sshd, accounts_helpers.setup  # the fixtures
@@ -79,7 +79,7 @@ def kill_create_at(settings, roster: Path, step: Step) -> dict:
 
 def token_owner(settings, token: str) -> str | None:
     """The game team `token` belongs to, or None (read from the game's database)."""
-    engine = storage.make_engine(settings.game_cmd[settings.game_cmd.index("--db") + 1])
+    engine = database.make_engine(settings.game_cmd[settings.game_cmd.index("--db") + 1])
     try:
         with engine.connect() as conn:
             row = teams.authenticate(conn, token)
