@@ -174,9 +174,21 @@ def nothing_left_of_the_team() -> list[str]:
     return left
 
 
+def remove_leftovers() -> None:
+    """Remove what a crashed earlier run of this test left of its team (a throwaway machine)."""
+    subprocess.run(["pkill", "-KILL", "-u", TEAM_USER], capture_output=True)
+    subprocess.run(["userdel", "-r", TEAM_USER], capture_output=True)
+    Path(f"/etc/profile.d/workshop-{TEAM_USER}.sh").unlink(missing_ok=True)
+    drop = f'DROP OWNED BY "{TEAM_USER}" CASCADE; DROP ROLE "{TEAM_USER}"'
+    for db in ("workshop", "postgres"):
+        subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-Xq", "-d", db, "-c", drop],
+                       cwd="/tmp", capture_output=True)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def server():
     """This machine prepared by setup_server.sh, with a fresh game database."""
+    remove_leftovers()
     drop = "DROP DATABASE IF EXISTS game WITH (FORCE)"
     subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-Xqc", drop], cwd="/tmp")
     script = str(REPO / "scripts" / "setup_server.sh")
