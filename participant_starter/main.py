@@ -108,7 +108,6 @@ def predict():
         # A bug must not cost -1: log it (with its traceback) and answer the majority class.
         log.exception("prediction failed id=%s: answering the fallback", request_id)
         pred, proba, fallback = int(metadata.get("majority_class", 0)), None, True
-    latency_ms = (time.perf_counter() - started) * 1000
     answer = {
         "id": request_id,
         "pred": pred,
@@ -117,6 +116,7 @@ def predict():
     }
     if fallback:
         answer["fallback"] = True
+    latency_ms = (time.perf_counter() - started) * 1000
     log.info(
         "request id=%s latency_ms=%.2f pred=%d proba=%s fallback=%s cleaned=%s",
         request_id,
