@@ -99,6 +99,7 @@ def predict():
     raw = body.get("features") if isinstance(body, dict) else None
     pipeline, metadata = current_app.extensions["model"].current()
     problems: list[str] = []
+    # EXERCISE 1 BEGIN: clean `raw`, predict, build `answer`; on any error: the fallback
     try:
         row = clean_features(raw, metadata, problems)
         proba = float(pipeline.predict_proba(row)[0, 1])  # the probability of class 1
@@ -116,6 +117,7 @@ def predict():
     }
     if fallback:
         answer["fallback"] = True
+    # EXERCISE 1 END
     latency_ms = (time.perf_counter() - started) * 1000
     log.info(
         "request id=%s latency_ms=%.2f pred=%d proba=%s fallback=%s cleaned=%s",

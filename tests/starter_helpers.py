@@ -18,15 +18,14 @@ TRAIN_CSV = REPO / "data" / "train_data.csv"
 NOTEBOOK = "1.0-train-model.ipynb"
 
 
-def copy_starter(target: Path) -> Path:
-    """A fresh copy of the starter with the training data in it, as a team's home has it."""
-    shutil.copytree(
-        STARTER,
-        target,
-        ignore=shutil.ignore_patterns(
-            "__pycache__", ".pytest_cache", ".env", "*.pkl", "*.sqlite", "*.log", "*.csv"
-        ),
-    )
+def copy_starter(target: Path, level: str = "complete") -> Path:
+    """A fresh copy of the starter at `level` with the training data, as a team's home has it."""
+    from game_server.accounts import levels
+    from game_server.accounts.starter import wanted
+
+    for rel, data in levels.tree(STARTER, level, keep=wanted).items():
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_bytes(data)
     shutil.copy(TRAIN_CSV, target / "data" / "train_data.csv")
     return target
 

@@ -12,6 +12,8 @@ Owns, module by module:
 - `plan`: the `Step` enum, `TeamPlan`, `make_plan` (only the differences).
 - `apply`: one function per `Step`, `apply_plan` runs a plan in order; the init SQL.
 - `starter`: what a home gets: the participant starter and its `.env` (`make_url`).
+- `levels`: the starter's two levels (`complete`, `exercises`) from its one source;
+  `markers`: the marker lines that hold both levels in one file.
 - `provision`: `create`: plan, apply, then record in the registry and the handout.
 - `teardown`: `delete`; `checks`: `check`, logging in as each team for real.
 - `pgsql`: every SQL statement (quoting, SCRAM verifiers, roles, schemas, probes).

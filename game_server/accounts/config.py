@@ -35,6 +35,7 @@ class Settings:
     game_cmd: list[str] | None = field(default_factory=lambda: ["game-server"])
     game_db_url: str | None = None  # passed on stdin (it may hold a password), not in argv
     starter_dir: str = str(REPO / STARTER_DIR_NAME)
+    starter_level: str = "complete"  # or "exercises" (levels.py), for the homes it creates
     train_data: str = str(REPO / "data" / "train_data.csv")
     ssh_host: str = "127.0.0.1"  # where teams log in (for the handout and the check)
     ssh_port: int = 22

@@ -63,6 +63,7 @@ def _into_range(number: float, low: float, high: float) -> tuple[float, str | No
     """
     if low <= number <= high:
         return number, None
+    # EXERCISE 2 BEGIN: an impossible value becomes MISSING, a plausible one is clipped
     span = (high - low) or 1.0
     if (
         (low >= 0 and number < 0)
@@ -71,6 +72,7 @@ def _into_range(number: float, low: float, high: float) -> tuple[float, str | No
     ):
         return MISSING, "out_of_range"
     return min(max(number, low), high), "clipped"
+    # EXERCISE 2 END
 
 
 def _category(value, known: set[str]) -> tuple[object, str | None]:

@@ -120,8 +120,10 @@ class ModelHolder:
         if mtime == self._mtime:
             return False
         self._mtime = mtime  # a broken file is tried once, not on every check
+        # EXERCISE 5 BEGIN: load the new file (load_model), serve it (self.model), log it
         self.model = load_model(self.path)  # (pipeline, metadata), replaced as one
         self._log_loaded()
+        # EXERCISE 5 END
         return True
 
     def _log_loaded(self) -> None:

@@ -52,9 +52,11 @@ def test_messy_requests_get_a_valid_prediction(client, applicant, change):
 
 
 def test_an_absurd_loan_amount_gets_a_prediction_not_the_fallback(client, applicant):
+    # EXERCISE 4 BEGIN: POST a loan_amount of 10**9; assert a valid answer, no 'fallback'
     features = {**applicant["features"], "loan_amount": 10**9}
     body = assert_valid(client.post("/predict", json={"id": "big", "features": features}))
     assert "fallback" not in body
+    # EXERCISE 4 END
 
 
 @pytest.mark.parametrize(
