@@ -21,6 +21,7 @@ from game_server.accounts.executors import (
     SSHExecutor,
     parse_target,
 )
+from game_server.accounts.levels import COMPLETE, LEVELS
 from game_server.accounts.registry import list_teams
 from game_server.accounts.roster import DEFAULT_PREFIX
 
@@ -130,6 +131,15 @@ def _settings(
 @click.option("--no-check", is_flag=True, help="Skip the check after provisioning.")
 @click.option("--api-ports", default="9000-9499", show_default=True, callback=_span)
 @click.option("--jupyter-ports", default="9500-9999", show_default=True, callback=_span)
+@click.option(
+    "--starter",
+    "starter_level",
+    type=click.Choice(LEVELS),
+    default=COMPLETE,
+    show_default=True,
+    help="The participant starter's level: complete, or exercises (five gaps to fill). "
+    "Only for homes that get the starter now: a team's files are never replaced.",
+)
 @server_options
 def create(
     ex: Executor,
@@ -140,9 +150,11 @@ def create(
     no_check: bool,
     api_ports: tuple[int, int],
     jupyter_ports: tuple[int, int],
+    starter_level: str,
 ) -> None:
     """Create the accounts of every team in ROSTER (a CSV: name, members, ssh_key)."""
     settings.rotate, settings.api_ports, settings.jupyter_ports = rotate, api_ports, jupyter_ports
+    settings.starter_level = starter_level
     provision.create(ex, settings, roster, dry_run=dry_run, echo=click.echo)
     if not (dry_run or no_check) and not checks.check(ex, settings, echo=click.echo):
         raise click.ClickException("the check after provisioning found problems (above)")
