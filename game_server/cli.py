@@ -371,8 +371,21 @@ for _command in users_cli.COMMANDS:
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--no-browser", is_flag=True, help="Do not open the leaderboard in a browser.")
+@click.option(
+    "--starter",
+    "starter_level",
+    type=click.Choice(["complete", "exercises"]),
+    default="complete",
+    show_default=True,
+    help="The starter's level the bots play (exercises: they begin with the leak).",
+)
 def demo(
-    team_count: int, game_name: str, duration: float | None, port: int, no_browser: bool
+    team_count: int,
+    game_name: str,
+    duration: float | None,
+    port: int,
+    no_browser: bool,
+    starter_level: str,
 ) -> None:
     """Play a whole demo game on this machine with bot teams (leaderboard on --port)."""
     from game_server.demo import run as demos  # the bots' machinery, only for this command
@@ -385,7 +398,13 @@ def demo(
         game_file = demos.compress(game_file, duration)
     try:
         demos.Demo(
-            game_file, team_count, port, not no_browser, echo=click.echo, log_level=level
+            game_file,
+            team_count,
+            port,
+            not no_browser,
+            echo=click.echo,
+            log_level=level,
+            starter_level=starter_level,
         ).run()
     except (demos.DemoError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
