@@ -54,7 +54,9 @@ def accuracy(exercise_model) -> dict[str, dict[str, float]]:
         features, labels = [a.features for a in drawn], np.array([a.label for a in drawn])
         leaky_pred = leaky.predict(clean_records(features, leaky_meta))
         found[phase.name] = {
-            "honest": float((honest.predict(clean_records(features, honest_meta)) == labels).mean()),
+            "honest": float(
+                (honest.predict(clean_records(features, honest_meta)) == labels).mean()
+            ),
             "leak": float((leaky_pred == labels).mean()),
             "leak_says_default": float(leaky_pred.mean()),
             "baseline": float((labels == 0).mean()),
@@ -99,3 +101,21 @@ def test_the_guides_table_of_the_leaks_cost_is_measured(accuracy):
         assert int(leak) == pytest.approx(100 * measured["leak"], abs=2), name
         assert int(defaults) == pytest.approx(100 * measured["defaults"], abs=2), name
     print(json.dumps(accuracy, indent=1))
+
+
+def test_the_notes_and_the_debrief_name_the_guides_phase():
+    """Speaker notes, guide and debrief say the same thing about the leak, at each level."""
+    root = GUIDE.parents[1]
+    phase = re.search(r"costs most from the \*\*([a-z -]+)\*\* on", GUIDE.read_text()).group(1)
+    deck = (root / "slides" / "deck.md").read_text()
+    note = deck.split("# Other pitfalls", 1)[1].split("----", 1)[0].split("Note:", 1)[1]
+    debrief = json.loads((root / "notebooks" / "3.0-instructor-debrief.ipynb").read_text())
+    section = next(
+        "".join(cell["source"])
+        for cell in debrief["cells"]
+        if "".join(cell["source"]).startswith("## 7. The leak")
+    )
+    for text in (note, section):
+        assert f"from the {phase} on" in " ".join(text.split()), text
+        assert "complete" in text and "exercise" in text  # what each level does
+        assert "baseline" in text
