@@ -8,6 +8,7 @@ import click
 
 from game_server import serve
 from game_server.accounts import cli as users_cli
+from game_server.accounts.levels import LEVELS as STARTER_LEVELS
 from game_server.logs import LEVELS, configure_logging
 from game_server.play import teams as registry
 from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
@@ -371,40 +372,24 @@ for _command in users_cli.COMMANDS:
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--no-browser", is_flag=True, help="Do not open the leaderboard in a browser.")
-@click.option(
-    "--starter",
-    "starter_level",
-    type=click.Choice(["complete", "exercises"]),
-    default="complete",
-    show_default=True,
-    help="The starter's level the bots play (exercises: they begin with the leak).",
-)
+@click.option("--starter", "level", type=click.Choice(STARTER_LEVELS), default="complete",
+              help="The starter's level the bots play (default: complete; exercises: they "
+              "begin with the leak).")  # fmt: skip
 def demo(
-    team_count: int,
-    game_name: str,
-    duration: float | None,
-    port: int,
-    no_browser: bool,
-    starter_level: str,
+    team_count: int, game_name: str, duration: float | None, port: int, no_browser: bool, level: str
 ) -> None:
     """Play a whole demo game on this machine with bot teams (leaderboard on --port)."""
     from game_server.demo import run as demos  # the bots' machinery, only for this command
 
     # The game's log goes to the demo's folder; the terminal shows the demo's own lines.
-    level = logging.getLevelName(logging.getLogger().level)
+    log_level = logging.getLevelName(logging.getLogger().level)
     configure_logging("WARNING")
     game_file = _load_game(game_name)
     if duration is not None:
         game_file = demos.compress(game_file, duration)
     try:
         demos.Demo(
-            game_file,
-            team_count,
-            port,
-            not no_browser,
-            echo=click.echo,
-            log_level=level,
-            starter_level=starter_level,
+            game_file, team_count, port, not no_browser, level, echo=click.echo, log_level=log_level
         ).run()
     except (demos.DemoError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -71,10 +71,10 @@ class Demo:
         teams: int,
         port: int,
         browser: bool,
+        starter_level: str = "complete",
         root: Path = Path("instance"),
         echo=print,
         log_level: str = "INFO",
-        starter_level: str = "complete",
     ):
         """Plan the run (nothing starts until `run()`)."""
         self.game_file = game_file
