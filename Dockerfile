@@ -4,7 +4,7 @@ FROM python:3.11-slim
 
 RUN useradd --system --create-home --home-dir /srv/game --shell /usr/sbin/nologin game
 WORKDIR /srv/game
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml setup.py README.md /src/
 COPY game_server /src/game_server
 RUN pip install --no-cache-dir "/src[pg]" && rm -rf /src
 

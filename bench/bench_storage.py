@@ -3,11 +3,15 @@
 Synthetic rounds of 100 results each (no HTTP: the customer's benchmark measures that),
 written the way the game loop writes them: each round's request committed as `sent`, then
 its scored results, totals and status in the batched transaction of the writer thread.
+As in the game, the same thread runs the reveal step every second (`storage.reveal`: the
+public totals of the rounds whose label became visible); labels are visible after
+`--label-delay` seconds, so the reveal passes about a second's rounds each time.
 
     .venv/bin/python bench/bench_storage.py [--db URL] [--teams 100] [--seconds 10]
 
-Prints the sustained rate (as many rounds in flight as `--in-flight`) and the latency of
-one round's two writes at the workshop's peak rate (30 rounds/s).
+Prints the sustained rate (as many rounds in flight as `--in-flight`), the latency of
+one round's two writes at the workshop's peak rate (30 rounds/s), and the reveal steps'
+time.
 """
 
 import argparse
@@ -24,7 +28,7 @@ import sqlalchemy as sa
 from game_server.play import teams
 from game_server.play.scoring import Result, Score
 from game_server.play.writer import DbWriter
-from game_server.storage import database, games, writes
+from game_server.storage import database, games, reveal, writes
 
 
 @contextlib.contextmanager
@@ -71,7 +75,10 @@ def setup(url: str, n_teams: int):
     return engine
 
 
-def round_of(seq: int, n_teams: int):
+LABEL_DELAY = 1.0  # seconds; the default of --label-delay
+
+
+def round_of(seq: int, n_teams: int, label_delay: float = LABEL_DELAY):
     """A request row and its scored results (a mix of outcomes)."""
     now = time.time()
     row = {
@@ -85,7 +92,7 @@ def round_of(seq: int, n_teams: int):
         "oracle_points": 0.7,
         "baseline_points": 0.7,
         "sent_at": now,
-        "label_visible_at": now + 60,
+        "label_visible_at": now + label_delay,
     }
     results = []
     for t in range(1, n_teams + 1):
@@ -99,19 +106,36 @@ def round_of(seq: int, n_teams: int):
     return row, results
 
 
-async def one_round(writer: DbWriter, seq: int, n_teams: int) -> float:
+async def one_round(writer: DbWriter, seq: int, n_teams: int, label_delay: float) -> float:
     """Both writes of one round; seconds taken."""
-    row, results = round_of(seq, n_teams)
+    row, results = round_of(seq, n_teams, label_delay)
     start = time.perf_counter()
     await writer.sent(row)
     await writer.scored(writes.ScoredRound(seq, 0, 0.7, 0.7, results))
     return time.perf_counter() - start
 
 
-async def measure(engine, n_teams: int, seconds: float, in_flight: int) -> dict:
+def timed_reveal(conn) -> tuple[int, float]:
+    """One reveal step (on the writer thread): rounds passed, seconds taken."""
+    start = time.perf_counter()
+    return reveal.reveal_labels(conn, time.time()), time.perf_counter() - start
+
+
+async def reveals(writer: DbWriter, steps: list[tuple[int, float]]) -> None:
+    """The game loop's reveal step, every second on the writer thread, until cancelled."""
+    while True:
+        await asyncio.sleep(1.0)
+        steps.append(await writer.transaction(timed_reveal))
+
+
+async def measure(
+    engine, n_teams: int, seconds: float, in_flight: int, label_delay: float = LABEL_DELAY
+) -> dict:
     """Sustained results/s with `in_flight` concurrent rounds; latency at 30 rounds/s."""
     writer = DbWriter(engine)
     writer.start()
+    steps: list[tuple[int, float]] = []
+    revealing = asyncio.create_task(reveals(writer, steps))
     seq = 0
 
     def next_seq():
@@ -121,7 +145,7 @@ async def measure(engine, n_teams: int, seconds: float, in_flight: int) -> dict:
 
     async def worker(end):
         while time.perf_counter() < end:
-            await one_round(writer, next_seq(), n_teams)
+            await one_round(writer, next_seq(), n_teams, label_delay)
 
     start = time.perf_counter()
     first = seq
@@ -131,14 +155,20 @@ async def measure(engine, n_teams: int, seconds: float, in_flight: int) -> dict:
     latencies = []
     tasks = []
     for _ in range(int(30 * seconds)):
-        tasks.append(asyncio.create_task(one_round(writer, next_seq(), n_teams)))
+        tasks.append(asyncio.create_task(one_round(writer, next_seq(), n_teams, label_delay)))
         await asyncio.sleep(1 / 30)
     latencies = sorted(await asyncio.gather(*tasks))
+    revealing.cancel()
     await writer.close()
+    times = sorted(t for n, t in steps if n)
     return {
         "results_per_s": rate,
         "p50_ms": statistics.median(latencies) * 1000,
         "p95_ms": latencies[int(0.95 * len(latencies))] * 1000,
+        "reveal_steps": len(times),
+        "reveal_rounds": sum(n for n, _ in steps),
+        "reveal_p50_ms": statistics.median(times) * 1000 if times else 0.0,
+        "reveal_max_ms": times[-1] * 1000 if times else 0.0,
     }
 
 
@@ -151,15 +181,20 @@ def main() -> None:
     parser.add_argument("--teams", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--in-flight", type=int, default=8)
+    parser.add_argument("--label-delay", type=float, default=LABEL_DELAY)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, scratch_database(args.db, tmp) as url:
         engine = setup(url, args.teams)
-        numbers = asyncio.run(measure(engine, args.teams, args.seconds, args.in_flight))
+        numbers = asyncio.run(
+            measure(engine, args.teams, args.seconds, args.in_flight, args.label_delay)
+        )
         engine.dispose()
     print(
         f"{engine.dialect.name}: {numbers['results_per_s']:,.0f} results/s sustained "
         f"({args.in_flight} rounds in flight, {args.teams} teams); at 30 rounds/s one round's "
-        f"two writes take {numbers['p50_ms']:.1f} ms median, {numbers['p95_ms']:.1f} ms p95"
+        f"two writes take {numbers['p50_ms']:.1f} ms median, {numbers['p95_ms']:.1f} ms p95; "
+        f"{numbers['reveal_steps']} reveal steps passed {numbers['reveal_rounds']:,} rounds, "
+        f"{numbers['reveal_p50_ms']:.1f} ms median, {numbers['reveal_max_ms']:.1f} ms max"
     )
 
 

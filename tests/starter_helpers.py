@@ -1,12 +1,13 @@
 """Helpers for testing the participant starter as a team gets it: a copy, a kernel, a server."""
 
 import contextlib
+import io
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -19,14 +20,18 @@ NOTEBOOK = "1.0-train-model.ipynb"
 
 
 def copy_starter(target: Path, level: str = "complete") -> Path:
-    """A fresh copy of the starter at `level` with the training data, as a team's home has it."""
-    from game_server.accounts import levels
-    from game_server.accounts.starter import wanted
+    """A fresh copy of the starter at `level`, as `users create` puts it in a team's home
+    (the training data and the data dictionary in its data/ folder)."""
+    from game_server.accounts.config import Settings
+    from game_server.accounts.starter import starter_tarball
 
-    for rel, data in levels.tree(STARTER, level, keep=wanted).items():
-        (target / rel).parent.mkdir(parents=True, exist_ok=True)
-        (target / rel).write_bytes(data)
-    shutil.copy(TRAIN_CSV, target / "data" / "train_data.csv")
+    with tarfile.open(fileobj=io.BytesIO(starter_tarball(Settings(starter_level=level)))) as tar:
+        for member in tar.getmembers():
+            path = target / member.name.split("/", 1)[1] if "/" in member.name else target
+            if member.isdir():
+                path.mkdir(parents=True, exist_ok=True)
+            else:
+                path.write_bytes(tar.extractfile(member).read())
     return target
 
 

@@ -16,12 +16,12 @@ def test_every_step_has_a_function_that_carries_it_out():
 
 def test_describe_names_the_steps_and_the_assigned_ports():
     team = Team("Red", "team-red", "", None, 2)
-    plan = TeamPlan(team, {"api_port": 9000, "jupyter_port": 9500}, Secrets())
+    plan = TeamPlan(team, {"api_port": 9000, "jupyter_port": 9500, "debug_port": 9001}, Secrets())
     assert describe(plan) == "team-red (Red): unchanged"
     plan.steps += [Step.ASSIGN_PORTS, Step.CREATE_USER]
     plan.notes.append("disabled in the game")
     assert describe(plan) == (
-        "team-red (Red): assign ports 9000/9500, create user (note: disabled in the game)"
+        "team-red (Red): assign ports 9000/9500/9001, create user (note: disabled in the game)"
     )
 
 

@@ -333,7 +333,7 @@ def game_pages(sqlite_url):
     from waitress.server import create_server
     from web_helpers import make_game, store_results
 
-    from game_server.web import create_app
+    from game_server.web.app import create_app
 
     engine, _ = make_game(sqlite_url)
     store_results(engine, {"red": "correct", "blue": "wrong"}, rounds=30)

@@ -6,6 +6,7 @@ the exercise level's own tests fail, each naming its gap; `users create --starte
 the chosen level into a team's home.
 """
 
+import functools
 import io
 import json
 import re
@@ -84,7 +85,9 @@ def test_no_level_keeps_a_marker_and_unmarked_files_are_the_source(splits):
             if rel not in splits or not splits[rel].changes:
                 assert data == source, (level, rel)
     marked = {rel for rel, both in splits.items() if both.changes}
-    assert {"main.py", "README.md", "data/README.md", "notebooks/1.0-train-model.ipynb"} <= marked
+    assert {"main.py", "README.md", "notebooks/1.0-train-model.ipynb"} <= marked
+    for level in levels.LEVELS:  # the data dictionary comes from the kit's data/ folder
+        assert not MARKER.search(team_files(level)["data/README.md"].decode())
 
 
 def without_markers(text: str) -> list[str]:
@@ -119,10 +122,25 @@ def test_the_complete_level_is_the_source_with_its_marker_lines_left_out(splits)
 # --- the leak: told at the complete level, to be found at the exercise level
 
 
+def unpacked(tarball: bytes) -> dict[str, bytes]:
+    """The files of a starter tarball, by path inside the starter."""
+    with tarfile.open(fileobj=io.BytesIO(tarball)) as tar:
+        return {
+            m.name.split("/", 1)[1]: tar.extractfile(m).read()
+            for m in tar.getmembers()
+            if m.isfile()
+        }
+
+
+@functools.cache
+def team_files(level: str) -> dict[str, bytes]:
+    """What a team's home gets at `level` (the tarball `users create` unpacks)."""
+    return unpacked(starter_tarball(Settings(starter_level=level)))
+
+
 def level_text(level: str, *names: str) -> str:
-    """The text of some files of the starter at `level`, joined."""
-    files = levels.tree(STARTER, level, keep=wanted)
-    return "\n".join(files[name].decode() for name in names)
+    """The text of some files of the starter a team gets at `level`, joined."""
+    return "\n".join(team_files(level)[name].decode() for name in names)
 
 
 def test_the_exercise_level_trains_on_every_column_and_never_explains_the_leak():
@@ -270,21 +288,11 @@ class Recorder:
         return 0, "", ""
 
 
-def unpacked(tarball: bytes) -> dict[str, bytes]:
-    """The files of a starter tarball, by path inside the starter."""
-    with tarfile.open(fileobj=io.BytesIO(tarball)) as tar:
-        return {
-            m.name.split("/", 1)[1]: tar.extractfile(m).read()
-            for m in tar.getmembers()
-            if m.isfile()
-        }
-
-
 @pytest.mark.parametrize("level", levels.LEVELS)
 def test_a_home_gets_the_starter_at_the_workshops_level(level):
     settings = Settings(starter_level=level)
     plan = TeamPlan(Team("Red", "team-red", "", None, 2), {}, Secrets())
-    state = State({}, {}, {}, DbState(), {}, set(), set())
+    state = State({}, {}, {}, DbState(), {}, set(), set(), {})
     ex = Recorder()
     apply.copy_starter(ex, settings, plan, state)
     ((argv, stdin),) = ex.calls
@@ -292,13 +300,16 @@ def test_a_home_gets_the_starter_at_the_workshops_level(level):
     files = unpacked(stdin)
     expected = levels.tree(STARTER, level, keep=wanted)
     assert files.pop("data/train_data.csv") == TRAIN_CSV.read_bytes()
+    dictionary = (STARTER.parent / "data" / "README.md").read_text()
+    assert files.pop("data/README.md").decode() == levels.render("README.md", dictionary, level)
     assert files == expected
     assert ("Exercise 1: " in files["main.py"].decode()) == (level == levels.EXERCISES)
 
 
 def test_a_starter_whose_markers_are_wrong_is_one_line(tmp_path):
     (tmp_path / "main.py").write_text("# EXERCISE 1 BEGIN: a hint that is long enough\nx = 1\n")
-    settings = Settings(starter_dir=str(tmp_path), train_data=str(tmp_path / "none.csv"))
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    settings = Settings(starter_dir=str(tmp_path), train_data=str(tmp_path / "data.csv"))
     with pytest.raises(AccountsError, match=r"main.py:1: 'EXERCISE 1 BEGIN: .*' is never closed"):
         starter_tarball(settings)
 

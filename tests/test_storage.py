@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from engine_helpers import request_row, result
 
 from game_server.play import scoring, teams
-from game_server.storage import database, games, queries, schema, standings, writes
+from game_server.storage import database, games, queries, reveal, schema, standings, writes
 
 
 @pytest.fixture
@@ -34,11 +34,13 @@ def engine(db_url):
 
 
 def store(engine, rows, rounds):
-    """Insert `rows` as sent, then score `rounds`, in two transactions like the loop."""
+    """Insert `rows` as sent, score `rounds`, then reveal the visible labels, like the loop."""
     with engine.begin() as conn:
         writes.insert_requests(conn, rows)
     with engine.begin() as conn:
         writes.store_rounds(conn, rounds)
+    with engine.begin() as conn:
+        reveal.reveal_labels(conn)
 
 
 def totals(engine):
@@ -117,7 +119,13 @@ def test_rounds_update_results_and_running_totals(engine):
                 schema.results.c.team_id
             )
         ).all()
-    assert ref == {"requests": 3, "void": 0, "oracle_points": 2.4, "baseline_points": 1.2}
+    assert ref == {
+        "requests": 3,
+        "revealed": 3,
+        "void": 0,
+        "oracle_points": 2.4,
+        "baseline_points": 1.2,
+    }
     assert statuses == ["scored"] * 3
     assert [tuple(r) for r in per_phase] == [(0, 2), (1, -1)]
     assert {t: int(p) for t, p in sums} == {1: board["red"]["points"], 2: board["blue"]["points"]}
@@ -155,6 +163,8 @@ def test_store_round_is_the_benchmarks_one_call(engine):
     writes.store_round(
         engine, request_row(7), [result(1, "wrong", pred=0), result(2, "correct", pred=1)]
     )
+    with engine.begin() as conn:
+        reveal.reveal_labels(conn)
     board = totals(engine)
     assert (board["red"]["wrong"], board["blue"]["correct"]) == (1, 1)
 

@@ -7,7 +7,7 @@ from engine_helpers import request_row, result
 
 from game_server.play import teams
 from game_server.scenario import gamefile
-from game_server.storage import control, database, schema, writes
+from game_server.storage import control, database, reveal, schema, writes
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
 
@@ -36,7 +36,10 @@ def team_ids(engine: sa.Engine) -> dict[str, int]:
 
 
 def store_results(engine: sa.Engine, outcomes: dict[str, str], rounds: int = 1, delay=0.0):
-    """Store `rounds` rounds where each named team has the given outcome; the new seqs."""
+    """Store `rounds` rounds where each named team has the given outcome; the new seqs.
+
+    Then reveal the labels that are visible, as the game loop does every second.
+    """
     ids = team_ids(engine)
     now = time.time()
     with engine.begin() as conn:
@@ -67,4 +70,6 @@ def store_results(engine: sa.Engine, outcomes: dict[str, str], rounds: int = 1, 
                 for s in seqs
             ],
         )
+    with engine.begin() as conn:
+        reveal.reveal_labels(conn)
     return seqs

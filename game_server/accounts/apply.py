@@ -1,25 +1,35 @@
 """Carrying out a team's plan: one function per step, run in the plan's order.
 
 Each step function takes (executor, settings, plan, state) and does one change; `apply_plan`
-runs the plan's steps in order. The shared database set-up (init SQL) is applied first when
-a team's schema needs it and it is missing.
+runs the plan's steps in order, calling `before(i)` ahead of step i (provision.py journals
+it there). Every step may be done twice (an interrupted run is finished by doing its steps
+again). The shared database set-up (init SQL) is applied first when a team's schema needs
+it and it is missing.
 """
 
 import logging
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 from game_server.accounts import pgsql
-from game_server.accounts.config import REPO, AccountsError, Settings
+from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
-from game_server.accounts.files import write_file
+from game_server.accounts.files import as_team, write_file
 from game_server.accounts.game_cli import enable_in_game, new_game_token, register_in_game
+from game_server.accounts.login_shell import profile_text
 from game_server.accounts.plan import Step, TeamPlan, step_labels
-from game_server.accounts.starter import env_text, read_env, starter_tarball, url_password
-from game_server.accounts.state import State, db_state, home_of, starter_paths, system_users
+from game_server.accounts.starter import env_text, starter_tarball
+from game_server.accounts.state import (
+    State,
+    db_state,
+    home_of,
+    profile_path,
+    starter_paths,
+    system_users,
+)
 
 log = logging.getLogger(__name__)
-
-INIT_SQL = REPO / "database_docker" / "initdb" / "01-workshop.sql"
 
 
 def apply_init_sql(ex: Executor, settings: Settings) -> None:
@@ -34,11 +44,10 @@ def apply_init_sql(ex: Executor, settings: Settings) -> None:
         "-v",
         f"game_role={settings.game_role}",
     ]
-    if not INIT_SQL.is_file():
-        raise AccountsError(
-            f"no init SQL at {INIT_SQL}: run `users` from a checkout (make install)"
-        )
-    ex.run(argv, stdin=INIT_SQL.read_text(), root=False)
+    init_sql = Path(settings.init_sql)
+    if not init_sql.is_file():
+        raise AccountsError(f"no init SQL at {init_sql}")
+    ex.run(argv, stdin=init_sql.read_text(), root=False)
     log.info("applied shared init sql workshop_db=%s", settings.workshop_db)
 
 
@@ -51,14 +60,19 @@ def assign_ports(ex: Executor, settings: Settings, plan: TeamPlan, state: State)
     """Nothing to run: the ports are in the team's record, written to the registry after."""
 
 
+def gecos(name: str) -> str:
+    """The user's comment for team `name`: what /etc/passwd can hold (no ':', ',', control)."""
+    return "workshop team " + re.sub(r"[:,\\\x00-\x1f\x7f]", "?", name)
+
+
 def create_user(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Create the Linux user with its own group, bash, and a home only it can enter."""
     team = plan.team
-    comment = f"workshop team {team.name}"
-    ex.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash",
-            "--comment", comment, "--", team.user])  # fmt: skip
-    state.users = system_users(ex)
-    ex.run(["chmod", "0700", _home(plan, state)])
+    if team.user not in state.users:  # an interrupted run may have created it already
+        ex.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash",
+                "--comment", gecos(team.name), "--", team.user])  # fmt: skip
+        state.users = system_users(ex)
+    ex.run(as_team(team.user, ["chmod", "0700", "--", _home(plan, state)]))
 
 
 def set_password(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
@@ -69,7 +83,7 @@ def set_password(ex: Executor, settings: Settings, plan: TeamPlan, state: State)
 def write_ssh_key(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Install the roster's SSH key as the team's authorized_keys (as the team user)."""
     user, home = plan.team.user, _home(plan, state)
-    ex.run(["runuser", "-u", user, "--", "mkdir", "-p", "-m", "700", f"{home}/.ssh"])
+    ex.run(as_team(user, ["mkdir", "-p", "-m", "700", "--", f"{home}/.ssh"]))
     write_file(ex, f"{home}/.ssh/authorized_keys", f"{plan.team.ssh_key}\n", "600", user)
 
 
@@ -126,21 +140,26 @@ def new_token(ex: Executor, settings: Settings, plan: TeamPlan, state: State) ->
 
 def copy_starter(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Unpack the participant starter into the home, as the team user."""
-    ex.run(["runuser", "-u", plan.team.user, "--", "tar", "-xzf", "-", "-C", _home(plan, state),
-            "--no-same-owner", "--no-same-permissions"],
+    ex.run(as_team(plan.team.user, ["tar", "-xzf", "-", "-C", _home(plan, state),
+                                    "--no-same-owner", "--no-same-permissions"]),
            stdin=starter_tarball(settings))  # fmt: skip
 
 
 def write_env(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
-    """Write the starter's .env (0600, as the team user), keeping secrets it still holds."""
+    """Write the starter's .env (0600, as the team user) with the plan's secrets."""
     s = plan.secrets
     _, env_path = starter_paths(_home(plan, state))
-    old = read_env(ex, env_path)
-    if not s.db_password and "DATABASE_URL" in old:  # keep what still holds
-        s.db_password = url_password(old["DATABASE_URL"])
-    if not s.token:
-        s.token = old.get("TEAM_TOKEN") or None
-    write_file(ex, env_path, env_text(settings, plan), "600", plan.team.user)
+    text = env_text(settings, plan.team.name, plan.record, s.token, s.db_password)
+    write_file(ex, env_path, text, "600", plan.team.user)
+
+
+def write_profile(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Write the team's login-shell snippet (root's, 0644, no secret: login_shell.py)."""
+    user = plan.team.user
+    ex.run(["mkdir", "-p", "-m", "755", "--", settings.profile_dir])
+    text = profile_text(settings, user, _home(plan, state))
+    write_file(ex, profile_path(settings, user), text, "644")
+    state.profiles[user] = text
 
 
 StepFunction = Callable[[Executor, Settings, TeamPlan, State], None]
@@ -157,12 +176,20 @@ STEPS: dict[Step, StepFunction] = {
     Step.NEW_GAME_TOKEN: new_token,
     Step.COPY_STARTER: copy_starter,
     Step.WRITE_ENV: write_env,
+    Step.WRITE_PROFILE: write_profile,
 }
 
 
-def apply_plan(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
-    """Carry out one team's steps, in order (only the differences)."""
-    for step in plan.steps:
+def apply_plan(
+    ex: Executor,
+    settings: Settings,
+    plan: TeamPlan,
+    state: State,
+    before: Callable[[int], None] = lambda i: None,
+) -> None:
+    """Carry out one team's steps, in order (only the differences); `before(i)` ahead of each."""
+    for i, step in enumerate(plan.steps):
+        before(i)
         STEPS[step](ex, settings, plan, state)
     user = plan.team.user
     log.info("team provisioned team=%s user=%s steps=%s", plan.team.name, user,

@@ -1,9 +1,10 @@
 """`users check`: log in as each team for real and show that the isolation holds.
 
-Per team: no admin group, a home only it can enter, a database role with no risky flag
-that can use its own schema and nothing else (pgsql's probes, run as the team's role with
-the password from the handout), no access to the game's database, and an SSH login with
-the handout's password that lands as that user.
+Per team: finished (no journal of an interrupted run in its record), no admin group, a
+home only it can enter, its login-shell snippet, a database role with no risky flag that
+can use its own schema and nothing else (pgsql's probes, run as the team's role with the
+password from the handout), no access to the game's database, and an SSH login with the
+handout's password that lands as that user.
 """
 
 from collections.abc import Callable
@@ -13,8 +14,8 @@ from typing import Any
 from game_server.accounts import handout, pgsql
 from game_server.accounts.config import Settings
 from game_server.accounts.executors import ExecError, Executor, ssh_client
-from game_server.accounts.registry import Record, read_registry
-from game_server.accounts.state import home_of, psql_lines, system_users
+from game_server.accounts.registry import Record, interrupted_at, read_registry
+from game_server.accounts.state import home_of, profile_path, psql_lines, system_users
 
 SUDO_GROUPS = {"sudo", "admin", "wheel", "root", "adm"}
 NOT_CHECKED = "ssh login not checked"
@@ -72,12 +73,21 @@ def check_team(
 ) -> list[str]:
     """Check one team for real; the problems found ([] when everything holds)."""
     user, problems = rec["user"], []
-    _, groups, _ = ex.run(["id", "-Gn", user], root=False)
+    step = interrupted_at(rec)
+    if step:
+        problems.append(
+            f"unfinished: interrupted at {step} (run `users create` again, or `users delete`)"
+        )
+    _, groups, _ = ex.run(["id", "-Gn", "--", user], root=False)
     if SUDO_GROUPS & set(groups.split()):
         problems.append(f"in an admin group: {groups.strip()}")
-    _, mode, _ = ex.run(["stat", "-c", "%a", home])
-    if mode.strip() != "700":
+    rc, mode, _ = ex.run(["stat", "-c", "%a", "--", home], check=False)
+    if rc != 0:
+        problems.append(f"no home {home}")
+    elif mode.strip() != "700":
         problems.append(f"home mode {mode.strip()}, not 700")
+    if ex.run(["test", "-f", profile_path(settings, user)], check=False)[0] != 0:
+        problems.append(f"no login profile {profile_path(settings, user)}")
     problems += database_problems(ex, settings, rec, other, kept.get("db_password"))
     password = kept.get("password")
     if password and password != handout.NOT_STORED:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from game_server.accounts import checks, provision, teardown
-from game_server.accounts.config import AccountsError, Settings
+from game_server.accounts.config import TEAM_VENV, AccountsError, Settings
 from game_server.accounts.executors import (
     ExecError,
     Executor,
@@ -22,7 +22,7 @@ from game_server.accounts.executors import (
     parse_target,
 )
 from game_server.accounts.levels import COMPLETE, LEVELS
-from game_server.accounts.registry import list_teams
+from game_server.accounts.registry import interrupted_at, list_teams
 from game_server.accounts.roster import DEFAULT_PREFIX
 
 
@@ -129,8 +129,20 @@ def _settings(
     "--rotate", is_flag=True, help="Set new Linux and database passwords and game tokens."
 )
 @click.option("--no-check", is_flag=True, help="Skip the check after provisioning.")
-@click.option("--api-ports", default="9000-9499", show_default=True, callback=_span)
+@click.option(
+    "--api-ports",
+    default="9000-9499",
+    show_default=True,
+    callback=_span,
+    help="Each team's API port and its debug port (flask --debug) come from here.",
+)
 @click.option("--jupyter-ports", default="9500-9999", show_default=True, callback=_span)
+@click.option(
+    "--team-venv",
+    default=TEAM_VENV,
+    show_default=True,
+    help="The teams' shared virtual environment: its bin/ is first on their PATH.",
+)
 @click.option(
     "--starter",
     "starter_level",
@@ -150,11 +162,12 @@ def create(
     no_check: bool,
     api_ports: tuple[int, int],
     jupyter_ports: tuple[int, int],
+    team_venv: str,
     starter_level: str,
 ) -> None:
     """Create the accounts of every team in ROSTER (a CSV: name, members, ssh_key)."""
     settings.rotate, settings.api_ports, settings.jupyter_ports = rotate, api_ports, jupyter_ports
-    settings.starter_level = starter_level
+    settings.team_venv, settings.starter_level = team_venv, starter_level
     provision.create(ex, settings, roster, dry_run=dry_run, echo=click.echo)
     if not (dry_run or no_check) and not checks.check(ex, settings, echo=click.echo):
         raise click.ClickException("the check after provisioning found problems (above)")
@@ -184,9 +197,11 @@ def delete(
 def list_(ex: Executor, settings: Settings) -> None:
     """List the provisioned teams (from the registry on the server)."""
     for t in list_teams(ex, settings):
+        step = interrupted_at(t)
         click.echo(
             f"{t['user']:<32} {t['name']:<40} api={t['api_port']} jupyter={t['jupyter_port']} "
-            f"created={t['created']}"
+            f"debug={t.get('debug_port') or '-'} created={t['created']}"
+            + (f" UNFINISHED (interrupted at {step})" if step else "")
         )
 
 

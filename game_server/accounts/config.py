@@ -1,4 +1,11 @@
-"""The settings of a provisioning run (`users create/delete/list/check`) and its error."""
+"""The settings of a provisioning run (`users create/delete/list/check`), the kit, the error.
+
+The kit is what provisioning hands out besides the accounts: the participant starter, the
+training data and its dictionary, and the shared init SQL. `kit_path` finds each in the
+source checkout when the package runs from one (an editable install), else in the copy the
+installed package carries (`game_server/_kit/`, package data built by setup.py), so one
+`pip install` on the server is enough to provision.
+"""
 
 import shlex
 from dataclasses import dataclass, field
@@ -6,8 +13,21 @@ from pathlib import Path
 
 from game_server.accounts import roster
 
-REPO = Path(__file__).resolve().parents[2]
+PACKAGE = Path(__file__).resolve().parents[1]  # game_server/
+REPO = PACKAGE.parent  # the source checkout, when the package runs from one
+KIT = PACKAGE / "_kit"  # the installed copy (package data)
 STARTER_DIR_NAME = "participant_starter"
+TEAM_VENV = "/opt/workshop/venv"  # the teams' shared virtual environment (setup_server.sh)
+PROFILE_DIR = "/etc/profile.d"
+
+
+def kit_path(relative: str) -> Path:
+    """A file or folder of the kit (`participant_starter`, `data/...`, `database_docker/...`).
+
+    From the source checkout when the package runs from one, else from the package data.
+    """
+    checkout = (REPO / "pyproject.toml").is_file() and (REPO / STARTER_DIR_NAME).is_dir()
+    return (REPO if checkout else KIT) / relative
 
 
 class AccountsError(RuntimeError):
@@ -21,7 +41,7 @@ class Settings:
     prefix: str = roster.DEFAULT_PREFIX
     registry: str = "/var/lib/game-server/accounts.json"
     handout_dir: str = "handout"
-    api_ports: tuple[int, int] = (9000, 9499)
+    api_ports: tuple[int, int] = (9000, 9499)  # also the debug ports (`flask --debug`)
     jupyter_ports: tuple[int, int] = (9500, 9999)
     psql_admin: list[str] = field(
         default_factory=lambda: shlex.split("sudo -n -u postgres psql -X -v ON_ERROR_STOP=1")
@@ -34,9 +54,13 @@ class Settings:
     game_url: str = "http://127.0.0.1:8000"
     game_cmd: list[str] | None = field(default_factory=lambda: ["game-server"])
     game_db_url: str | None = None  # passed on stdin (it may hold a password), not in argv
-    starter_dir: str = str(REPO / STARTER_DIR_NAME)
+    starter_dir: str = str(kit_path(STARTER_DIR_NAME))
     starter_level: str = "complete"  # or "exercises" (levels.py), for the homes it creates
-    train_data: str = str(REPO / "data" / "train_data.csv")
+    train_data: str = str(kit_path("data/train_data.csv"))
+    data_readme: str = str(kit_path("data/README.md"))  # the data dictionary
+    init_sql: str = str(kit_path("database_docker/initdb/01-workshop.sql"))
+    team_venv: str = TEAM_VENV  # first on each team's PATH in its login shells
+    profile_dir: str = PROFILE_DIR  # where each team's login-shell snippet goes
     ssh_host: str = "127.0.0.1"  # where teams log in (for the handout and the check)
     ssh_port: int = 22
     known_hosts: str | None = None  # for the check's SSH logins
@@ -57,7 +81,7 @@ class Settings:
 
     def team_psql(self, role: str, db: str) -> list[str]:
         """psql as a team role (password from the PGPASSWORD the wrapper reads on stdin)."""
-        return [
+        return [  # every value an option's argument: nothing is read as an option
             "psql",
             "-X",
             "-v",

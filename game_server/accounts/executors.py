@@ -6,24 +6,29 @@ is quoted with `shlex.join`. Privileged steps (`root=True`, the default) go thro
 `sudo -n` when the user is not root, so a missing sudo rule fails at once instead of
 waiting for a password. Every exit status is checked (`check=True`): a failure raises
 ExecError with the command and the first line of its stderr. Secrets (passwords) are only
-ever passed on stdin and are never logged. Over SSH the server's host key must be in the
-given known_hosts file (paramiko's RejectPolicy); an unknown host is accepted (and added
-to that file) only with `accept_new_host_key=True`, and a changed key is always refused.
+ever passed on stdin and are never logged. Every command's output is bounded: stdout and
+stderr beyond `MAX_OUTPUT` bytes each stop the command (it is killed) with an ExecError, so
+nothing a command prints can exhaust the memory of the instructor's side. Over SSH the
+server's host key must be in the given known_hosts file (paramiko's RejectPolicy); an
+unknown host is accepted (and added to that file) only with `accept_new_host_key=True`, and
+a changed key is always refused.
 """
 
 import logging
 import os
 import shlex
-import subprocess
 import time
 from collections.abc import Sequence
 from typing import Protocol, Self
 
 import paramiko
 
+from game_server.accounts.bounded import TooMuchOutput, run_bounded
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 120.0
+MAX_OUTPUT = 16 * 1024 * 1024  # bytes of stdout (and of stderr) a command may print
 
 
 class ExecError(RuntimeError):
@@ -87,10 +92,13 @@ class LocalExecutor:
 
     host = "127.0.0.1"
 
-    def __init__(self, sudo: bool | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, sudo: bool | None = None, timeout: float = DEFAULT_TIMEOUT, limit: int = MAX_OUTPUT
+    ) -> None:
         """Use `sudo -n` for privileged steps when not root (or as `sudo` says)."""
         self.sudo = os.geteuid() != 0 if sudo is None else sudo
         self.timeout = timeout
+        self.limit = limit
 
     def run(
         self,
@@ -104,13 +112,17 @@ class LocalExecutor:
         argv, timeout = list(argv), timeout or self.timeout
         full = ["sudo", "-n", "--", *argv] if root and self.sudo else argv
         try:
-            proc = subprocess.run(full, input=_bytes(stdin), capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
+            rc, out, err = run_bounded(full, _bytes(stdin), timeout, self.limit)
+        except TimeoutError:  # (an OSError too: first)
             raise ExecError(f"{_summary(argv)} timed out after {timeout:g} s") from None
+        except TooMuchOutput:
+            raise ExecError(
+                f"{_summary(argv)} printed more than {self.limit} bytes: stopped"
+            ) from None
         except OSError as exc:
             raise ExecError(f"{_summary(argv)} could not start: {exc}") from None
-        out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
-        return _checked(argv, proc.returncode, out, err, check)
+        text_out, text_err = out.decode(errors="replace"), err.decode(errors="replace")
+        return _checked(argv, rc, text_out, text_err, check)
 
     def close(self) -> None:
         """Nothing to close."""
@@ -210,12 +222,14 @@ class SSHExecutor:
         accept_new_host_key: bool = False,
         connect_timeout: float = 15.0,
         timeout: float = DEFAULT_TIMEOUT,
+        limit: int = MAX_OUTPUT,
     ) -> None:
         """Connect now; host key checked against `known_hosts` (default ~/.ssh/known_hosts)."""
         self.host, self.user, self.port = host, user, port
         self.known_hosts = known_hosts or os.path.expanduser("~/.ssh/known_hosts")
         self.sudo = user != "root"
         self.timeout = timeout
+        self.limit = limit
         self.client = ssh_client(
             host,
             port,
@@ -241,6 +255,7 @@ class SSHExecutor:
         transport = self.client.get_transport()
         if transport is None:  # the connection is gone (closed)
             raise ExecError(f"{_summary(argv)} failed on {self.host}: not connected")
+        chan = None
         try:
             chan = transport.open_session(timeout=timeout)
             chan.settimeout(timeout)
@@ -248,14 +263,21 @@ class SSHExecutor:
             if stdin:
                 chan.sendall(_bytes(stdin))
             chan.shutdown_write()
-            out, err = _drain(chan, time.monotonic() + timeout)
+            out, err = _drain(chan, time.monotonic() + timeout, self.limit)
             rc = chan.recv_exit_status()
         except TimeoutError:
             raise ExecError(
                 f"{_summary(argv)} timed out after {timeout:g} s on {self.host}"
             ) from None
+        except TooMuchOutput:
+            raise ExecError(
+                f"{_summary(argv)} printed more than {self.limit} bytes on {self.host}: stopped"
+            ) from None
         except (paramiko.SSHException, OSError) as exc:
             raise ExecError(f"{_summary(argv)} failed on {self.host}: {exc}") from None
+        finally:
+            if chan is not None:
+                chan.close()
         return _checked(argv, rc, out, err, check)
 
     def close(self) -> None:
@@ -271,8 +293,11 @@ class SSHExecutor:
         self.close()
 
 
-def _drain(chan: paramiko.Channel, deadline: float) -> tuple[str, str]:
-    """Read stdout and stderr together until the command exits (no window deadlock)."""
+def _drain(chan: paramiko.Channel, deadline: float, limit: int) -> tuple[str, str]:
+    """Read stdout and stderr together until the command exits (no window deadlock).
+
+    Each is bounded by `limit` bytes: more stops the read (TooMuchOutput).
+    """
     out, err = bytearray(), bytearray()
     while True:
         if time.monotonic() > deadline:
@@ -284,6 +309,8 @@ def _drain(chan: paramiko.Channel, deadline: float) -> tuple[str, str]:
         if chan.recv_stderr_ready():
             err += chan.recv_stderr(65536)
             got = True
+        if len(out) > limit or len(err) > limit:
+            raise TooMuchOutput
         if not got:
             if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                 break

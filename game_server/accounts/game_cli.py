@@ -1,7 +1,8 @@
 """The game's `game-server teams` commands, run on the server through the executor.
 
 Accounts reach the game only through its command line (never its database), so the same
-code works on the server and from the instructor's laptop over SSH.
+code works on the server and from the instructor's laptop over SSH. A team's name is always
+the last argument, after `--`: a name like `-h` is a name, never an option.
 """
 
 import json
@@ -22,16 +23,21 @@ def game_teams(ex: Executor, settings: Settings) -> dict[str, bool]:
         raise AccountsError(f"`teams list --json` gave no team list: {exc}") from None
 
 
-def game_token(ex: Executor, settings: Settings, *args: str) -> str:
-    """Run `game-server teams <args> --json` (add, token) on the server; the token it prints."""
-    argv, stdin = settings.game("teams", *args, "--json")
+def teams_argv(settings: Settings, command: str, name: str, *options: str) -> tuple[list[str], str]:
+    """argv and stdin of `game-server teams COMMAND [OPTIONS] -- NAME` on the server."""
+    return settings.game("teams", command, *options, "--", name)
+
+
+def game_token(ex: Executor, settings: Settings, command: str, name: str, *options: str) -> str:
+    """Run `game-server teams COMMAND --json ... -- NAME` (add, token); the token it prints."""
+    argv, stdin = teams_argv(settings, command, name, *options, "--json")
     _, out, _ = ex.run(argv, stdin=stdin)
     try:
         token = json.loads(out)["token"]
     except (ValueError, KeyError, TypeError):
         token = None
     if not isinstance(token, str) or not token:
-        raise AccountsError(f"`teams {args[0]} {args[1]}` printed no token: {out.strip()[:200]}")
+        raise AccountsError(f"`teams {command} {name}` printed no token: {out.strip()[:200]}")
     return token
 
 
@@ -47,13 +53,13 @@ def new_game_token(ex: Executor, settings: Settings, name: str) -> str:
 
 def enable_in_game(ex: Executor, settings: Settings, name: str) -> None:
     """Let team `name` play again (after `users delete` disabled it)."""
-    argv, stdin = settings.game("teams", "enable", name)
+    argv, stdin = teams_argv(settings, "enable", name)
     ex.run(argv, stdin=stdin)
 
 
 def disable_in_game(ex: Executor, settings: Settings, name: str) -> None:
     """Stop calling team `name` (its results stay); a team the game never knew is fine."""
-    argv, stdin = settings.game("teams", "disable", name)
+    argv, stdin = teams_argv(settings, "disable", name)
     rc, _, err = ex.run(argv, stdin=stdin, check=False)
     if rc != 0 and "no team" not in err:
         raise AccountsError(f"teams disable {name} failed: {err.strip()}")

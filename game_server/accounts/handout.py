@@ -59,6 +59,7 @@ FIELDS = (
     ("Password", "password"),
     ("API port", "api_port"),
     ("Jupyter port", "jupyter_port"),
+    ("Debug port", "debug_port"),
     ("Database", "database_url"),
     ("Game", "game_url"),
     ("Team token", "token"),
@@ -84,7 +85,9 @@ dt {{ font-weight: bold; }} dd {{ margin: 0; font-family: monospace; word-break:
 </style></head><body>
 <h1>Workshop team cards</h1>
 <p>Keep these private: one card per team. In your home, <code>participant_starter/.env</code>
-holds the same values.</p>
+holds the same values, and every login shell has them as <code>$PORT</code>,
+<code>$JUPYTER_PORT</code>, <code>$DEBUG_PORT</code>, <code>$DATABASE_URL</code>,
+<code>$GAME_URL</code> and <code>$TEAM_TOKEN</code>.</p>
 {"".join(cards)}
 </body></html>
 """

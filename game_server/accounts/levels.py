@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from game_server.accounts.config import STARTER_DIR_NAME, kit_path
 from game_server.accounts.markers import MarkerError, Split, split, syntax_of
 
 COMPLETE, EXERCISES = "complete", "exercises"
 LEVELS = (COMPLETE, EXERCISES)
-SOURCE = Path(__file__).resolve().parents[2] / "participant_starter"
+SOURCE = kit_path(STARTER_DIR_NAME)  # the checkout's, or the installed package's copy
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache", ".venv"}
 
 
@@ -46,6 +47,17 @@ def files(root: Path, keep: Callable[[str], bool] = lambda rel: True) -> Iterato
             rel = (Path(folder) / name).relative_to(root).as_posix()
             if not name.endswith(".pyc") and keep(rel):
                 yield rel
+
+
+def render(name: str, text: str, level: str) -> str:
+    """One file (its name says its comment syntax) at `level`."""
+    if level not in LEVELS:
+        raise LevelError(f"unknown starter level {level!r}: {' or '.join(LEVELS)}")
+    try:
+        both = split(name, text)
+    except MarkerError as exc:
+        raise LevelError(str(exc)) from exc
+    return both.complete if level == COMPLETE else both.exercises
 
 
 def has_markers(rel: str) -> bool:

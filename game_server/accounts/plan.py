@@ -5,6 +5,10 @@ against it, and lists for each team only the steps that differ from what the ros
 for. That makes `create` idempotent (a second run plans nothing: "unchanged" for every
 team) and gives `--dry-run` for free (print the plan, apply nothing). Teams in the registry
 but not in the roster are left alone; `delete` removes them.
+
+A team whose registry record still holds a journal (registry.py) was interrupted: its plan
+also does again every step the interrupted run meant to do (each step is safe to do twice),
+with new secrets where that run was setting one, since they were lost with it.
 """
 
 import datetime as dt
@@ -13,12 +17,16 @@ import string
 from dataclasses import dataclass, field
 from enum import Enum
 
-from game_server.accounts import roster
+from game_server.accounts import handout, roster
 from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
-from game_server.accounts.files import read_file
-from game_server.accounts.registry import Record, read_registry
+from game_server.accounts.files import RefusedFile, read_team_file
+from game_server.accounts.login_shell import profile_text
+from game_server.accounts.registry import Record, journal_steps, read_registry
+from game_server.accounts.starter import parse_env, url_password
 from game_server.accounts.state import (
+    ENV_REL,
+    PORT_KEYS,
     DbState,
     State,
     home_of,
@@ -45,6 +53,13 @@ class Step(Enum):
     NEW_GAME_TOKEN = "new game token"
     COPY_STARTER = "copy starter"
     WRITE_ENV = "write .env"
+    WRITE_PROFILE = "write login profile"
+
+
+def redo_steps(record: Record) -> set[Step]:
+    """The steps of the run that was interrupted on this team (its journal), to do again."""
+    values = {step.value: step for step in Step}
+    return {values[v] for v in journal_steps(record) if v in values}
 
 
 @dataclass
@@ -115,76 +130,108 @@ def load_teams(
     return teams
 
 
+def known_secrets(old: dict) -> Secrets:
+    """The secrets the instructor's handout holds for a team (none for "not stored")."""
+
+    def value(key: str) -> str | None:
+        v = old.get(key)
+        return v if isinstance(v, str) and v and v != handout.NOT_STORED else None
+
+    return Secrets(value("password"), value("db_password"), value("token"))
+
+
 def plan_team(ex: Executor, settings: Settings, team: roster.Team, state: State) -> TeamPlan:
     """One team's steps, in the order they are carried out."""
-    new = not state.registry.get(team.name)
-    old = state.kept.get(team.name, {})
-    known = Secrets(old.get("password"), old.get("db_password"), old.get("token"))
-    plan = TeamPlan(team, dict(state.registry.get(team.name) or {}), known)
-    if new:
+    record = state.registry.get(team.name) or {}
+    plan = TeamPlan(team, dict(record), known_secrets(state.kept.get(team.name, {})))
+    redo = redo_steps(record)
+    if redo:
+        plan.notes.append("interrupted before: finishing it")
+    if not record or any(not record.get(key) for key in PORT_KEYS):
         assign_ports(settings, plan, state.taken)
-    plan_user_steps(ex, settings, plan, state.users)
-    plan_database_steps(settings, plan, state.db)
-    _, env = starter_paths(home_of(state.users, team.user))
+    plan_user_steps(ex, settings, plan, state.users, redo)
+    read_kept_env(ex, plan, state)
+    plan_database_steps(settings, plan, state.db, redo)
     if settings.game_cmd:
-        plan_game_steps(plan, settings, state.in_game, new=new, env_present=env in state.present)
-    plan_home_steps(plan, state)
+        new = not record or bool(redo & {Step.REGISTER_IN_GAME, Step.ENABLE_IN_GAME})
+        plan_game_steps(plan, settings, state.in_game, new, redo)
+    plan_home_steps(settings, plan, state, redo)
+    plan.steps.sort(key=list(Step).index)
     return plan
 
 
 def assign_ports(settings: Settings, plan: TeamPlan, taken: set[int]) -> None:
-    """Give a new team the lowest free API and Jupyter ports, and its registry record."""
-    api = allocate("API", taken, settings.api_ports)
-    taken.add(api)
-    jup = allocate("Jupyter", taken, settings.jupyter_ports)
-    taken.add(jup)
+    """Give a team the lowest free ports it lacks (API, Jupyter, debug) and its record."""
+    spans = {"api_port": ("API", settings.api_ports), "jupyter_port": ("Jupyter",
+             settings.jupyter_ports), "debug_port": ("debug", settings.api_ports)}  # fmt: skip
+    for key, (wanted, span) in spans.items():
+        if not plan.record.get(key):
+            plan.record[key] = allocate(wanted, taken, span)
+            taken.add(plan.record[key])
     user = plan.team.user
-    plan.record.update(
-        name=plan.team.name,
-        user=user,
-        api_port=api,
-        jupyter_port=jup,
-        role=user,
-        schema=user,
-        created=now(),
-    )
+    plan.record.update(name=plan.team.name, user=user, role=user, schema=user)
+    plan.record.setdefault("created", now())
     plan.steps.append(Step.ASSIGN_PORTS)
 
 
 def plan_user_steps(
-    ex: Executor, settings: Settings, plan: TeamPlan, users: dict[str, str]
+    ex: Executor, settings: Settings, plan: TeamPlan, users: dict[str, str], redo: set[Step]
 ) -> None:
     """The Linux user's steps: create it, set its password, install its SSH key."""
     team, exists = plan.team, plan.team.user in users
-    if not exists:
+    if not exists or Step.CREATE_USER in redo:
         plan.steps.append(Step.CREATE_USER)
-    if not exists or settings.rotate:
+    if not exists or settings.rotate or redo & {Step.CREATE_USER, Step.SET_PASSWORD}:
         plan.secrets.password = new_password()
         plan.steps.append(Step.SET_PASSWORD)
-    if team.ssh_key and (not exists or team.ssh_key not in authorized_keys(ex, users, team.user)):
+    if team.ssh_key and (
+        not exists or Step.WRITE_SSH_KEY in redo or not has_key(ex, plan, users[team.user])
+    ):
         plan.steps.append(Step.WRITE_SSH_KEY)
 
 
-def authorized_keys(ex: Executor, users: dict[str, str], user: str) -> list[str]:
-    """The lines of the SSH keys `user` may log in with ([] if none)."""
-    return (read_file(ex, f"{home_of(users, user)}/.ssh/authorized_keys") or "").splitlines()
+def has_key(ex: Executor, plan: TeamPlan, home: str) -> bool:
+    """Whether the team's authorized_keys holds the roster's key (read as the team user)."""
+    try:
+        text = read_team_file(ex, plan.team.user, home, ".ssh/authorized_keys")
+    except RefusedFile as exc:
+        plan.notes.append(f"{exc}: writing it again")
+        return False
+    return plan.team.ssh_key in (text or "").splitlines()
 
 
-def plan_database_steps(settings: Settings, plan: TeamPlan, db: DbState) -> None:
+def read_kept_env(ex: Executor, plan: TeamPlan, state: State) -> None:
+    """Secrets the handout lacks, from the team's .env (read as the team user, if it is safe)."""
+    s, user = plan.secrets, plan.team.user
+    _, env = starter_paths(home_of(state.users, user))
+    if (s.db_password and s.token) or env not in state.present:
+        return
+    try:
+        old = parse_env(read_team_file(ex, user, state.users[user], ENV_REL) or "")
+    except RefusedFile as exc:
+        plan.notes.append(f"{exc}: its secrets are not kept")
+        return
+    s.db_password = s.db_password or url_password(old.get("DATABASE_URL"))
+    s.token = s.token or old.get("TEAM_TOKEN") or None
+
+
+def plan_database_steps(settings: Settings, plan: TeamPlan, db: DbState, redo: set[Step]) -> None:
     """The PostgreSQL steps: create the role and schema, or the schema; a new password."""
     user = plan.team.user
     if user not in db.roles:
         plan.steps.append(Step.CREATE_ROLE_AND_SCHEMA)
         plan.secrets.db_password = secrets.token_urlsafe(18)
-    elif user not in db.schemas:
+        return
+    if user not in db.schemas:
         plan.steps.append(Step.CREATE_SCHEMA)
-    if user in db.roles and settings.rotate:
+    lost = redo & {Step.CREATE_ROLE_AND_SCHEMA, Step.SET_DATABASE_PASSWORD}
+    if settings.rotate or lost or not plan.secrets.db_password:
         plan.secrets.db_password = secrets.token_urlsafe(18)
         plan.steps.append(Step.SET_DATABASE_PASSWORD)
 
 
 def plan_game_steps(
-    plan: TeamPlan, settings: Settings, in_game: dict[str, bool], new: bool, env_present: bool
+    plan: TeamPlan, settings: Settings, in_game: dict[str, bool], new: bool, redo: set[Step]
 ) -> None:
     """The game's steps of one team: register; or enable and/or issue a new token."""
     name = plan.team.name
@@ -195,23 +242,27 @@ def plan_game_steps(
         plan.steps.append(Step.ENABLE_IN_GAME)
     elif not in_game[name]:  # disabled by hand (`teams disable`): the instructor's choice
         plan.notes.append("disabled in the game")
-    token_lost = not plan.secrets.token and not env_present
-    if new or settings.rotate or token_lost:
+    lost = redo & {Step.REGISTER_IN_GAME, Step.ENABLE_IN_GAME, Step.NEW_GAME_TOKEN}
+    if new or settings.rotate or lost or not plan.secrets.token:
         plan.steps.append(Step.NEW_GAME_TOKEN)
 
 
-def plan_home_steps(plan: TeamPlan, state: State) -> None:
-    """The home's steps: copy the starter if missing; write the .env when anything changed."""
-    folder, env = starter_paths(home_of(state.users, plan.team.user))
-    if folder not in state.present:
+def plan_home_steps(settings: Settings, plan: TeamPlan, state: State, redo: set[Step]) -> None:
+    """The home's steps: the starter if missing; the .env and login profile when changed."""
+    user = plan.team.user
+    home = home_of(state.users, user)
+    folder, env = starter_paths(home)
+    if folder not in state.present or Step.COPY_STARTER in redo:
         plan.steps.append(Step.COPY_STARTER)
-    if env not in state.present or plan.steps:
+    if env not in state.present or plan.steps or Step.WRITE_ENV in redo:
         plan.steps.append(Step.WRITE_ENV)
+    if state.profiles.get(user) != profile_text(settings, user, home) or redo:
+        plan.steps.append(Step.WRITE_PROFILE)
 
 
 def step_labels(plan: TeamPlan) -> list[str]:
     """The plan's steps as words (the ports with the step that assigns them)."""
-    ports = f" {plan.record.get('api_port')}/{plan.record.get('jupyter_port')}"
+    ports = " " + "/".join(str(plan.record.get(key)) for key in PORT_KEYS)
     return [s.value + (ports if s is Step.ASSIGN_PORTS else "") for s in plan.steps]
 
 

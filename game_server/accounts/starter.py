@@ -1,35 +1,39 @@
 """What a team finds in its home: the participant starter, and its `.env` with the settings.
 
-The starter is made at the workshop's level (`users create --starter complete|exercises`)
-from its one source by `levels.py`.
-
-The `.env` (mode 0600, written as the team user) holds the team's ports, its DATABASE_URL
-(with the database password), the game's URL and the team token.
+The `.env` (mode 0600, written as the team user) holds the team's ports (`PORT` for its
+API, `JUPYTER_PORT`, `DEBUG_PORT` for `flask --debug`), its `DATABASE_URL` (with the
+database password), the game's URL, the team token and the team's name: `ENV_KEYS`, the
+keys its login shell exports too (login_shell.py). The starter comes from the kit
+(config.kit_path), with the training data and the data dictionary in its `data/` folder,
+at the workshop's level (`users create --starter complete|exercises`, levels.py).
 """
 
 import io
+import re
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from game_server.accounts import levels
 from game_server.accounts.config import STARTER_DIR_NAME, AccountsError, Settings
-from game_server.accounts.executors import Executor
-from game_server.accounts.files import read_file
-from game_server.accounts.plan import TeamPlan
 
 SKIP_NAMES = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache", ".venv", ".env"}
 SKIP_SUFFIXES = (".pyc", ".sqlite", ".sqlite3", ".db", ".pkl", ".joblib")
+# The keys of a team's .env, in order: the same keys its login shell exports.
+ENV_KEYS = (
+    "PORT", "JUPYTER_PORT", "DEBUG_PORT", "DATABASE_URL", "GAME_URL", "TEAM_TOKEN", "TEAM_NAME"
+)  # fmt: skip
 
 
 def wanted(rel: str) -> bool:
     """Whether a file of the starter (a path relative to it) goes into a team's home.
 
-    Not caches, trained models, `.env`, databases, nor a copy of the training data (the
-    kit's own is added).
+    Not caches, trained models, `.env` or databases; nor the files of `data/`, which gets
+    the kit's training data and dictionary (`starter_tarball`).
     """
     parts = Path(rel).parts
     name = parts[-1]
@@ -37,25 +41,45 @@ def wanted(rel: str) -> bool:
         return False
     if parts[0] == "models" and name != "README.md":
         return False  # trained models are the team's to make
-    return not (parts[0] == "data" and name.endswith(".csv"))
+    return not (len(parts) == 2 and parts[0] == "data")
+
+
+def missing_kit(settings: Settings) -> list[str]:
+    """The kit's parts that are not there (the starter, the data, its dictionary, init SQL)."""
+    wanted = [
+        ("participant starter", settings.starter_dir, Path.is_dir),
+        ("training data", settings.train_data, Path.is_file),
+        ("data dictionary", settings.data_readme, Path.is_file),
+        ("init SQL", settings.init_sql, Path.is_file),
+    ]
+    return [f"no {what} at {path}" for what, path, ok in wanted if not ok(Path(path))]
+
+
+def check_kit(settings: Settings) -> None:
+    """Raise AccountsError (one line) when a part of the kit is missing."""
+    missing = missing_kit(settings)
+    if missing:
+        raise AccountsError(
+            "; ".join(missing) + " (a checkout or an install of the game-server package has them)"
+        )
 
 
 def starter_tarball(settings: Settings) -> bytes:
-    """The participant starter at the workshop's level (levels.py) as a tar.gz, + train data.
+    """The participant starter at the workshop's level as a tar.gz (no caches, models, .env,
+    databases), owned by nobody, each file with its source's mode.
 
-    Owned by nobody (the team user unpacks it), each file with its source's mode.
+    `data/` holds the training data and its dictionary (`data/README.md`, at the level too).
     """
-    base = Path(settings.starter_dir)
-    if not base.is_dir():
-        raise AccountsError(f"no participant starter at {base}")
+    check_kit(settings)
+    base, level = Path(settings.starter_dir), settings.starter_level
     try:
-        contents = levels.tree(base, settings.starter_level, keep=wanted)
+        contents = levels.tree(base, level, keep=wanted)
+        readme = levels.render("README.md", Path(settings.data_readme).read_text(), level)
     except levels.LevelError as exc:
         raise AccountsError(f"the participant starter: {exc}") from exc
     modes = {rel: (base / rel).stat().st_mode & 0o777 for rel in contents}
-    data = Path(settings.train_data)
-    if data.is_file():
-        contents["data/train_data.csv"], modes["data/train_data.csv"] = data.read_bytes(), 0o644
+    contents["data/train_data.csv"] = Path(settings.train_data).read_bytes()
+    contents["data/README.md"] = readme.encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         folders: set[str] = set()
@@ -64,7 +88,7 @@ def starter_tarball(settings: Settings) -> bytes:
                 if folder.as_posix() not in folders:
                     folders.add(folder.as_posix())
                     tar.addfile(_entry(folder.as_posix(), tarfile.DIRTYPE, 0o755))
-            info = _entry(rel, tarfile.REGTYPE, modes[rel], len(content))
+            info = _entry(rel, tarfile.REGTYPE, modes.get(rel, 0o644), len(content))
             tar.addfile(info, io.BytesIO(content))
     return buf.getvalue()
 
@@ -90,27 +114,54 @@ def database_url(settings: Settings, role: str, password: str | None) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def url_password(url: str) -> str | None:
+def url_password(url: str | None) -> str | None:
     """The password in a database URL (None when it has none or is not a URL)."""
+    if not url:
+        return None
     try:
         return make_url(url).password or None
     except ArgumentError:
         return None
 
 
-def env_text(settings: Settings, plan: TeamPlan) -> str:
-    """The team's .env."""
-    r, s = plan.record, plan.secrets
-    return (
-        "# Written by `game-server users create`: your team's settings. Keep it private.\n"
-        f"PORT={r['api_port']}\nJUPYTER_PORT={r['jupyter_port']}\n"
-        f"DATABASE_URL={database_url(settings, r['role'], s.db_password)}\n"
-        f"GAME_URL={settings.game_url}\nTEAM_TOKEN={s.token or ''}\n"
-    )
+def quoted(value: str) -> str:
+    """`value` in double quotes for a .env (python-dotenv's escapes: backslash, quote)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def read_env(ex: Executor, path: str) -> dict[str, str]:
-    """KEY=VALUE pairs of an existing .env on the server ({} if none)."""
-    text = read_file(ex, path) or ""
-    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
-    return {k.strip(): v.strip() for k, v in pairs if not k.startswith("#")}
+def env_text(
+    settings: Settings,
+    name: str,
+    record: dict[str, Any],
+    token: str | None,
+    db_password: str | None,
+) -> str:
+    """The team's .env: ENV_KEYS, one a line."""
+    values = {
+        "PORT": record["api_port"],
+        "JUPYTER_PORT": record["jupyter_port"],
+        "DEBUG_PORT": record["debug_port"],
+        "DATABASE_URL": database_url(settings, record["role"], db_password),
+        "GAME_URL": settings.game_url,
+        "TEAM_TOKEN": token or "",
+        "TEAM_NAME": quoted(name),
+    }
+    lines = [f"{key}={values[key]}" for key in ENV_KEYS]
+    header = "# Written by `game-server users create`: your team's settings. Keep it private.\n"
+    return header + "\n".join(lines) + "\n"
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """KEY=VALUE pairs of a .env (comments skipped; `export `, outer quotes, escapes removed)."""
+    pairs = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().removeprefix("export ").partition("=")
+        if not sep or key.startswith("#"):
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        elif len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1]
+        pairs[key.strip()] = value
+    return pairs

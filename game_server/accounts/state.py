@@ -1,8 +1,9 @@
 """The actual state on the server, read through an executor, for `create` to compare with.
 
 The Linux users (`getent passwd`), the ports in use (`ss -ltnH`), the PostgreSQL roles and
-schemas with the prefix, the game's teams (`teams list --json`), which starter files exist
-in the teams' homes, and the provisioning registry and the instructor's handout.
+schemas with the prefix, the game's teams (`teams list --json`), what the starter folder,
+its `.env` and the login-shell snippet are (seen as each team user: files.path_kinds), and
+the provisioning registry and the instructor's handout.
 """
 
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from game_server.accounts import handout, pgsql
 from game_server.accounts.config import STARTER_DIR_NAME, Settings
 from game_server.accounts.executors import Executor
-from game_server.accounts.files import existing_paths
+from game_server.accounts.files import path_kinds, read_file
 from game_server.accounts.game_cli import game_teams
 from game_server.accounts.registry import Record
 from game_server.accounts.roster import Team
@@ -41,7 +42,8 @@ class State:
     db: DbState
     in_game: dict[str, bool]  # the game's teams -> active
     taken: set[int]  # ports in use or assigned to a team
-    present: set[str]  # the starter folders and .env files that exist
+    present: set[str]  # the starter folders (real folders) and .env files (any kind) there
+    profiles: dict[str, str | None]  # each team user's login-shell snippet (None: none)
 
 
 def home_of(users: dict[str, str], user: str) -> str:
@@ -53,6 +55,33 @@ def starter_paths(home: str) -> tuple[str, str]:
     """The participant starter's folder in `home` and its .env."""
     folder = f"{home}/{STARTER_DIR_NAME}"
     return folder, f"{folder}/.env"
+
+
+ENV_REL = f"{STARTER_DIR_NAME}/.env"  # the .env, inside the home
+
+
+def profile_path(settings: Settings, user: str) -> str:
+    """The login-shell snippet of team user `user` (root's file, 0644, no secret in it)."""
+    return f"{settings.profile_dir}/workshop-{user}.sh"
+
+
+def present_in_homes(ex: Executor, users: dict[str, str], teams: list[Team]) -> set[str]:
+    """The starter folders (real folders only) and .env files (of any kind) in the homes.
+
+    Looked at as each team user (files.path_kinds), never following a team's link as root.
+    """
+    present = set()
+    for team in teams:
+        if team.user not in users:
+            continue
+        home = users[team.user]
+        folder, env = starter_paths(home)
+        kinds = path_kinds(ex, team.user, home, [STARTER_DIR_NAME, ENV_REL])
+        if kinds[STARTER_DIR_NAME] == "dir":
+            present.add(folder)
+        if kinds[ENV_REL] != "absent":
+            present.add(env)
+    return present
 
 
 def system_users(ex: Executor) -> dict[str, str]:
@@ -121,8 +150,11 @@ def read_state(
     kept = handout.load(settings.handout_dir)
     db = db_state(ex, settings)
     in_game = game_teams(ex, settings)
-    assigned = {p for t in registry.values() for p in (t["api_port"], t["jupyter_port"])}
+    assigned = {t[key] for t in registry.values() for key in PORT_KEYS if t.get(key)}
     taken = ports_in_use(ex) | assigned
-    probe = [path for team in teams for path in starter_paths(home_of(users, team.user))]
-    present = existing_paths(ex, probe)
-    return State(registry, users, kept, db, in_game, taken, present)
+    present = present_in_homes(ex, users, teams)
+    profiles = {t.user: read_file(ex, profile_path(settings, t.user)) for t in teams}
+    return State(registry, users, kept, db, in_game, taken, present, profiles)
+
+
+PORT_KEYS = ("api_port", "jupyter_port", "debug_port")  # a team's ports in its record

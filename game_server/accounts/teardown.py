@@ -1,8 +1,12 @@
-"""`users delete`: remove provisioned teams (processes, home, user, role, schema, ports, game).
+"""`users delete`: remove provisioned teams (processes, home, user, login profile, role,
+schema, ports, game).
 
 Only teams in the provisioning registry are removed (by team or user name), so a typo can
-never delete a system user. Each team is taken out of the registry and the handout as soon
-as it is gone; in the game it is disabled, so its results stay on the board.
+never delete a system user. Every part is removed only if it is there, so a team that a
+`users create` left unfinished (its record holds a journal) is removed like any other, and
+a `delete` that was interrupted is finished by running it again. Each team is taken out of
+the registry and the handout as soon as it is gone; in the game it is disabled, so its
+results stay on the board. A home is archived as the team user (root reads nothing in it).
 """
 
 import datetime as dt
@@ -14,9 +18,10 @@ from typing import Any
 from game_server.accounts import handout, pgsql
 from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
+from game_server.accounts.files import as_team
 from game_server.accounts.game_cli import disable_in_game
 from game_server.accounts.registry import Record, read_registry, write_registry
-from game_server.accounts.state import has_workshop_db, system_users
+from game_server.accounts.state import PORT_KEYS, has_workshop_db, profile_path, system_users
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +39,13 @@ def delete(
     kept = handout.load(settings.handout_dir)
     users = system_users(ex)
     if archive_dir:
-        ex.run(["mkdir", "-p", "-m", "700", archive_dir])
+        ex.run(["mkdir", "-p", "-m", "700", "--", archive_dir])
     for name in chosen:
         rec = registry[name]
         user = rec["user"]
         if user in users:
             remove_user(ex, user, users[user], archive_dir, echo)
+        ex.run(["rm", "-f", "--", profile_path(settings, user)])
         drop_database(ex, settings, rec)
         if settings.game_cmd:
             disable_in_game(ex, settings, name)
@@ -48,8 +54,11 @@ def delete(
         kept.pop(name, None)
         handout.save(settings.handout_dir, kept)
         log.info("team deleted team=%s user=%s", name, user)
-        ports = f"{rec['api_port']}/{rec['jupyter_port']}"
-        echo(f"{user} ({name}): deleted (user, home, role, schema, ports {ports}, game)")
+        ports = "/".join(str(rec[key]) for key in PORT_KEYS if rec.get(key))
+        echo(
+            f"{user} ({name}): deleted (user, home, login profile, role, schema, "
+            f"ports {ports}, game)"
+        )
 
 
 def team_names(registry: dict[str, Record], names: list[str]) -> list[str]:
@@ -70,8 +79,11 @@ def remove_user(
     ex.run(["pkill", "-KILL", "-u", user], check=False)
     if archive_dir:
         out = f"{archive_dir}/{user}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.tar.gz"
-        script = 'umask 077; exec tar -czf "$1" -C "$2" "$3"'
-        ex.run(["sh", "-c", script, "sh", out, str(Path(home).parent), Path(home).name])
+        tar = as_team(user, ["tar", "-czf", "-", "-C", str(Path(home).parent), "--",
+                             Path(home).name])  # fmt: skip
+        script = 'umask 077; out=$1; shift; "$@" > "$out"; rc=$?; [ "$rc" -le 1 ] || exit "$rc"'
+        ex.run(["sh", "-c", script, "sh", out, *tar])  # tar's 1: a file changed while read
+        ex.run(["pkill", "-KILL", "-u", user], check=False)
         echo(f"{user}: home archived to {out}")
     err = ""
     for _ in range(3):  # a process may still be exiting after the kill

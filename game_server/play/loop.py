@@ -26,7 +26,7 @@ from game_server.play.window import RECENT_WINDOW, RecentWindows
 from game_server.play.writer import DbWriter, first_line
 from game_server.scenario.gamefile import GameFile, Phase
 from game_server.scenario.stream import Scenario
-from game_server.storage import control, games, writes
+from game_server.storage import control, games, reveal, writes
 from game_server.storage.clock import PhaseClock
 from game_server.storage.database import prepare_game
 from game_server.storage.games import acquire_lease, release_lease
@@ -370,7 +370,11 @@ class Game:
             await self.writer.transaction(writes.store_recent, rows)
 
     async def _snapshots(self) -> None:
-        """About once a second, the recent-window rows."""
+        """About once a second, the recent-window rows and the labels that became visible."""
         while True:
             await asyncio.sleep(SNAPSHOT_SECONDS)
             await self._write_snapshot()
+            try:
+                await self.writer.transaction(reveal.reveal_labels, time.time())
+            except Exception as exc:  # a database hiccup must not end the game
+                log.error("revealing labels failed error=%s", first_line(exc))

@@ -1,10 +1,11 @@
 """The recent window: each team's last results in memory, and the snapshot rows they give.
 
-The leaderboard shows, per team, accuracy over the window (correct / valid answers;
-failures are counted apart), latency p50/p95 (nearest rank) over the answers that say how
-fast the API is (`scoring.counts_latency`), and whether it is up (one of its last
+The leaderboard shows, per team, latency p50/p95 (nearest rank) over the answers that say
+how fast the API is (`scoring.counts_latency`), and whether it is up (one of its last
 `UP_WINDOW` answers was valid). The loop writes the rows of the teams with new results
-to `team_recent` about once a second.
+to `team_recent` about once a second. Its rows tell valid from failed, never correct from
+wrong: an accuracy over the last rounds would tell their labels before their time, so the
+leaderboard's accuracy comes from the rounds whose label is visible (`storage.reveal`).
 """
 
 from collections import defaultdict, deque
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from game_server.play.scoring import CORRECT, FAILED, Result, percentile
+from game_server.play.scoring import FAILED, Result, percentile
 
 RECENT_WINDOW = 100  # results per team in the recent window
 UP_WINDOW = 5  # a team is up when one of its last 5 answers was valid
@@ -57,7 +58,6 @@ class RecentWindows:
             "team_id": team_id,
             "window": len(window),
             "answered": answered,
-            "accuracy": outcomes.count(CORRECT) / answered if answered else None,
             "latency_p50": _round1(percentile(latencies, 0.5)),
             "latency_p95": _round1(percentile(latencies, 0.95)),
             "up": any(o != FAILED for o in last) if last else None,

@@ -4,8 +4,9 @@ Owns the tables, each declared once (`schema`); the URL, the engine, creating th
 with its game file and the web workers' shared settings (`database`); the `games` row, its
 one writer, with the lease of the game loop (`games`) and the phase clock's arithmetic
 (`clock`, pure); the control actions (`control`); the round write path (`writes`); the
-public standings (`standings`); the team pages', feedback's and monitoring's reads
-(`queries`); and the export of a game (`export`).
+reveal of the labels to the public totals (`reveal`); the public standings
+(`standings`); the team pages', feedback's and monitoring's reads (`queries`); and the
+export of a game (`export`).
 
 Import the modules themselves (`from game_server.storage import games, writes`): there
 is no facade.

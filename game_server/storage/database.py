@@ -4,6 +4,11 @@ SQLite by default, a file in WAL mode; PostgreSQL by URL (`postgresql+psycopg://
 database is the only state shared between processes: the game loop writes rounds and
 totals (`writes`), the web app (maybe several WSGI workers) and the CLI read (`standings`,
 `queries`), and control actions are conditional updates of the game row (`games`).
+
+The game database holds every label and the web app's secret key, and teams have shell
+accounts on the game's machine: a SQLite database's folder is created 0700 and its files
+0600 (`private_sqlite_file`); PostgreSQL's game database takes connections from its owner
+role only (`database_docker/initdb/01-workshop.sql`).
 """
 
 import dataclasses
@@ -23,6 +28,8 @@ from game_server.storage.schema import metadata, web_settings
 log = logging.getLogger(__name__)
 
 DEFAULT_DB_PATH = Path("instance") / "game.sqlite"
+PRIVATE_FOLDER, PRIVATE_FILE = 0o700, 0o600
+SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")  # the database file and SQLite's own
 
 
 def database_url(url: str | None = None) -> sa.URL:
@@ -45,12 +52,49 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
     cur.close()
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Make the SQLite game database private to this user, before SQLite opens it.
+
+    A missing folder is created 0700; the database file is created 0600 when missing (an
+    empty file is an empty database) and narrowed to 0600 when others may read it, with
+    any -wal, -shm or -journal file beside it. SQLite gives the -wal and -shm files it
+    creates later the database file's mode, so they are 0600 too. A file this user may
+    not change is left as it is, with a warning.
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+        folder.chmod(PRIVATE_FOLDER)  # exactly 0700, whatever the umask
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE))
+    except FileExistsError:
+        pass
+    except OSError as exc:  # SQLite says it again, in its own words, when it opens the file
+        log.warning("cannot create the game database file=%s error=%s", path, exc)
+    for suffix in SQLITE_SUFFIXES:
+        file = path.with_name(path.name + suffix)
+        try:
+            if file.exists() and file.stat().st_mode & 0o077:
+                file.chmod(PRIVATE_FILE)
+        except OSError as exc:
+            log.warning("cannot make the game database private file=%s error=%s", file, exc)
+
+
+def _sqlite_path(parsed: sa.URL) -> Path | None:
+    """The file of a SQLite URL; None in memory or for a `file:` URI (left as given)."""
+    name = parsed.database
+    if not name or name == ":memory:" or name.startswith("file:") or parsed.query.get("uri"):
+        return None
+    return Path(name)
+
+
 def make_engine(url: str | None = None) -> sa.Engine:
     """An engine for the game database at `url` (see `database_url`)."""
     parsed = database_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = _sqlite_path(parsed)
+        if path is not None:
+            private_sqlite_file(path)
         engine = sa.create_engine(parsed, connect_args={"timeout": 10})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -4,6 +4,11 @@ One database holds one game: the `games` table has one row, id `GAME_ID`. Times 
 seconds (floats). Running totals (`team_totals`, `team_failures`, `phase_totals`) are
 updated in the same transaction as the results they count, so a leaderboard reads a few
 small tables and never scans `results`.
+
+Each running total of a round's outcome comes twice: the true one (`points`, `correct`,
+`wrong`, the reference points), counted when the round is scored, and the public one
+(`public_*`), counted once the round's label is visible (`reveal`; failures at once).
+The public standings read the public columns until the game is finished.
 """
 
 import sqlalchemy as sa
@@ -110,6 +115,10 @@ team_totals = sa.Table(
     sa.Column("failed", sa.Integer, nullable=False),
     sa.Column("latency_sum", Double, nullable=False),
     sa.Column("latency_count", sa.Integer, nullable=False),
+    # What the public may know: failures' points at once, the rest once the label is visible.
+    sa.Column("public_points", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("public_correct", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("public_wrong", sa.Integer, nullable=False, server_default="0"),
 )
 
 team_failures = sa.Table(
@@ -129,6 +138,10 @@ phase_totals = sa.Table(
     sa.Column("void", sa.Integer, nullable=False),
     sa.Column("oracle_points", Double, nullable=False),
     sa.Column("baseline_points", Double, nullable=False),
+    # The scored requests whose label is visible, and their reference points.
+    sa.Column("public_requests", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("public_oracle_points", Double, nullable=False, server_default="0"),
+    sa.Column("public_baseline_points", Double, nullable=False, server_default="0"),
 )
 
 team_recent = sa.Table(
@@ -137,11 +150,29 @@ team_recent = sa.Table(
     sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), primary_key=True),
     sa.Column("window", sa.Integer, nullable=False),  # results in the window
     sa.Column("answered", sa.Integer, nullable=False),  # valid answers among them
-    sa.Column("accuracy", Double),  # correct / valid answers in the window
     sa.Column("latency_p50", Double),
     sa.Column("latency_p95", Double),
     sa.Column("up", sa.Boolean),
     sa.Column("updated_at", Double, nullable=False),
+)
+
+# The leaderboard's recent accuracy: each team's valid answers, and the correct ones among
+# them, in the last `reveal.RECENT_ROUNDS` rounds whose label is visible.
+team_recent_labels = sa.Table(
+    "team_recent_labels",
+    metadata,
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), primary_key=True),
+    sa.Column("correct", sa.Integer, nullable=False),
+    sa.Column("answered", sa.Integer, nullable=False),
+)
+
+# How far the labels are public: every request up to `seq` is counted in the public totals.
+reveal_mark = sa.Table(
+    "reveal_mark",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # GAME_ID
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("at", Double, nullable=False),  # when it last moved
 )
 
 points_history = sa.Table(

@@ -3,6 +3,10 @@
 What `GET /api/leaderboard` and `GET /api/history` return, the freeze snapshot of the
 control actions and the demo's final standings. They read the running totals tables
 only, so their cost does not grow with the length of the game.
+
+Public: until the game is finished they show the public totals (`reveal`), where a
+round's correct / wrong and its reference points count only once its label is visible
+(failures at once); the final standings show the true totals.
 """
 
 import time
@@ -20,6 +24,7 @@ from game_server.storage.schema import (
     reference_history,
     team_failures,
     team_recent,
+    team_recent_labels,
     team_totals,
     teams,
 )
@@ -71,15 +76,23 @@ def game_clock(conn: sa.Connection, now: float | None = None) -> dict[str, Any]:
     }
 
 
-def _team_sums(conn: sa.Connection) -> dict[int, Any]:
-    """Every team's totals summed over the phases (rows named like the columns), by team id."""
+def _team_sums(conn: sa.Connection, final: bool) -> dict[int, Any]:
+    """Every team's totals summed over the phases (rows named like the columns), by team id.
+
+    The public totals, or with `final` the true ones.
+    """
     tt = team_totals.c
+    points, correct, wrong = (
+        (tt.points, tt.correct, tt.wrong)
+        if final
+        else (tt.public_points, tt.public_correct, tt.public_wrong)
+    )
     rows = conn.execute(
         sa.select(
             tt.team_id,
-            sa.func.sum(tt.points).label("points"),
-            sa.func.sum(tt.correct).label("correct"),
-            sa.func.sum(tt.wrong).label("wrong"),
+            sa.func.sum(points).label("points"),
+            sa.func.sum(correct).label("correct"),
+            sa.func.sum(wrong).label("wrong"),
             sa.func.sum(tt.failed).label("failed"),
             sa.func.sum(tt.latency_sum).label("latency_sum"),
             sa.func.sum(tt.latency_count).label("latency_count"),
@@ -103,13 +116,15 @@ def _board_row(
     team: sa.RowMapping,
     sums: Any,
     recent: Any,
+    labels: Any,
     failures: dict[str, int],
 ) -> dict[str, Any]:
     """One team's leaderboard row (without its rank) from its sums and recent-window rows.
 
-    Both rows are None for a team without results yet.
+    The rows are None for a team without results yet (`labels`: without visible labels).
     """
     count = int(sums.latency_count) if sums else 0
+    answered = int(labels.answered) if labels else 0
     return {
         "name": team["name"],
         "active": bool(team["active"]),
@@ -120,56 +135,81 @@ def _board_row(
         "failures": failures,
         "latency_mean": round(sums.latency_sum / count, 1) if sums and count else None,
         "recent_window": recent.window if recent else 0,
-        "accuracy": recent.accuracy if recent else None,
+        "accuracy": int(labels.correct) / answered if answered else None,
         "latency_p50": recent.latency_p50 if recent else None,
         "latency_p95": recent.latency_p95 if recent else None,
         "up": recent.up if recent else None,
     }
 
 
-def _reference(conn: sa.Connection) -> dict[str, Any]:
-    """The reference lines so far: scored and void requests, oracle and baseline points."""
+def _reference(conn: sa.Connection, final: bool) -> dict[str, Any]:
+    """The reference lines so far: scored and void requests, oracle and baseline points.
+
+    The lines count the `revealed` requests (with `final`, every scored one): a request's
+    oracle and baseline points are built from its true probability, so they wait for its
+    label like a team's points do.
+    """
     pt = phase_totals.c
+    counted, oracle, baseline = (
+        (pt.requests, pt.oracle_points, pt.baseline_points)
+        if final
+        else (pt.public_requests, pt.public_oracle_points, pt.public_baseline_points)
+    )
     ref = conn.execute(
         sa.select(
             sa.func.coalesce(sa.func.sum(pt.requests), 0).label("requests"),
+            sa.func.coalesce(sa.func.sum(counted), 0).label("revealed"),
             sa.func.coalesce(sa.func.sum(pt.void), 0).label("void"),
-            sa.func.coalesce(sa.func.sum(pt.oracle_points), 0.0).label("oracle"),
-            sa.func.coalesce(sa.func.sum(pt.baseline_points), 0.0).label("baseline"),
+            sa.func.coalesce(sa.func.sum(oracle), 0.0).label("oracle"),
+            sa.func.coalesce(sa.func.sum(baseline), 0.0).label("baseline"),
         )
     ).one()
     return {
         "requests": int(ref.requests),
+        "revealed": int(ref.revealed),
         "void": int(ref.void),
         "oracle_points": round(float(ref.oracle), 2),
         "baseline_points": round(float(ref.baseline), 2),
     }
 
 
-def leaderboard_teams(conn: sa.Connection) -> dict[str, Any]:
-    """The public standings: every team's totals and recent window, and the reference."""
-    sums = _team_sums(conn)
+def leaderboard_teams(conn: sa.Connection, final: bool = False) -> dict[str, Any]:
+    """The standings: every team's totals and recent window, and the reference.
+
+    Public (labels only once visible), or with `final` (a finished game) the true totals.
+    """
+    sums = _team_sums(conn, final)
     failures = _failures_by_team(conn)
     recent = {r.team_id: r for r in conn.execute(sa.select(team_recent))}
+    labels = {r.team_id: r for r in conn.execute(sa.select(team_recent_labels))}
     board = [
-        _board_row(t, sums.get(t["id"]), recent.get(t["id"]), failures.get(t["id"], {}))
+        _board_row(
+            t,
+            sums.get(t["id"]),
+            recent.get(t["id"]),
+            labels.get(t["id"]),
+            failures.get(t["id"], {}),
+        )
         for t in conn.execute(sa.select(teams).order_by(teams.c.name)).mappings()
     ]
     board.sort(key=lambda r: (-r["points"], r["name"]))
     for rank, row in enumerate(board, 1):
         row["rank"] = rank
-    return {"teams": board, "reference": _reference(conn)}
+    return {"teams": board, "reference": _reference(conn, final)}
 
 
 def leaderboard(conn: sa.Connection, now: float | None = None) -> dict[str, Any]:
-    """What `GET /api/leaderboard` returns: the live clock, and the frozen or live standings."""
+    """What `GET /api/leaderboard` returns: the live clock, and the frozen or live standings.
+
+    Live standings are public until the game is finished, then final (the true totals).
+    """
     game = game_clock(conn, now)
     g = game_row(conn)
     if g["frozen"] and g["frozen_board"]:
         board = dict(g["frozen_board"])
         board["frozen_at"] = g["frozen_at"]
     else:
-        board = leaderboard_teams(conn)
+        board = leaderboard_teams(conn, final=g["state"] == "finished")
     return {"game": game, "frozen": game["frozen"], **board}
 
 

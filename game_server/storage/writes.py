@@ -7,7 +7,8 @@ become `void` (`void_requests`): they count for nobody.
 
 The totals of a batch are summed in Python first, then added with one
 `INSERT ... ON CONFLICT DO UPDATE` per table, so a batch costs a few statements whatever
-its size.
+its size. A failure's points go to the public totals at once (they tell nothing of the
+label); correct and wrong answers and the reference points wait for `reveal`.
 """
 
 import time
@@ -72,6 +73,9 @@ class TeamTotals:
     failed: int = 0
     latency_sum: float = 0.0
     latency_count: int = 0
+    public_points: int = 0  # failures' points here, the rest at the reveal
+    public_correct: int = 0
+    public_wrong: int = 0
 
     def add(self, score: Score, latency_ms: float) -> None:
         """Count one scored result."""
@@ -82,6 +86,7 @@ class TeamTotals:
             self.wrong += 1
         else:
             self.failed += 1
+            self.public_points += score.points  # a failure tells nothing of the label
         if score.counts_latency:
             self.latency_sum += latency_ms
             self.latency_count += 1
@@ -97,6 +102,9 @@ class TeamTotals:
             "failed": self.failed,
             "latency_sum": self.latency_sum,
             "latency_count": self.latency_count,
+            "public_points": self.public_points,
+            "public_correct": self.public_correct,
+            "public_wrong": self.public_wrong,
         }
 
 
@@ -108,6 +116,9 @@ class PhaseTotals:
     void: int = 0
     oracle_points: float = 0.0
     baseline_points: float = 0.0
+    public_requests: int = 0  # the reveal's: scored requests whose label is visible
+    public_oracle_points: float = 0.0
+    public_baseline_points: float = 0.0
 
     def row(self, phase_index: int) -> dict[str, Any]:
         """The `phase_totals` row these totals add to."""
@@ -117,6 +128,9 @@ class PhaseTotals:
             "void": self.void,
             "oracle_points": self.oracle_points,
             "baseline_points": self.baseline_points,
+            "public_requests": self.public_requests,
+            "public_oracle_points": self.public_oracle_points,
+            "public_baseline_points": self.public_baseline_points,
         }
 
 
@@ -174,7 +188,7 @@ def _clean_excerpt(text: str | None) -> str | None:
     return text[:EXCERPT_CHARS].replace("\x00", "\\x00")
 
 
-def _upsert_add(
+def upsert_add(
     conn: sa.Connection, table: sa.Table, keys: Sequence[str], rows: list[dict[str, Any]]
 ) -> None:
     """INSERT rows, or add their non-key values to the existing row (SQLite and PostgreSQL)."""
@@ -223,19 +237,19 @@ def store_rounds(
 def _add_totals(conn: sa.Connection, batch: Batch) -> None:
     """Add a batch's summed totals to the running totals tables."""
     teams = [t.row(team_id, phase_index) for (team_id, phase_index), t in batch.teams.items()]
-    _upsert_add(conn, team_totals, ("team_id", "phase_index"), teams)
+    upsert_add(conn, team_totals, ("team_id", "phase_index"), teams)
     failures = [
         {"team_id": team_id, "phase_index": phase_index, "reason": reason, "count": n}
         for (team_id, phase_index, reason), n in batch.failures.items()
     ]
-    _upsert_add(conn, team_failures, ("team_id", "phase_index", "reason"), failures)
+    upsert_add(conn, team_failures, ("team_id", "phase_index", "reason"), failures)
     _add_phase_totals(conn, batch.phases)
 
 
 def _add_phase_totals(conn: sa.Connection, per_phase: dict[int, PhaseTotals]) -> None:
     """Add to the reference totals of each phase."""
     rows = [t.row(p) for p, t in per_phase.items()]
-    _upsert_add(conn, phase_totals, ("phase_index",), rows)
+    upsert_add(conn, phase_totals, ("phase_index",), rows)
 
 
 def store_round(
@@ -304,19 +318,23 @@ def store_recent(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def sample_history(conn: sa.Connection, at: float) -> None:
-    """Append one sample of every team's points and the reference lines, for the chart."""
+    """Append one sample of every team's public points and the reference lines, for the chart.
+
+    Public: what the leaderboard shows at `at` (see `reveal`), never a label before its time.
+    """
+    tt, pt = team_totals.c, phase_totals.c
     conn.execute(
         points_history.insert().from_select(
             ["at", "team_id", "points"],
-            sa.select(
-                sa.literal(at, Double), team_totals.c.team_id, sa.func.sum(team_totals.c.points)
-            ).group_by(team_totals.c.team_id),
+            sa.select(sa.literal(at, Double), tt.team_id, sa.func.sum(tt.public_points)).group_by(
+                tt.team_id
+            ),
         )
     )
     ref = conn.execute(
         sa.select(
-            sa.func.coalesce(sa.func.sum(phase_totals.c.oracle_points), 0.0),
-            sa.func.coalesce(sa.func.sum(phase_totals.c.baseline_points), 0.0),
+            sa.func.coalesce(sa.func.sum(pt.public_oracle_points), 0.0),
+            sa.func.coalesce(sa.func.sum(pt.public_baseline_points), 0.0),
         )
     ).one()
     conn.execute(

@@ -78,8 +78,8 @@
     });
     document.getElementById("empty").hidden = data.teams.length > 0;
     const r = data.reference;
-    Game.setText("reference", r.requests
-      ? "After " + Game.num(r.requests) + " requests, a perfect model would expect " +
+    Game.setText("reference", r.revealed
+      ? "Over the " + Game.num(r.revealed) + " requests whose label is visible, a perfect model would expect " +
         Game.num(r.oracle_points, 0) + " points (the oracle) and always answering the majority class " +
         Game.num(r.baseline_points, 0) + " (the baseline)." + (r.void ? " " + r.void + " void requests counted for nobody." : "")
       : "");

@@ -1,0 +1,157 @@
+"""The reveal: public totals count a round's correct and wrong only once its label is visible.
+
+A label becomes visible to its team `label_delay` seconds after the request was sent
+(`requests.label_visible_at`, the feedback API's rule). Nothing public may tell it earlier
+(GAME.md §6): a team that always answers 0 would read each label off the board's totals
+if they moved when the round is scored. So every running total is kept twice
+(`schema`): the true one, added when a round is scored (`writes.store_rounds`), and the
+public one (`public_*`), which gets a failure's points at once (a failure tells nothing of
+the label) and everything else here.
+
+`reveal_labels` moves a watermark (`reveal_mark.seq`) over the requests in seq order and
+stops at the first one whose label is not visible yet or that is still in flight
+(`sent`): every request up to the watermark is counted in the public totals, none after
+it. The game loop calls it about once a second on its database thread; each call reads
+only the requests and results it passes (through the primary keys), so its cost follows
+the rate of the game, never its length. The public standings read the public columns
+until the game is finished; then everything is shown (`standings`).
+
+The leaderboard's recent accuracy is kept the same way (`team_recent_labels`): the valid
+answers and correct ones of the last `RECENT_ROUNDS` rounds up to the watermark, moved by
+adding the rounds the watermark passes and taking away those that leave the window.
+"""
+
+import time
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from game_server.play.scoring import CORRECT, FAILED, WRONG
+from game_server.storage.schema import (
+    GAME_ID,
+    phase_totals,
+    requests,
+    results,
+    reveal_mark,
+    team_recent_labels,
+    team_totals,
+)
+from game_server.storage.writes import PhaseTotals, TeamTotals, upsert_add
+
+RECENT_ROUNDS = 100  # the leaderboard's accuracy: over the last 100 rounds with visible labels
+
+
+def watermark(conn: sa.Connection) -> int:
+    """The last request counted in the public totals (0 before the first)."""
+    query = sa.select(reveal_mark.c.seq).where(reveal_mark.c.id == GAME_ID)
+    return int(conn.execute(query).scalar() or 0)
+
+
+def _next_mark(conn: sa.Connection, mark: int, now: float) -> int:
+    """How far the watermark may move: to before the first request still hidden or in flight.
+
+    Reads the requests after `mark` in seq order up to the first that stops it; those
+    whose label is visible are few (about a second's worth), the rest are not read.
+    """
+    r = requests.c
+    stop = conn.execute(
+        sa.select(r.seq)
+        .where(r.seq > mark, sa.or_(r.status == "sent", r.label_visible_at > now))
+        .order_by(r.seq)
+        .limit(1)
+    ).scalar()
+    if stop is not None:
+        return max(mark, int(stop) - 1)
+    return max(mark, int(conn.execute(sa.select(sa.func.max(r.seq))).scalar() or 0))
+
+
+def _valid_answers(conn: sa.Connection, low: int, high: int) -> list[sa.Row[Any]]:
+    """Per team and phase: points, correct and wrong of the valid answers with low < seq <= high."""
+    res, req = results.c, requests.c
+    return list(
+        conn.execute(
+            sa.select(
+                res.team_id,
+                req.phase_index,
+                sa.func.sum(res.points).label("points"),
+                sa.func.sum(sa.case((res.outcome == CORRECT, 1), else_=0)).label("correct"),
+                sa.func.sum(sa.case((res.outcome == WRONG, 1), else_=0)).label("wrong"),
+            )
+            .select_from(results.join(requests, req.seq == res.seq))
+            .where(res.seq > low, res.seq <= high, res.outcome != FAILED)
+            .group_by(res.team_id, req.phase_index)
+        )
+    )
+
+
+def _reference(conn: sa.Connection, low: int, high: int) -> dict[int, PhaseTotals]:
+    """Per phase: the scored requests with low < seq <= high and their reference points."""
+    r = requests.c
+    rows = conn.execute(
+        sa.select(
+            r.phase_index,
+            sa.func.count(),
+            sa.func.sum(sa.func.coalesce(r.oracle_points, 0.0)),
+            sa.func.sum(r.baseline_points),
+        )
+        .where(r.seq > low, r.seq <= high, r.status == "scored")
+        .group_by(r.phase_index)
+    )
+    return {
+        int(p): PhaseTotals(
+            public_requests=int(n),
+            public_oracle_points=float(oracle or 0.0),
+            public_baseline_points=float(baseline or 0.0),
+        )
+        for p, n, oracle, baseline in rows
+    }
+
+
+def _recent_rows(revealed: list[sa.Row[Any]], leaving: list[sa.Row[Any]]) -> list[dict[str, Any]]:
+    """What the rounds entering and leaving the recent window change, per team."""
+    change: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for rows, sign in ((revealed, 1), (leaving, -1)):
+        for r in rows:
+            change[r.team_id][0] += sign * int(r.correct)
+            change[r.team_id][1] += sign * (int(r.correct) + int(r.wrong))
+    return [{"team_id": t, "correct": c, "answered": a} for t, (c, a) in change.items()]
+
+
+def _set_mark(conn: sa.Connection, seq: int, now: float) -> None:
+    """Store the watermark (insert the row the first time)."""
+    pg = conn.dialect.name == "postgresql"
+    stmt: postgresql.Insert | sqlite.Insert = (postgresql if pg else sqlite).insert(reveal_mark)
+    conn.execute(
+        stmt.values(id=GAME_ID, seq=seq, at=now).on_conflict_do_update(
+            index_elements=["id"], set_={"seq": seq, "at": now}
+        )
+    )
+
+
+def reveal_labels(conn: sa.Connection, now: float | None = None) -> int:
+    """Count the rounds whose label became visible in the public totals; how many it passed.
+
+    In the caller's transaction: the totals and the watermark move together, so a reader
+    never sees a round counted twice or half.
+    """
+    now = time.time() if now is None else now
+    mark = watermark(conn)
+    new = _next_mark(conn, mark, now)
+    if new == mark:
+        return 0
+    revealed = _valid_answers(conn, mark, new)
+    teams = [
+        TeamTotals(public_points=int(r.points), public_correct=int(r.correct),
+                   public_wrong=int(r.wrong)).row(r.team_id, r.phase_index)
+        for r in revealed
+    ]  # fmt: skip
+    upsert_add(conn, team_totals, ("team_id", "phase_index"), teams)
+    phases = [t.row(p) for p, t in _reference(conn, mark, new).items()]
+    upsert_add(conn, phase_totals, ("phase_index",), phases)
+    leaving = _valid_answers(conn, mark - RECENT_ROUNDS, new - RECENT_ROUNDS)
+    recent = _recent_rows(revealed, leaving)
+    upsert_add(conn, team_recent_labels, ("team_id",), recent)
+    _set_mark(conn, new, now)
+    return new - mark
