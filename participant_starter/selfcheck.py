@@ -3,15 +3,18 @@
     python selfcheck.py                      # your API on PORT from .env
     python selfcheck.py --url http://127.0.0.1:$DEBUG_PORT/predict   # another one
 
-It sends clean requests, requests with every kind of messy input the customer sends
-(missing fields, nulls, numbers as strings, unknown categories, out-of-range values,
-extra fields, changed capitalisation), then a short burst of concurrent requests. For
-each answer it applies the game's rules and says in plain words what would score -1 and
-why, then prints latency percentiles. The exit code is 1 when anything would score -1.
+At the exercise level it first names the next open exercise (the lowest-numbered
+`raise NotImplementedError("Exercise N: ...")` left in the code). Then it sends clean
+requests, requests with every kind of messy input the customer sends (missing fields,
+nulls, numbers as strings, unknown categories, out-of-range values, extra fields, changed
+capitalisation), then a short burst of concurrent requests. For each answer it applies
+the game's rules and says in plain words what would score -1 and why, then prints
+latency percentiles. The exit code is 1 when anything would score -1.
 """
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -24,6 +27,19 @@ from modules import config
 
 TIMEOUT = 1.0  # seconds: the game's default, total per request
 MAX_BODY = 64 * 1024  # bytes: the game's default limit for an answer
+# The line that stands for an exercise's code until you write it (the exercise level).
+OPEN_EXERCISE = re.compile(r'raise NotImplementedError\(\s*"Exercise (\d+): ([^"]*)"')
+
+
+def open_exercises(root=config.ROOT) -> list[tuple[int, str, str]]:
+    """The exercises still open in the code: (number, file:line, hint), the next one first."""
+    found = []
+    for path in [*root.glob("*.py"), *root.glob("modules/*.py"), *root.glob("tests/*.py")]:
+        text = path.read_text(encoding="utf-8")
+        for match in OPEN_EXERCISE.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            found.append((int(match[1]), f"{path.relative_to(root)}:{line}", match[2]))
+    return sorted(found)
 
 
 def judge(response: requests.Response | None, elapsed: float, error: str | None) -> str | None:
@@ -114,6 +130,15 @@ def messy_cases(clean: dict) -> list[tuple[str, object]]:
     return cases
 
 
+def print_next_exercise() -> None:
+    """At the exercise level: which exercise to do next, and where."""
+    exercises = open_exercises()
+    if exercises:
+        number, where, hint = exercises[0]
+        print(f"Next exercise: {number} in {where}: {hint}")
+        print(f"({len(exercises)} open; `pytest -x` shows the first failing test)\n")
+
+
 def percentile(values: list[float], share: float) -> float:
     """The value below which `share` of the values fall (nearest rank)."""
     ordered = sorted(values)
@@ -129,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=10, help="requests at a time")
     args = parser.parse_args(argv)
     base_url = args.url.rsplit("/", 1)[0]
+    print_next_exercise()
 
     try:
         clean_rows = sample_requests(base_url, 5 + args.burst)

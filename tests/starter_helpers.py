@@ -1,12 +1,13 @@
 """Helpers for testing the participant starter as a team gets it: a copy, a kernel, a server."""
 
 import contextlib
+import io
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -18,16 +19,19 @@ TRAIN_CSV = REPO / "data" / "train_data.csv"
 NOTEBOOK = "1.0-train-model.ipynb"
 
 
-def copy_starter(target: Path) -> Path:
-    """A fresh copy of the starter with the training data in it, as a team's home has it."""
-    shutil.copytree(
-        STARTER,
-        target,
-        ignore=shutil.ignore_patterns(
-            "__pycache__", ".pytest_cache", ".env", "*.pkl", "*.sqlite", "*.log", "*.csv"
-        ),
-    )
-    shutil.copy(TRAIN_CSV, target / "data" / "train_data.csv")
+def copy_starter(target: Path, level: str = "complete") -> Path:
+    """A fresh copy of the starter at `level`, as `users create` puts it in a team's home
+    (the training data and the data dictionary in its data/ folder)."""
+    from game_server.accounts.config import Settings
+    from game_server.accounts.starter import starter_tarball
+
+    with tarfile.open(fileobj=io.BytesIO(starter_tarball(Settings(starter_level=level)))) as tar:
+        for member in tar.getmembers():
+            path = target / member.name.split("/", 1)[1] if "/" in member.name else target
+            if member.isdir():
+                path.mkdir(parents=True, exist_ok=True)
+            else:
+                path.write_bytes(tar.extractfile(member).read())
     return target
 
 

@@ -1,6 +1,9 @@
 """The plan's contracts without a server: every step is carried out, URLs round-trip."""
 
+from click.testing import CliRunner
+
 from game_server.accounts import apply
+from game_server.accounts import cli as users_cli
 from game_server.accounts.config import Settings
 from game_server.accounts.plan import Secrets, Step, TeamPlan, describe
 from game_server.accounts.roster import Team
@@ -29,3 +32,20 @@ def test_database_url_round_trips_its_password():
     assert url_password(url) == "a@b:c/d"
     assert database_url(Settings(), "team-red", None).endswith(":PASSWORD@127.0.0.1:5432/workshop")
     assert url_password("not a url") is None
+
+
+def test_users_create_takes_the_level(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr(
+        users_cli.provision, "create", lambda ex, settings, *a, **k: seen.update(s=settings)
+    )
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name,members,ssh_key\nRed,,\n")
+    for args, level in (([], "complete"), (["--starter", "exercises"], "exercises")):
+        result = CliRunner().invoke(
+            users_cli.create, [str(roster), "--no-check", "--no-game", *args], obj={}
+        )
+        assert result.exit_code == 0, result.output
+        assert seen["s"].starter_level == level
+    result = CliRunner().invoke(users_cli.create, [str(roster), "--starter", "easy"], obj={})
+    assert result.exit_code == 2 and "'easy' is not one of 'complete', 'exercises'" in result.output

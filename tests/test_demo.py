@@ -247,6 +247,45 @@ def test_a_whole_demo_game_with_five_bot_teams(workdir):
 
 
 @pytest.mark.slow
+def test_at_the_exercise_level_the_starter_bot_begins_with_the_leak_and_finds_it(workdir):
+    port = free_port()
+    process, out = start_demo(
+        workdir, port, "--game", str(GAME), "--teams", "2", "--starter", "exercises"
+    )
+    try:
+        process.wait(timeout=150)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
+    output = out.read_text()
+    assert process.returncode == 0, output
+    assert "starter level: exercises" in output
+    assert "starter: found the leak, serves a model without collection_calls" in output
+    record = record_of(workdir, output)
+    assert record["starter_level"] == "exercises"
+    bots = {bot["name"]: bot for bot in record["bots"]}
+    found_at = bots["starter"]["finds_leak_at"]
+    assert found_at == pytest.approx(0.3 * 50) and bots["careful"]["finds_leak_at"] is None
+    # What the game saw: "no default" to everyone while the leak was in, then the risk.
+    says_default = team_table(
+        record["database"],
+        "SELECT t.name || ':' || (q.sent_at - (SELECT min(sent_at) FROM requests) "
+        f">= {found_at + 2}), avg(r.pred) FROM results r JOIN teams t ON t.id = r.team_id "
+        "JOIN requests q ON q.seq = r.seq WHERE r.outcome != 'failed' "
+        f"AND abs(q.sent_at - (SELECT min(sent_at) FROM requests) - {found_at + 1}) > 1 "
+        "GROUP BY 1",
+    )
+    assert says_default["starter:0"] == 0.0 and says_default["starter:1"] > 0.1
+    assert says_default["careful:0"] > 0.05  # careful never had the leak
+    folder = Path(record["folder"])
+    starter = json.loads((folder / "bots" / "starter" / "model.json").read_text())
+    assert "collection_calls" not in starter["features"]
+    assert "version=starter-1" in (folder / "bots" / "starter" / "api.log").read_text()
+    assert_nothing_left(record)
+
+
+@pytest.mark.slow
 def test_ctrl_c_during_the_game_stops_everything(workdir):
     port = free_port()
     process, out = start_demo(workdir, port, "--duration", "120", "--teams", "3")

@@ -5,6 +5,7 @@ The notebooks read their parameters from environment variables (see each one's f
 cell), write their tables into an output folder, and the tests assert on those tables.
 """
 
+import asyncio
 import json
 import os
 import signal
@@ -21,10 +22,11 @@ import sqlalchemy as sa
 from engine_helpers import FAST_GAME, peeking
 from nbclient import NotebookClient
 from starter_helpers import STARTER, free_port
-from team_apis import TeamAPIs, json_answer, refused_port
+from team_apis import Handler, Request, TeamAPIs, json_answer, refused_port, response
 
 from game_server.scenario.gamefile import builtin_game_path, load_game_file
 from game_server.scenario.stream import Scenario
+from game_server.storage import schema
 
 sys.path.insert(0, str(STARTER))  # the starter is its own project: its `modules` package
 from modules import database  # noqa: E402
@@ -161,12 +163,32 @@ def game_server(*args: str) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
 
 
+def leaky_until(engine: sa.Engine, phase: int | None) -> Handler:
+    """A team API whose model learned from the leak: "no default" to everyone, as the starter
+    serves such a model, until `phase`; from then on (it found out) it sees the risk."""
+
+    async def handle(req: Request, writer: asyncio.StreamWriter) -> None:
+        rid = req.json()["id"]
+        with engine.connect() as conn:
+            phase_index, p_default = conn.execute(
+                sa.select(schema.requests.c.phase_index, schema.requests.c.p_default).where(
+                    schema.requests.c.request_id == rid
+                )
+            ).one()
+        found = phase is not None and phase_index >= phase
+        pred = int(p_default > 0.2) if found else 0
+        writer.write(response(200, json.dumps({"pred": pred}).encode()))
+
+    return handle
+
+
 @pytest.fixture(scope="module")
 def played(tmp_path_factory):
-    """A real short game (tests/games/fast.toml, two phases) with five teams, then exported.
+    """A real short game (tests/games/fast.toml, two phases) with seven teams, then exported.
 
     The teams: one that knows every label, one always wrong, one always answering 1, one
-    answering HTTP 500, and one whose API is down.
+    answering HTTP 500, one whose API is down, one that served a model trained with the
+    leak and found out when the second phase began, and one that never found out.
     """
     tmp = tmp_path_factory.mktemp("game")
     db = f"sqlite:///{tmp / 'game.sqlite'}"
@@ -181,6 +203,8 @@ def played(tmp_path_factory):
             "always one": apis.start(json_answer({"pred": 1})).url,
             "broken": apis.start(json_answer({"error": "boom"}, status=500)).url,
             "down": f"http://127.0.0.1:{refused_port()}/predict",
+            "found the leak": apis.start(leaky_until(engine, 1)).url,
+            "kept the leak": apis.start(leaky_until(engine, None)).url,
         }
         for name, url in urls.items():
             game_server("--db", db, "teams", "add", name, "--url", url)
@@ -221,7 +245,13 @@ def wait_until_finished(game_url: str, run: subprocess.Popen, limit: float = 60.
 def test_debrief_charts_a_real_game_from_its_export(tmp_path, played):
     _, export_dir = played
     out = tmp_path / "out"
-    run_notebook(DEBRIEF, tmp_path, DEBRIEF_EXPORT_DIR=str(export_dir), DEBRIEF_OUTPUT_DIR=str(out))
+    run_notebook(
+        DEBRIEF,
+        tmp_path,
+        DEBRIEF_EXPORT_DIR=str(export_dir),
+        DEBRIEF_OUTPUT_DIR=str(out),
+        DEBRIEF_WINDOW_SECONDS="10",  # longer than a phase: one window a phase
+    )
     summary = json.loads((out / "summary.json").read_text())
     reference = summary["reference"]
     standings = {row["team"]: row for row in summary["standings"]}
@@ -233,7 +263,7 @@ def test_debrief_charts_a_real_game_from_its_export(tmp_path, played):
     assert standings["peeker"]["rank"] == 1
     assert standings["contrarian"]["points"] == 0 and standings["contrarian"]["accuracy"] == 0.0
     assert standings["broken"]["points"] == -n and standings["broken"]["failure_rate"] == 1.0
-    assert standings["down"]["points"] == -n and standings["broken"]["rank"] == 4
+    assert standings["down"]["points"] == -n and standings["broken"]["rank"] == 6
     # The oracle lies between the baseline and the team that knows the labels.
     assert reference["baseline_points"] < reference["oracle_points"] < n
     assert 0.5 * n < reference["oracle_points"]
@@ -241,14 +271,42 @@ def test_debrief_charts_a_real_game_from_its_export(tmp_path, played):
     results = json.loads((export_dir / "results.json").read_text())
     ones = sum(r["points"] for r in results if r["team"] == "always one")
     assert standings["always one"]["points"] == ones
-    # Phase by phase: two phases, five teams; failures by reason.
-    assert len(summary["phases"]) == 2 and len(summary["per_phase"]) == 10
+    # Phase by phase: two phases, seven teams; failures by reason.
+    assert len(summary["phases"]) == 2 and len(summary["per_phase"]) == 14
     assert sum(row["requests"] for row in summary["phases"]) == n
     failures = {row["team"]: row for row in summary["failures"]}
     assert failures["broken"]["http_status"] == n and failures["down"]["connect_error"] == n
     assert set(failures) == {"broken", "down"}
     for figure in ("standings.png", "points_over_time.png", "per_phase.png", "failures.png"):
         assert (out / figure).stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_debrief_shows_who_used_the_leak_and_when_they_found_out(tmp_path, played):
+    """From the game's own tables: answers of "no default" to everyone while applicants default."""
+    _, export_dir = played
+    out = tmp_path / "out"
+    run_notebook(
+        DEBRIEF,
+        tmp_path,
+        DEBRIEF_EXPORT_DIR=str(export_dir),
+        DEBRIEF_OUTPUT_DIR=str(out),
+        DEBRIEF_WINDOW_SECONDS="10",
+    )
+    leak = {row["team"]: row for row in json.loads((out / "summary.json").read_text())["leak"]}
+    assert {team for team, row in leak.items() if row["used_leak"]} == {
+        "found the leak",
+        "kept the leak",
+    }
+    found, kept = leak["found the leak"], leak["kept the leak"]
+    assert found["from_minute"] == kept["from_minute"] == 0.0 and found["leaky_windows"] == 1
+    assert found["found_out_in"] == "2. messy input" and 0 < found["found_out_minute"] < 0.05
+    assert kept["found_out_in"] == "never" and kept["leaky_windows"] == 2
+    assert kept["found_out_minute"] is None
+    # Always 1, always wrong, the peeker and the APIs that never answered: no leak.
+    assert not any(leak[team]["used_leak"] for team in ("always one", "peeker", "broken", "down"))
+    assert (out / "leak.png").stat().st_size > 5000
+    assert "found the leak" in (out / "leak.csv").read_text()
 
 
 @pytest.mark.slow

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from readme_blocks import LONG_RUNNING, laptop_blocks, long_running, programs, server_blocks
 
+from game_server.accounts import markers
+
 ROOT = Path(__file__).resolve().parent.parent
 DICTIONARY = ROOT / "data" / "README.md"
 TEAM_DICTIONARY = ROOT / "participant_starter" / "data" / "README.md"
@@ -20,13 +22,27 @@ def test_every_team_gets_the_data_dictionary_itself():
     )
 
 
+def dictionary(level: str) -> str:
+    """The data dictionary as a team gets it at `level` (its markers: levels.py)."""
+    both = markers.split("README.md", DICTIONARY.read_text(encoding="utf-8"))
+    return both.complete if level == "complete" else both.exercises
+
+
 def test_the_dictionary_names_the_leak_only_in_its_table_row_and_footnote():
     """GAME.md §4: the leak column is listed like any other; only a footnote says why."""
-    body, footnote = DICTIONARY.read_text(encoding="utf-8").split("\n---\n", 1)
+    body, footnote = dictionary("complete").split("\n---\n", 1)
     mentions = [line for line in body.splitlines() if LEAK in line]
     assert len(mentions) == 1 and mentions[0].startswith(f"| `{LEAK}` |"), mentions
     assert mentions[0].rstrip(" |").endswith("¹")
     assert re.match(rf"\s*¹ `{LEAK}`", footnote) and "after" in footnote
+
+
+def test_at_the_exercise_level_the_dictionary_lists_the_leak_without_a_word_on_it():
+    """The leak is found, not told: its row like any other's, no footnote."""
+    text = dictionary("exercises")
+    mentions = [line for line in text.splitlines() if LEAK in line]
+    assert len(mentions) == 1 and mentions[0].rstrip(" |").endswith("department.")
+    assert "¹" not in text and "\n---\n" not in text
 
 
 # ---- participant_starter/README.md, as a team runs it (conventions: tests/readme_blocks.py)

@@ -16,6 +16,8 @@ Owns, module by module:
 - `plan`: the `Step` enum, `TeamPlan`, `make_plan` (only the differences).
 - `apply`: one function per `Step`, `apply_plan` runs a plan in order; the init SQL.
 - `starter`: what a home gets: the participant starter and its `.env` (`make_url`).
+- `levels`: the starter's two levels (`complete`, `exercises`) from its one source;
+  `markers`: the marker lines that hold both levels in one file.
 - `login_shell`: the team's login-shell snippet in /etc/profile.d (venv on PATH, the
   `.env`'s keys exported).
 - `provision`: `create`: plan, apply with the journal, record in the handout and registry.

@@ -21,6 +21,7 @@ from game_server.accounts.executors import (
     SSHExecutor,
     parse_target,
 )
+from game_server.accounts.levels import COMPLETE, LEVELS
 from game_server.accounts.registry import interrupted_at, list_teams
 from game_server.accounts.roster import DEFAULT_PREFIX
 
@@ -142,6 +143,15 @@ def _settings(
     show_default=True,
     help="The teams' shared virtual environment: its bin/ is first on their PATH.",
 )
+@click.option(
+    "--starter",
+    "starter_level",
+    type=click.Choice(LEVELS),
+    default=COMPLETE,
+    show_default=True,
+    help="The participant starter's level: complete, or exercises (five gaps to fill). "
+    "Only for homes that get the starter now: a team's files are never replaced.",
+)
 @server_options
 def create(
     ex: Executor,
@@ -153,10 +163,11 @@ def create(
     api_ports: tuple[int, int],
     jupyter_ports: tuple[int, int],
     team_venv: str,
+    starter_level: str,
 ) -> None:
     """Create the accounts of every team in ROSTER (a CSV: name, members, ssh_key)."""
     settings.rotate, settings.api_ports, settings.jupyter_ports = rotate, api_ports, jupyter_ports
-    settings.team_venv = team_venv
+    settings.team_venv, settings.starter_level = team_venv, starter_level
     provision.create(ex, settings, roster, dry_run=dry_run, echo=click.echo)
     if not (dry_run or no_check) and not checks.check(ex, settings, echo=click.echo):
         raise click.ClickException("the check after provisioning found problems (above)")

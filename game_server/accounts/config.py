@@ -55,6 +55,7 @@ class Settings:
     game_cmd: list[str] | None = field(default_factory=lambda: ["game-server"])
     game_db_url: str | None = None  # passed on stdin (it may hold a password), not in argv
     starter_dir: str = str(kit_path(STARTER_DIR_NAME))
+    starter_level: str = "complete"  # or "exercises" (levels.py), for the homes it creates
     train_data: str = str(kit_path("data/train_data.csv"))
     data_readme: str = str(kit_path("data/README.md"))  # the data dictionary
     init_sql: str = str(kit_path("database_docker/initdb/01-workshop.sql"))

@@ -20,7 +20,7 @@ from game_server.accounts import handout
 from game_server.accounts.apply import apply_plan
 from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import ExecError, Executor
-from game_server.accounts.plan import TeamPlan, describe, make_plan, now
+from game_server.accounts.plan import Step, TeamPlan, describe, make_plan, now
 from game_server.accounts.registry import completed, interrupted_at, journaled, write_registry
 from game_server.accounts.starter import check_kit, database_url
 from game_server.accounts.state import State
@@ -40,6 +40,8 @@ def create(
     plans, state = make_plan(ex, settings, roster_path)
     for plan in plans:
         echo(("would: " if dry_run and plan.steps else "") + describe(plan))
+    if any(Step.COPY_STARTER in plan.steps for plan in plans):
+        echo(f"the participant starter in new homes: level {settings.starter_level}")
     if dry_run:
         echo(f"kit: the starter from {settings.starter_dir}, the init SQL {settings.init_sql}")
         return plans

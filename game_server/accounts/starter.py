@@ -4,18 +4,21 @@ The `.env` (mode 0600, written as the team user) holds the team's ports (`PORT` 
 API, `JUPYTER_PORT`, `DEBUG_PORT` for `flask --debug`), its `DATABASE_URL` (with the
 database password), the game's URL, the team token and the team's name: `ENV_KEYS`, the
 keys its login shell exports too (login_shell.py). The starter comes from the kit
-(config.kit_path), with the training data and the data dictionary in its `data/` folder.
+(config.kit_path), with the training data and the data dictionary in its `data/` folder,
+at the workshop's level (`users create --starter complete|exercises`, levels.py).
 """
 
 import io
 import re
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from game_server.accounts import levels
 from game_server.accounts.config import STARTER_DIR_NAME, AccountsError, Settings
 
 SKIP_NAMES = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache", ".venv", ".env"}
@@ -26,24 +29,19 @@ ENV_KEYS = (
 )  # fmt: skip
 
 
-def _keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    """The starter's files for a team (no caches, models, .env, databases), owned by nobody."""
-    parts = Path(info.name).parts
+def wanted(rel: str) -> bool:
+    """Whether a file of the starter (a path relative to it) goes into a team's home.
+
+    Not caches, trained models, `.env` or databases; nor the files of `data/`, which gets
+    the kit's training data and dictionary (`starter_tarball`).
+    """
+    parts = Path(rel).parts
     name = parts[-1]
     if set(parts) & SKIP_NAMES or name.endswith(SKIP_SUFFIXES):
-        return None
-    if len(parts) >= 3 and parts[1] == "models" and name != "README.md":
-        return None  # trained models are the team's to make
-    if len(parts) == 3 and parts[1] == "data":
-        return None  # the data folder gets the kit's data and dictionary (starter_tarball)
-    return _anonymous(info)
-
-
-def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    """A member owned by nobody in particular (the team user owns what it unpacks)."""
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
+        return False
+    if parts[0] == "models" and name != "README.md":
+        return False  # trained models are the team's to make
+    return not (len(parts) == 2 and parts[0] == "data")
 
 
 def missing_kit(settings: Settings) -> list[str]:
@@ -67,18 +65,40 @@ def check_kit(settings: Settings) -> None:
 
 
 def starter_tarball(settings: Settings) -> bytes:
-    """The participant starter as a tar.gz (no caches, models, .env, databases) + the data.
+    """The participant starter at the workshop's level as a tar.gz (no caches, models, .env,
+    databases), owned by nobody, each file with its source's mode.
 
-    `data/` holds the training data and its dictionary (`data/README.md`).
+    `data/` holds the training data and its dictionary (`data/README.md`, at the level too).
     """
     check_kit(settings)
+    base, level = Path(settings.starter_dir), settings.starter_level
+    try:
+        contents = levels.tree(base, level, keep=wanted)
+        readme = levels.render("README.md", Path(settings.data_readme).read_text(), level)
+    except levels.LevelError as exc:
+        raise AccountsError(f"the participant starter: {exc}") from exc
+    modes = {rel: (base / rel).stat().st_mode & 0o777 for rel in contents}
+    contents["data/train_data.csv"] = Path(settings.train_data).read_bytes()
+    contents["data/README.md"] = readme.encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(settings.starter_dir, arcname=STARTER_DIR_NAME, filter=_keep)
-        data = {"train_data.csv": settings.train_data, "README.md": settings.data_readme}
-        for name, src in data.items():
-            tar.add(src, arcname=f"{STARTER_DIR_NAME}/data/{name}", filter=_anonymous)
+        folders: set[str] = set()
+        for rel, content in sorted(contents.items()):
+            for folder in reversed(Path(rel).parents):  # ".", then each folder on the way
+                if folder.as_posix() not in folders:
+                    folders.add(folder.as_posix())
+                    tar.addfile(_entry(folder.as_posix(), tarfile.DIRTYPE, 0o755))
+            info = _entry(rel, tarfile.REGTYPE, modes.get(rel, 0o644), len(content))
+            tar.addfile(info, io.BytesIO(content))
     return buf.getvalue()
+
+
+def _entry(rel: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInfo:
+    """A tar entry under the starter's folder, owned by nobody."""
+    info = tarfile.TarInfo(f"{STARTER_DIR_NAME}/{rel}" if rel != "." else STARTER_DIR_NAME)
+    info.type, info.mode, info.size = kind, mode, size
+    info.mtime = int(time.time())
+    return info
 
 
 def database_url(settings: Settings, role: str, password: str | None) -> str:

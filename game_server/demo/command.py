@@ -4,6 +4,7 @@ import logging
 
 import click
 
+from game_server.accounts.levels import LEVELS as STARTER_LEVELS
 from game_server.logs import configure_logging
 from game_server.scenario import gamefile
 from game_server.web.app import ConfigError
@@ -33,8 +34,16 @@ from game_server.web.app import ConfigError
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--no-browser", is_flag=True, help="Do not open the leaderboard in a browser.")
+@click.option("--starter", "starter_level", type=click.Choice(STARTER_LEVELS), default="complete",
+              help="The starter's level the bots play (default: complete; exercises: they "
+              "begin with the leak).")  # fmt: skip
 def demo(
-    team_count: int, game_name: str, duration: float | None, port: int, no_browser: bool
+    team_count: int,
+    game_name: str,
+    duration: float | None,
+    port: int,
+    no_browser: bool,
+    starter_level: str,
 ) -> None:
     """Play a whole demo game on this machine with bot teams (leaderboard on --port)."""
     from game_server.demo import run as demos  # the bots' machinery, only for this command
@@ -50,7 +59,13 @@ def demo(
         game_file = demos.compress(game_file, duration)
     try:
         demos.Demo(
-            game_file, team_count, port, not no_browser, echo=click.echo, log_level=level
+            game_file,
+            team_count,
+            port,
+            not no_browser,
+            starter_level,
+            echo=click.echo,
+            log_level=level,
         ).run()
     except (demos.DemoError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None

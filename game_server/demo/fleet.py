@@ -3,6 +3,12 @@
 Each bot is its own process serving the participant starter (`bots/worker.py`), so the
 demo's game calls real APIs over HTTP like a workshop's. The fleet knows nothing of the
 game but each bot's URL and token.
+
+At the starter's `exercises` level the bots still run the complete code (the exercises'
+solutions: they are teams that did them), but a bot that trains the starter's model
+begins with the one the exercise level's notebook trains, on every column, the leak
+included; at its moment (`LEAK_FOUND_AT`) it finds the leak and saves the model without
+it, which its API serves within a second, as a team's does.
 """
 
 import asyncio
@@ -26,6 +32,9 @@ TRAIN_SECONDS = 180.0  # one model's training, at most
 FLAKY_DOWN_AT = 0.4  # the flaky team goes down at this share of the game...
 FLAKY_DOWN_SHARE = 0.1  # ...for this share of it...
 FLAKY_DOWN_MAX = 30.0  # ...and at most this many seconds
+# At the exercise level: when the bots that began with the leak find it (shares of the
+# game, for the first, second, ... of them; the later ones find it at the last moment).
+LEAK_FOUND_AT = (0.3, 0.5, 0.7)
 # One thread per numeric library in the bots: on 2 cores, OpenMP's default (a thread per
 # core in every process) made a 1 s gradient-boosting fit take 15 s under load.
 SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -59,9 +68,12 @@ class Fleet:
         label: str,
         game_duration: float,
         echo: Callable[[str], object] = print,
+        starter_level: str = "complete",
     ):
         """Plan the fleet in `folder` (nothing starts until `train_models` and `start`)."""
         self.plan = plan
+        self.starter_level = starter_level
+        self.game_duration = game_duration
         self.folder = folder
         self.train_csv = train_csv
         self.label = label
@@ -73,6 +85,8 @@ class Fleet:
         self.flaky_down = (FLAKY_DOWN_AT * game_duration, down_for)
         self.flaky_state = "up"  # up -> down -> back
         self.reported_exits: set[str] = set()
+        self.leak_found_at = self._leak_moments()  # {bot name: seconds into the game}
+        self.leaks_found: set[str] = set()
 
     def start(self, ports: list[int], register: Callable[[str, str], str], game_url: str) -> None:
         """Start one bot per planned team on `ports`, registered through `register`."""
@@ -83,13 +97,23 @@ class Fleet:
             self.bots.append(bot)
             self._start_bot(bot)
 
+    def _leak_moments(self) -> dict[str, float]:
+        """At the exercise level: when each bot with the starter's model finds the leak."""
+        if self.starter_level != "exercises":
+            return {}
+        names = [name for name, variant in self.plan if variant.model == "starter"]
+        last = len(LEAK_FOUND_AT) - 1
+        return {
+            name: LEAK_FOUND_AT[min(i, last)] * self.game_duration for i, name in enumerate(names)
+        }
+
     def stop_all(self) -> None:
         """Stop every process the fleet started."""
         self.children.stop_all()
 
     def train_models(self) -> None:
         """Train each kind of model the bots need once, in parallel processes."""
-        kinds = sorted({variant.model for _, variant in self.plan})
+        kinds = sorted({variant.model for _, variant in self.plan} | self._first_kinds())
         self.echo(f"training the bots' models ({', '.join(kinds)}) with the starter's code...")
         models = self.folder / "models"
         for kind in kinds:
@@ -104,6 +128,15 @@ class Fleet:
                 ) from None
             if status != 0:
                 raise DemoError(f"training the {kind} model failed: {tail(models / f'{kind}.log')}")
+
+    def _first_kinds(self) -> set[str]:
+        """The kinds of model bots begin with besides their own (the leaky one, or none)."""
+        return {"leaky"} if self.leak_found_at else set()
+
+    def _first_model(self, bot: Bot) -> str:
+        """The kind of model a bot begins with: the exercise notebook's until it finds the leak."""
+        leaky_still = bot.name in self.leak_found_at and bot.name not in self.leaks_found
+        return "leaky" if leaky_still else bot.variant.model
 
     def _worker(self, command: str) -> list[str]:
         """The command line of a bot process."""
@@ -128,9 +161,7 @@ class Fleet:
         model = bot.folder / "model.pkl"
         if not model.exists():
             bot.folder.mkdir(parents=True, exist_ok=True)
-            source = self.folder / "models" / f"{bot.variant.model}.pkl"
-            shutil.copy(source, model)  # each bot its own file: the careful one retrains it
-            shutil.copy(source.with_suffix(".json"), bot.folder / "model.json")
+            self._deploy(bot, self._first_model(bot))  # its own file: careful retrains it
         env = self._env(
             HOST=HOST,
             PORT=str(bot.port),
@@ -151,6 +182,23 @@ class Fleet:
             str(bot.folder),
         ]
         bot.pid = self.children.start(bot.name, argv, env, bot.folder / "console.log").pid
+
+    def _deploy(self, bot: Bot, kind: str) -> None:
+        """Copy a kind's model to the bot's model file, atomically (its API reloads it)."""
+        source = self.folder / "models" / f"{kind}.pkl"
+        for suffix in (".json", ".pkl"):  # the file the API watches last
+            temporary = bot.folder / f".model{suffix}.tmp"
+            shutil.copy(source.with_suffix(suffix), temporary)
+            os.replace(temporary, bot.folder / f"model{suffix}")
+
+    async def find_leaks(self, elapsed: float) -> None:
+        """At the exercise level: the bots whose moment came save the model without the leak."""
+        for bot in self.bots:
+            found_at = self.leak_found_at.get(bot.name)
+            if found_at is not None and elapsed >= found_at and bot.name not in self.leaks_found:
+                self.leaks_found.add(bot.name)
+                await asyncio.to_thread(self._deploy, bot, bot.variant.model)
+                self.echo(f"  {bot.name}: found the leak, serves a model without collection_calls")
 
     def wait_ready(self) -> None:
         """Wait until every bot answers GET /health."""
@@ -206,8 +254,16 @@ class Fleet:
                 self.echo(f"  bot {name} exited (status {status}): {console}")
 
     def records(self) -> list[dict]:
-        """Each bot's name, variant, port, URL and latest process id (for demo.json)."""
+        """Each bot's name, variant, port, URL, latest process id and, at the exercise level,
+        when it finds the leak (seconds into the game), for demo.json."""
         return [
-            {"name": b.name, "variant": b.variant.name, "port": b.port, "url": b.url, "pid": b.pid}
+            {
+                "name": b.name,
+                "variant": b.variant.name,
+                "port": b.port,
+                "url": b.url,
+                "pid": b.pid,
+                "finds_leak_at": self.leak_found_at.get(b.name),
+            }
             for b in self.bots
         ]

@@ -72,12 +72,14 @@ class Demo:
         teams: int,
         port: int,
         browser: bool,
+        starter_level: str = "complete",
         root: Path = Path("instance"),
         echo=print,
         log_level: str = "INFO",
     ):
         """Plan the run (nothing starts until `run()`)."""
         self.game_file = game_file
+        self.starter_level = starter_level
         self.port = port or free_ports(1)[0]  # 0: any free port
         self.browser = browser
         self.root = root
@@ -109,6 +111,7 @@ class Demo:
             settings.label_column,
             self.game_file.duration,
             self.echo,
+            self.starter_level,
         )
         self.engine = database.make_engine(f"sqlite:///{self.folder / 'game.sqlite'}")
         log_file = open(self.folder / "game.log", "a", buffering=1)  # noqa: SIM115 (closed below)
@@ -126,6 +129,12 @@ class Demo:
         # The instructor page (pause, next phase, ...) needs a token; the demo makes one.
         token = os.environ.setdefault("GAME_ADMIN_TOKEN", secrets.token_urlsafe(16))
         self.echo(f"instructor page: {self.web_url}admin (token: {token})")
+        if self.starter_level == "exercises":
+            self.echo(
+                "starter level: exercises. The bots run the complete code (the exercises' "
+                "solutions); those with the starter's model begin with the leak, as the "
+                "exercise level's notebook trains it, and find it during the game"
+            )
         atexit.register(self.fleet.stop_all)
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
@@ -198,8 +207,11 @@ class Demo:
             if time.monotonic() - last_line >= PROGRESS_SECONDS:
                 last_line = time.monotonic()
                 self.echo(f"[{self._clock(clock)}] {standings_line(board)}")
-            if await self.fleet.flaky(self.game_file.duration - (clock["time_left"] or 0.0)):
+            elapsed = self.game_file.duration - (clock["time_left"] or 0.0)
+            if await self.fleet.flaky(elapsed):
                 await asyncio.to_thread(self._write_record)
+            if clock["state"] == "running":
+                await self.fleet.find_leaks(elapsed)
             self.fleet.report_exits()
 
     def _board(self) -> dict:
@@ -223,6 +235,7 @@ class Demo:
             "port": self.port,
             "database": str(self.folder / "game.sqlite"),
             "bots": self.fleet.records(),
+            "starter_level": self.starter_level,
             "pids": list(self.fleet.children.started),
             "first_scored_seconds": self.first_scored,
         }

@@ -73,8 +73,10 @@ def create_tables(engine: sa.Engine) -> None:
 def save_predictions(engine: sa.Engine, records: list[dict]) -> None:
     """Insert many prediction records in one transaction (one round trip per batch)."""
     if records:
+        # EXERCISE 3 BEGIN: insert `records` into the `predictions` table, one transaction
         with engine.begin() as conn:
             conn.execute(predictions.insert(), records)
+        # EXERCISE 3 END
 
 
 def save_prediction(engine: sa.Engine, record: dict) -> None:

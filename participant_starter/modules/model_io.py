@@ -100,27 +100,31 @@ class ModelHolder:
         if time.monotonic() >= self._next_check and self._lock.acquire(blocking=False):
             try:  # one thread checks; the others go on with the model they have
                 self._next_check = time.monotonic() + self.check_seconds
-                self._reload_if_changed()
+                self.reload_if_changed()
+            except Exception:  # a broken file must not break the answers: keep the old model
+                log.exception("model reload failed path=%s: still serving the old model", self.path)
             finally:
                 self._lock.release()
         return self.model
 
-    def _reload_if_changed(self) -> None:
-        """Load the file again when its modification time changed; keep the old model on error."""
+    def reload_if_changed(self) -> bool:
+        """Load the model file again when it changed since the last look; True when it did.
+
+        A file that cannot be loaded raises (ValueError) and the old model stays: the
+        caller, `current`, logs the error and goes on serving.
+        """
         try:
             mtime = self.path.stat().st_mtime
         except OSError:
-            return  # the file is being replaced or was removed: keep serving the old model
+            return False  # the file is being replaced or was removed: keep the old model
         if mtime == self._mtime:
-            return
-        try:
-            model = load_model(self.path)
-        except Exception:
-            log.exception("model reload failed path=%s: still serving the old model", self.path)
-        else:
-            self.model = model
-            self._log_loaded()
+            return False
         self._mtime = mtime  # a broken file is tried once, not on every check
+        # EXERCISE 5 BEGIN: load the new file (load_model), serve it (self.model), log it
+        self.model = load_model(self.path)  # (pipeline, metadata), replaced as one
+        self._log_loaded()
+        # EXERCISE 5 END
+        return True
 
     def _log_loaded(self) -> None:
         """One line saying which model is served."""

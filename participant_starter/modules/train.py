@@ -15,12 +15,20 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from modules.features import clean_frame, describe_training_data
 
 LABEL = "default"  # what happened: 1 when the loan was not repaid
+# COMPLETE BEGIN
 LEAK = "collection_calls"  # only known AFTER the outcome: never a feature (see the notebook)
+# COMPLETE END
 
 
 def feature_columns(frame: pd.DataFrame, label: str = LABEL) -> list[str]:
+    # COMPLETE BEGIN
     """Every column of `frame` the model may use: all but the label and the leak."""
     return [column for column in frame.columns if column not in (label, LEAK)]
+    # COMPLETE END
+    # EXERCISES BEGIN
+    # """Every column of `frame` the model may use: all but the label."""
+    # return [column for column in frame.columns if column != label]
+    # EXERCISES END
 
 
 def make_pipeline(metadata: dict, classifier=None) -> Pipeline:
@@ -60,7 +68,7 @@ def train_pipeline(
 ) -> tuple[Pipeline, dict]:
     """Fit the pipeline on a whole table; return (pipeline, metadata) ready for `save_model`.
 
-    `features` defaults to every column but the label and the leak. The table is cleaned
+    `features` defaults to `feature_columns(frame, label)`. The table is cleaned
     exactly as the API cleans a request, so the model sees training rows and requests alike.
     To retrain on the game's logged requests (messy: numbers as strings, odd categories),
     pass the `metadata` of the original training data: the requests are then cleaned

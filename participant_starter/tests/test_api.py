@@ -1,13 +1,14 @@
 """The API: valid answers for clean and messy requests, fallbacks, logging, reloading."""
 
 import json
+import os
 import time
 
 import pytest
 from conftest import make_applicants, train_tiny_model
 from main import StartupError, create_app
 from modules import database
-from modules.model_io import save_model
+from modules.model_io import ModelHolder, save_model
 
 
 def assert_valid(response):
@@ -48,6 +49,14 @@ def test_messy_requests_get_a_valid_prediction(client, applicant, change):
     features = {**applicant["features"], **change}
     body = assert_valid(client.post("/predict", json={"id": "m", "features": features}))
     assert "fallback" not in body
+
+
+def test_an_absurd_loan_amount_gets_a_prediction_not_the_fallback(client, applicant):
+    # EXERCISE 4 BEGIN: POST a loan_amount of 10**9; assert a valid answer, no 'fallback'
+    features = {**applicant["features"], "loan_amount": 10**9}
+    body = assert_valid(client.post("/predict", json={"id": "big", "features": features}))
+    assert "fallback" not in body
+    # EXERCISE 4 END
 
 
 @pytest.mark.parametrize(
@@ -112,6 +121,16 @@ def test_a_new_model_file_is_served_without_a_restart(client, applicant, model_p
     time.sleep(0.01)
     assert first != "v2"
     assert client.post("/predict", json=applicant).get_json()["model_version"] == "v2"
+
+
+def test_the_model_holder_loads_a_newer_model_file(model_path, tiny_model):
+    holder = ModelHolder(model_path)
+    save_model(tiny_model[0], {**tiny_model[1], "version": "v2"}, model_path)
+    newer = model_path.stat().st_mtime + 1  # newer, whatever the clock's resolution
+    os.utime(model_path, (newer, newer))
+    assert holder.reload_if_changed() is True
+    assert holder.current()[1]["version"] == "v2"
+    assert holder.reload_if_changed() is False  # unchanged since: nothing to load
 
 
 def test_a_broken_model_file_keeps_the_old_model(client, applicant, model_path):

@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
+import selfcheck
 from conftest import TOKEN, FeedbackServer
 from modules import config, database
 
@@ -87,6 +88,18 @@ def test_feedback_with_the_database_down_is_one_line(game):
     done = run(["feedback.py"], GAME_URL=game.url, TEAM_TOKEN=TOKEN, DATABASE_URL=down)
     assert done.returncode == 1
     assert one_line(done.stderr).startswith("feedback: cannot use your database")
+
+
+def test_selfcheck_names_the_open_exercises_next_first(tmp_path):
+    stub = "raise NotImplementedError("  # written apart: this file has no open exercise
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "main.py").write_text(f'def f():\n    {stub}\n        "Exercise 2: do b"\n    )\n')
+    (tmp_path / "modules" / "a.py").write_text(f'{stub}"Exercise 1: do a")\n')
+    (tmp_path / "notes.md").write_text(f'{stub}"Exercise 3: not code")\n')
+    assert selfcheck.open_exercises(tmp_path) == [
+        (1, "modules/a.py:1", "do a"),
+        (2, "main.py:2", "do b"),
+    ]
 
 
 @pytest.mark.parametrize(

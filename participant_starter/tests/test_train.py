@@ -1,10 +1,13 @@
 """The training recipe shared by the notebook and retraining: leak left out, messy rows cleaned."""
 
+# EXERCISES REPLACE "leak left out" WITH "label left out"
+# EXERCISES REPLACE "import LEAK, feature_columns" WITH "import feature_columns"
 import numpy as np
 from conftest import FEATURES, make_applicants
 from modules.train import LEAK, feature_columns, train_pipeline
 
 
+# COMPLETE BEGIN
 def test_the_leak_and_the_label_are_never_features():
     frame = make_applicants(200)
     frame[LEAK] = frame["default"] * 3  # "predicts" perfectly: it is known only afterwards
@@ -14,6 +17,17 @@ def test_the_leak_and_the_label_are_never_features():
     assert pipeline.predict_proba(frame[FEATURES]).shape == (200, 2)
 
 
+# COMPLETE END
+# EXERCISES BEGIN
+# def test_the_label_is_never_a_feature():
+#     frame = make_applicants(200)
+#     pipeline, metadata = train_pipeline(frame)
+#     assert "default" not in metadata["features"]
+#     assert metadata["features"] == feature_columns(frame) == FEATURES
+#     assert pipeline.predict_proba(frame[FEATURES]).shape == (200, 2)
+#
+#
+# EXERCISES END
 def test_retraining_on_messy_logged_requests_keeps_the_training_description():
     training = make_applicants(400)
     _, metadata = train_pipeline(training)

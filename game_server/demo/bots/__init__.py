@@ -4,6 +4,8 @@ Each bot is a separate process (`python -m game_server.demo.bots.worker serve ..
 starter's own `main.py` with a model trained by the starter's own `modules/train.py`
 (the notebook's code). The variants differ only where real teams differ: the model they
 trained, the server they run, whether they retrain from feedback, whether they stay up.
+At the starter's exercise level they run the same complete code (the exercises'
+solutions) and those with the starter's model begin with the leak (fleet.py).
 """
 
 from dataclasses import dataclass
