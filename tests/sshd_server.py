@@ -52,7 +52,7 @@ def sshd(folder: Path, extra_config: str = "") -> Iterator[Sshd]:
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {folder / 'sshd.pid'}\n"
         "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM yes\n"
         "PermitRootLogin prohibit-password\nStrictModes no\n"
-        "AuthorizedKeysFile .ssh/authorized_keys\n" + extra_config
+        "AuthorizedKeysFile .ssh/authorized_keys\nSubsystem sftp internal-sftp\n" + extra_config
     )
     os.makedirs("/run/sshd", exist_ok=True)
     with open(folder / "sshd.log", "w") as log:

@@ -202,10 +202,9 @@ def server():
 def test_a_team_follows_its_readme_and_plays(server, tmp_path):
     """setup_server.sh, provisioning, the README over real sshd, the lobby, a game, delete."""
     assert Path("/usr/local/bin/game-server").exists(), "setup_server.sh put no game-server on PATH"
-    game_file = tmp_path / "e2e.toml"
+    game_file = Path(f"/tmp/e2e-game-{os.getpid()}.toml")  # the game's own user reads it
     game_file.write_text(SHORT_GAME)
     game_file.chmod(0o644)
-    tmp_path.chmod(0o755)  # the game's own user reads the game file
     root_sh(f"game-server init --game {game_file}")
     team_key = keygen(tmp_path / "team")
     roster = tmp_path / "roster.csv"
@@ -245,6 +244,7 @@ def test_a_team_follows_its_readme_and_plays(server, tmp_path):
                 game.terminate()
                 game.wait(timeout=30)
             root_sh(f"game-server users delete {shlex.quote(TEAM)}", check=False)
+            game_file.unlink()
     assert nothing_left_of_the_team() == []
 
 
