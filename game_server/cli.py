@@ -7,6 +7,7 @@ import click
 from game_server import serve, webserver
 from game_server.accounts import cli as users_cli
 from game_server.demo.command import demo
+from game_server.doctor import doctor
 from game_server.logs import LEVELS, configure_logging
 from game_server.play import teams as registry
 from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
@@ -357,3 +358,4 @@ for _command in users_cli.COMMANDS:
     users.add_command(_command)
 
 main.add_command(demo)
+main.add_command(doctor)

@@ -1,0 +1,132 @@
+"""`game-server doctor`: is this server ready for the workshop? One line per problem.
+
+Run on the server the day before (as root, with the game's settings loaded). It checks
+what the participants and the game need, in the order they need it: the game database
+reachable and initialised, an SSH server, each provisioned team's account, `.env` and API,
+and the pages' port. Every problem is one line that says what to do; none means ready.
+"""
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+
+from game_server.accounts.config import Settings
+from game_server.accounts.state import starter_paths
+from game_server.storage import database, games
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def api_answers(port: int) -> bool:
+    """Whether a team's API answers GET /health on its port (no proxy, 2 s)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def database_problems(url: str | None) -> list[str]:
+    """The game database: reachable, and holding a game."""
+    engine = database.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            games.game_row(conn)
+    except games.NotInitialised:
+        return ["the game database has no game yet: run `game-server init --game workshop`"]
+    except sa.exc.SQLAlchemyError as exc:
+        first = str(exc).splitlines()[0][:160]
+        return [
+            f"cannot reach the game database {database.safe_url(engine)} ({first}): "
+            "is PostgreSQL running (`pg_isready`), and GAME_DATABASE_URL loaded?"
+        ]
+    finally:
+        engine.dispose()
+    return []
+
+
+def team_problems(record: dict) -> list[str]:
+    """One provisioned team: its Linux user, its `.env` (a regular file), its API."""
+    name, user = record["name"], record["user"]
+    if subprocess.run(["id", "--", user], capture_output=True).returncode != 0:
+        return [f"team {name}: no Linux user {user}: run `game-server users create ROSTER.csv`"]
+    problems = []
+    home = os.path.expanduser(f"~{user}")
+    env = starter_paths(home)[1]
+    try:  # lstat: never follow a link a team planted
+        regular = stat.S_ISREG(os.lstat(env).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        problems.append(f"team {name}: no {env}: run `game-server users create ROSTER.csv`")
+    if not api_answers(record["api_port"]):
+        problems.append(
+            f"team {name}: its API on port {record['api_port']} does not answer /health "
+            "(not started yet: the team starts it, README step 3)"
+        )
+    return problems
+
+
+def registry_teams(path: str) -> tuple[list[dict], list[str]]:
+    """The provisioned teams in the registry at `path`, and a problem when it is unreadable."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return [], []  # nobody provisioned yet: nothing to check
+    except OSError as exc:
+        return [], [f"cannot read the registry {path} ({exc.strerror}): run as root"]
+    try:
+        return list(json.loads(text)["teams"]), []
+    except (ValueError, KeyError, TypeError):
+        return [], [f"{path} is not a provisioning registry"]
+
+
+def problems(url: str | None, port: int, ssh_port: int, registry: str) -> list[str]:
+    """Every problem found, in the order the workshop meets them."""
+    found = database_problems(url)
+    if not listening(ssh_port):
+        found.append(
+            f"no SSH server on port {ssh_port}: teams cannot log in "
+            "(`apt-get install openssh-server`, then start it)"
+        )
+    teams, trouble = registry_teams(registry)
+    found += trouble
+    for record in teams:
+        found += team_problems(record)
+    if listening(port):
+        found.append(
+            f"port {port} is in use: the pages need it (another `game-server run`? `ss -ltnp`)"
+        )
+    return found
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="The pages' port (it must be free before `run`).")  # fmt: skip
+@click.option("--ssh-port", type=click.IntRange(1, 65535), default=22, show_default=True)
+@click.option("--registry", default=Settings().registry, show_default=True,
+              help="The provisioning registry (`users create --registry`).")  # fmt: skip
+@click.pass_obj
+def doctor(obj: dict, port: int, ssh_port: int, registry: str) -> None:
+    """Check this server is ready for the workshop: one line per problem, exit 0 when ready."""
+    found = problems(obj["db"], port, ssh_port, registry)
+    for line in found:
+        click.echo(f"doctor: {line}")
+    if found:
+        raise SystemExit(1)
+    click.echo("doctor: ready (database, game, SSH, every team's account and API, the pages' port)")

@@ -1,0 +1,80 @@
+"""`game-server doctor`: one line per problem with what to do, exit 0 when the server is ready."""
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from click.testing import CliRunner
+
+from game_server.cli import main
+
+
+def listener() -> socket.socket:
+    """A socket listening on a free loopback port (stands in for sshd)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def free_port() -> int:
+    """A port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Health(BaseHTTPRequestHandler):
+    """A team's API that answers GET /health."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def doctor(db: str, *args: str):
+    """Run `game-server --db DB doctor ARGS`."""
+    return CliRunner().invoke(main, ["--db", db, "doctor", *args])
+
+
+def test_an_empty_database_and_no_sshd_are_named_with_what_to_do(tmp_path):
+    """No game and no SSH server: one line each, with the command that fixes it; exit 1."""
+    db = f"sqlite:///{tmp_path / 'game.sqlite'}"
+    result = doctor(db, "--ssh-port", str(free_port()), "--port", str(free_port()),
+                    "--registry", str(tmp_path / "none.json"))  # fmt: skip
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert any("game-server init" in line for line in lines), result.output
+    assert any("no SSH server" in line for line in lines), result.output
+    assert all(line.startswith("doctor: ") for line in lines)
+
+
+def test_a_ready_server_and_a_team_whose_api_is_down(tmp_path):
+    """Ready but for one team: its user, its .env and its API are each a line; then ready."""
+    db = f"sqlite:///{tmp_path / 'game.sqlite'}"
+    assert CliRunner().invoke(main, ["--db", db, "init", "--game", "demo"]).exit_code == 0
+    ssh, api = listener(), ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    registry = tmp_path / "accounts.json"
+    common = ["--ssh-port", str(ssh.getsockname()[1]), "--registry", str(registry)]
+    try:
+        registry.write_text(json.dumps({"teams": []}))
+        ready = doctor(db, *common, "--port", str(free_port()))
+        assert ready.exit_code == 0 and "ready" in ready.output, ready.output
+        busy = doctor(db, *common, "--port", str(api.server_address[1]))
+        assert busy.exit_code == 1 and "is in use" in busy.output
+        team = {"name": "Ghost", "user": "team-no-such-user-x", "api_port": free_port()}
+        registry.write_text(json.dumps({"teams": [team]}))
+        ghost = doctor(db, *common, "--port", str(free_port()))
+        assert ghost.exit_code == 1 and "team Ghost: no Linux user" in ghost.output
+        team.update(user="root", api_port=api.server_address[1])  # a user that exists
+        registry.write_text(json.dumps({"teams": [team]}))
+        no_env = doctor(db, *common, "--port", str(free_port()))
+        assert "participant_starter/.env" in no_env.output and "/health" not in no_env.output
+    finally:
+        ssh.close()
+        api.shutdown()
