@@ -78,7 +78,10 @@ def _request_id(body) -> str:
     """The request's id: from the body, else the X-Request-ID header, else a new one."""
     value = body.get("id") if isinstance(body, dict) else None
     value = value if value is not None else request.headers.get("X-Request-ID")
-    return str(value)[:200] if value is not None else uuid.uuid4().hex
+    text = str(value)[:200] if value is not None else uuid.uuid4().hex
+    # Any id must go into the log and the database: a lone surrogate ("\ud800", not
+    # UTF-8) would break the log line, a NUL is refused by PostgreSQL. Keep them as text.
+    return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
 
 
 def _not_json(constant: str):

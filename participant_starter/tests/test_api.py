@@ -114,6 +114,17 @@ def test_every_answer_is_logged_to_the_database(app, client, applicant):
     assert messy["features"] == {"age": "x"} and messy["pred"] in (0, 1)
 
 
+def test_any_request_id_is_logged_and_stored(app, client, applicant):
+    """A lone surrogate or a NUL in the id: answered, and stored as text (as it is logged)."""
+    body = '{"id": "odd-\\ud800-\\u0000", "features": {"age": 40}}'
+    response = client.post("/predict", data=body, content_type="application/json")
+    assert_valid(response)
+    assert response.get_json()["id"] == "odd-\\ud800-\\x00"
+    app.extensions["db_writer"].close()
+    logged = database.load_predictions(app.extensions["db_writer"].engine)
+    assert list(logged["request_id"]) == ["odd-\\ud800-\\x00"]
+
+
 def test_a_new_model_file_is_served_without_a_restart(client, applicant, model_path):
     first = client.post("/predict", json=applicant).get_json()["model_version"]
     pipeline, metadata = train_tiny_model(make_applicants(seed=1))
