@@ -109,13 +109,36 @@ def test_recent_accuracy_counts_the_last_rounds_with_visible_labels(game, monkey
         reveal_now(engine)
         trail.append(board(engine)["red"]["accuracy"])
     # the window: the last 3 rounds up to the watermark, valid answers only
-    assert trail == pytest.approx([1.0, 1.0, 2 / 3, 1 / 2, 0.0, 0.0])
+    assert trail == [1.0, 1.0, 0.667, 0.5, 0.0, 0.0]  # to 0.001
     with engine.begin() as conn:  # seq 7 is scored, but its label is not visible
         writes.store_rounds(conn, [scored(7, {red: "correct", blue: "correct"})])
     reveal_now(engine)
     assert board(engine)["red"]["accuracy"] == 0.0 and board(engine)["blue"]["accuracy"] == 1.0
     assert reveal_now(engine, now + 61) == 1  # a step over several rounds: the same window
-    assert board(engine)["red"]["accuracy"] == pytest.approx(1 / 3)  # seq 5, 6 and 7
+    assert board(engine)["red"]["accuracy"] == 0.333  # seq 5, 6 and 7
+
+
+def test_a_step_over_a_whole_window_counts_it_afresh(game, monkeypatch):
+    monkeypatch.setattr(reveal, "RECENT_ROUNDS", 3)
+    engine, ids = game
+    red, blue = ids["red"], ids["blue"]
+    now = time.time()
+    answers = ["wrong", "wrong", "correct", TIMEOUT, "correct", "wrong", "correct"]
+    with engine.begin() as conn:
+        writes.insert_requests(conn, [request_row(s, sent_at=now - 10) for s in range(1, 8)])
+        writes.store_rounds(
+            conn, [scored(s, {red: a, blue: "wrong"}) for s, a in enumerate(answers[:5], 1)]
+        )
+    assert reveal_now(engine) == 5  # rounds 3, 4 and 5 make the window
+    b = board(engine)
+    assert b["red"]["accuracy"] == 1.0 and b["blue"]["accuracy"] == 0.0
+    assert (b["red"]["correct"], b["red"]["wrong"], b["red"]["points"]) == (2, 2, 1)
+    with engine.begin() as conn:  # blue is not asked rounds 6 and 7
+        writes.store_rounds(conn, [scored(s, {red: answers[s - 1]}) for s in (6, 7)])
+    assert reveal_now(engine) == 2  # a short step: rounds 5, 6 and 7
+    b = board(engine)
+    assert b["red"]["accuracy"] == 0.667 and b["blue"]["accuracy"] == 0.0
+    assert board(engine) == board(engine, final=True)
 
 
 def test_the_freeze_keeps_public_standings_and_the_end_shows_the_truth(game):

@@ -18,7 +18,8 @@ until the game is finished; then everything is shown (`standings`).
 
 The leaderboard's recent accuracy is kept the same way (`team_recent_labels`): the valid
 answers and correct ones of the last `RECENT_ROUNDS` rounds up to the watermark, moved by
-adding the rounds the watermark passes and taking away those that leave the window.
+adding the rounds the watermark passes and taking away those that leave the window; a
+step that passes a whole window or more counts the window afresh from what it read.
 """
 
 import time
@@ -109,14 +110,42 @@ def _reference(conn: sa.Connection, low: int, high: int) -> dict[int, PhaseTotal
     }
 
 
-def _recent_rows(revealed: list[sa.Row[Any]], leaving: list[sa.Row[Any]]) -> list[dict[str, Any]]:
-    """What the rounds entering and leaving the recent window change, per team."""
+def _team_rows(revealed: list[sa.Row[Any]]) -> list[dict[str, Any]]:
+    """The public totals the revealed answers add, as `team_totals` rows (one per key)."""
+    totals: dict[tuple[int, int], TeamTotals] = {}
+    for r in revealed:
+        t = totals.setdefault((r.team_id, r.phase_index), TeamTotals())
+        t.public_points += int(r.points)
+        t.public_correct += int(r.correct)
+        t.public_wrong += int(r.wrong)
+    return [t.row(team_id, phase) for (team_id, phase), t in totals.items()]
+
+
+def _recent_rows(*changes: tuple[list[sa.Row[Any]], int]) -> list[dict[str, Any]]:
+    """Per team, the valid and correct answers of rows counted with a sign (+1 or -1)."""
     change: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for rows, sign in ((revealed, 1), (leaving, -1)):
+    for rows, sign in changes:
         for r in rows:
             change[r.team_id][0] += sign * int(r.correct)
             change[r.team_id][1] += sign * (int(r.correct) + int(r.wrong))
     return [{"team_id": t, "correct": c, "answered": a} for t, (c, a) in change.items()]
+
+
+def _reveal_answers(conn: sa.Connection, mark: int, new: int) -> list[sa.Row[Any]]:
+    """Read the valid answers from `mark` to `new` once; move the recent window with them."""
+    start = new - RECENT_ROUNDS  # the window after this step: (start, new]
+    if start < mark:  # a short step: add what enters the window, take away what leaves it
+        revealed = _valid_answers(conn, mark, new)
+        leaving = _valid_answers(conn, mark - RECENT_ROUNDS, start)
+        recent = _recent_rows((revealed, 1), (leaving, -1))
+        upsert_add(conn, team_recent_labels, ("team_id",), recent)
+        return revealed
+    older, window = _valid_answers(conn, mark, start), _valid_answers(conn, start, new)
+    conn.execute(team_recent_labels.delete())  # the whole window is new: count it afresh
+    rows = _recent_rows((window, 1))
+    if rows:
+        conn.execute(team_recent_labels.insert(), rows)
+    return older + window
 
 
 def _set_mark(conn: sa.Connection, seq: int, now: float) -> None:
@@ -141,17 +170,9 @@ def reveal_labels(conn: sa.Connection, now: float | None = None) -> int:
     new = _next_mark(conn, mark, now)
     if new == mark:
         return 0
-    revealed = _valid_answers(conn, mark, new)
-    teams = [
-        TeamTotals(public_points=int(r.points), public_correct=int(r.correct),
-                   public_wrong=int(r.wrong)).row(r.team_id, r.phase_index)
-        for r in revealed
-    ]  # fmt: skip
-    upsert_add(conn, team_totals, ("team_id", "phase_index"), teams)
+    revealed = _reveal_answers(conn, mark, new)
+    upsert_add(conn, team_totals, ("team_id", "phase_index"), _team_rows(revealed))
     phases = [t.row(p) for p, t in _reference(conn, mark, new).items()]
     upsert_add(conn, phase_totals, ("phase_index",), phases)
-    leaving = _valid_answers(conn, mark - RECENT_ROUNDS, new - RECENT_ROUNDS)
-    recent = _recent_rows(revealed, leaving)
-    upsert_add(conn, team_recent_labels, ("team_id",), recent)
     _set_mark(conn, new, now)
     return new - mark

@@ -135,7 +135,7 @@ def _board_row(
         "failures": failures,
         "latency_mean": round(sums.latency_sum / count, 1) if sums and count else None,
         "recent_window": recent.window if recent else 0,
-        "accuracy": int(labels.correct) / answered if answered else None,
+        "accuracy": round(int(labels.correct) / answered, 3) if answered else None,
         "latency_p50": recent.latency_p50 if recent else None,
         "latency_p95": recent.latency_p95 if recent else None,
         "up": recent.up if recent else None,
