@@ -44,7 +44,8 @@ def provision_and_remove(ex, settings, roster, sshd):
     port, known_hosts, _, team_key = sshd
     lines = []
     provision.create(ex, settings, roster, echo=lines.append)
-    assert len(lines) == 3 and "create user" in lines[0] and "register in game" in lines[1]
+    assert len(lines) == 4 and "create user" in lines[0] and "register in game" in lines[1]
+    assert lines[2] == "the participant starter in new homes: level complete"
     assert checks.check(ex, settings, echo=lines.append), lines
     teams = handout.load(settings.handout_dir)
     assert set(teams) == {"Red Team", "Blue"}
