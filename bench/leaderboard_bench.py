@@ -13,6 +13,7 @@ collection. Writes the "Leaderboard" section of docs/PERFORMANCE.md.
 import argparse
 import contextlib
 import datetime
+import os
 import platform
 import re
 import shutil
@@ -266,6 +267,7 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("leaderboard bench: `wrk` is not installed (apt-get install -y wrk)")
         return 1
+    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())  # others' work on the machine
     with tempfile.TemporaryDirectory() as tmp, scratch_database(args.db, tmp) as url:
         engine, ids = setup(url)
         with serve(url) as base:
@@ -289,8 +291,8 @@ Measured by `make bench-leaderboard` on {datetime.date.today()}: {platform.machi
 Python {platform.python_version()}, {backend}. 100 teams; `GET /api/leaderboard` served by
 waitress as `game-server run` serves it ({WEB_THREADS} threads, one process) on 127.0.0.1,
 loaded by `wrk -t2 -c50 -d{args.seconds}s` (50 concurrent connections, on the same 2-core
-machine) after a 5 s warm-up, {args.runs} runs at each size of the `results` table
-(medians of the runs):
+machine; load average {load} when the run started) after a 5 s warm-up, {args.runs} runs
+at each size of the `results` table (medians of the runs):
 
 | results | p50 ms | p99 ms | p99 of each run, ms | req/s | errors | query alone, ms |
 |---|---|---|---|---|---|---|
