@@ -7,29 +7,24 @@ profile, role and schema with that prefix, also when a test fails.
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import paramiko
 import psycopg
 import pytest
+from sshd_server import keygen
+from sshd_server import sshd as sshd_server
 
 from game_server.accounts import config
+from game_server.play import teams
+from game_server.storage import database
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/"
 PSQL_ADMIN = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"]
 ROSTER = "name,members,ssh_key\nRed Team,Ann; Bob,\nBlue,Cy,{key}\n"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,33 +33,22 @@ def sshd(tmp_path_factory):
     if not os.path.exists("/usr/sbin/sshd") or os.geteuid() != 0:
         pytest.skip("needs root and /usr/sbin/sshd")  # the markers fail this in CI
     d = tmp_path_factory.mktemp("sshd")
-    for name in ("host", "client", "team"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
-                       check=True)  # fmt: skip
-    (d / "root_keys").write_text((d / "client.pub").read_text())
-    port = free_port()
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'sshd.pid'}\n"
-        "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM yes\n"
-        "PermitRootLogin prohibit-password\nStrictModes no\n"
-        "AuthorizedKeysFile .ssh/authorized_keys\n"
-        f"Match User root\n  AuthorizedKeysFile {d / 'root_keys'}\n"
-    )
-    os.makedirs("/run/sshd", exist_ok=True)
-    with open(d / "sshd.log", "w") as log:
-        proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
-                                stderr=log)  # fmt: skip
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    host_key = (d / "host.pub").read_text().split()
-    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
-    yield port, str(d / "known_hosts"), str(d / "client"), (d / "team.pub").read_text().strip()
-    proc.terminate()
-    proc.wait(timeout=10)
+    client, team = keygen(d / "client"), keygen(d / "team")
+    (d / "root_keys").write_text(client.with_suffix(".pub").read_text())
+    with sshd_server(d, f"Match User root\n  AuthorizedKeysFile {d / 'root_keys'}\n") as server:
+        team_key = team.with_suffix(".pub").read_text().strip()
+        yield server.port, server.known_hosts, str(client), team_key
+
+
+def token_owner(settings: config.Settings, token: str) -> str | None:
+    """The game team `token` belongs to, or None (read from the game's database)."""
+    engine = database.make_engine(settings.game_cmd[settings.game_cmd.index("--db") + 1])
+    try:
+        with engine.connect() as conn:
+            row = teams.authenticate(conn, token)
+    finally:
+        engine.dispose()
+    return row and row["name"]
 
 
 def cleanup(prefix: str, settings: config.Settings) -> None:

@@ -9,12 +9,10 @@ from pathlib import Path
 import accounts_helpers
 import psycopg
 import pytest
-from accounts_helpers import ADMIN, game_teams, ssh_as
+from accounts_helpers import ADMIN, game_teams, ssh_as, token_owner
 
 from game_server.accounts import checks, config, handout, provision, registry, teardown
 from game_server.accounts.executors import ExecError, LocalExecutor, SSHExecutor
-from game_server.play import teams
-from game_server.storage import database
 
 pytestmark = [pytest.mark.root, pytest.mark.postgres]
 sshd, setup = accounts_helpers.sshd, accounts_helpers.setup  # the fixtures
@@ -113,17 +111,6 @@ def test_provisioning_over_ssh(setup, sshd):
     with SSHExecutor("127.0.0.1", "root", port, key_path=client_key,
                      known_hosts=known_hosts) as ex:  # fmt: skip
         provision_and_remove(ex, settings, roster, sshd)
-
-
-def token_owner(settings, token: str) -> str | None:
-    """The game team `token` belongs to, or None (read from the game's database)."""
-    engine = database.make_engine(settings.game_cmd[settings.game_cmd.index("--db") + 1])
-    try:
-        with engine.connect() as conn:
-            row = teams.authenticate(conn, token)
-    finally:
-        engine.dispose()
-    return row and row["name"]
 
 
 def recreate_and_rotate(ex, settings, roster):

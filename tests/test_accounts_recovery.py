@@ -19,13 +19,11 @@ from pathlib import Path
 import accounts_helpers
 import psycopg
 import pytest
-from accounts_helpers import ADMIN, game_teams
+from accounts_helpers import ADMIN, game_teams, token_owner
 
 from game_server.accounts import checks, handout, provision, registry, teardown
 from game_server.accounts.executors import LocalExecutor
 from game_server.accounts.plan import Step
-from game_server.play import teams
-from game_server.storage import database
 
 pytestmark = [pytest.mark.root, pytest.mark.postgres, pytest.mark.ssh, pytest.mark.slow]
 sshd, setup = accounts_helpers.sshd, accounts_helpers.setup  # the fixtures
@@ -75,17 +73,6 @@ def kill_create_at(settings, roster: Path, step: Step) -> dict:
     (record,) = registry.list_teams(LocalExecutor(), settings)
     assert registry.interrupted_at(record) == step.value
     return record
-
-
-def token_owner(settings, token: str) -> str | None:
-    """The game team `token` belongs to, or None (read from the game's database)."""
-    engine = database.make_engine(settings.game_cmd[settings.game_cmd.index("--db") + 1])
-    try:
-        with engine.connect() as conn:
-            row = teams.authenticate(conn, token)
-    finally:
-        engine.dispose()
-    return row and row["name"]
 
 
 def assert_gone(settings, record: dict) -> None:
