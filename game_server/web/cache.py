@@ -11,6 +11,8 @@ request (a page polling with `If-None-Match` gets a 304), which makes `/api/lead
 cost about what a fixed document costs (docs/PERFORMANCE.md, Leaderboard). Anything
 else, or an answer that is not fresh (the first request, a failing database), goes
 through Flask and `cached_json`, which computes it in the request, one thread at a time.
+An answer polled less often than it would be refreshed (`/api/history`, every 3 s) asks
+for no refresher (`keep_fresh=False`): it is computed on demand, at most once per TTL.
 """
 
 import hashlib
@@ -63,9 +65,10 @@ class LiveCache:
         kept = key in self.refreshing and now - answer.at < ttl + GRACE_SECONDS
         return answer if kept or now - answer.at < ttl else None
 
-    def get(self, key: str, compute: Callable[[], Any]) -> Answer:
+    def get(self, key: str, compute: Callable[[], Any], keep_fresh: bool = True) -> Answer:
         """A fresh answer, else one computed here (one thread at a time: while one thread
-        computes a stale answer again, the others get the stale one)."""
+        computes a stale answer again, the others get the stale one); with `keep_fresh`,
+        a refresher thread recomputes it from then on."""
         answer = self.fresh(key)
         if answer is not None:
             return answer
@@ -82,7 +85,8 @@ class LiveCache:
             if mine:
                 with _lock:
                     self.computing.discard(key)
-        self._keep_fresh(key, compute)
+        if keep_fresh:
+            self._keep_fresh(key, compute)
         return answer
 
     def store(self, key: str, data: Any) -> Answer:
@@ -129,9 +133,10 @@ def live_cache(app: Flask) -> LiveCache:
     return cache
 
 
-def cached_json(key: str, compute: Callable[[], Any]) -> Response:
+def cached_json(key: str, compute: Callable[[], Any], keep_fresh: bool = True) -> Response:
     """The JSON of `compute()` from the current app's cache (see `LiveCache.get`)."""
-    answer = live_cache(current_app._get_current_object()).get(key, compute)  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    answer = live_cache(app).get(key, compute, keep_fresh)
     response = Response(answer.body, mimetype="application/json")
     response.set_etag(answer.etag)
     return response
