@@ -9,14 +9,68 @@ own work. Bench-only: no route of the game serves this.
     .venv/bin/python bench/floor_server.py --bytes 20000 --workers 2
 
 Prints its URL on stdout; serves until SIGTERM or SIGINT (which stop every worker).
+`serve_floor` and `serve_game` start it and `game-server web --workers N` for the
+leaderboard's benchmark.
 """
 
 import argparse
+import contextlib
 import json
 import os
+import re
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 from game_server import prefork, webserver
+
+
+@contextlib.contextmanager
+def started(command: list[str], env: dict, log: Path, find_url):
+    """A server process (`command`) whose URL `find_url(log text)` reads from its output;
+    stopped with SIGTERM (its workers with it) when the block ends."""
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while (url := find_url(log.read_text())) is None:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {log.read_text()[-500:]}")
+            time.sleep(0.1)
+        yield url.rstrip("/")
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def serve_game(url: str, workers: int, tmp: str):
+    """`game-server web --workers N` on a free port, as `game-server run` serves the pages
+    (its database URL in the environment); its base URL."""
+    env = {**os.environ, "GAME_DATABASE_URL": url, "GAME_LOG_LEVEL": "INFO"}  # for the URL
+
+    def find(text: str) -> str | None:
+        found = re.search(r"web app listening url=(\S+)", text)
+        return found.group(1) if found else None
+
+    command = [sys.executable, "-m", "game_server", "web", "--port", "0"]
+    return started(command + ["--workers", str(workers)], env, Path(tmp) / "web.log", find)
+
+
+def serve_floor(size: int, workers: int, tmp: str):
+    """The floor (`floor_server.py`): the same server, a fixed JSON document of `size` bytes."""
+    script = str(Path(__file__).resolve())
+    command = [sys.executable, script, "--bytes", str(size), "--workers", str(workers)]
+
+    def find(text: str) -> str | None:
+        found = re.search(r"^(http://\S+)$", text, re.M)
+        return found.group(1) if found else None
+
+    return started(command, dict(os.environ), Path(tmp) / f"floor-{size}.log", find)
 
 
 def document(size: int) -> bytes:
