@@ -4,7 +4,7 @@ import json
 
 import click
 
-from game_server import serve, webserver
+from game_server import prefork, serve, webserver
 from game_server.accounts import cli as users_cli
 from game_server.demo.command import demo
 from game_server.doctor import doctor
@@ -278,6 +278,15 @@ def _load_game(file: str):
         raise click.ClickException(str(exc)) from None
 
 
+WORKERS_OPTION = click.option(
+    "--workers",
+    type=click.IntRange(1, prefork.WORKERS_MAX),
+    default=1,
+    show_default=True,
+    help="Web worker processes on the one port (each 8 threads; a supervisor restarts them).",
+)
+
+
 @main.command()
 @click.option(
     "--game",
@@ -310,8 +319,9 @@ def init(obj: dict, game_name: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Web server address.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--start", is_flag=True, help="Start the game at once (when in the lobby).")
+@WORKERS_OPTION
 @click.pass_obj
-def run(obj: dict, game_name: str | None, host: str, port: int, start: bool) -> None:
+def run(obj: dict, game_name: str | None, host: str, port: int, start: bool, workers: int) -> None:
     """Run the game: the customer's game loop, and the web app (its own process) on HOST:PORT."""
     engine = _engine(obj)
     database.init_db(engine)
@@ -319,7 +329,7 @@ def run(obj: dict, game_name: str | None, host: str, port: int, start: bool) -> 
         with engine.connect() as conn:
             game_name = games.game_row(conn)["game_file"] or "workshop"
     try:
-        serve.run(engine, _load_game(game_name), host, port, start)
+        serve.run(engine, _load_game(game_name), host, port, start, web_workers=workers)
     except (games.GameBusy, OSError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -328,11 +338,12 @@ def run(obj: dict, game_name: str | None, host: str, port: int, start: bool) -> 
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--listen-fd", type=int, default=None, hidden=True)  # from `run`: its socket
+@WORKERS_OPTION
 @click.pass_obj
-def web(obj: dict, host: str, port: int, listen_fd: int | None) -> None:
+def web(obj: dict, host: str, port: int, listen_fd: int | None, workers: int) -> None:
     """Serve the pages and the JSON API only (`run` starts this as a process of its own)."""
     try:
-        webserver.serve(obj["db"], host, port, listen_fd)
+        webserver.serve(obj["db"], host, port, listen_fd, workers)
     except (OSError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -41,9 +41,12 @@ RESTART_BACKOFF_MAX = 30.0  # a web process that keeps dying is restarted at mos
 class WebProcess:
     """`game-server web` as a child process on a socket made here; restarted when it dies."""
 
-    def __init__(self, url: str, sock: socket.socket, stderr: IO[str] | None = None):
-        """Settings only (nothing starts until `start()`)."""
+    def __init__(
+        self, url: str, sock: socket.socket, stderr: IO[str] | None = None, workers: int = 1
+    ):
+        """Settings only (nothing starts until `start()`); `workers`: its worker processes."""
         self.url = url
+        self.workers = workers
         self.sock = sock
         self.stderr = stderr
         self.process: subprocess.Popen[bytes] | None = None
@@ -62,7 +65,8 @@ class WebProcess:
             "GAME_LOG_LEVEL": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "game_server", "web", "--listen-fd", str(fd)],
+            [sys.executable, "-m", "game_server", "web", "--listen-fd", str(fd)]
+            + ["--workers", str(self.workers)],
             env=env,
             stdin=subprocess.PIPE,  # the child stops when this pipe closes (we died)
             stderr=self.stderr,
@@ -129,17 +133,19 @@ def run(
     start: bool,
     beside: Callable[[Game, str], Coroutine[Any, Any, None]] | None = None,
     log_file: IO[str] | None = None,
+    web_workers: int = 1,
 ) -> None:
     """Run the game loop until Ctrl-C or SIGTERM, with the web app in a child process.
 
     `beside(game, web_url)` (the demo's supervisor) runs in the loop once the web app is
     up; the game stops when it returns, and it is cancelled when the game stops first.
-    The web process logs to `log_file` (default: this process's stderr).
+    The web process logs to `log_file` (default: this process's stderr); with
+    `web_workers` over 1 it supervises that many worker processes (`prefork`).
     """
     url = engine.url.render_as_string(hide_password=False)
     create_app({"DATABASE_URL": url})  # a bad setting stops here (ConfigError), first
     sock = webserver.listen(host, port)  # and a busy port (OSError)
-    web = WebProcess(url, sock, log_file)
+    web = WebProcess(url, sock, log_file, web_workers)
     game = Game(engine, game_file)
 
     async def main() -> None:

@@ -3,25 +3,32 @@
 `game-server run` starts `game-server web` as a child process (`serve.WebProcess`) on a
 listening socket it made itself, so the game loop and the pages share nothing but the
 database: a flood of page requests spends the web process's CPU and GIL, never the loop's.
-`start_web` serves from a thread instead, for tests and benchmarks.
+`game-server web --workers N` serves from N worker processes on the one socket (see
+`prefork`: the GIL of one process is the ceiling of its p99 under load). `start_web`
+serves from a thread instead, for tests.
 """
 
+import functools
 import logging
 import os
 import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
+from game_server import prefork
 from game_server.web.app import create_app
 
 log = logging.getLogger(__name__)
 
 WEB_THREADS = 8
 BACKLOG = 1024  # connections wait here while a new web process starts (waitress's default)
+BODY_MAX = 64 * 1024  # the body cap of a WSGI app that is not the game's (the bench floor)
 WEB_NICE = 10  # started by `run`: the web process yields the CPU to the game loop
 
 
@@ -30,9 +37,10 @@ class Stop(Exception):
 
 
 def make_server(
-    app: Flask, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None
+    app: Any, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None
 ) -> BaseWSGIServer | MultiSocketServer:
-    """A waitress server for `app` on host:port, or on the listening socket `sock`."""
+    """A waitress server for the WSGI app `app` on host:port, or on the listening socket
+    `sock`; the body cap is a Flask app's MAX_CONTENT_LENGTH (else BODY_MAX)."""
     where: dict = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
     # poll(), not select(): a process holding over 1,024 sockets (the customer at a big
     # game's peak, when served in a thread beside it) would kill select()'s thread.
@@ -43,7 +51,7 @@ def make_server(
         threads=WEB_THREADS,
         asyncore_use_poll=True,
         backlog=BACKLOG,
-        max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1,
+        max_request_body_size=getattr(app, "config", {}).get("MAX_CONTENT_LENGTH", BODY_MAX) + 1,
         **where,
     )
 
@@ -81,30 +89,47 @@ def base_url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def serve(url: str | None, host: str, port: int, listen_fd: int | None = None) -> None:
+def serve(
+    url: str | None, host: str, port: int, listen_fd: int | None = None, workers: int = 1
+) -> None:
     """`game-server web`: serve until SIGTERM or Ctrl-C.
 
     With `listen_fd` (started by `game-server run`): serve on that inherited socket, at a
     lower CPU priority than the game loop, and stop when stdin (a pipe from `run`) closes,
-    so that a killed `run` leaves no web process behind.
+    so that a killed `run` leaves no web process behind. With `workers` over 1: that many
+    worker processes on the one socket, this process their supervisor (`prefork`).
     """
     if listen_fd is not None:
-        threading.Thread(target=_stop_when_stdin_closes, name="stdin", daemon=True).start()
         os.nice(WEB_NICE)
-    app = create_app({"DATABASE_URL": url} if url else None)
+    config = {"DATABASE_URL": url} if url else None
+    checked = create_app(config)  # a bad setting fails here, once, before any fork
+    checked.extensions["game_engine"].dispose()  # no connection is shared with a worker
     sock = listen(host, port) if listen_fd is None else socket.socket(fileno=listen_fd)
+    log.info("web app listening url=%s pid=%d workers=%d", base_url(sock), os.getpid(), workers)
+    work = functools.partial(serve_app, functools.partial(create_app, config), sock)
+    if workers == 1:
+        if listen_fd is not None:
+            threading.Thread(target=_stop_when_stdin_closes, name="stdin", daemon=True).start()
+        work()
+    else:
+        prefork.Workers(workers, work, watch_stdin=listen_fd is not None).run()
+    log.info("web app stopped pid=%d", os.getpid())
+
+
+def serve_app(make_app: Callable[[], Any], sock: socket.socket) -> None:
+    """Serve the WSGI app `make_app()` builds on the listening socket `sock` with waitress,
+    until SIGTERM or SIGINT (a web worker's whole life; the benchmark's floor uses it too)."""
+    app = make_app()
     server = make_server(app, sock=sock)
     try:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, _stop)
-        log.info("web app listening url=%s pid=%d", base_url(sock), os.getpid())
         server.run()
     except Stop:
         pass
     finally:
         server.close()
         server.task_dispatcher.shutdown(timeout=2)
-    log.info("web app stopped pid=%d", os.getpid())
 
 
 def _stop(_signum: int, _frame: object) -> None:

@@ -1,0 +1,114 @@
+"""The leaderboard benchmark's floor: the game's web server answering a fixed JSON document.
+
+The same waitress server as `game-server web --workers N` (`webserver.serve_app`: the
+same threads, body cap and socket options; `prefork.Workers`: the same worker processes
+on one socket), serving a bare WSGI app that answers every request with one fixed JSON
+document of `--bytes` bytes. Whatever the real endpoint costs beyond this is the game's
+own work. Bench-only: no route of the game serves this.
+
+    .venv/bin/python bench/floor_server.py --bytes 20000 --workers 2
+
+Prints its URL on stdout; serves until SIGTERM or SIGINT (which stop every worker).
+`serve_floor` and `serve_game` start it and `game-server web --workers N` for the
+leaderboard's benchmark.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from game_server import prefork, webserver
+
+
+@contextlib.contextmanager
+def started(command: list[str], env: dict, log: Path, find_url):
+    """A server process (`command`) whose URL `find_url(log text)` reads from its output;
+    stopped with SIGTERM (its workers with it) when the block ends."""
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while (url := find_url(log.read_text())) is None:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {log.read_text()[-500:]}")
+            time.sleep(0.1)
+        yield url.rstrip("/")
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def serve_game(url: str, workers: int, tmp: str):
+    """`game-server web --workers N` on a free port, as `game-server run` serves the pages
+    (its database URL in the environment); its base URL."""
+    env = {**os.environ, "GAME_DATABASE_URL": url, "GAME_LOG_LEVEL": "INFO"}  # for the URL
+
+    def find(text: str) -> str | None:
+        found = re.search(r"web app listening url=(\S+)", text)
+        return found.group(1) if found else None
+
+    command = [sys.executable, "-m", "game_server", "web", "--port", "0"]
+    return started(command + ["--workers", str(workers)], env, Path(tmp) / "web.log", find)
+
+
+def serve_floor(size: int, workers: int, tmp: str):
+    """The floor (`floor_server.py`): the same server, a fixed JSON document of `size` bytes."""
+    script = str(Path(__file__).resolve())
+    command = [sys.executable, script, "--bytes", str(size), "--workers", str(workers)]
+
+    def find(text: str) -> str | None:
+        found = re.search(r"^(http://\S+)$", text, re.M)
+        return found.group(1) if found else None
+
+    return started(command, dict(os.environ), Path(tmp) / f"floor-{size}.log", find)
+
+
+def document(size: int) -> bytes:
+    """A JSON object of exactly `size` bytes (at least 12)."""
+    body = json.dumps({"pad": ""}).encode()
+    return json.dumps({"pad": "x" * (size - len(body))}).encode()
+
+
+def fixed_app(body: bytes):
+    """A WSGI app that answers every request with `body` as JSON."""
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+
+    def app(_environ: dict, start_response) -> list[bytes]:
+        start_response("200 OK", headers)
+        return [body]
+
+    return app
+
+
+def main() -> int:
+    """Listen, print the URL, serve with the workers until stopped."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bytes", type=int, required=True, help="the document's size")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    args = parser.parse_args()
+    if args.bytes < 12:
+        parser.error("--bytes must be at least 12")
+    body = document(args.bytes)
+    sock = webserver.listen("127.0.0.1", 0)
+    print(webserver.base_url(sock), flush=True)
+    work = lambda: webserver.serve_app(lambda: fixed_app(body), sock)  # noqa: E731
+    if args.workers == 1:
+        work()
+    else:
+        prefork.Workers(args.workers, work).run()
+    print(f"floor server stopped pid={os.getpid()}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
