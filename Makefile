@@ -48,7 +48,7 @@ bench-flood: $(STAMP)
 bench-memory: $(STAMP)
 	$(BIN)/python bench/memory_bench.py
 
-# The leaderboard's benchmark (loopback only, about two minutes; needs Debian's `wrk` and
+# The leaderboard's benchmark against its floor (loopback only, about ten minutes; needs Debian's `wrk` and
 # `chromium`); writes the Leaderboard section of docs/PERFORMANCE.md.
 bench-leaderboard: $(STAMP)
 	$(BIN)/python bench/leaderboard_bench.py
