@@ -32,6 +32,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -68,6 +69,7 @@ class GameMetrics:
 
     def __init__(self, game: RunningGame):
         """Define the metrics in a registry of this game's own."""
+        disable_created_metrics()  # no `..._created` series: they double the text for nothing
         self.registry = CollectorRegistry()
         self.rounds = Counter(
             "game_rounds",
@@ -150,19 +152,22 @@ class _GameState:
         yield self._teams()
 
     def _teams(self) -> GaugeMetricFamily:
-        """`game_team_info{team_id, team}` from the database (1 active, 0 disabled)."""
+        """`game_team_info{team_id, team} 1` for every registered team, from the database.
+
+        Always 1, so that `* on(team_id) group_left(team) game_team_info` names a series.
+        """
         teams = GaugeMetricFamily(
-            "game_team_info", "Team names by id: 1 if active.", labels=["team_id", "team"]
+            "game_team_info", "Team names by id (always 1).", labels=["team_id", "team"]
         )
-        query = sa.select(schema.teams.c.id, schema.teams.c.name, schema.teams.c.active)
+        query = sa.select(schema.teams.c.id, schema.teams.c.name)
         try:
             with self.game.engine.connect() as conn:
                 rows = conn.execute(query).all()
         except sa.exc.SQLAlchemyError as exc:  # the rest of the metrics still count
             log.warning("metrics: team names not read error=%s", str(exc).splitlines()[0])
             rows = []
-        for team_id, name, active in rows:
-            teams.add_metric([str(team_id), name], float(bool(active)))
+        for team_id, name in rows:
+            teams.add_metric([str(team_id), name], 1.0)
         return teams
 
 
