@@ -189,3 +189,29 @@ def test_a_busy_metrics_port_is_one_line(sqlite_url):
     assert error == [
         f"Error: --metrics-port {port}: cannot listen on 127.0.0.1:{port} (Address already in use)"
     ], lines
+
+
+def test_a_flood_of_scrapes_renders_the_metrics_once():
+    """However often the port is asked, the loop's process renders once per CACHE_SECONDS."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import GaugeMetricFamily
+
+    renderings = []
+
+    class Counting:
+        def collect(self):
+            renderings.append(time.monotonic())
+            yield GaugeMetricFamily("game_example", "An example.", value=len(renderings))
+
+    registry = CollectorRegistry()
+    registry.register(Counting())
+    renderings.clear()  # register() collects once to learn the names
+    exporter = MetricsServer(registry, "127.0.0.1", 0).start()
+    try:
+        with requests.Session() as session:
+            url = f"http://127.0.0.1:{exporter.port}/metrics"
+            texts = {session.get(url, timeout=5).text for _ in range(50)}
+    finally:
+        exporter.close()
+    assert len(renderings) == 1
+    assert len(texts) == 1 and "game_example 1.0" in next(iter(texts))
