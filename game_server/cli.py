@@ -320,8 +320,22 @@ def init(obj: dict, game_name: str) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--start", is_flag=True, help="Start the game at once (when in the lobby).")
 @WORKERS_OPTION
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve the loop's Prometheus metrics on 127.0.0.1:PORT/metrics (default: off).",
+)
 @click.pass_obj
-def run(obj: dict, game_name: str | None, host: str, port: int, start: bool, workers: int) -> None:
+def run(
+    obj: dict,
+    game_name: str | None,
+    host: str,
+    port: int,
+    start: bool,
+    workers: int,
+    metrics_port: int | None,
+) -> None:
     """Run the game: the customer's game loop, and the web app (its own process) on HOST:PORT."""
     engine = _engine(obj)
     database.init_db(engine)
@@ -329,7 +343,15 @@ def run(obj: dict, game_name: str | None, host: str, port: int, start: bool, wor
         with engine.connect() as conn:
             game_name = games.game_row(conn)["game_file"] or "workshop"
     try:
-        serve.run(engine, _load_game(game_name), host, port, start, web_workers=workers)
+        serve.run(
+            engine,
+            _load_game(game_name),
+            host,
+            port,
+            start,
+            web_workers=workers,
+            metrics_port=metrics_port,
+        )
     except (games.GameBusy, OSError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
 

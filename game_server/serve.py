@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from game_server import webserver
 from game_server.play.loop import Game
+from game_server.play.metrics import MetricsServer
 from game_server.scenario.gamefile import GameFile
 from game_server.storage import database
 from game_server.web.app import create_app
@@ -134,19 +135,22 @@ def run(
     beside: Callable[[Game, str], Coroutine[Any, Any, None]] | None = None,
     log_file: IO[str] | None = None,
     web_workers: int = 1,
+    metrics_port: int | None = None,
 ) -> None:
     """Run the game loop until Ctrl-C or SIGTERM, with the web app in a child process.
 
     `beside(game, web_url)` (the demo's supervisor) runs in the loop once the web app is
     up; the game stops when it returns, and it is cancelled when the game stops first.
     The web process logs to `log_file` (default: this process's stderr); with
-    `web_workers` over 1 it supervises that many worker processes (`prefork`).
+    `web_workers` over 1 it supervises that many worker processes (`prefork`). With
+    `metrics_port`, the loop's metrics are served on 127.0.0.1:metrics_port (play/metrics.py).
     """
     url = engine.url.render_as_string(hide_password=False)
     create_app({"DATABASE_URL": url})  # a bad setting stops here (ConfigError), first
     sock = webserver.listen(host, port)  # and a busy port (OSError)
     web = WebProcess(url, sock, log_file, web_workers)
     game = Game(engine, game_file)
+    exporter = None if metrics_port is None else _metrics_server(game, metrics_port, sock)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -182,3 +186,17 @@ def run(
         asyncio.run(main())
     finally:
         sock.close()
+        if exporter is not None:
+            exporter.close()
+
+
+def _metrics_server(game: Game, port: int, sock: socket.socket) -> MetricsServer:
+    """The loop's metrics on 127.0.0.1:port, serving now; a busy port closes `sock`."""
+    try:
+        exporter = MetricsServer(game.metrics.registry, "127.0.0.1", port).start()
+    except OSError as exc:  # the port is taken: one line, and the web's socket is freed
+        sock.close()
+        msg = f"--metrics-port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc})"
+        raise OSError(msg) from exc
+    log.info("metrics listening url=http://127.0.0.1:%d/metrics", exporter.port)
+    return exporter

@@ -1,4 +1,5 @@
-"""Your team's API: `POST /predict` answers the customer, `GET /health` says it is up.
+"""Your team's API: `POST /predict` answers the customer, `GET /health` says it is up,
+`GET /metrics` counts for Prometheus (modules/metrics.py).
 
 Run it with a production server (waitress, several threads) on your port, PORT in .env,
 the port the game calls:
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 import click
 import sqlalchemy.exc
 from flask import Blueprint, Flask, current_app, jsonify, request
-from modules import config, database
+from modules import config, database, metrics
 from modules.db_writer import BackgroundWriter
 from modules.features import clean_features
 from modules.logs import configure_logging
@@ -71,6 +72,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.extensions["model"] = model
     app.extensions["db_writer"] = BackgroundWriter(engine)
     app.register_blueprint(api)
+    metrics.init_app(app)  # GET /metrics: counts for Prometheus (modules/metrics.py)
     return app
 
 
@@ -121,6 +123,7 @@ def predict():
     if fallback:
         answer["fallback"] = True
     # EXERCISE 1 END
+    metrics.record_prediction(pred, fallback, problems)
     latency_ms = (time.perf_counter() - started) * 1000
     log.info(
         "request id=%s latency_ms=%.2f pred=%d proba=%s fallback=%s cleaned=%s",

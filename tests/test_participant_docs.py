@@ -73,6 +73,7 @@ PROGRAMS = {
     "pytest": "pytest",
     "tmux": "tmux",
     "curl": "curl",
+    "grep": "essential",
 }
 
 

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from game_server.play import teams
 from game_server.play.customer import Customer, Target
 from game_server.play.lobby import Prober
+from game_server.play.metrics import GameMetrics
 from game_server.play.window import RECENT_WINDOW, RecentWindows
 from game_server.play.writer import DbWriter, first_line
 from game_server.scenario.gamefile import GameFile, Phase
@@ -98,6 +99,7 @@ class Game:
         self._stop: asyncio.Event | None = None
         self._customer: Customer | None = None
         self._last_warning = 0.0
+        self.metrics = GameMetrics(self)  # rounds, failures, latency: `run --metrics-port`
 
     def stop(self) -> None:
         """Ask the loop to stop (safe from a signal handler in the loop's thread)."""
@@ -348,6 +350,7 @@ class Game:
         try:
             row = self._request(seq, phase_index, request_id)
             await self.writer.sent(row)
+            self.metrics.sent()
         except Exception:
             log.exception("round not sent request_id=%s", request_id)
             self.in_flight -= 1
@@ -360,10 +363,12 @@ class Game:
             await self.writer.scored(
                 ScoredRound(seq, phase_index, row["oracle_points"], row["baseline_points"], results)
             )
+            self.metrics.scored(results)
         except Exception as exc:
             log.error("round not scored request_id=%s error=%s; voiding it", request_id, exc)
             with contextlib.suppress(Exception):
                 await self.writer.transaction(writes.void_requests, [seq])
+                self.metrics.voided()
         finally:
             self.in_flight -= 1
 

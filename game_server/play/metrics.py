@@ -1,0 +1,219 @@
+"""The game loop's metrics in Prometheus' text format, for an existing Prometheus and Grafana.
+
+Why here: the counters are what the loop itself did (rounds sent, scored or voided, each
+team's failures by reason and latency), so they live in the loop's process, in a registry
+that the `Game` owns (`game.metrics`). `game-server run --metrics-port PORT` serves them on
+127.0.0.1 (`MetricsServer`); the web pages run in another process and never see them.
+
+What is exposed is what the public board shows already (docs/SECURITY.md, "Metrics"):
+rounds, failures by reason (GAME.md §6: a failure tells nothing about a label), latency,
+and the game's state and phase. Never correct or wrong: counted when a round is scored,
+they would tell each label before the feedback API does.
+
+Teams are adversaries who choose their names (GAME.md §8a): a series is labelled by the
+team's id, a number the game gives; `game_team_info{team_id, team}` maps ids to names for
+dashboards, read from the database at a scrape, not from the loop.
+
+A scrape costs the loop's process one rendering every 5 s at most (`CACHE_SECONDS`; about
+100 ms for 500 teams on a busy 2-core machine, a few ms for a workshop's 20), served by one
+waitress thread with a few connections: a team that floods the port cannot make it render
+more often. Counting costs the loop about 2 µs per result.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+import waitress
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from game_server.play.scoring import FAILED, Result
+from game_server.scenario.gamefile import Phase
+from game_server.storage import schema
+
+log = logging.getLogger(__name__)
+
+# Seconds. The default timeout is 1 s, so the buckets are finer below it.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CACHE_SECONDS = 5.0  # a scrape within this long of the last one gets the same text
+CONNECTION_LIMIT = 8  # connections the metrics server holds at once (waitress refuses more)
+
+
+class RunningGame(Protocol):
+    """What the metrics read from the game (the loop's `Game`), never write."""
+
+    @property
+    def engine(self) -> sa.Engine: ...  # the game database: the teams' names
+    @property
+    def game(self) -> dict[str, Any]: ...  # the game row as the loop last read it
+    @property
+    def phases(self) -> Sequence[Phase]: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def skipped(self) -> int: ...
+
+
+class GameMetrics:
+    """The game's metrics; the loop calls `sent`, `scored` and `voided` for each round."""
+
+    def __init__(self, game: RunningGame):
+        """Define the metrics in a registry of this game's own."""
+        disable_created_metrics()  # no `..._created` series: they double the text for nothing
+        self.registry = CollectorRegistry()
+        self.rounds = Counter(
+            "game_rounds",
+            "Rounds (one applicant sent to every active team) by status: sent, scored, void.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "game_failures",
+            "Requests that scored -1, by team id and reason (see GAME.md §2).",
+            ["team_id", "reason"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "game_team_latency_seconds",
+            "Each team's answer time, answers and timeouts only (as the leaderboard counts).",
+            ["team_id"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        for status in ("sent", "scored", "void"):
+            self.rounds.labels(status)  # every status from zero, so rate() sees the first
+        self._latency_of: dict[int, Any] = {}  # team id -> its histogram (a lookup less)
+        self.registry.register(_GameState(game))
+
+    def sent(self) -> None:
+        """A round's request was stored and is being sent."""
+        self.rounds.labels("sent").inc()
+
+    def scored(self, results: list[Result]) -> None:
+        """A round was scored: count its failures and every team's latency."""
+        self.rounds.labels("scored").inc()
+        for result in results:
+            score = result.score
+            if score.outcome == FAILED:
+                self.failures.labels(str(result.team_id), score.reason or "unknown").inc()
+            if score.counts_latency:
+                self._latency(result.team_id).observe(result.latency_ms / 1000)
+
+    def voided(self) -> None:
+        """A round could not be scored and was voided."""
+        self.rounds.labels("void").inc()
+
+    def _latency(self, team_id: int) -> Any:
+        """The latency histogram of one team."""
+        child = self._latency_of.get(team_id)
+        if child is None:
+            child = self._latency_of[team_id] = self.latency.labels(str(team_id))
+        return child
+
+
+class _GameState:
+    """Read at each scrape: the game's state and phase, rounds in flight, the teams' names."""
+
+    def __init__(self, game: RunningGame):
+        """Keep the game: its row is re-read by the loop several times a second."""
+        self.game = game
+
+    def collect(self) -> Iterator[Metric]:
+        """The metrics of this moment (prometheus_client calls this on every rendering)."""
+        row = self.game.game
+        state = GaugeMetricFamily("game_state", "1 for the game's current state.", labels=["state"])
+        for name in schema.STATES:
+            state.add_metric([name], float(row.get("state") == name))
+        yield state
+        if row:
+            index = min(int(row["phase_index"]), len(self.game.phases) - 1)
+            phase = self.game.phases[index]
+            info = GaugeMetricFamily(
+                "game_phase", "The current phase (1).", labels=["index", "name", "kind"]
+            )
+            info.add_metric([str(index), phase.name, phase.kind], 1.0)
+            yield info
+        yield GaugeMetricFamily(
+            "game_rounds_in_flight", "Rounds sent, not yet scored.", value=self.game.in_flight
+        )
+        yield CounterMetricFamily(
+            "game_rounds_skipped", "Rounds the loop skipped (behind schedule).", self.game.skipped
+        )
+        yield self._teams()
+
+    def _teams(self) -> GaugeMetricFamily:
+        """`game_team_info{team_id, team} 1` for every registered team, from the database.
+
+        Always 1, so that `* on(team_id) group_left(team) game_team_info` names a series.
+        """
+        teams = GaugeMetricFamily(
+            "game_team_info", "Team names by id (always 1).", labels=["team_id", "team"]
+        )
+        query = sa.select(schema.teams.c.id, schema.teams.c.name)
+        try:
+            with self.game.engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except sa.exc.SQLAlchemyError as exc:  # the rest of the metrics still count
+            log.warning("metrics: team names not read error=%s", str(exc).splitlines()[0])
+            rows = []
+        for team_id, name in rows:
+            teams.add_metric([str(team_id), name], 1.0)
+        return teams
+
+
+class MetricsServer:
+    """The metrics on host:port, from one waitress thread (`start`, `close`)."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int):
+        """Bind now: a busy port fails here (OSError), before the game starts."""
+        self.registry = registry
+        self._lock = threading.Lock()
+        self._text = b""
+        self._rendered_at = -CACHE_SECONDS
+        self.server: Any = waitress.create_server(
+            self._app,
+            host=host,
+            port=port,
+            threads=1,
+            connection_limit=CONNECTION_LIMIT,
+            asyncore_use_poll=True,  # the customer may hold over 1,024 sockets
+            ident="game-metrics",
+        )
+        self.port: int = self.server.effective_port
+
+    def start(self) -> "MetricsServer":
+        """Serve from a daemon thread."""
+        threading.Thread(target=self.server.run, name="metrics", daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        """Stop listening."""
+        self.server.close()
+
+    def render(self) -> bytes:
+        """The metrics' text, rendered at most once every CACHE_SECONDS."""
+        with self._lock:
+            if time.monotonic() - self._rendered_at >= CACHE_SECONDS:
+                self._text = generate_latest(self.registry)
+                self._rendered_at = time.monotonic()
+            return self._text
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        """The WSGI app: GET /metrics, and a one-line 404 for anything else."""
+        if environ.get("PATH_INFO") != "/metrics" or environ.get("REQUEST_METHOD") != "GET":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: the game's metrics are at GET /metrics\n"]
+        body = self.render()
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [body]
