@@ -141,9 +141,8 @@ def run(
 
     `beside(game, web_url)` (the demo's supervisor) runs in the loop once the web app is
     up; the game stops when it returns, and it is cancelled when the game stops first.
-    The web process logs to `log_file` (default: this process's stderr); with
-    `web_workers` over 1 it supervises that many worker processes (`prefork`). With
-    `metrics_port`, the loop's metrics are served on 127.0.0.1:metrics_port (play/metrics.py).
+    The web logs to `log_file` (default: stderr), in `web_workers` processes (`prefork`);
+    `metrics_port`: the loop's metrics on 127.0.0.1 (play/metrics.py).
     """
     url = engine.url.render_as_string(hide_password=False)
     create_app({"DATABASE_URL": url})  # a bad setting stops here (ConfigError), first
@@ -170,16 +169,7 @@ def run(
         try:
             await game.run(started=started, start=start)
         finally:
-            web.closing = True
-            if watcher is not None:
-                watcher.cancel()
-            try:
-                if companion is not None:
-                    companion.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await companion  # its own errors propagate: the demo reports them
-            finally:
-                await asyncio.to_thread(web.stop)
+            await _stop_beside(web, watcher, companion)
 
     log.info("game run db=%s game_file=%s", database.safe_url(engine), game_file.path)
     try:
@@ -188,6 +178,22 @@ def run(
         sock.close()
         if exporter is not None:
             exporter.close()
+
+
+async def _stop_beside(
+    web: WebProcess, watcher: asyncio.Task | None, companion: asyncio.Task | None
+) -> None:
+    """After the game: stop watching the web, cancel the companion, then stop the web."""
+    web.closing = True
+    if watcher is not None:
+        watcher.cancel()
+    try:
+        if companion is not None:
+            companion.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await companion  # its own errors propagate: the demo reports them
+    finally:
+        await asyncio.to_thread(web.stop)
 
 
 def _metrics_server(game: Game, port: int, sock: socket.socket) -> MetricsServer:
