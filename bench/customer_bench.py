@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 import bench_storage  # noqa: E402  (beside this file)
 import performance_doc  # noqa: E402
 
+from game_server.play import eventloop  # noqa: E402
 from game_server.play.customer import Customer, Target  # noqa: E402
 from game_server.play.scoring import Result  # noqa: E402
 from game_server.play.writer import DbWriter  # noqa: E402
@@ -247,14 +248,22 @@ def run_wrk(url: str, seconds: int, connections: int) -> float | None:
 
 
 LOCUSTFILE = """
+import itertools
+
 from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
 
 BODY = {body!r}
+PORTS = itertools.cycle({ports!r})
 
 
 class Customer(FastHttpUser):
     wait_time = constant(0)
+    network_timeout = connection_timeout = {timeout!r}  # the customer's time limit
+
+    def __init__(self, environment):
+        self.host = f"http://127.0.0.1:{{next(PORTS)}}"  # one stub port per user
+        super().__init__(environment)
 
     @task
     def predict(self):
@@ -263,17 +272,22 @@ class Customer(FastHttpUser):
 """
 
 
-def run_locust(host: str, seconds: int, users: int) -> float | None:
-    """Requests per second Locust (FastHttpUser, headless, one process) gets from a stub."""
+def run_locust(ports: list[int], seconds: int, timeout: float) -> dict | None:
+    """Locust (FastHttpUser, headless, one process): one user per stub port, as the customer.
+
+    The same body and time limit as the customer's; returns its requests per second and
+    failures, or None when Locust is not installed.
+    """
     locust = Path(sys.executable).with_name("locust")
     if not locust.exists():
         return None
     body = json.dumps({"id": "locust", "features": FEATURES})
+    users = len(ports)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "locustfile.py")
-        path.write_text(LOCUSTFILE.format(body=body))
+        path.write_text(LOCUSTFILE.format(body=body, ports=ports, timeout=timeout))
         command = [str(locust), "-f", str(path), "--headless", "-u", str(users)]
-        command += ["-r", str(users), "-t", f"{seconds}s", "--host", host, "--only-summary"]
+        command += ["-r", str(users), "-t", f"{seconds}s", "--only-summary"]
         command += ["--csv", f"{tmp}/out", "--loglevel", "ERROR"]
         subprocess.run(command, capture_output=True, timeout=seconds + 60, check=False)
         stats = Path(tmp, "out_stats.csv")
@@ -281,7 +295,7 @@ def run_locust(host: str, seconds: int, users: int) -> float | None:
             return None
         for row in csv.DictReader(stats.open()):
             if row["Name"] == "Aggregated":
-                return float(row["Requests/s"])
+                return {"rps": float(row["Requests/s"]), "failed": int(row["Failure Count"])}
     return None
 
 
@@ -312,7 +326,8 @@ async def measure(args, ports: list[int], db: Path) -> dict:
             await round_latency(customer, store, targets, 20)  # warm up: connections open
             times = await round_latency(customer, store, targets, args.rounds)
             bare = await bare_round_latency([t.url for t in targets], args.rounds)
-            flow = await sustained(customer, store, targets, args.seconds, args.in_flight)
+            with profiled(args.profile):
+                flow = await sustained(customer, store, targets, args.seconds, args.in_flight)
     finally:
         await store.writer.close()
     stored = store.count()
@@ -320,7 +335,24 @@ async def measure(args, ports: list[int], db: Path) -> dict:
     return {"round": times, "bare": bare, "sustained": flow, "stored": stored}
 
 
-def report(args, numbers: dict, wrk: float | None, locust: float | None) -> str:
+@contextlib.contextmanager
+def profiled(on: bool):
+    """With `on`, a pyinstrument profile of the block, printed as text (the bench extra)."""
+    if not on:
+        yield
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005, async_mode="disabled")
+    profiler.start()
+    try:
+        yield
+    finally:
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False, show_all=False), flush=True)
+
+
+def report(args, numbers: dict, wrk: float | None, locust: dict | None) -> str:
     """The results as a Markdown table."""
     times, bare, flow = numbers["round"], numbers["bare"], numbers["sustained"]
     rps = flow["rps"]
@@ -348,9 +380,12 @@ def report(args, numbers: dict, wrk: float | None, locust: float | None) -> str:
         ("sustained, slowest / median / fastest second", spread),
         ("sustained: requests / failed / rows stored (whole run)", stored),
         (f"wrk ceiling (1 thread, {args.teams} connections)", ceiling(wrk, "wrk")),
-        (f"Locust FastHttpUser ceiling ({args.teams} users, 1 process)", ceiling(locust, "locust")),
+        (
+            f"Locust FastHttpUser, {args.teams} users on the {args.teams} ports, 1 process",
+            ceiling(locust and locust["rps"], "locust"),
+        ),
         ("customer / wrk", ratio(wrk)),
-        ("customer / Locust", ratio(locust)),
+        ("customer / Locust", ratio(locust and locust["rps"])),
     ]
     return "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
 
@@ -406,6 +441,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=8, help="rounds at once (sustained)")
     parser.add_argument("--tool-seconds", type=int, default=10, help="wrk and Locust run length")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/PERFORMANCE.md")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument the sustained run")
     parser.add_argument("--serve-stubs", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_stubs:
@@ -415,10 +451,10 @@ def main() -> None:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     with stub_teams(args.teams) as ports:
         with tempfile.TemporaryDirectory() as tmp:
-            numbers = asyncio.run(measure(args, ports, Path(tmp, "bench.sqlite")))
+            numbers = eventloop.run(measure(args, ports, Path(tmp, "bench.sqlite")))
         url = f"http://127.0.0.1:{ports[0]}/predict"
         wrk = run_wrk(url, args.tool_seconds, args.teams)
-        locust = run_locust(f"http://127.0.0.1:{ports[0]}", args.tool_seconds, args.teams)
+        locust = run_locust(ports, args.tool_seconds, 1.0)
 
     table = report(args, numbers, wrk, locust)
     print(table)
