@@ -1,9 +1,9 @@
 """The customer: sends one applicant to every team at the same moment and scores each answer.
 
-One connection pool serves the whole game's rounds (`http1.Pool`, a lean HTTP/1.1 client:
-see its docstring for why not aiohttp there): connections to each team are kept alive and
-reused, every request has a total time limit, bodies are read with a cap, redirects are
-never followed, and the resolver refuses addresses outside the allow-list. The lobby's
+One connection pool serves the whole game's rounds (`pool.Pool` of `http1` connections, a
+lean HTTP/1.1 client: `http1` says why not aiohttp there): connections to each team are
+kept alive and reused, every request has a total time limit, bodies are read with a cap,
+redirects are never followed, and the resolver refuses addresses outside the allow-list. The lobby's
 health probes go through one aiohttp session with the same rules. Nothing a team does
 raises out of `Customer.ask`: every failure becomes a scored `Result` with a reason.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from game_server.play import hosts, http1, protocols, scoring
+from game_server.play import hosts, http1, pool, protocols, scoring
 from game_server.play.resolver import AllowListResolver
 from game_server.play.scoring import Result
 
@@ -90,18 +90,6 @@ def _failure_reason(exc: BaseException) -> str:
     return "internal_error"
 
 
-async def read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
-    """At most `limit` bytes of a body, read as they arrive: never the whole of a big body."""
-    chunks, size = [], 0
-    while size < limit:
-        chunk = await stream.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
 class Customer:
     """Sends the game's requests to the teams and scores the answers; one per running game."""
 
@@ -123,13 +111,13 @@ class Customer:
         self._per_team = connections_per_team
         self._total = connections_total
         self._session: aiohttp.ClientSession | None = None
-        self._pool: http1.Pool | None = None
+        self._pool: pool.Pool | None = None
         self._routes: dict[tuple[str, str, str | None], _Route] = {}
 
     async def __aenter__(self) -> "Customer":
         """Open the game's one HTTP session."""
         _raise_open_files_limit(self._total + 1024)
-        self._pool = http1.Pool(
+        self._pool = pool.Pool(
             AllowListResolver(self.allow),
             cap=self.max_body_bytes,
             per_host=self._per_team,
@@ -177,7 +165,7 @@ class Customer:
         for name in {t.protocol for t in targets} & protocols.PROTOCOLS.keys():
             body = protocols.request_body(name, request_id, features)
             tails[name] = http1.request_tail(headers, body)
-        deadline = http1.Deadline(self._pool.loop, self.timeout)
+        deadline = pool.Deadline(self._pool.loop, self.timeout)
         try:
             return list(
                 await asyncio.gather(
@@ -237,7 +225,7 @@ class Customer:
         target: Target,
         request_id: str,
         tails: dict[str, bytes],
-        deadline: http1.Deadline,
+        deadline: pool.Deadline,
         label: int,
     ) -> Result:
         """One team's exchange, scored; every exception becomes a failure."""
@@ -274,7 +262,7 @@ class Customer:
         return Result(target.team_id, score, latency_ms)
 
     async def _exchange(
-        self, target: Target, ep: http1.Endpoint, tail: bytes, deadline: http1.Deadline, label: int
+        self, target: Target, ep: http1.Endpoint, tail: bytes, deadline: pool.Deadline, label: int
     ) -> scoring.Score:
         """POST the request, read the answer with a cap (by `deadline`), and score it."""
         if self._pool is None:
