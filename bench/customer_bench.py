@@ -433,7 +433,7 @@ both see the same machine.
 {table}
 
 The machine is a 2-core virtual machine (load average {load} when this run started; other
-jobs ran beside it): the stubs, the customer and its writer thread (or Locust) share the
+jobs may have run beside it): the stubs, the customer and its writer thread (or Locust) share the
 two cores, so runs on a busy machine differ; the turn-by-turn ratios show the noise within
 this run. `wrk` (C, one stub port) is the stub process's ceiling, not a game.
 Targets (issue 16): customer / Locust at least 1.0x on the same ports; one round to 100
