@@ -33,7 +33,8 @@ pytest: $(STAMP)
 
 test: lint pytest
 
-# The customer's benchmark (loopback only, about a minute); writes docs/PERFORMANCE.md.
+# The customer's benchmark against Locust on the same ports (loopback only, about two
+# minutes; `--profile` for pyinstrument); writes docs/PERFORMANCE.md.
 # `wrk` is a Debian package (apt-get install -y wrk); without it that ceiling is skipped.
 bench-customer: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

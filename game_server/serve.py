@@ -26,6 +26,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 
 from game_server import webserver
+from game_server.play import eventloop
 from game_server.play.loop import Game
 from game_server.play.metrics import MetricsServer
 from game_server.scenario.gamefile import GameFile
@@ -173,7 +174,7 @@ def run(
 
     log.info("game run db=%s game_file=%s", database.safe_url(engine), game_file.path)
     try:
-        asyncio.run(main())
+        eventloop.run(main())
     finally:
         sock.close()
         if exporter is not None:

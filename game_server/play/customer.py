@@ -1,9 +1,11 @@
 """The customer: sends one applicant to every team at the same moment and scores each answer.
 
-One aiohttp session serves the whole game: connections to each team are kept alive and
-reused, every request has a total time limit, bodies are read with a cap, redirects are
-never followed, and the resolver refuses addresses outside the allow-list. Nothing a team
-does raises out of `Customer.ask`: every failure becomes a scored `Result` with a reason.
+One connection pool serves the whole game's rounds (`pool.Pool` of `http1` connections, a
+lean HTTP/1.1 client: `http1` says why not aiohttp there): connections to each team are
+kept alive and reused, every request has a total time limit, bodies are read with a cap,
+redirects are never followed, and the resolver refuses addresses outside the allow-list. The lobby's
+health probes go through one aiohttp session with the same rules. Nothing a team does
+raises out of `Customer.ask`: every failure becomes a scored `Result` with a reason.
 """
 
 import asyncio
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from game_server.play import hosts, protocols, scoring
+from game_server.play import hosts, http1, pool, protocols, scoring
 from game_server.play.resolver import AllowListResolver
 from game_server.play.scoring import Result
 
@@ -59,6 +61,7 @@ class _Route:
 
     post_url: str | None
     problem: str | None  # host_not_allowed | internal_error
+    endpoint: http1.Endpoint | None = None
 
 
 def _raise_open_files_limit(wanted: int) -> None:
@@ -87,18 +90,6 @@ def _failure_reason(exc: BaseException) -> str:
     return "internal_error"
 
 
-async def read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
-    """At most `limit` bytes of a body, read as they arrive: never the whole of a big body."""
-    chunks, size = [], 0
-    while size < limit:
-        chunk = await stream.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
 class Customer:
     """Sends the game's requests to the teams and scores the answers; one per running game."""
 
@@ -120,11 +111,19 @@ class Customer:
         self._per_team = connections_per_team
         self._total = connections_total
         self._session: aiohttp.ClientSession | None = None
+        self._pool: pool.Pool | None = None
         self._routes: dict[tuple[str, str, str | None], _Route] = {}
 
     async def __aenter__(self) -> "Customer":
         """Open the game's one HTTP session."""
         _raise_open_files_limit(self._total + 1024)
+        self._pool = pool.Pool(
+            AllowListResolver(self.allow),
+            cap=self.max_body_bytes,
+            per_host=self._per_team,
+            total=self._total,
+            keepalive=KEEPALIVE_SECONDS,
+        )
         connector = aiohttp.TCPConnector(
             limit=self._total,
             limit_per_host=self._per_team,
@@ -144,7 +143,10 @@ class Customer:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        """Close the session and its connections."""
+        """Close the session, the pool and their connections."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -156,17 +158,22 @@ class Customer:
 
         Never raises because of a team; results come back in the order of `targets`.
         """
-        if self._session is None:
+        if self._pool is None:
             raise RuntimeError("Customer.ask outside `async with Customer(...)`")
-        headers = protocols.request_headers(request_id)
-        bodies: dict[str, bytes] = {}
+        headers = {"User-Agent": USER_AGENT, **protocols.request_headers(request_id)}
+        tails: dict[str, bytes] = {}  # each protocol's request after its head, once a round
         for name in {t.protocol for t in targets} & protocols.PROTOCOLS.keys():
-            bodies[name] = protocols.request_body(name, request_id, features)
-        return list(
-            await asyncio.gather(
-                *(self._ask_one(t, request_id, bodies, headers, label) for t in targets)
+            body = protocols.request_body(name, request_id, features)
+            tails[name] = http1.request_tail(headers, body)
+        deadline = pool.Deadline(self._pool.loop, self.timeout)
+        try:
+            return list(
+                await asyncio.gather(
+                    *(self._ask_one(t, request_id, tails, deadline, label) for t in targets)
+                )
             )
-        )
+        finally:
+            deadline.cancel()
 
     async def probe(self, target: Target) -> Health:
         """GET the target's health route: up on HTTP 200 (the body is not read).
@@ -204,7 +211,10 @@ class Customer:
                 route = _Route(None, "internal_error")
             else:
                 problem = hosts.url_problem(post_url, self.allow, resolve=False)
-                route = _Route(post_url, None if problem is None else "host_not_allowed")
+                if problem is None:
+                    route = _Route(post_url, None, http1.Endpoint.parse(post_url))
+                else:
+                    route = _Route(post_url, "host_not_allowed")
             if len(self._routes) > 100_000:  # bounded memory whatever the teams do
                 self._routes.clear()
             self._routes[key] = route
@@ -214,19 +224,19 @@ class Customer:
         self,
         target: Target,
         request_id: str,
-        bodies: dict[str, bytes],
-        headers: dict[str, str],
+        tails: dict[str, bytes],
+        deadline: pool.Deadline,
         label: int,
     ) -> Result:
         """One team's exchange, scored; every exception becomes a failure."""
         start = time.perf_counter()
         try:
             route = self._route(target)
-            if route.problem is not None or route.post_url is None:
+            if route.problem is not None or route.endpoint is None:
                 score = scoring.failure(route.problem or "internal_error")
             else:
                 score = await self._exchange(
-                    target, route.post_url, bodies[target.protocol], headers, label
+                    target, route.endpoint, tails[target.protocol], deadline, label
                 )
         except Exception:  # a bug of ours must not cost the other teams their answers
             log.exception("unexpected error team_id=%s request_id=%s", target.team_id, request_id)
@@ -252,32 +262,24 @@ class Customer:
         return Result(target.team_id, score, latency_ms)
 
     async def _exchange(
-        self, target: Target, url: str, body: bytes, headers: dict[str, str], label: int
+        self, target: Target, ep: http1.Endpoint, tail: bytes, deadline: pool.Deadline, label: int
     ) -> scoring.Score:
-        """POST the body, read the answer with a cap, and score it."""
-        if self._session is None:
+        """POST the request, read the answer with a cap (by `deadline`), and score it."""
+        if self._pool is None:
             raise RuntimeError("Customer used outside `async with Customer(...)`")
-        status = None
         try:
-            async with self._session.post(
-                url, data=body, headers=headers, allow_redirects=False
-            ) as resp:
-                status = resp.status
-                if status != 200:
-                    head = await read_capped(resp.content, scoring.EXCERPT_BYTES)
-                    if resp.headers.get("Location"):
-                        head = f"Location: {resp.headers['Location']}\n".encode() + head
-                    return scoring.refusal(status, head)
-                length = resp.content_length
-                if length is not None and length > self.max_body_bytes:
-                    head = await read_capped(resp.content, scoring.EXCERPT_BYTES)
-                    return scoring.failure("too_large", status, head)
-                answer = await read_capped(resp.content, self.max_body_bytes + 1)
-        except Exception as exc:
-            reason = _failure_reason(exc)
-            if reason == "internal_error":
-                raise
-            log.debug("exchange error team_id=%s error=%r", target.team_id, exc)
-            return scoring.failure(reason, status)
+            answer = await self._pool.post(ep, ep.head + tail, deadline)
+        except http1.ExchangeError as exc:
+            log.debug("exchange error team_id=%s error=%s", target.team_id, exc)
+            return scoring.failure(exc.reason, exc.status)
+        if answer.status != 200:
+            head = answer.body[: scoring.EXCERPT_BYTES]
+            if answer.location:
+                head = f"Location: {answer.location}\n".encode() + head
+            return scoring.refusal(answer.status, head)
+        if answer.too_large:
+            return scoring.failure("too_large", answer.status, answer.body)
         extract = protocols.PROTOCOLS[target.protocol].extract
-        return scoring.score_response(status, answer, label, extract, self.max_body_bytes)
+        return scoring.score_response(
+            answer.status, answer.body, label, extract, self.max_body_bytes
+        )

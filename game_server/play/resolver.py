@@ -1,4 +1,6 @@
-"""The customer's DNS resolver: aiohttp connects only to addresses the allow-list holds.
+"""The customer's DNS resolver: the customer connects only to addresses the allow-list holds.
+
+Used by the rounds' connection pool (`pool.Pool`) and the probes' aiohttp session alike.
 
 Apart from `hosts` so that the allow-list's rules stay free of aiohttp (the web pages use
 them to check a team's URL at registration).
