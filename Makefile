@@ -75,7 +75,7 @@ ready-model: $(STAMP)
 	$(BIN)/python scripts/ready_model.py
 
 # Does retraining pay? Each builtin game played 3 times (seeds 1-3) by the demo's starter and
-# careful bots, compressed (about 15 minutes); writes docs/GAMEFILE.md's drift table.
+# careful bots (about 27 minutes, holding /tmp/heavy.lock); writes docs/GAMEFILE.md's table.
 bench-drift: $(STAMP)
 	$(BIN)/python bench/drift_bench.py
 
