@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean bench-customer bench-starter bench-leaderboard bench-memory bench-flood figures slides cheatsheet ready-model
+.PHONY: install demo test lint pytest clean bench-customer bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ cheatsheet: $(STAMP)
 # On a workshop server run the script with the teams' Python instead (docs/INSTRUCTOR.md).
 ready-model: $(STAMP)
 	$(BIN)/python scripts/ready_model.py
+
+# Does retraining pay? Each builtin game played 3 times (seeds 1-3) by the demo's starter and
+# careful bots (about 27 minutes, holding /tmp/heavy.lock); writes docs/GAMEFILE.md's table.
+bench-drift: $(STAMP)
+	$(BIN)/python bench/drift_bench.py
 
 # The participant starter's API against its bare model (about 40 s); writes docs/PERFORMANCE.md.
 bench-starter: $(STAMP)

@@ -28,6 +28,7 @@ from modules.train import train_pipeline  # noqa: E402
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "INSTRUCTOR.md"
 LEAK = "collection_calls"
 DRAWS = 3000  # requests per phase
+DRIFT = "the world changes"  # the phase where only a retrained model beats the baseline
 # "| population shift | 77% | 56% | 44% |" in the guide's table of what the leak costs
 COST_ROW = re.compile(r"^\| ([a-z -]+?) \| (\d+)% \| (\d+)% \| (\d+)% \|$", re.MULTILINE)
 
@@ -77,7 +78,10 @@ def test_live_the_leak_answers_no_default_to_everyone_the_baselines_score(accura
     for phase, row in accuracy.items():
         assert row["leak_says_default"] < 0.01, phase
         assert row["leak"] == pytest.approx(row["baseline"], abs=0.01), phase
-        assert row["honest"] > row["leak"] + 0.05, phase  # the complete level's model wins
+        if phase != DRIFT:
+            assert row["honest"] > row["leak"] + 0.05, phase  # the complete level's model wins
+    # The world changes: a model never retrained falls below the baseline (docs/GAMEFILE.md).
+    assert accuracy[DRIFT]["honest"] < accuracy[DRIFT]["leak"] - 0.05
 
 
 @pytest.mark.slow
