@@ -12,7 +12,7 @@ from game_server.logs import LEVELS, configure_logging
 from game_server.play import teams as registry
 from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
 from game_server.storage import control as controls
-from game_server.storage import database, games
+from game_server.storage import database, games, shards
 from game_server.storage import export as exporter
 from game_server.web.app import ConfigError
 
@@ -320,16 +320,45 @@ def init(obj: dict, game_name: str) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--start", is_flag=True, help="Start the game at once (when in the lobby).")
 @WORKERS_OPTION
+@click.option(
+    "--shard",
+    "shard_text",
+    default="1/1",
+    show_default=True,
+    help="Run shard I of N: the game loop for the teams of that shard (docs/INSTRUCTOR.md).",
+)
+@click.option("--no-web", is_flag=True, help="Run the game loop only, no web app.")
 @click.pass_obj
-def run(obj: dict, game_name: str | None, host: str, port: int, start: bool, workers: int) -> None:
+def run(
+    obj: dict,
+    game_name: str | None,
+    host: str,
+    port: int,
+    start: bool,
+    workers: int,
+    shard_text: str,
+    no_web: bool,
+) -> None:
     """Run the game: the customer's game loop, and the web app (its own process) on HOST:PORT."""
+    try:
+        shard = shards.Shard.parse(shard_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--shard") from None
     engine = _engine(obj)
     database.init_db(engine)
     if game_name is None:
         with engine.connect() as conn:
             game_name = games.game_row(conn)["game_file"] or "workshop"
     try:
-        serve.run(engine, _load_game(game_name), host, port, start, web_workers=workers)
+        serve.run(
+            engine,
+            _load_game(game_name),
+            host,
+            None if no_web else port,
+            start,
+            web_workers=workers,
+            shard=shard,
+        )
     except (games.GameBusy, OSError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
 

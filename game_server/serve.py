@@ -29,6 +29,7 @@ from game_server import webserver
 from game_server.play.loop import Game
 from game_server.scenario.gamefile import GameFile
 from game_server.storage import database
+from game_server.storage.shards import WHOLE, Shard
 from game_server.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,14 @@ class WebProcess:
     """`game-server web` as a child process on a socket made here; restarted when it dies."""
 
     def __init__(
-        self, url: str, sock: socket.socket, stderr: IO[str] | None = None, workers: int = 1
+        self,
+        url: str,
+        sock: socket.socket | None,
+        stderr: IO[str] | None = None,
+        workers: int = 1,
     ):
-        """Settings only (nothing starts until `start()`); `workers`: its worker processes."""
+        """Settings only (nothing starts until `start()`; nothing at all without a socket);
+        `workers`: its worker processes."""
         self.url = url
         self.workers = workers
         self.sock = sock
@@ -58,6 +64,8 @@ class WebProcess:
     def start(self) -> None:
         """Start the web process; its database URL goes in the environment, which only its
         user and root can read (a command line is shown by `ps` to every team)."""
+        if self.sock is None:
+            return  # `run --no-web`
         fd = self.sock.fileno()
         env = {
             **os.environ,
@@ -129,13 +137,16 @@ def run(
     engine: sa.Engine,
     game_file: GameFile,
     host: str,
-    port: int,
+    port: int | None,
     start: bool,
     beside: Callable[[Game, str], Coroutine[Any, Any, None]] | None = None,
     log_file: IO[str] | None = None,
     web_workers: int = 1,
+    shard: Shard = WHOLE,
 ) -> None:
     """Run the game loop until Ctrl-C or SIGTERM, with the web app in a child process.
+
+    `shard`: the teams this loop plays (`storage.shards`); `port` None: no web app.
 
     `beside(game, web_url)` (the demo's supervisor) runs in the loop once the web app is
     up; the game stops when it returns, and it is cancelled when the game stops first.
@@ -144,9 +155,9 @@ def run(
     """
     url = engine.url.render_as_string(hide_password=False)
     create_app({"DATABASE_URL": url})  # a bad setting stops here (ConfigError), first
-    sock = webserver.listen(host, port)  # and a busy port (OSError)
-    web = WebProcess(url, sock, log_file, web_workers)
-    game = Game(engine, game_file)
+    sock = None if port is None else webserver.listen(host, port)  # a busy port: OSError
+    pages = WebProcess(url, sock, log_file, web_workers)
+    game = Game(engine, game_file, shard=shard)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -157,16 +168,16 @@ def run(
 
         def started() -> None:
             nonlocal watcher, companion
-            web.start()
-            watcher = asyncio.create_task(web.watch(), name="web")
-            if beside is not None:
+            pages.start()
+            watcher = asyncio.create_task(pages.watch(), name="web")
+            if beside is not None and sock is not None:
                 companion = asyncio.create_task(beside(game, webserver.base_url(sock)))
                 companion.add_done_callback(lambda _task: game.stop())
 
         try:
             await game.run(started=started, start=start)
         finally:
-            web.closing = True
+            pages.closing = True
             if watcher is not None:
                 watcher.cancel()
             try:
@@ -175,10 +186,12 @@ def run(
                     with contextlib.suppress(asyncio.CancelledError):
                         await companion  # its own errors propagate: the demo reports them
             finally:
-                await asyncio.to_thread(web.stop)
+                await asyncio.to_thread(pages.stop)
 
-    log.info("game run db=%s game_file=%s", database.safe_url(engine), game_file.path)
+    db = database.safe_url(engine)
+    log.info("game run db=%s game_file=%s shard=%s", db, game_file.path, shard)
     try:
         asyncio.run(main())
     finally:
-        sock.close()
+        if sock is not None:
+            sock.close()
