@@ -12,11 +12,14 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from engine_helpers import FAST_GAME
+from readme_blocks import LONG_RUNNING, server_blocks
+from starter_helpers import free_port
 from team_apis import TeamAPIs, json_answer
 
 from game_server.cli import main
@@ -24,6 +27,7 @@ from game_server.storage import database, schema
 from game_server.storage.shards import Shard
 
 TEAMS = 6
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "INSTRUCTOR.md"
 
 
 def cli(db_url, *args):
@@ -39,6 +43,13 @@ def start_shard(db_url, shard, log_path, *args):
         [sys.executable, "-m", "game_server", "--db", db_url, "run", "--shard", shard, *args],
         stdout=subprocess.DEVNULL,
         stderr=open(log_path, "w"),
+    )
+
+
+def in_bash(command, env, log_path):
+    """`bash -c COMMAND` as a process group of its own, logging to `log_path`."""
+    return subprocess.Popen(
+        ["bash", "-c", command], env=env, stderr=open(log_path, "w"), start_new_session=True
     )
 
 
@@ -192,3 +203,49 @@ def test_two_shards_send_the_same_rounds_and_survive_a_kill(pg_url, tmp_path):
     assert any(seq > restarted_at + 20 for seq, team in res if team in two)
     again = (tmp_path / "two-again.log").read_text()
     assert "other shards alive shard=2/2 alive=1/2; the clock runs on" in again
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_guides_shard_commands_work_as_typed(pg_url, tmp_path):
+    """docs/INSTRUCTOR.md's "A game across several machines": its blocks run as typed."""
+    section = GUIDE.read_text().split("## A game across several machines", 1)[1]
+    blocks = server_blocks(section.split("\n## ", 1)[0])
+    assert [b.commands[0].split("#")[0].strip() for b in blocks] == [
+        "game-server run --shard 1/2 --port 8000",
+        "game-server run --shard 2/2 --no-web",
+        "game-server control start",
+    ]
+    game_path = tmp_path / "long.toml"
+    game_path.write_text(FAST_GAME.read_text().replace("duration = 1.5", "duration = 60"))
+    cli(pg_url, "init", "--game", str(game_path))
+    engine = database.make_engine(pg_url)
+    apis = TeamAPIs()
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    env = {**os.environ, "GAME_DATABASE_URL": pg_url, "PATH": path}
+    port, procs = free_port(), []
+    try:
+        for i in (1, 2):
+            cli(
+                pg_url,
+                "teams",
+                "add",
+                f"team-{i}",
+                "--url",
+                apis.start(json_answer({"pred": 0})).url,
+            )
+        for n, block in enumerate(blocks):
+            command = block.commands[0].replace("--port 8000", f"--port {port}")
+            if LONG_RUNNING not in block.tags:
+                subprocess.run(["bash", "-c", command], env=env, check=True, capture_output=True)
+                continue
+            log = tmp_path / f"shard{n}.log"
+            procs.append(in_bash(command, env, log))
+            wait_for(lambda log=log: "game loop started" in log.read_text(), what=command)
+        wait_for(lambda: {team for _, team in results(engine)} == {1, 2}, what="both teams scored")
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        codes = [proc.wait(15) for proc in procs]
+        apis.close()
+    assert codes == [0, 0]
