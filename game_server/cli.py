@@ -343,7 +343,7 @@ def run(
     try:
         shard = shards.Shard.parse(shard_text)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--shard") from None
+        raise click.ClickException(f"--shard: {exc}") from None
     engine = _engine(obj)
     database.init_db(engine)
     if game_name is None:

@@ -98,6 +98,10 @@ def test_shard_parse_refuses_bad_input_in_one_line():
             Shard.parse(bad)
         assert "\n" not in str(info.value)
     assert [t for t in range(1, 7) if Shard(1, 2).owns(t)] == [1, 3, 5]
+    refused = CliRunner().invoke(main, ["--db", "sqlite://", "run", "--shard", "3/2"])
+    assert refused.exit_code == 1 and refused.output.strip().splitlines() == [
+        "Error: --shard: bad shard '3/2': a shard is I/N with 1 <= I <= N <= 64, e.g. 1/2"
+    ]
 
 
 @pytest.mark.postgres
