@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -140,9 +141,10 @@ def play(url: str, n: int, ports: list[int], seconds: float, logs: Path) -> dict
     try:
         started = control.apply(engine, "start", "bench")["started_at"]
         time.sleep(WARM_UP)
-        cpu0 = [cpu_seconds(p.pid) for p in procs]
+        cpu0, stored0 = [cpu_seconds(p.pid) for p in procs], stored(engine)
         time.sleep(seconds - WARM_UP)
         cpu = [cpu_seconds(p.pid) - c for p, c in zip(procs, cpu0, strict=True)]
+        stored1 = stored(engine)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -152,30 +154,42 @@ def play(url: str, n: int, ports: list[int], seconds: float, logs: Path) -> dict
             except subprocess.TimeoutExpired:
                 p.kill()
     low, high = started + WARM_UP, started + seconds
-    return {"cpu": cpu, "window": high - low, **counts(engine, low, high, n)}
+    return {
+        "cpu": cpu,
+        "window": high - low,
+        "stored": stored1[0] - stored0[0],  # results committed in the window
+        "answered": stored1[1] - stored0[1],  # of which answers in time (not failures)
+        "per_shard": rounds_sent(engine, low, high),
+        "skipped": [skipped(logs / f"shard{i}of{n}.log") for i in range(1, n + 1)],
+    }
 
 
-def counts(engine: sa.Engine, low: float, high: float, n: int) -> dict:
-    """Results stored of the rounds sent in [low, high), and each shard's rounds sent."""
-    req, rs = schema.requests.c, schema.round_shards.c
+def stored(engine: sa.Engine) -> tuple[int, int]:
+    """Results stored so far, and how many of them are answers (not failures)."""
+    res = schema.results.c
+    answered = sa.func.count().filter(res.outcome != "failed")
     with engine.connect() as conn:
-        stored = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(schema.results.join(schema.requests))
-            .where(req.sent_at >= low, req.sent_at < high)
-        ).scalar_one()
-        rounds = conn.execute(
-            sa.select(sa.func.count()).where(req.sent_at >= low, req.sent_at < high)
-        ).scalar_one()
-        per_shard = dict(
+        total, ok = conn.execute(sa.select(sa.func.count(), answered)).one()
+    return int(total), int(ok)
+
+
+def skipped(log: Path) -> int:
+    """The rounds a shard skipped (it logs the count when it stops)."""
+    found = re.findall(r"skipped_rounds=(\d+)", log.read_text())
+    return int(found[-1]) if found else -1
+
+
+def rounds_sent(engine: sa.Engine, low: float, high: float) -> dict[int, int]:
+    """Each shard's rounds sent in [low, high)."""
+    rs = schema.round_shards.c
+    with engine.connect() as conn:
+        return dict(
             conn.execute(
                 sa.select(rs.shard, sa.func.count())
                 .where(rs.sent_at >= low, rs.sent_at < high)
                 .group_by(rs.shard)
             ).all()
         )
-        total = conn.execute(sa.select(sa.func.count()).select_from(schema.results)).scalar_one()
-    return {"stored": stored, "rounds": rounds, "per_shard": per_shard, "total_results": total}
 
 
 def write_rounds(url: str, shard: int, n: int, teams: int, burst: int, go, seconds: float, out):
@@ -265,22 +279,24 @@ def report(args, numbers: dict) -> str:
     peak = peak_phase()
     offered = peak.rate * args.teams
     lines = [
-        "| run | scored+stored results/s | of the offered | rounds sent per shard "
-        "| CPU per shard (of one core) | results per CPU-second |",
-        "|---|---|---|---|---|---|",
+        "| run | scored+stored results/s | answered in time /s | of the offered "
+        "| rounds sent per shard (skipped) | CPU per shard (of a core) | results per CPU-second |",
+        "|---|---|---|---|---|---|---|",
     ]
     for n, g in numbers["games"].items():
-        rate = g["stored"] / g["window"]
-        sent = " / ".join(f"{g['per_shard'].get(i, 0)}" for i in range(1, n + 1))
+        rate, ok = g["stored"] / g["window"], g["answered"] / g["window"]
+        sent = " / ".join(
+            f"{g['per_shard'].get(i, 0)} ({g['skipped'][i - 1]})" for i in range(1, n + 1)
+        )
         cpu = " / ".join(f"{c / g['window']:.0%}" for c in g["cpu"])
         per_cpu = g["stored"] / max(sum(g["cpu"]), 1e-9)
         lines.append(
-            f"| {n} shard{'s' if n > 1 else ''} | {rate:,.0f} | {rate / offered:.0%} | {sent} "
-            f"(of {peak.rate * g['window']:.0f} due) | {cpu} | {per_cpu:,.0f} |"
+            f"| {n} shard{'s' if n > 1 else ''} | {rate:,.0f} | {ok:,.0f} | {rate / offered:.0%} "
+            f"| {sent} of {peak.rate * g['window']:.0f} due | {cpu} | {per_cpu:,.0f} |"
         )
     for n, w in numbers["writes"].items():
         lines.append(
-            f"| database alone, {n} writer{'s' if n > 1 else ''} | {w:,.0f} | — | — | — | — |"
+            f"| database alone, {n} writer{'s' if n > 1 else ''} | {w:,.0f} | — | — | — | — | — |"
         )
     return "\n".join(lines)
 
@@ -293,17 +309,21 @@ Measured {when} with `make bench-shards` on {machine}; load average before the r
 {teams:,} stub team APIs on loopback (bench/customer_bench.py's stubs, in two processes),
 so {offered:,.0f} results/s are asked for; PostgreSQL on the same machine (a fresh
 database per run). Each game ran {seconds} s; the first {warm:g} s are not measured. The
-shards are `game-server run --shard I/N --no-web`, real processes; a round's results count
-when its request was sent inside the window. The last two rows are the database alone:
-writer processes that commit bursts of rounds through the game's write path
-(`writes.insert_requests`, `writes.store_rounds`), one shard each, with no HTTP at all.
+shards are `game-server run --shard I/N --no-web`, real processes; results count when
+they are committed inside the window ("answered in time": not a failure such as a
+timeout); rounds sent are those started inside the window, with the rounds each shard
+skipped in all (a loop more than a second behind its schedule skips, and logs it). The
+last two rows are the database alone: writer processes that commit bursts of rounds
+through the game's write path (`writes.insert_requests`, `writes.store_rounds`), one
+shard each, with no HTTP at all.
 
 {table}
 
 - **Per-process ceiling**: one shard scored and stored **{one:,.0f} results/s**
-  ({per_team:,.0f} teams at the peak's {rate:g} rounds/s), using {cpu1:.0%} of a core.
-- **Scale-out**: two shards stored **{two:,.0f} results/s, {scale:.2f}x** one shard, in
-  the same run.
+  ({ok1:,.0f} of them answers in time), enough for about {per_team:,.0f} teams at the
+  peak's {rate:g} rounds/s; it used {cpu1:.0%} of a core.
+- **Scale-out**: two shards stored **{two:,.0f} results/s, {scale:.2f}x** one shard
+  ({ok2:,.0f} answers in time), in the same run.
 - **The database's write rate**: {w1:,.0f} result rows/s with one writer, {w2:,.0f} with
   two ({wscale:.2f}x), measured in the same run.
 
@@ -350,12 +370,14 @@ def main() -> None:
         table=table,
         one=one,
         per_team=one / peak.rate,
+        ok1=games[1]["answered"] / games[1]["window"],
         cpu1=games[1]["cpu"][0] / games[1]["window"],
         two=two,
-        scale=two / one,
+        scale=two / max(one, 1e-9),
+        ok2=games[2]["answered"] / games[2]["window"],
         w1=w[1],
         w2=w[2],
-        wscale=w[2] / w[1],
+        wscale=w[2] / max(w[1], 1e-9),
         per_cpu=games[1]["stored"] / max(games[1]["cpu"][0], 1e-9),
         wbest=max(w.values()),
         db_teams=max(w.values()) / peak.rate,
