@@ -320,13 +320,7 @@ def init(obj: dict, game_name: str) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--start", is_flag=True, help="Start the game at once (when in the lobby).")
 @WORKERS_OPTION
-@click.option(
-    "--shard",
-    "shard_text",
-    default="1/1",
-    show_default=True,
-    help="Run shard I of N: the game loop for the teams of that shard (docs/INSTRUCTOR.md).",
-)
+@click.option("--shard", "shard_text", default="1/1", help="Play shard I/N of the teams [1/1].")
 @click.option("--no-web", is_flag=True, help="Run the game loop only, no web app.")
 @click.pass_obj
 def run(
@@ -350,11 +344,12 @@ def run(
         with engine.connect() as conn:
             game_name = games.game_row(conn)["game_file"] or "workshop"
     try:
+        port_or_none = None if no_web else port
         serve.run(
             engine,
             _load_game(game_name),
             host,
-            None if no_web else port,
+            port_or_none,
             start,
             web_workers=workers,
             shard=shard,

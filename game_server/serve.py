@@ -146,8 +146,7 @@ def run(
 ) -> None:
     """Run the game loop until Ctrl-C or SIGTERM, with the web app in a child process.
 
-    `shard`: the teams this loop plays (`storage.shards`); `port` None: no web app.
-
+    `shard`: the teams this loop plays (`storage.shards`); `port` None: no web app;
     `beside(game, web_url)` (the demo's supervisor) runs in the loop once the web app is
     up; the game stops when it returns, and it is cancelled when the game stops first.
     The web process logs to `log_file` (default: this process's stderr); with
@@ -188,8 +187,7 @@ def run(
             finally:
                 await asyncio.to_thread(pages.stop)
 
-    db = database.safe_url(engine)
-    log.info("game run db=%s game_file=%s shard=%s", db, game_file.path, shard)
+    log.info("game run db=%s file=%s shard=%s", database.safe_url(engine), game_file.path, shard)
     try:
         asyncio.run(main())
     finally:
