@@ -179,6 +179,11 @@ def skipped(log: Path) -> int:
     return int(found[-1]) if found else -1
 
 
+def skipped_text(count: int) -> str:
+    """A shard's skipped rounds; `?` when it was killed before it could log them."""
+    return "?" if count < 0 else str(count)
+
+
 def rounds_sent(engine: sa.Engine, low: float, high: float) -> dict[int, int]:
     """Each shard's rounds sent in [low, high)."""
     rs = schema.round_shards.c
@@ -286,7 +291,8 @@ def report(args, numbers: dict) -> str:
     for n, g in numbers["games"].items():
         rate, ok = g["stored"] / g["window"], g["answered"] / g["window"]
         sent = " / ".join(
-            f"{g['per_shard'].get(i, 0)} ({g['skipped'][i - 1]})" for i in range(1, n + 1)
+            f"{g['per_shard'].get(i, 0)} ({skipped_text(g['skipped'][i - 1])})"
+            for i in range(1, n + 1)
         )
         cpu = " / ".join(f"{c / g['window']:.0%}" for c in g["cpu"])
         per_cpu = g["stored"] / max(sum(g["cpu"]), 1e-9)
@@ -312,7 +318,8 @@ database per run). Each game ran {seconds} s; the first {warm:g} s are not measu
 shards are `game-server run --shard I/N --no-web`, real processes; results count when
 they are committed inside the window ("answered in time": not a failure such as a
 timeout); rounds sent are those started inside the window, with the rounds each shard
-skipped in all (a loop more than a second behind its schedule skips, and logs it). The
+skipped in all (a loop more than a second behind its schedule skips, and logs it when it
+stops; `?`: it did not stop within 30 s of SIGTERM and was killed). The
 last two rows are the database alone: writer processes that commit bursts of rounds
 through the game's write path (`writes.insert_requests`, `writes.store_rounds`), one
 shard each, with no HTTP at all.
@@ -320,25 +327,29 @@ shard each, with no HTTP at all.
 {table}
 
 - **Per-process ceiling**: one shard scored and stored **{one:,.0f} results/s**
-  ({ok1:,.0f} of them answers in time), enough for about {per_team:,.0f} teams at the
-  peak's {rate:g} rounds/s; it used {cpu1:.0%} of a core.
-- **Scale-out**: two shards stored **{two:,.0f} results/s, {scale:.2f}x** one shard
+  ({ok1:,.0f} of them answers in time) of the {offered:,.0f} asked for; it used
+  {cpu1:.0%} of a core.
+- **Scale-out**: two shards stored **{two:,.0f} results/s, {scale}** one shard
   ({ok2:,.0f} answers in time), in the same run.
 - **The database's write rate**: {w1:,.0f} result rows/s with one writer, {w2:,.0f} with
   two ({wscale:.2f}x), measured in the same run.
 
-How far this goes. A shard is one Python process: its event loop sends, scores and
-hands results to its database thread, so its ceiling is about one core's worth of work
-per result ({per_cpu:,.0f} results per CPU-second here). Shards on separate machines add
-their ceilings; on this 2-core machine the two shards share the cores with the 1,000
-stub APIs and PostgreSQL, so the scale-out above is a floor, not what two machines give.
-Whatever the number of shards, every result is a row in one PostgreSQL database: at the
-write rate measured above the database stores at most {db_teams:,.0f} teams at the peak
-({wbest:,.0f} rows/s / {rate:g} rounds/s), so past that, more shards only queue in the
-database (the writers' batches grow, then rounds are skipped and logged). The next steps
-then are the database's: a dedicated machine with fast storage, `synchronous_commit =
-off` for the game database (a crash may lose the last few hundred milliseconds, which
-the void rounds already tolerate), or COPY instead of INSERT for the results.
+How far this goes. A shard is one Python process: its event loop sends, scores and hands
+results to its database thread. At the peak each burst asks a shard for {burst} rounds to
+each of its teams at once ({per_burst:,.0f} requests with one shard, every
+{every:.2f} s); when that is more than the process gets through, rounds pile up and time
+out, and it skips what it cannot start (the table: results stored, answers in time,
+rounds skipped). Here one process stored {one:,.0f} results/s for {offered:,.0f} asked,
+so {teams:,} teams at the workshop's peak need many shards, on machines of their own:
+on this 2-core machine the two shards share the cores with the stub APIs and
+PostgreSQL, so the scale-out above is a floor, not what two machines give. Whatever the
+number of shards, every result is a row in one PostgreSQL database: at the write rate
+measured above it stores at most about {db_teams:,.0f} teams at the peak ({wbest:,.0f}
+rows/s / {rate:g} rounds/s); past that, more shards only queue in the database (the
+writers' batches grow, then rounds are skipped and logged). The next steps then are the
+database's: a dedicated machine with fast storage, `synchronous_commit = off` for the
+game database (a crash may lose the last few hundred milliseconds, which void rounds
+already tolerate), or COPY instead of INSERT for the results.
 """
 
 
@@ -369,16 +380,16 @@ def main() -> None:
         warm=WARM_UP,
         table=table,
         one=one,
-        per_team=one / peak.rate,
+        per_burst=peak.burst * args.teams,
+        every=peak.burst / peak.rate,
         ok1=games[1]["answered"] / games[1]["window"],
         cpu1=games[1]["cpu"][0] / games[1]["window"],
         two=two,
-        scale=two / max(one, 1e-9),
+        scale=f"{two / one:.2f}x" if one else "against nothing stored by",
         ok2=games[2]["answered"] / games[2]["window"],
         w1=w[1],
         w2=w[2],
         wscale=w[2] / max(w[1], 1e-9),
-        per_cpu=games[1]["stored"] / max(games[1]["cpu"][0], 1e-9),
         wbest=max(w.values()),
         db_teams=max(w.values()) / peak.rate,
     )
