@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean bench-customer bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model
+.PHONY: install demo test lint pytest clean bench-customer bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ test: lint pytest
 bench-customer: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/customer_bench.py
+
+# A game in shards: 1,000 stub teams at the workshop's peak with 1 and 2 shards, and the
+# database's write rate (loopback and the local PostgreSQL only, about two minutes);
+# writes docs/PERFORMANCE.md. GAME_BENCH_PG_URL overrides the PostgreSQL admin URL.
+bench-shards: $(STAMP)
+	$(BIN)/python bench/shard_bench.py
 
 # A flood of every public endpoint during a game, against a quiet game (loopback only,
 # about 2 minutes): healthy teams' latency and failures; writes docs/PERFORMANCE.md.

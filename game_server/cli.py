@@ -12,7 +12,7 @@ from game_server.logs import LEVELS, configure_logging
 from game_server.play import teams as registry
 from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
 from game_server.storage import control as controls
-from game_server.storage import database, games
+from game_server.storage import database, games, shards
 from game_server.storage import export as exporter
 from game_server.web.app import ConfigError
 
@@ -326,6 +326,8 @@ def init(obj: dict, game_name: str) -> None:
     default=None,
     help="Serve the loop's Prometheus metrics on 127.0.0.1:PORT/metrics (default: off).",
 )
+@click.option("--shard", "shard_text", default="1/1", help="Play shard I/N of the teams [1/1].")
+@click.option("--no-web", is_flag=True, help="Run the game loop only, no web app.")
 @click.pass_obj
 def run(
     obj: dict,
@@ -335,22 +337,30 @@ def run(
     start: bool,
     workers: int,
     metrics_port: int | None,
+    shard_text: str,
+    no_web: bool,
 ) -> None:
     """Run the game: the customer's game loop, and the web app (its own process) on HOST:PORT."""
+    try:
+        shard = shards.Shard.parse(shard_text)
+    except ValueError as exc:
+        raise click.ClickException(f"--shard: {exc}") from None
     engine = _engine(obj)
     database.init_db(engine)
     if game_name is None:
         with engine.connect() as conn:
             game_name = games.game_row(conn)["game_file"] or "workshop"
     try:
+        port_or_none = None if no_web else port
         serve.run(
             engine,
             _load_game(game_name),
             host,
-            port,
+            port_or_none,
             start,
             web_workers=workers,
             metrics_port=metrics_port,
+            shard=shard,
         )
     except (games.GameBusy, OSError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None

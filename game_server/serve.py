@@ -31,6 +31,7 @@ from game_server.play.loop import Game
 from game_server.play.metrics import MetricsServer
 from game_server.scenario.gamefile import GameFile
 from game_server.storage import database
+from game_server.storage.shards import WHOLE, Shard
 from game_server.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,14 @@ class WebProcess:
     """`game-server web` as a child process on a socket made here; restarted when it dies."""
 
     def __init__(
-        self, url: str, sock: socket.socket, stderr: IO[str] | None = None, workers: int = 1
+        self,
+        url: str,
+        sock: socket.socket | None,
+        stderr: IO[str] | None = None,
+        workers: int = 1,
     ):
-        """Settings only (nothing starts until `start()`); `workers`: its worker processes."""
+        """Settings only (nothing starts until `start()`; nothing at all without a socket);
+        `workers`: its worker processes."""
         self.url = url
         self.workers = workers
         self.sock = sock
@@ -60,6 +66,8 @@ class WebProcess:
     def start(self) -> None:
         """Start the web process; its database URL goes in the environment, which only its
         user and root can read (a command line is shown by `ps` to every team)."""
+        if self.sock is None:
+            return  # `run --no-web`
         fd = self.sock.fileno()
         env = {
             **os.environ,
@@ -131,15 +139,17 @@ def run(
     engine: sa.Engine,
     game_file: GameFile,
     host: str,
-    port: int,
+    port: int | None,
     start: bool,
     beside: Callable[[Game, str], Coroutine[Any, Any, None]] | None = None,
     log_file: IO[str] | None = None,
     web_workers: int = 1,
     metrics_port: int | None = None,
+    shard: Shard = WHOLE,
 ) -> None:
     """Run the game loop until Ctrl-C or SIGTERM, with the web app in a child process.
 
+    `shard`: the teams this loop plays (`storage.shards`); `port` None: no web app;
     `beside(game, web_url)` (the demo's supervisor) runs in the loop once the web app is
     up; the game stops when it returns, and it is cancelled when the game stops first.
     The web logs to `log_file` (default: stderr), in `web_workers` processes (`prefork`);
@@ -147,9 +157,9 @@ def run(
     """
     url = engine.url.render_as_string(hide_password=False)
     create_app({"DATABASE_URL": url})  # a bad setting stops here (ConfigError), first
-    sock = webserver.listen(host, port)  # and a busy port (OSError)
+    sock = None if port is None else webserver.listen(host, port)  # a busy port: OSError
     web = WebProcess(url, sock, log_file, web_workers)
-    game = Game(engine, game_file)
+    game = Game(engine, game_file, shard=shard)
     exporter = None if metrics_port is None else _metrics_server(game, metrics_port, sock)
 
     async def main() -> None:
@@ -163,7 +173,7 @@ def run(
             nonlocal watcher, companion
             web.start()
             watcher = asyncio.create_task(web.watch(), name="web")
-            if beside is not None:
+            if beside is not None and sock is not None:
                 companion = asyncio.create_task(beside(game, webserver.base_url(sock)))
                 companion.add_done_callback(lambda _task: game.stop())
 
@@ -172,11 +182,12 @@ def run(
         finally:
             await _stop_beside(web, watcher, companion)
 
-    log.info("game run db=%s game_file=%s", database.safe_url(engine), game_file.path)
+    log.info("game run db=%s file=%s shard=%s", database.safe_url(engine), game_file.path, shard)
     try:
         eventloop.run(main())
     finally:
-        sock.close()
+        if sock is not None:
+            sock.close()
         if exporter is not None:
             exporter.close()
 
@@ -197,12 +208,13 @@ async def _stop_beside(
         await asyncio.to_thread(web.stop)
 
 
-def _metrics_server(game: Game, port: int, sock: socket.socket) -> MetricsServer:
+def _metrics_server(game: Game, port: int, sock: socket.socket | None) -> MetricsServer:
     """The loop's metrics on 127.0.0.1:port, serving now; a busy port closes `sock`."""
     try:
         exporter = MetricsServer(game.metrics.registry, "127.0.0.1", port).start()
     except OSError as exc:  # the port is taken: one line, and the web's socket is freed
-        sock.close()
+        if sock is not None:
+            sock.close()
         msg = f"--metrics-port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc})"
         raise OSError(msg) from exc
     log.info("metrics listening url=http://127.0.0.1:%d/metrics", exporter.port)

@@ -11,7 +11,7 @@ from team_apis import TeamAPIs, hang, json_answer
 
 from game_server.play import loop as game
 from game_server.play import teams
-from game_server.storage import control, database, games, schema
+from game_server.storage import control, database, games, schema, shards
 from game_server.web.app import create_app
 
 
@@ -131,13 +131,14 @@ def test_pause_stops_the_requests_and_resume_goes_on(sqlite_url, apis):
 def test_a_second_loop_on_the_same_game_is_refused(sqlite_url):
     engine = database.make_engine(sqlite_url)
     database.prepare_game(engine, fast_game())
-    games.acquire_lease(engine, "elsewhere:1:a")  # another machine's live loop
+    shards.acquire_lease(engine, "elsewhere:1:a")  # another machine's live loop
     with pytest.raises(games.GameBusy, match="another game loop is running this game"):
         asyncio.run(game.Game(engine, fast_game()).run())
     # a loop on this machine whose process is gone is taken over at once
     with engine.begin() as conn:
-        conn.execute(schema.games.update().values(loop_owner=f"{socket.gethostname()}:999999999:x"))
-    games.acquire_lease(engine, "me")
+        dead = f"{socket.gethostname()}:999999999:x"
+        conn.execute(schema.loop_leases.update().values(owner=dead))
+    shards.acquire_lease(engine, "me")
     with engine.connect() as conn:
         assert games.game_row(conn)["loop_owner"] == "me"
 

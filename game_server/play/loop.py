@@ -9,6 +9,11 @@ the event loop never blocks on the database.
 Crash safety: a round's request row is committed as `sent` before the round is sent; when
 every team's result is in, results, totals and status `scored` are written in one
 transaction. On start, requests still `sent` (a crash mid-round) become `void`.
+
+A game may run as N shards (`storage.shards`, `game-server run --shard I/N`): each loop
+sends to its own teams only, on the shared phase clock and the shared schedule
+(`schedule`); without `--shard` it is shard 1/1. A shard's restart voids its own rounds
+in flight only, and restarts the clock only when no other shard is alive.
 """
 
 import asyncio
@@ -24,14 +29,15 @@ from game_server.play import teams
 from game_server.play.customer import Customer, Target
 from game_server.play.lobby import Prober
 from game_server.play.metrics import GameMetrics
+from game_server.play.schedule import SeqPlan, rounds_due
 from game_server.play.window import RECENT_WINDOW, RecentWindows
 from game_server.play.writer import DbWriter, first_line
 from game_server.scenario.gamefile import GameFile, Phase
 from game_server.scenario.stream import Scenario
-from game_server.storage import control, games, reveal, writes
+from game_server.storage import control, games, reveal, shards, writes
 from game_server.storage.clock import PhaseClock
 from game_server.storage.database import prepare_game
-from game_server.storage.games import acquire_lease, release_lease
+from game_server.storage.shards import WHOLE, Shard, acquire_lease, release_lease
 from game_server.storage.writes import RequestRow, ScoredRound
 
 log = logging.getLogger(__name__)
@@ -42,26 +48,6 @@ SNAPSHOT_SECONDS = 1.0  # recent-window rows for the leaderboard
 HISTORY_SAMPLES = 150  # points-history samples in a whole game (bounded table)
 MAX_IN_FLIGHT = 500  # rounds in flight at once; beyond, rounds are skipped (logged)
 MAX_CATCH_UP_SECONDS = 1.0  # a loop later than this skips the missed rounds (logged)
-
-
-def recover(engine: sa.Engine) -> int:
-    """After a (crash and) restart: void rounds left `sent`, restart the running clock."""
-    with engine.begin() as conn:
-        voided = writes.void_requests(conn)
-        games.restart_clock(conn, time.time())
-    if voided:
-        log.warning("voided requests left unscored by a stopped game loop count=%d", voided)
-    return voided
-
-
-def rounds_due(phase: Phase, elapsed: float) -> int:
-    """Rounds that have started by phase time `elapsed`: whole bursts, the first at 0.
-
-    At most rate x duration in all, so every phase sends what `game check` announces.
-    """
-    total = round(phase.rate * phase.duration)
-    bursts = int(elapsed * phase.rate / phase.burst) + 1
-    return min(total, bursts * phase.burst)
 
 
 class Game:
@@ -76,6 +62,7 @@ class Game:
         max_in_flight: int = MAX_IN_FLIGHT,
         recent_window: int = RECENT_WINDOW,
         poll_seconds: float = POLL_SECONDS,
+        shard: Shard = WHOLE,
     ):
         """Set up (nothing runs until `run()`)."""
         self.engine = engine
@@ -86,13 +73,14 @@ class Game:
         self.max_in_flight = max_in_flight
         self.poll_seconds = poll_seconds
         self.owner = games.make_owner()
-        self.writer = DbWriter(engine)
+        self.shard = shard
+        self.plan = SeqPlan(self.phases)
+        self.writer = DbWriter(engine, shard.index)
         self.history_seconds = max(5.0, game_file.duration / HISTORY_SAMPLES)
         self.recent = RecentWindows(recent_window)
         self.game: dict[str, Any] = {}  # the game row as last read
         self.targets: list[Target] = []
         self.key = ""
-        self.next_seq = 1
         self.in_flight = 0
         self.skipped = 0
         self._rounds: set[asyncio.Task[Any]] = set()
@@ -114,10 +102,10 @@ class Game:
         """
         self._stop = asyncio.Event()
         prepare_game(self.engine, self.game_file)
-        acquire_lease(self.engine, self.owner)
+        acquire_lease(self.engine, self.owner, self.shard)
         self.writer.start()
         try:
-            await self.writer.call(recover, self.engine)
+            await self.writer.call(shards.recover, self.engine, self.shard)
             await self.writer.call(self._load)
             if start and self.game["state"] == "lobby":
                 actor = control.default_actor("run --start")
@@ -125,11 +113,12 @@ class Game:
             if started is not None:
                 started()
             log.info(
-                "game loop started owner=%s state=%s phase=%s next_seq=%d",
+                "game loop started owner=%s shard=%s state=%s phase=%s teams=%d",
                 self.owner,
+                self.shard,
                 self.game["state"],
                 self.game["phase_index"],
-                self.next_seq,
+                len(self.targets),
             )
             async with Customer(
                 self.settings.timeout, self.settings.max_body_bytes, self.settings.allowed_hosts
@@ -138,7 +127,7 @@ class Game:
                 await self._run_tasks(self._stop)
         finally:
             with contextlib.suppress(Exception):
-                await self.writer.call(release_lease, self.engine, self.owner)
+                await self.writer.call(release_lease, self.engine, self.owner, self.shard)
             await self.writer.close()
             log.info("game loop stopped owner=%s skipped_rounds=%d", self.owner, self.skipped)
 
@@ -170,24 +159,24 @@ class Game:
     # --- runs on the database thread ----------------------------------------------------
 
     def _load(self) -> None:
-        """Read the game row, the next seq and the active teams."""
+        """Read the game row and the shard's active teams."""
         with self.engine.connect() as conn:
             self.game = dict(games.game_row(conn))
             self.key = self.game["key"]
-            self.next_seq = writes.next_seq(conn)
             self.targets = self._targets(conn)
 
-    @staticmethod
-    def _targets(conn: sa.Connection) -> list[Target]:
-        """The customer's view of the active teams."""
+    def _targets(self, conn: sa.Connection) -> list[Target]:
+        """The customer's view of the shard's active teams."""
         return [
-            Target(t["id"], t["url"], t["protocol"], t["model"]) for t in teams.active_teams(conn)
+            Target(t["id"], t["url"], t["protocol"], t["model"])
+            for t in teams.active_teams(conn)
+            if self.shard.owns(t["id"])
         ]
 
     def _heartbeat(self) -> tuple[dict[str, Any], list[Target], bool]:
         """Heartbeat and checkpoint the phase time; the game row and teams. False: lease lost."""
         with self.engine.begin() as conn:
-            held = games.heartbeat(conn, self.owner, time.time())
+            held = shards.heartbeat(conn, self.owner, self.shard, time.time())
             row = dict(games.game_row(conn))
             targets = self._targets(conn)
         return row, targets, held
@@ -259,7 +248,7 @@ class Game:
         with the clock, and a restart goes on where the phase was.
         """
         started: tuple[int, int] | None = None  # (phase index, rounds started in it)
-        last_sample = time.monotonic()
+        last_sample = int(time.time() // self.history_seconds)
         while True:
             g = self.game
             if g["state"] != "running":
@@ -271,11 +260,14 @@ class Game:
             if elapsed >= phase.duration:
                 await self._phase_over(idx, phase)
                 continue
-            if time.monotonic() - last_sample >= self.history_seconds:
-                last_sample = time.monotonic()
-                self._spawn(self.writer.transaction(writes.sample_history, time.time()))
+            if (sample := int(time.time() // self.history_seconds)) != last_sample:
+                last_sample = sample  # the same instants in every shard: sampled once
+                at = sample * self.history_seconds
+                self._spawn(self.writer.transaction(writes.sample_history, at))
             if started is None or started[0] != idx:  # after a restart, go on from there
-                started = (idx, await self.writer.transaction(writes.rounds_in_phase, idx))
+                span = self.plan.span(idx)
+                done = await self.writer.transaction(shards.phase_progress, self.shard, *span)
+                started = (idx, done)
             behind = rounds_due(phase, elapsed) - started[1]
             if behind <= 0:
                 next_burst = started[1] / phase.rate  # phase time the next burst is due
@@ -287,17 +279,22 @@ class Game:
                 self._warn("loop late: %d rounds skipped, skipped=%d", skip, self.skipped)
             else:
                 skip = 0
-            for _ in range(behind - skip):
-                self._start_round(idx)
+            for k in range(started[1] + skip, started[1] + behind):
+                self._start_round(idx, k)
             started = (idx, started[1] + behind)
 
     async def _phase_over(self, idx: int, phase: Phase) -> None:
-        """The phase ran its duration: advance (or finish) by the clock, unless overtaken."""
+        """The phase ran its duration: advance (or finish) by the clock, unless overtaken.
+
+        Every shard does it at the same moment; one update lands, and the others follow
+        the row it wrote at once (the next phase's first burst is due at its start).
+        """
         row = await self.writer.call(control.advance_by_clock, self.engine, idx, phase.duration)
-        if row is not None:
-            self._follow(row)
-        else:
-            await asyncio.sleep(self.poll_seconds)
+        if row is None:
+            row = dict(await self.writer.transaction(games.game_row))
+            if row["phase_index"] == idx and row["state"] == "running":
+                await asyncio.sleep(0.01)  # not over yet by the stored clock
+        self._follow(row)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine as a tracked task."""
@@ -311,7 +308,7 @@ class Game:
             self._last_warning = time.monotonic()
             log.warning(message, *args)
 
-    def _start_round(self, phase_index: int) -> None:
+    def _start_round(self, phase_index: int, k: int) -> None:
         """Start one round as its own task (never waiting for earlier rounds)."""
         if not self.targets:
             self._warn("no active teams: rounds are not sent")
@@ -320,7 +317,7 @@ class Game:
             self.skipped += 1
             self._warn("round skipped in_flight=%d skipped=%d", self.in_flight, self.skipped)
             return
-        seq, self.next_seq = self.next_seq, self.next_seq + 1
+        seq = self.plan.seq(phase_index, k)
         self.in_flight += 1
         self._spawn(self._round(seq, phase_index, list(self.targets)))
 
@@ -367,7 +364,7 @@ class Game:
         except Exception as exc:
             log.error("round not scored request_id=%s error=%s; voiding it", request_id, exc)
             with contextlib.suppress(Exception):
-                await self.writer.transaction(writes.void_requests, [seq])
+                await self.writer.transaction(writes.void_requests, [seq], self.shard.index)
                 self.metrics.voided()
         finally:
             self.in_flight -= 1

@@ -70,9 +70,10 @@ def first_line(exc: BaseException) -> str:
 class DbWriter:
     """The game loop's one database thread: runs calls and batches round writes."""
 
-    def __init__(self, engine: sa.Engine):
-        """Create the writer; `start()` it inside the event loop."""
+    def __init__(self, engine: sa.Engine, shard: int = 1):
+        """Create the writer of shard `shard` (I of I/N); `start()` it inside the event loop."""
         self.engine = engine
+        self.shard = shard
         self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()  # None: close
         self._thread = threading.Thread(target=self._run, name="game-db", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -171,8 +172,8 @@ class DbWriter:
         for attempt, pause in enumerate((*DB_RETRIES, None)):
             try:
                 with self.engine.begin() as conn:
-                    writes.insert_requests(conn, sent)
-                    n_results = writes.store_rounds(conn, scored) if scored else 0
+                    writes.insert_requests(conn, sent, self.shard)
+                    n_results = writes.store_rounds(conn, scored, shard=self.shard) if scored else 0
                 break
             except Exception as exc:
                 if pause is None:

@@ -220,9 +220,10 @@ def apply(engine: sa.Engine, action: str, actor: str) -> dict[str, Any]:
 def advance_by_clock(engine: sa.Engine, phase_index: int, duration: float) -> dict[str, Any] | None:
     """Move to the next phase (or finish) when `phase_index` ran its `duration`.
 
-    Only the running game loop calls this; the update is conditional on the game row
-    being as read, so an instructor's action issued meanwhile wins. Returns the new row,
-    or None when nothing changed.
+    Every shard's game loop calls this at the same moment; the update is conditional on
+    the game row being as read, so it lands once (the others find the phase moved on)
+    and an instructor's action issued meanwhile wins. Returns the new row, or None when
+    nothing changed.
     """
     now = time.time()
     with engine.begin() as conn:

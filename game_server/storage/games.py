@@ -1,13 +1,12 @@
-"""The `games` row: the one module that writes it (game file, control actions, clock, lease).
+"""The `games` row: the one module that writes it (game file, control actions, clock).
 
 Several processes act on one game (the loop, the CLI, web workers), so every write that
 depends on what was read is conditional (`change`): it lands only when the row is still
 as read. Control actions decide *what* changes (`control.py`), the phase clock's
 arithmetic is `clock.py`; the SQL is here.
 
-The lease: `loop_owner` (`host:pid:random`) and `loop_heartbeat` name the one game loop
-allowed to run the game. A loop silent for `LEASE_SECONDS` is dead, and a dead pid on the
-same host is taken over at once, so a restart after `kill -9` needs no waiting.
+`loop_owner` and `loop_heartbeat` name the last game loop to beat (any shard's); the
+leases of the loops are `shards`.
 """
 
 import logging
@@ -28,7 +27,6 @@ log = logging.getLogger(__name__)
 # The games row as read: a RowMapping, or a dict of its columns.
 GameRow = Mapping[Any, Any]
 
-LEASE_SECONDS = 10.0  # a loop silent this long is dead; its game may be taken over
 NO_TABLES = "the game database has no tables: run `game-server init`"
 
 
@@ -132,7 +130,7 @@ def restart_clock(conn: sa.Connection, now: float) -> None:
         change(conn, g, PhaseClock.of(g).restart(now).columns())
 
 
-# --- the lease of the one game loop -----------------------------------------------------
+# --- the game loop's heartbeat (the leases themselves: `shards`) -----------------------
 
 
 def make_owner() -> str:
@@ -140,68 +138,30 @@ def make_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def _owner_alive(owner: str, heartbeat: float | None, now: float) -> bool:
-    """Whether the loop named `owner` may still be running."""
-    if heartbeat is None or now - heartbeat > LEASE_SECONDS:
-        return False
-    host, _, rest = owner.partition(":")
-    if host == socket.gethostname():  # on this machine a dead pid settles it at once
-        try:
-            os.kill(int(rest.partition(":")[0]), 0)
-        except ProcessLookupError:
-            return False
-        except (PermissionError, ValueError):
-            return True
-    return True
-
-
-def acquire_lease(engine: sa.Engine, owner: str) -> None:
-    """Become the game's one loop; GameBusy while another live loop holds it."""
-    now = time.time()
-    with engine.begin() as conn:
-        g = game_row(conn)
-        current = g["loop_owner"]
-        if current and current != owner and _owner_alive(current, g["loop_heartbeat"], now):
-            age = now - g["loop_heartbeat"]
-            raise GameBusy(
-                f"another game loop is running this game (owner={current}, last heartbeat "
-                f"{age:.1f} s ago); stop it first"
-            )
-        same = games.c.loop_owner.is_(None) if current is None else games.c.loop_owner == current
-        done = conn.execute(
-            games.update().where(same).values(loop_owner=owner, loop_heartbeat=now)
-        ).rowcount
-    if not done:
-        raise GameBusy("another game loop took this game at the same moment; try again")
-
-
-def heartbeat(conn: sa.Connection, owner: str, now: float) -> bool:
-    """Renew the lease and checkpoint a running clock; False when the lease is lost.
+def checkpoint(conn: sa.Connection, owner: str, now: float) -> None:
+    """Note a loop's heartbeat on the game row and checkpoint a running clock.
 
     The checkpoint folds the running stretch in every heartbeat, so after a `kill -9` the
-    game loses at most a heartbeat of phase time (`restart_clock`).
+    game loses at most a heartbeat of phase time (`restart_clock`). Several shards may
+    checkpoint in turn: each fold keeps the phase time as it is.
     """
-    held = conn.execute(
-        games.update().where(games.c.loop_owner == owner).values(loop_heartbeat=now)
-    ).rowcount
-    if not held:
-        return False
+    note_loop(conn, owner, now)
     # The update above holds the row's write lock: nobody changes it before the commit.
     g = game_row(conn)
     if g["state"] == "running" and g["phase_resumed_at"] is not None:
         change(conn, g, PhaseClock.of(g).run(now).columns())
-    return True
 
 
-def release_lease(engine: sa.Engine, owner: str) -> None:
-    """Stop being the game's loop: fold the running time in and leave the lease free."""
-    now = time.time()
-    with engine.begin() as conn:
-        released = conn.execute(
-            games.update()
-            .where(games.c.loop_owner == owner)
-            .values(loop_owner=None, loop_heartbeat=None)
-        ).rowcount
-        g = game_row(conn)
-        if released and g["phase_resumed_at"] is not None:
-            change(conn, g, PhaseClock.of(g).stop(now).columns())
+def note_loop(conn: sa.Connection, owner: str | None, now: float | None) -> None:
+    """Write the last loop to beat (None, None: no loop runs the game)."""
+    conn.execute(
+        games.update().where(games.c.id == GAME_ID).values(loop_owner=owner, loop_heartbeat=now)
+    )
+
+
+def no_loop_left(conn: sa.Connection, now: float) -> None:
+    """The last loop stopped cleanly: no loop named, the running stretch folded in."""
+    note_loop(conn, None, None)
+    g = game_row(conn)
+    if g["phase_resumed_at"] is not None:
+        change(conn, g, PhaseClock.of(g).stop(now).columns())

@@ -36,11 +36,13 @@ from game_server.storage.schema import (
     requests,
     results,
     reveal_mark,
+    round_shards,
     team_recent_labels,
     team_totals,
 )
 from game_server.storage.writes import PhaseTotals, TeamTotals, upsert_add
 
+IN_FLIGHT_LIMIT = 30.0  # s: a shard's round still `sent` this long after its send is lost
 RECENT_ROUNDS = 100  # the leaderboard's accuracy: over the last 100 rounds with visible labels
 
 
@@ -51,21 +53,35 @@ def watermark(conn: sa.Connection) -> int:
 
 
 def _next_mark(conn: sa.Connection, mark: int, now: float) -> int:
-    """How far the watermark may move: to before the first request still hidden or in flight.
+    """How far the watermark may move: to before the first request hidden or in flight.
 
     Reads the requests after `mark` in seq order up to the first that stops it; those
-    whose label is visible are few (about a second's worth), the rest are not read.
+    whose label is visible are few (about a second's worth), the rest are not read. A
+    round is in flight while any shard's part of it is `sent`, unless it was sent more
+    than `IN_FLIGHT_LIMIT` ago: that shard died, and the board does not wait for it.
     """
-    r = requests.c
+    r, mine = requests.c, round_shards.c
+    fresh = now - IN_FLIGHT_LIMIT
     stop = conn.execute(
         sa.select(r.seq)
-        .where(r.seq > mark, sa.or_(r.status == "sent", r.label_visible_at > now))
+        .where(
+            r.seq > mark,
+            sa.or_(sa.and_(r.status == "sent", r.sent_at > fresh), r.label_visible_at > now),
+        )
         .order_by(r.seq)
         .limit(1)
     ).scalar()
-    if stop is not None:
-        return max(mark, int(stop) - 1)
-    return max(mark, int(conn.execute(sa.select(sa.func.max(r.seq))).scalar() or 0))
+    high = stop if stop is not None else conn.execute(sa.select(sa.func.max(r.seq))).scalar()
+    if high is None:
+        return mark
+    flying = conn.execute(
+        sa.select(sa.func.min(mine.seq)).where(
+            mine.seq > mark, mine.seq <= high, mine.status == "sent", mine.sent_at > fresh
+        )
+    ).scalar()
+    if flying is not None:
+        return max(mark, int(flying) - 1)
+    return max(mark, int(high) - 1 if stop is not None else int(high))
 
 
 def _valid_answers(conn: sa.Connection, low: int, high: int) -> list[sa.Row[Any]]:
@@ -148,14 +164,17 @@ def _reveal_answers(conn: sa.Connection, mark: int, new: int) -> list[sa.Row[Any
     return older + window
 
 
+def _insert(conn: sa.Connection) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into the watermark's table in the connection's dialect (for ON CONFLICT)."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(reveal_mark)
+
+
 def _set_mark(conn: sa.Connection, seq: int, now: float) -> None:
     """Store the watermark (insert the row the first time)."""
-    pg = conn.dialect.name == "postgresql"
-    stmt: postgresql.Insert | sqlite.Insert = (postgresql if pg else sqlite).insert(reveal_mark)
     conn.execute(
-        stmt.values(id=GAME_ID, seq=seq, at=now).on_conflict_do_update(
-            index_elements=["id"], set_={"seq": seq, "at": now}
-        )
+        _insert(conn)
+        .values(id=GAME_ID, seq=seq, at=now)
+        .on_conflict_do_update(index_elements=["id"], set_={"seq": seq, "at": now})
     )
 
 
@@ -163,10 +182,13 @@ def reveal_labels(conn: sa.Connection, now: float | None = None) -> int:
     """Count the rounds whose label became visible in the public totals; how many it passed.
 
     In the caller's transaction: the totals and the watermark move together, so a reader
-    never sees a round counted twice or half.
+    never sees a round counted twice or half. Every shard calls it: the watermark's row
+    is locked first, so one moves it at a time and the next one starts from there.
     """
     now = time.time() if now is None else now
-    mark = watermark(conn)
+    conn.execute(_insert(conn).values(id=GAME_ID, seq=0, at=now).on_conflict_do_nothing())
+    locked = sa.select(reveal_mark.c.seq).where(reveal_mark.c.id == GAME_ID).with_for_update()
+    mark = int(conn.execute(locked).scalar() or 0)
     new = _next_mark(conn, mark, now)
     if new == mark:
         return 0

@@ -38,7 +38,7 @@ games = sa.Table(
     sa.Column("created_at", Double, nullable=False),
     sa.Column("started_at", Double),
     sa.Column("finished_at", Double),
-    # The lease of the one game loop allowed to run this game.
+    # The last heartbeat of any shard's game loop (the leases are in `loop_leases`).
     sa.Column("loop_owner", sa.String(200)),
     sa.Column("loop_heartbeat", Double),
     sa.CheckConstraint("state in ('lobby', 'running', 'paused', 'finished')", name="state_ok"),
@@ -102,6 +102,29 @@ results = sa.Table(
     sa.Column("status_code", sa.Integer),
     sa.Column("body_excerpt", sa.Text),
     sa.Index("results_team_seq", "team_id", "seq"),
+)
+
+# One row per round and shard (`shards`): each shard's own copy of a round's status and
+# send time, so a shard's crash voids only its own part of a round.
+round_shards = sa.Table(
+    "round_shards",
+    metadata,
+    sa.Column("seq", sa.Integer, sa.ForeignKey("requests.seq"), primary_key=True),
+    sa.Column("shard", sa.Integer, primary_key=True, autoincrement=False),  # I of I/N
+    sa.Column("status", sa.String(8), nullable=False),  # sent | scored | void
+    sa.Column("sent_at", Double, nullable=False),
+    sa.Column("resolved_at", Double),
+    sa.CheckConstraint("status in ('sent', 'scored', 'void')", name="shard_status_ok"),
+)
+
+# The lease of each shard's game loop (`shards.acquire_lease`): one row per shard I of N.
+loop_leases = sa.Table(
+    "loop_leases",
+    metadata,
+    sa.Column("shard", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("shard_count", sa.Integer, nullable=False),
+    sa.Column("owner", sa.String(200)),
+    sa.Column("heartbeat", Double),
 )
 
 team_totals = sa.Table(

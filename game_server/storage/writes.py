@@ -28,6 +28,7 @@ from game_server.storage.schema import (
     reference_history,
     requests,
     results,
+    round_shards,
     team_failures,
     team_recent,
     team_totals,
@@ -144,15 +145,12 @@ class Batch:
     failures: defaultdict[tuple[int, int, str], int] = field(
         default_factory=lambda: defaultdict(int)  # (team, phase, reason) -> count
     )
-    phases: dict[int, PhaseTotals] = field(default_factory=dict)
+    rounds: dict[int, ScoredRound] = field(default_factory=dict)  # by seq
 
     def add(self, rnd: ScoredRound) -> None:
-        """Count one round: its reference points, its results and their totals."""
+        """Count one round: its results and their totals."""
         self.seqs.append(rnd.seq)
-        ref = self.phases.setdefault(rnd.phase_index, PhaseTotals())
-        ref.requests += 1
-        ref.oracle_points += rnd.oracle_points or 0.0
-        ref.baseline_points += rnd.baseline_points or 0.0
+        self.rounds[rnd.seq] = rnd
         for r in rnd.results:
             s = r.score
             self.results.append(_result_row(rnd.seq, r))
@@ -163,6 +161,17 @@ class Batch:
             totals.add(s, r.latency_ms)
             if s.outcome == FAILED:
                 self.failures[(r.team_id, rnd.phase_index, s.reason or "unknown")] += 1
+
+    def reference(self, seqs: Iterable[int]) -> dict[int, PhaseTotals]:
+        """Per phase: the rounds `seqs` (scored first here) and their reference points."""
+        phases: dict[int, PhaseTotals] = {}
+        for seq in seqs:
+            rnd = self.rounds[seq]
+            ref = phases.setdefault(rnd.phase_index, PhaseTotals())
+            ref.requests += 1
+            ref.oracle_points += rnd.oracle_points or 0.0
+            ref.baseline_points += rnd.baseline_points or 0.0
+        return phases
 
 
 def _result_row(seq: int, r: Result) -> dict[str, Any]:
@@ -200,37 +209,65 @@ def upsert_add(
     conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=adds), rows)
 
 
-def insert_requests(conn: sa.Connection, rows: Sequence[RequestRow]) -> None:
-    """Commit-before-send: store requests with status `sent`."""
+def _insert(conn: sa.Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT of the connection's dialect (for ON CONFLICT)."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def insert_requests(conn: sa.Connection, rows: Sequence[RequestRow], shard: int = 1) -> None:
+    """Commit-before-send: the requests (once: every shard sends the same), status `sent`.
+
+    A request row is shared by the shards: the first to commit it inserts it, the others
+    find it there. Each shard's own status of the round is its `round_shards` row.
+    """
     if not rows:
         return
-    conn.execute(requests.insert(), [{**r, "status": "sent"} for r in rows])
+    rows = sorted(rows, key=lambda r: r["seq"])  # the same lock order in every shard
+    stmt = _insert(conn, requests).on_conflict_do_nothing()
+    conn.execute(stmt, [{**r, "status": "sent"} for r in rows])
+    conn.execute(
+        round_shards.insert(),
+        [
+            {"seq": r["seq"], "shard": shard, "status": "sent", "sent_at": r["sent_at"]}
+            for r in rows
+        ],
+    )
 
 
 def store_rounds(
-    conn: sa.Connection, rounds: Sequence[ScoredRound], now: float | None = None
+    conn: sa.Connection, rounds: Sequence[ScoredRound], now: float | None = None, shard: int = 1
 ) -> int:
-    """Score rounds in the caller's transaction: results, totals, status `scored`.
+    """Score a shard's rounds in the caller's transaction: results, totals, status `scored`.
 
-    Only requests still `sent` are scored (the primary key (seq, team_id) of `results`
-    also forbids counting twice). Returns the number of results stored.
+    Only the shard's rounds still `sent` are scored (the primary key (seq, team_id) of
+    `results` also forbids counting twice). The request turns `scored` with the first
+    shard that scores it, which alone adds its reference points. Returns the number of
+    results stored.
     """
     now = time.time() if now is None else now
     batch = Batch()
-    for rnd in rounds:
+    for rnd in sorted(rounds, key=lambda r: r.seq):
         batch.add(rnd)
+    mine = round_shards.c
     updated = conn.execute(
-        requests.update()
-        .where(requests.c.seq.in_(batch.seqs), requests.c.status == "sent")
+        round_shards.update()
+        .where(mine.seq.in_(batch.seqs), mine.shard == shard, mine.status == "sent")
         .values(status="scored", resolved_at=now)
     ).rowcount
     if updated != len(batch.seqs):
         # Never happens by construction; refuse rather than count a request twice.
         n = len(batch.seqs)
-        raise RuntimeError(f"{n - updated} of {n} requests are not `sent`")
+        raise RuntimeError(f"{n - updated} of {n} requests are not `sent` by shard {shard}")
+    first = conn.execute(
+        requests.update()
+        .where(requests.c.seq.in_(batch.seqs), requests.c.status == "sent")
+        .values(status="scored", resolved_at=now)
+        .returning(requests.c.seq)
+    ).scalars()
     if batch.results:
         conn.execute(results.insert(), batch.results)
     _add_totals(conn, batch)
+    _add_phase_totals(conn, batch.reference(first))
     return len(batch.results)
 
 
@@ -243,7 +280,6 @@ def _add_totals(conn: sa.Connection, batch: Batch) -> None:
         for (team_id, phase_index, reason), n in batch.failures.items()
     ]
     upsert_add(conn, team_failures, ("team_id", "phase_index", "reason"), failures)
-    _add_phase_totals(conn, batch.phases)
 
 
 def _add_phase_totals(conn: sa.Connection, per_phase: dict[int, PhaseTotals]) -> None:
@@ -276,36 +312,47 @@ def store_round(
         store_rounds(conn, [rnd], now=scored_at)
 
 
-def void_requests(conn: sa.Connection, seqs: Iterable[int] | None = None) -> int:
-    """Mark requests still `sent` as `void` (all of them, or those in `seqs`); counts them.
+def void_requests(conn: sa.Connection, seqs: Iterable[int] | None = None, shard: int = 1) -> int:
+    """Mark a shard's rounds still `sent` as `void` (all, or those in `seqs`); counts them.
 
-    A void request counts for nobody: after a crash nobody knows which teams' answers
-    were lost, so dropping the whole round is the only choice fair to every team.
+    A void round counts for nobody: after a crash nobody knows which teams' answers were
+    lost, so dropping the shard's whole round is the only choice fair to its teams. The
+    request itself turns `void` when no shard scored it or still sends it.
     """
-    cond = requests.c.status == "sent"
+    mine = round_shards.c
+    cond = sa.and_(mine.shard == shard, mine.status == "sent")
     if seqs is not None:
-        cond = sa.and_(cond, requests.c.seq.in_(list(seqs)))
+        cond = sa.and_(cond, mine.seq.in_(list(seqs)))
+    now = time.time()
+    voided = list(
+        conn.execute(
+            round_shards.update()
+            .where(cond)
+            .values(status="void", resolved_at=now)
+            .returning(mine.seq)
+        ).scalars()
+    )
+    if not voided:
+        return 0
+    others = (
+        sa.select(mine.seq)
+        .where(mine.seq == requests.c.seq, mine.status.in_(("sent", "scored")))
+        .exists()
+    )
+    lost = sa.and_(requests.c.seq.in_(voided), requests.c.status == "sent", ~others)
     per_phase = conn.execute(
         sa.select(requests.c.phase_index, sa.func.count())
-        .where(cond)
+        .where(lost)
         .group_by(requests.c.phase_index)
     ).all()
-    if not per_phase:
-        return 0
-    conn.execute(requests.update().where(cond).values(status="void", resolved_at=time.time()))
+    conn.execute(requests.update().where(lost).values(status="void", resolved_at=now))
     _add_phase_totals(conn, {p: PhaseTotals(void=n) for p, n in per_phase})
-    return sum(n for _, n in per_phase)
+    return len(voided)
 
 
 def next_seq(conn: sa.Connection) -> int:
-    """The sequence number of the next request (the stream goes on after a restart)."""
+    """The sequence number after the highest stored (tests and tools that add requests)."""
     return int(conn.execute(sa.select(sa.func.max(requests.c.seq))).scalar() or 0) + 1
-
-
-def rounds_in_phase(conn: sa.Connection, phase_index: int) -> int:
-    """How many rounds (requests, void ones included) a phase has sent."""
-    query = sa.select(sa.func.count()).where(requests.c.phase_index == phase_index)
-    return int(conn.execute(query).scalar_one())
 
 
 def store_recent(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -321,15 +368,14 @@ def sample_history(conn: sa.Connection, at: float) -> None:
     """Append one sample of every team's public points and the reference lines, for the chart.
 
     Public: what the leaderboard shows at `at` (see `reveal`), never a label before its time.
+    Once per `at`: the shards of a game sample the same instants, the first one writes.
     """
     tt, pt = team_totals.c, phase_totals.c
+    points = sa.select(sa.literal(at, Double), tt.team_id, sa.func.sum(tt.public_points))
     conn.execute(
-        points_history.insert().from_select(
-            ["at", "team_id", "points"],
-            sa.select(sa.literal(at, Double), tt.team_id, sa.func.sum(tt.public_points)).group_by(
-                tt.team_id
-            ),
-        )
+        _insert(conn, points_history)
+        .from_select(["at", "team_id", "points"], points.where(sa.true()).group_by(tt.team_id))
+        .on_conflict_do_nothing()
     )
     ref = conn.execute(
         sa.select(
@@ -338,5 +384,7 @@ def sample_history(conn: sa.Connection, at: float) -> None:
         )
     ).one()
     conn.execute(
-        reference_history.insert().values(at=at, oracle_points=ref[0], baseline_points=ref[1])
+        _insert(conn, reference_history)
+        .values(at=at, oracle_points=ref[0], baseline_points=ref[1])
+        .on_conflict_do_nothing()
     )
