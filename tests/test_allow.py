@@ -8,11 +8,13 @@ import asyncio
 import dataclasses
 import logging
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from engine_helpers import fast_game, peeking, play
+from readme_blocks import programs, server_blocks, words
 from team_apis import TeamAPIs
 
 from game_server.cli import main
@@ -132,3 +134,22 @@ def test_allow_without_a_game_says_how_to_make_one(tmp_path, keep_logging):
     result = cli(f"sqlite:///{tmp_path / 'none.sqlite'}", "allow", "10.0.0.0/8")
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert "game-server init" in result.output
+
+
+def test_the_guides_allow_commands_work_as_typed(sqlite_url, keep_logging):
+    """docs/INSTRUCTOR.md's "allow-list mid-game" block, each line as typed (the game's
+    database from GAME_DATABASE_URL, as on the server)."""
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "INSTRUCTOR.md").read_text()
+    part = guide.split("<!-- cheatsheet: The allow-list mid-game -->", 1)[1]
+    block = server_blocks(part.split("<!-- /cheatsheet -->", 1)[0])[0]
+    assert [programs(c) for c in block.commands] == [["game-server"]] * 2
+    database.prepare_game(database.make_engine(sqlite_url), fast_game())
+    outputs = []
+    for command in block.commands:
+        args = words(command)[1:]
+        result = CliRunner().invoke(
+            main, ["--log-level", "WARNING", *args], env={"GAME_DATABASE_URL": sqlite_url}
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert outputs == ["allow-list: 127.0.0.1, 192.168.1.0/24\n"] * 2
