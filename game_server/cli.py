@@ -234,6 +234,23 @@ def teams_token(obj: dict, name: str, as_json: bool) -> None:
         click.echo(f"team {name} has a new token (shown once, keep it): {token}")
 
 
+@main.command("allow")
+@click.argument("entries", nargs=-1)
+@click.pass_obj
+def allow(obj: dict, entries: tuple[str, ...]) -> None:
+    """Add hosts, IP addresses or networks (192.168.1.0/24) to the allow-list; without
+    any, print it. The running game calls them within a second, no restart."""
+    try:
+        if entries:
+            listed = registry.allow_hosts(_engine(obj), list(entries))
+        else:
+            with _engine(obj).connect() as conn:
+                listed = registry.allowed_hosts(conn)
+    except (registry.TeamError, games.NotInitialised) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"allow-list: {', '.join(listed)}")
+
+
 @main.group()
 def control() -> None:
     """Start, pause, resume, advance, freeze and finish the running game."""

@@ -120,15 +120,15 @@ class TeamAPIs:
         self.thread.start()
         self.servers: list[asyncio.Server] = []
 
-    def start(self, handler: Handler) -> TeamAPI:
-        """A new API on its own free port."""
+    def start(self, handler: Handler, host: str = "127.0.0.1") -> TeamAPI:
+        """A new API on its own free port of `host` (another loopback address: 127.0.0.2)."""
         api = TeamAPI(handler)
-        server = asyncio.run_coroutine_threadsafe(self._serve(api), self.loop).result(5)
+        server = asyncio.run_coroutine_threadsafe(self._serve(api, host), self.loop).result(5)
         self.servers.append(server)
         api.port = server.sockets[0].getsockname()[1]
         return api
 
-    async def _serve(self, api: TeamAPI) -> asyncio.Server:
+    async def _serve(self, api: TeamAPI, host: str) -> asyncio.Server:
         """Listen for `api` (keep-alive: many requests per connection)."""
 
         async def on_connection(reader, writer):
@@ -145,7 +145,7 @@ class TeamAPIs:
             finally:
                 writer.close()
 
-        return await asyncio.start_server(on_connection, "127.0.0.1", 0)
+        return await asyncio.start_server(on_connection, host, 0)
 
     def close(self) -> None:
         """Stop every server and the loop."""

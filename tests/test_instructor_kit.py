@@ -70,7 +70,7 @@ def test_the_sheet_holds_the_commands_of_the_day(tmp_path):
         "game-server control start",
         "game-server control freeze",
         "teams add",
-        "allowed_hosts",
+        "game-server allow 192.168.1.0/24",
         "tmux",
         "output/api.log",
         "scripts/ready_model.py",

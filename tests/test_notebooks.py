@@ -24,9 +24,11 @@ from nbclient import NotebookClient
 from starter_helpers import STARTER, free_port
 from team_apis import Handler, Request, TeamAPIs, json_answer, refused_port, response
 
+from game_server.play import teams
 from game_server.scenario.gamefile import builtin_game_path, load_game_file
 from game_server.scenario.stream import Scenario
 from game_server.storage import schema
+from game_server.storage.database import prepare_game
 
 sys.path.insert(0, str(STARTER))  # the starter is its own project: its `modules` package
 from modules import database  # noqa: E402
@@ -110,51 +112,118 @@ def test_committed_notebooks_have_no_outputs_and_a_parameters_cell(name):
     assert "os.environ.get(" in code[0].source
 
 
+def game_database(path: Path, scenario: Scenario, phases: list[tuple[int, int]], hidden: int = 0):
+    """A game database of the workshop game with requests of `phases` [(phase, count)],
+    as the game loop stores them, and one team's results ("steady": a fixed rule, a
+    timeout every 50th request). The last `hidden` requests' labels are not revealed yet.
+    """
+    url = f"sqlite:///{path}"
+    engine = sa.create_engine(url)
+    prepare_game(engine, scenario.game)
+    teams.add_team(engine, "steady", "http://127.0.0.1:9/predict")
+    teams.add_team(engine, "idle", "http://127.0.0.1:10/predict")
+    total = sum(count for _, count in phases)
+    start = time.time() - 3600
+    requests_, results, seq = [], [], 0
+    for phase, count in phases:
+        for n in range(count):
+            seq += 1
+            a = scenario.draw(phase, n)
+            sent_at = start + seq
+            requests_.append({
+                "seq": seq, "request_id": f"t-{seq:07d}", "phase_index": phase,
+                "features": a.features, "oddities": list(a.oddities), "label": int(a.label),
+                "p_default": a.p_default, "oracle_points": 0.5, "baseline_points": 0.5,
+                "status": "scored", "sent_at": sent_at,
+                "label_visible_at": time.time() + 600 if seq > total - hidden else sent_at + 60,
+            })  # fmt: skip
+            age = a.features.get("age")
+            pred = int(isinstance(age, int | float) and age < 30)
+            failed = seq % 50 == 0
+            outcome = "failed" if failed else ("correct" if pred == a.label else "wrong")
+            results.append({
+                "seq": seq, "team_id": 1, "outcome": outcome,
+                "reason": "timeout" if failed else None, "pred": None if failed else pred,
+                "points": {"correct": 1, "wrong": 0, "failed": -1}[outcome],
+                "latency_ms": 2000.0 if failed else 5.0 + seq % 10, "status_code": 200,
+            })  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(schema.requests.insert(), requests_)
+        conn.execute(schema.results.insert(), results)
+    engine.dispose()
+    return url, requests_, results
+
+
 @pytest.mark.slow
-def test_monitoring_flags_the_shifted_features(tmp_path, workshop):
-    """Warm-up requests, then the shift: the recent window drifts where the shift moves it."""
-    url = team_database(tmp_path / "team.sqlite", workshop, [(0, 600), (SHIFT, 1000)])
+def test_monitoring_reads_a_team_from_the_game_database(tmp_path, workshop):
+    """Warm-up requests, then the shift: the inputs drift where the shift moves them, and
+    the team's answers, latency, failures and accuracy (revealed labels only) add up."""
+    url, sent, results = game_database(
+        tmp_path / "game.sqlite", workshop, [(0, 600), (SHIFT, 1000)], hidden=400
+    )
     out = tmp_path / "out"
     run_notebook(
         MONITORING,
         tmp_path,
-        MONITORING_TEAM_DATABASE_URL=url,
+        MONITORING_GAME_DATABASE_URL=url,
+        MONITORING_TEAM="steady",
         MONITORING_OUTPUT_DIR=str(out),
         MONITORING_RECENT="1000",
-        MONITORING_WINDOW="200",
     )
     summary = json.loads((out / "drift.json").read_text())
     features = {row["feature"]: row for row in summary["features"]}
-    assert summary["logged_requests"] == 1600 and summary["recent_requests"] == 1000
+    assert summary["team"] == "steady" and summary["teams"] == ["idle", "steady"]
+    assert summary["requests"] == 1600 and summary["recent_requests"] == 1000
+    assert summary["revealed_labels"] == 1200
     # The shift: younger (and what follows from age), larger loans, a new region.
     assert {"age", "loan_amount", "region"} <= set(summary["drifted"])
     assert features["region"]["psi"] > 1.0 and features["age"]["psi"] > 0.3
     assert features["age"]["method"] == "Wasserstein (normed)"  # 10,000 reference rows
     assert features["region"]["method"] == "Jensen-Shannon"
-    # What the shift leaves alone stays quiet.
     for name in ("debt_to_income", "late_payments", "num_credit_lines"):
         assert not features[name]["drifted"] and features[name]["psi"] < 0.05, features[name]
-    # Over time: the warm-up windows are stable, the shift windows are not.
-    over_time = (out / "psi_over_time.csv").read_text().splitlines()
-    region = [
-        float(x) for x in next(r for r in over_time if r.startswith("region,")).split(",")[1:]
+    # By phase: the warm-up is stable, the shift is not.
+    by_phase = {phase: psi["region"] for phase, psi in summary["psi_by_phase"].items()}
+    assert len(by_phase) == 2
+    assert by_phase["1. warm-up"] < 0.1 < 1.0 < by_phase["3. population shift"]
+    # The oddities the game put in, as it logged them.
+    recent_oddities = [k for row in sent[-1000:] for k in row["oddities"]]
+    assert sum(summary["oddities"].values()) == len(recent_oddities)
+    # The team's phases: its answers, failures and latency, from the game's results.
+    phases = {row["phase"]: row for row in summary["team_by_phase"]}
+    shift = phases["3. population shift"]
+    shift_results = results[600:]
+    assert shift["requests"] == 1000 and shift["failed"] == 20
+    assert shift["answered"] == 980 and 5.0 <= shift["p50_ms"] <= 14.0
+    assert shift["points"] == sum(r["points"] for r in shift_results)
+    assert summary["failures"] == {"timeout": {"1. warm-up": 12, "3. population shift": 20}}
+    # Accuracy from revealed labels only: the last 400 requests' labels are not public yet.
+    revealed = [
+        (q, r) for q, r in zip(sent[:1200], results[:1200], strict=True) if r["pred"] is not None
     ]
-    assert len(region) == 8 and max(region[:3]) < 0.1 < 1.0 < min(region[3:])
-    assert len(summary["accuracy_over_time"]) == 8  # every request has its label here
-    for figure in ("distributions.png", "psi.png", "psi_over_time.png", "accuracy_over_time.png"):
+    accuracy = {row["phase"]: row for row in summary["accuracy_by_phase"]}
+    shift_known = [(q, r) for q, r in revealed if q["phase_index"] == SHIFT]
+    assert accuracy["3. population shift"]["revealed"] == len(shift_known) < 600
+    assert accuracy["3. population shift"]["accuracy"] == pytest.approx(
+        sum(q["label"] == r["pred"] for q, r in shift_known) / len(shift_known)
+    )
+    for figure in ("distributions.png", "psi.png", "psi_by_phase.png", "team.png"):
         assert (out / figure).stat().st_size > 5000
+    assert (out / "accuracy_by_phase.png").stat().st_size > 5000
 
 
 @pytest.mark.slow
 def test_monitoring_sees_no_drift_in_the_training_population(tmp_path, workshop):
-    url = team_database(tmp_path / "team.sqlite", workshop, [(0, 1200)])
+    url, _, _ = game_database(tmp_path / "game.sqlite", workshop, [(0, 1200)])
     out = tmp_path / "out"
     run_notebook(
-        MONITORING, tmp_path, MONITORING_TEAM_DATABASE_URL=url, MONITORING_OUTPUT_DIR=str(out)
+        MONITORING, tmp_path, MONITORING_GAME_DATABASE_URL=url, MONITORING_OUTPUT_DIR=str(out)
     )
     summary = json.loads((out / "drift.json").read_text())
+    assert summary["team"] == "idle"  # no team named: the first by name
     assert summary["drifted"] == []
     assert max(row["psi"] for row in summary["features"]) < 0.05
+    assert {row["failed"] for row in summary["team_by_phase"]} == {0}  # idle: no results
 
 
 def game_server(*args: str) -> str:
@@ -307,6 +376,27 @@ def test_debrief_shows_who_used_the_leak_and_when_they_found_out(tmp_path, playe
     assert not any(leak[team]["used_leak"] for team in ("always one", "peeker", "broken", "down"))
     assert (out / "leak.png").stat().st_size > 5000
     assert "found the leak" in (out / "leak.csv").read_text()
+
+
+@pytest.mark.slow
+def test_monitoring_follows_a_team_of_a_real_game(tmp_path, played):
+    """The game database of a real game, a team picked by name: its failures as logged."""
+    db, _ = played
+    out = tmp_path / "out"
+    run_notebook(
+        MONITORING,
+        tmp_path,
+        MONITORING_GAME_DATABASE_URL=db,
+        MONITORING_TEAM="broken",
+        MONITORING_OUTPUT_DIR=str(out),
+    )
+    summary = json.loads((out / "drift.json").read_text())
+    assert summary["team"] == "broken" and len(summary["teams"]) == 7
+    phases = summary["team_by_phase"]
+    assert len(phases) == 2 and {row["answered"] for row in phases} == {0}
+    assert sum(row["failed"] for row in phases) == summary["requests"] > 0
+    assert list(summary["failures"]) == ["http_status"]
+    assert sum(summary["oddities"].values()) > 0  # the second phase's messy input, as sent
 
 
 @pytest.mark.slow

@@ -37,6 +37,9 @@ from game_server.web.app import ConfigError
 @click.option("--starter", "starter_level", type=click.Choice(STARTER_LEVELS), default="complete",
               help="The starter's level the bots play (default: complete; exercises: they "
               "begin with the leak).")  # fmt: skip
+@click.option("--team", "team_specs", multiple=True, metavar="NAME=URL",
+              help="Your own running API as a team beside the bots (repeatable), e.g. "
+              "--team me=http://127.0.0.1:5000/predict; its token is printed.")  # fmt: skip
 def demo(
     team_count: int,
     game_name: str,
@@ -44,9 +47,16 @@ def demo(
     port: int,
     no_browser: bool,
     starter_level: str,
+    team_specs: tuple[str, ...],
 ) -> None:
     """Play a whole demo game on this machine with bot teams (leaderboard on --port)."""
     from game_server.demo import run as demos  # the bots' machinery, only for this command
+    from game_server.demo.own import parse_team
+
+    try:
+        own_teams = [parse_team(spec) for spec in team_specs]
+    except ValueError as exc:
+        raise click.ClickException(f"--team {exc}") from None
 
     # The game's log goes to the demo's folder; the terminal shows the demo's own lines.
     level = logging.getLevelName(logging.getLogger().level)
@@ -66,6 +76,7 @@ def demo(
             starter_level,
             echo=click.echo,
             log_level=level,
+            own_teams=own_teams,
         ).run()
     except (demos.DemoError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -34,6 +34,7 @@ from game_server.demo.machine import (
     open_browser,
     port_is_free,
 )
+from game_server.demo.own import OwnTeam, announce, check_teams, report
 from game_server.demo.report import phase_table, standings_line, standings_table
 from game_server.logs import configure_logging
 from game_server.play import teams as registry
@@ -76,6 +77,7 @@ class Demo:
         root: Path = Path("instance"),
         echo=print,
         log_level: str = "INFO",
+        own_teams: list[OwnTeam] | None = None,
     ):
         """Plan the run (nothing starts until `run()`)."""
         self.game_file = game_file
@@ -86,6 +88,7 @@ class Demo:
         self.echo = echo
         self.log_level = log_level
         self.plan = team_plan(teams)
+        self.own_teams = own_teams or []  # the player's APIs (`--team`), beside the bots
         self.web_url = f"http://{HOST}:{self.port}/"
         self.began = time.monotonic()
         self.first_scored: float | None = None
@@ -101,6 +104,11 @@ class Demo:
             raise DemoError(
                 f"port {self.port} is in use (another game server?): choose one with --port"
             )
+        try:
+            allowed = self.game_file.settings.allowed_hosts
+            check_teams(self.own_teams, allowed, [name for name, _ in self.plan])
+        except ValueError as exc:
+            raise DemoError(str(exc)) from None
         self.folder = new_folder(self.root)
         settings = self.game_file.settings
         train_csv = Path(settings.training_data) if settings.training_data else TRAIN_CSV
@@ -168,11 +176,14 @@ class Demo:
             lambda name, url: registry.add_team(engine, name, url),
             self.web_url,
         )
+        for team in self.own_teams:
+            team.token = registry.add_team(engine, team.name, team.url)
         self._write_record()
         self.fleet.wait_ready()
         self.echo(f"{len(self.fleet.bots)} bots up in {time.monotonic() - self.began:.1f} s:")
         for bot in self.fleet.bots:
             self.echo(f"  {bot.name:<12} port {bot.port}  {bot.variant.summary}")
+        announce(self.own_teams, self.web_url, self.echo)
 
     # --- beside the game loop -----------------------------------------------------------
 
@@ -235,6 +246,7 @@ class Demo:
             "port": self.port,
             "database": str(self.folder / "game.sqlite"),
             "bots": self.fleet.records(),
+            "own_teams": [{"name": t.name, "url": t.url} for t in self.own_teams],
             "starter_level": self.starter_level,
             "pids": list(self.fleet.children.started),
             "first_scored_seconds": self.first_scored,
@@ -263,6 +275,8 @@ class Demo:
         self.echo("")
         self.echo(("Final standings" if finished else "Standings when stopped") + ":")
         self.echo(standings_table(board))
+        for line in report(self.own_teams, board):
+            self.echo(line)
         self.echo("")
         self.echo("Points by phase (where each team won and lost them):")
         self.echo(phase_table(*self._phase_points()))

@@ -114,6 +114,14 @@ class Customer:
         self._pool: pool.Pool | None = None
         self._routes: dict[tuple[str, str, str | None], _Route] = {}
 
+    def use_allow_list(self, allowed: Iterable[str]) -> bool:
+        """Call the hosts of a new allow-list from now on (`game-server allow` mid-game);
+        True when it changed. The resolver holds the same list; cached routes are redone."""
+        changed = self.allow.take(hosts.as_allow_list(allowed))
+        if changed:
+            self._routes.clear()
+        return changed
+
     async def __aenter__(self) -> "Customer":
         """Open the game's one HTTP session."""
         _raise_open_files_limit(self._total + 1024)

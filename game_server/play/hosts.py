@@ -69,7 +69,20 @@ class AllowList:
 
     def __repr__(self) -> str:
         """The entries, for logs."""
-        return f"AllowList({[str(n) for n in self.networks] + sorted(self.names)})"
+        return f"AllowList({list(self.entries())})"
+
+    def entries(self) -> tuple[str, ...]:
+        """The entries as parsed (networks, then names), for storing and comparing."""
+        return tuple([str(n) for n in self.networks] + sorted(self.names))
+
+    def take(self, other: "AllowList") -> bool:
+        """Become `other` in place (whoever holds this list sees it); True when it changed."""
+        if other.entries() == self.entries():
+            return False
+        self.networks[:] = other.networks
+        self.names.clear()
+        self.names.update(other.names)
+        return True
 
     def allows_address(self, address: str) -> bool:
         """Whether the IP address `address` is inside a listed address or network."""

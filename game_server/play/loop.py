@@ -222,6 +222,9 @@ class Game:
                     if targets != self.targets:
                         log.info("active teams changed count=%d", len(targets))
                         self.targets = targets
+                    allowed = await self.writer.transaction(teams.allowed_hosts)
+                    if self._customer is not None and self._customer.use_allow_list(allowed):
+                        log.info("allow-list changed allowed_hosts=%s", ",".join(allowed))
                 else:
                     row = dict(await self.writer.transaction(games.game_row))
                 self._follow(row)

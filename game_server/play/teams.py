@@ -7,6 +7,7 @@ and stored only as its SHA-256 hex digest. A fast hash is right for a high-entro
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import time
@@ -36,10 +37,43 @@ def check_name(name: str) -> None:
         raise TeamError(f"bad team name {name!r}: {NAME_RULE}")
 
 
+ALLOWED_ADDED = "allowed_hosts_added"  # the entries `game-server allow` added (web_settings)
+
+
+def added_hosts(conn: sa.Connection) -> tuple[str, ...]:
+    """The entries `game-server allow` added to the game file's allow-list."""
+    query = sa.select(schema.web_settings.c.value).where(schema.web_settings.c.key == ALLOWED_ADDED)
+    value = conn.execute(query).scalar()
+    return tuple(json.loads(value)) if value else ()
+
+
 def allowed_hosts(conn: sa.Connection) -> tuple[str, ...]:
-    """The allow-list of the game file stored in the database (loopback by default)."""
+    """The allow-list: the game file's, stored in the database (loopback by default), and
+    the entries added since. The running game re-reads it every second."""
     settings = game_row(conn)["settings"] or {}
-    return tuple(settings.get("allowed_hosts") or hosts.DEFAULT_ALLOWED_HOSTS)
+    listed = tuple(settings.get("allowed_hosts") or hosts.DEFAULT_ALLOWED_HOSTS)
+    return listed + tuple(e for e in added_hosts(conn) if e not in listed)
+
+
+def allow_hosts(engine: sa.Engine, entries: list[str]) -> tuple[str, ...]:
+    """Add host names, addresses or networks to the allow-list (kept apart from the game
+    file's, so `game-server run` or `init` with the file keeps them); the whole list.
+    TeamError (one line) for a malformed entry."""
+    try:
+        hosts.AllowList(entries)
+    except ValueError as exc:
+        raise TeamError(str(exc)) from None
+    typed = [e.strip() for e in entries]
+    table = schema.web_settings
+    with engine.begin() as conn:
+        game_row(conn)  # NotInitialised with a hint when there is no game
+        added = added_hosts(conn)
+        added += tuple(e for e in dict.fromkeys(typed) if e not in added)
+        conn.execute(table.delete().where(table.c.key == ALLOWED_ADDED))
+        conn.execute(table.insert().values(key=ALLOWED_ADDED, value=json.dumps(added)))
+        whole = allowed_hosts(conn)
+    log.info("allow-list extended added=%s allowed_hosts=%s", ",".join(typed), ",".join(whole))
+    return whole
 
 
 def add_team(

@@ -82,7 +82,7 @@ GAME_KEYS = (
         "allowed_hosts",
         "strings",
         ("127.0.0.1", "::1", "localhost"),
-        "Host names, IPs or CIDR networks the customer may call.",
+        "Host names, IPs or CIDR networks the customer may call (`game-server allow` adds more).",
     ),
     Key(
         "persist_changes",
