@@ -1,0 +1,123 @@
+"""`game-server teams` and `game-server allow`: who plays, and which hosts the game may call.
+
+Kept apart from `cli.py` (the composition root) so each file stays one screenful of
+commands; both write only through `play.teams` (the registry and the allow-list it stores).
+"""
+
+import json
+
+import click
+
+from game_server.play import teams as registry
+from game_server.storage import database, games
+
+
+@click.group()
+def teams() -> None:
+    """Register, list, disable and enable teams in the game database; rotate tokens."""
+
+
+@teams.command("add")
+@click.argument("name")
+@click.option(
+    "--url", required=True, help="The team API's URL, e.g. http://127.0.0.1:9001/predict."
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["native", "mlflow", "openinference"]),
+    default="native",
+    show_default=True,
+    help="How the customer talks to the API (GAME.md §3).",
+)
+@click.option("--model", default=None, help="Model name (openinference).")
+@click.option("--json", "as_json", is_flag=True, help="Print {name, token, url, protocol} as JSON.")
+@click.pass_obj
+def teams_add(
+    obj: dict, name: str, url: str, protocol: str, model: str | None, as_json: bool
+) -> None:
+    """Register a team and print its token (shown this once only)."""
+    try:
+        token = registry.add_team(database.make_engine(obj["db"]), name, url, protocol, model)
+    except (registry.TeamError, games.NotInitialised) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"name": name, "token": token, "url": url, "protocol": protocol}))
+    else:
+        click.echo(f"team {name} added; its token (shown once, keep it): {token}")
+
+
+@teams.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def teams_list(obj: dict, as_json: bool) -> None:
+    """List the registered teams."""
+    try:
+        with database.make_engine(obj["db"]).connect() as conn:
+            rows = registry.list_teams(conn)
+    except games.NotInitialised as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        state = "active" if r["active"] else "disabled"
+        model = f" model={r['model']}" if r["model"] else ""
+        click.echo(f"{r['name']:<40} {state:<8} {r['protocol']:<13} {r['url']}{model}")
+
+
+def _set_active(obj: dict, name: str, active: bool) -> None:
+    """Enable or disable a team, with a one-line error when that is refused."""
+    try:
+        registry.set_active(database.make_engine(obj["db"]), name, active)
+    except (registry.TeamError, games.NotInitialised) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"team {name} {'enabled' if active else 'disabled'}")
+
+
+@teams.command("disable")
+@click.argument("name")
+@click.pass_obj
+def teams_disable(obj: dict, name: str) -> None:
+    """Stop sending requests to a team (its results and token stay)."""
+    _set_active(obj, name, False)
+
+
+@teams.command("enable")
+@click.argument("name")
+@click.pass_obj
+def teams_enable(obj: dict, name: str) -> None:
+    """Send requests to a disabled team again (its results and token stay)."""
+    _set_active(obj, name, True)
+
+
+@teams.command("token")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print {name, token} as JSON.")
+@click.pass_obj
+def teams_token(obj: dict, name: str, as_json: bool) -> None:
+    """Give a team a new token and print it (shown this once only); the old one stops working."""
+    try:
+        token = registry.rotate_token(database.make_engine(obj["db"]), name)
+    except (registry.TeamError, games.NotInitialised) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"name": name, "token": token}))
+    else:
+        click.echo(f"team {name} has a new token (shown once, keep it): {token}")
+
+
+@click.command("allow")
+@click.argument("entries", nargs=-1)
+@click.pass_obj
+def allow(obj: dict, entries: tuple[str, ...]) -> None:
+    """Add hosts, IP addresses or networks (192.168.1.0/24) to the allow-list; without
+    any, print it. The running game calls them within a second, no restart."""
+    try:
+        if entries:
+            listed = registry.allow_hosts(database.make_engine(obj["db"]), list(entries))
+        else:
+            with database.make_engine(obj["db"]).connect() as conn:
+                listed = registry.allowed_hosts(conn)
+    except (registry.TeamError, games.NotInitialised) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"allow-list: {', '.join(listed)}")
