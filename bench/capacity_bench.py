@@ -132,7 +132,7 @@ def report(args, old: dict, new: dict) -> str:
 
 Measured on {time.strftime("%Y-%m-%d")} ({os.cpu_count()} cores, Python
 {platform.python_version()}), both starters in the same run: N real starter APIs
-(`python main.py`, each its own process and port, waitress with 8 threads, database
+(`python main.py` with its default settings, each its own process and port, database
 logging to its own SQLite file) and `game-server run` (SQLite) on the same machine, playing
 the workshop's peak phase ({args.seconds:.0f} s at 30 rounds/s in bursts of 20, 5 % messy
 requests, the shift in force). Capacity: the largest N with **no failed request and p95
@@ -143,7 +143,7 @@ turns, so both see the machine alike). The anchor is the starter as committed at
 | starter | capacity N |
 |---|---|
 | old (one-row pandas frame through the `Pipeline` per request) | **{old["capacity"]}** |
-| new (micro-batching, `BATCH_WINDOW_MS` default) | **{new["capacity"]}** |
+| new (micro-batching, `BATCH_WINDOW_MS=5`; 32 waitress threads, not 8) | **{new["capacity"]}** |
 
 {verdict}
 

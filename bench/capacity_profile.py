@@ -130,5 +130,7 @@ once; the 2 cores do 20 × N of those fixed costs one after the other, and the l
 of the burst waits for all of them. The new starter gathers the requests that arrive
 within a few milliseconds (`modules/batching.py`, `BATCH_WINDOW_MS`) and sends them
 through the pipeline as one frame, so a burst pays the fixed cost once or a few times
-instead of 20 times; what is left per request is the web server's and Flask's work, the
-cleaning and the log line."""
+instead of 20 times. Its waitress has 32 threads instead of 8, so that the whole burst
+is in the API at once and fits in one or two batches (with 8, a burst needs at least
+three). Each request also skips the one-row pandas frame: it is cleaned into a plain dict
+(`features.clean_row`), and the batch makes one frame of all its rows."""
