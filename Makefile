@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean bench-customer bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model
+.PHONY: install demo test lint pytest clean bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,13 @@ ready-model: $(STAMP)
 # careful bots (about 27 minutes, holding /tmp/heavy.lock); writes docs/GAMEFILE.md's table.
 bench-drift: $(STAMP)
 	$(BIN)/python bench/drift_bench.py
+
+# How many starter APIs one machine holds at the workshop's peak, the starter before
+# micro-batching against this one, each with a py-spy profile (loopback only, about
+# 10 minutes); writes the Capacity section of docs/PERFORMANCE.md.
+bench-capacity: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/capacity_bench.py
 
 # The participant starter's API against its bare model (about 40 s); writes docs/PERFORMANCE.md.
 bench-starter: $(STAMP)

@@ -2,7 +2,7 @@
 
 Not a test. Loopback only, bounded in time, stops by itself. In a temporary copy of the
 starter it runs the training notebook (as a team does), serves the model with
-`python main.py` (waitress, 8 threads, logging every request to SQLite through the
+`python main.py` (waitress, logging every request to SQLite through the
 background writer), then measures in the same run:
 
 1. the bare model: `pipeline.predict` on one ready-made row, and the cleaning of one
@@ -182,7 +182,7 @@ SECTION = """\
 Measured by `bench/starter_bench.py` on {day}: {cores} cores, Python {python}. The model
 is the one the starter's notebook trains (logistic regression in a scikit-learn
 `Pipeline` with a `ColumnTransformer`, {features} features), served by `python main.py`
-(waitress, 8 threads) on 127.0.0.1 with **database logging on** (every request queued
+(waitress) on 127.0.0.1 with **database logging on** (every request queued
 to the background writer, saved to SQLite in batches). The client runs on the same
 machine and shares its cores.
 
@@ -208,7 +208,7 @@ hundred. The API adds parsing the JSON, the cleaning (checking each field is a f
 most of its time is building the one-row pandas frame), Flask's request handling and
 waitress's HTTP work; the database costs the request only a `queue.put`.
 
-What limits throughput: one Python process holds the GIL, so the 8 threads interleave
+What limits throughput: one Python process holds the GIL, so the threads interleave
 rather than run in parallel (they exist so that a slow request does not hold up the
 others), and the cores are shared with the benchmark's own client threads. About 5 ms of
 CPU per request gives roughly 200 requests per second: six times the workshop game's

@@ -16,7 +16,9 @@ TRAIN_CSV = DATA_DIR / "train_data.csv"
 DEFAULTS = {
     "HOST": "127.0.0.1",  # 0.0.0.0 makes the API reachable from other machines too
     "PORT": "5000",  # your team's API port (from your handout)
-    "THREADS": "8",  # waitress worker threads: enough for a burst of requests
+    "THREADS": "32",  # waitress worker threads: a whole burst at once (batched together)
+    "BATCH_WINDOW_MS": "5",  # wait this long for more requests to predict together; 0: off
+    "BATCH_MAX_SIZE": "64",  # the most requests predicted in one call of the model
     "MODEL_PATH": "models/model.pkl",  # relative paths are relative to this folder
     "MODEL_CHECK_SECONDS": "2",  # how often the API looks for a newer model file
     "DATABASE_URL": "sqlite:///output/predictions.sqlite",  # a file in output/
@@ -29,7 +31,9 @@ DEFAULTS = {
 # The numeric settings: how to read each one, its smallest and largest value, what it means.
 NUMBERS = {
     "PORT": (int, 1, 65535, "your API port, a number from your handout"),
-    "THREADS": (int, 1, 1000, "a number of threads, e.g. 8"),
+    "THREADS": (int, 1, 1000, "a number of threads, e.g. 32"),
+    "BATCH_WINDOW_MS": (float, 0, 1000, "milliseconds, e.g. 5 (0 turns batching off)"),
+    "BATCH_MAX_SIZE": (int, 1, 10_000, "a number of requests, e.g. 64"),
     "MODEL_CHECK_SECONDS": (float, 0, 3600, "a number of seconds, e.g. 2"),
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -2,10 +2,10 @@
 
 Requests in production are messy: fields go missing, numbers arrive as strings, categories
 change their capitalisation or were never seen in training. The model was trained on
-clean columns, so every row goes through `clean_features` (one request) or `clean_frame`
-(a whole table) before the model sees it. What the model knows about its training data
-(the features, their types, ranges and categories) lives in the metadata saved with it,
-so serving checks requests against what the model was actually trained on.
+clean columns, so every row goes through `clean_row` or `clean_features` (one request)
+or `clean_frame` (a whole table) before the model sees it. What the model knows about its
+training data (the features, their types, ranges and categories) lives in the metadata
+saved with it, so serving checks requests against what the model was actually trained on.
 """
 
 import math
@@ -118,16 +118,27 @@ def _is_nan(value) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def clean_records(records: list, metadata: dict, problems: list | None = None) -> pd.DataFrame:
-    """A frame of the model's features, in training order, from raw feature dicts."""
+def clean_row(raw, metadata: dict, problems: list | None = None) -> dict:
+    """One request's features, cleaned: a dict of every feature (`rows_frame` makes a table)."""
     known = {name: set(metadata["categories"][name]) for name in metadata["categorical"]}
+    return _clean_row(raw, metadata, known, problems)
+
+
+def rows_frame(rows: list[dict], metadata: dict) -> pd.DataFrame:
+    """A frame of the model's features, in training order, from cleaned rows (`clean_row`)."""
     numeric = set(metadata["numeric"])
-    rows = [_clean_row(raw, metadata, known, problems) for raw in records]
     columns = {}
     for name in metadata["features"]:
         dtype = float if name in numeric else object
         columns[name] = pd.Series([row[name] for row in rows], dtype=dtype)
     return pd.DataFrame(columns)
+
+
+def clean_records(records: list, metadata: dict, problems: list | None = None) -> pd.DataFrame:
+    """A frame of the model's features, in training order, from raw feature dicts."""
+    known = {name: set(metadata["categories"][name]) for name in metadata["categorical"]}
+    rows = [_clean_row(raw, metadata, known, problems) for raw in records]
+    return rows_frame(rows, metadata)
 
 
 def clean_features(raw, metadata: dict, problems: list | None = None) -> pd.DataFrame:

@@ -68,6 +68,7 @@ def app(tmp_path, model_path):
         }
     )
     yield app
+    app.extensions["batcher"].close()
     app.extensions["db_writer"].close()
 
 
