@@ -533,22 +533,34 @@ def past_ceiling(numbers: dict) -> str:
         cpu=g["cpu"][0] / g["window"],
         stubs_below=b["stubs"] / b["window"],
         stubs=g["stubs"] / g["window"],
+        again=again(numbers, g["teams"]),
     )
 
 
-PAST = """Past the ceiling one shard does not saturate, it collapses: at {teams:,} teams
-({more:.0%} more than {best:,}) it answered {ok:.1%} of the results due in time and sent
-{sent} of the {due} rounds due, at {cpu:.0%} of a core, while the stubs' CPU went from
-{stubs_below:.0%} to {stubs:.0%} of a core for fewer answers (most likely reconnections).
-Why: the loop starts every
-round that is due whatever is in flight (`MAX_IN_FLIGHT` counts rounds, 500 of them,
-not requests), so a burst the process cannot get through within the 1 s time limit is
-queued, not shed; every exchange still open at the deadline is a timeout and its
-connection is dropped, so the next burst reconnects first (more CPU per request, in the
-shard and in the team APIs), and the loop falls further behind until it skips rounds
-("loop late"). A limit on requests in flight (shedding whole rounds at the door, or
-holding them until there is room) would let a shard saturate near its ceiling instead;
-it is not in the game yet."""
+def again(numbers: dict, teams: int) -> str:
+    """What the scale-out's one-shard game at the same load did (a longer game), if any."""
+    same = [
+        g
+        for g in numbers["games"]
+        if g["step"] == "scale-out" and g["teams"] == teams and g["shards"] == 1
+    ]
+    if not same:
+        return ""
+    return f"; the longer one-shard game at the same load answered {in_time(same[0]):.1%} in time"
+
+
+PAST = """Past the ceiling one shard is on a cliff, not a slope: at {teams:,} teams
+({more:.0%} more than {best:,}) it answered {ok:.1%} of the results due in time in the
+search's step and sent {sent} of the {due} rounds due, at {cpu:.0%} of a core, while the
+stubs' CPU went from {stubs_below:.0%} to {stubs:.0%} of a core for fewer answers (most
+likely reconnections){again}. Why: the loop starts every round that is due whatever is in
+flight (`MAX_IN_FLIGHT` counts rounds, 500 of them, not requests), so a burst the process
+cannot get through within the 1 s time limit is queued, not shed; every exchange still
+open at the deadline is a timeout and its connection is dropped, so the next burst
+reconnects first (more CPU per request, in the shard and in the team APIs), and the loop
+falls further behind until it skips rounds ("loop late"). A limit on requests in flight
+(shedding whole rounds at the door, or holding them until there is room) would let a
+shard saturate near its ceiling instead; it is not in the game yet."""
 
 
 def section(args, numbers: dict, load: str) -> str:
