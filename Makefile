@@ -40,8 +40,9 @@ bench-customer: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/customer_bench.py
 
-# A game in shards: 1,000 stub teams at the workshop's peak with 1 and 2 shards, and the
-# database's write rate (loopback and the local PostgreSQL only, about two minutes);
+# A game in shards: one shard's ceiling (most stub teams it holds at the workshop's peak),
+# 1,000 teams with 1 and 2 shards, and the database's write rate (loopback and the local
+# PostgreSQL only, about six minutes);
 # writes docs/PERFORMANCE.md. GAME_BENCH_PG_URL overrides the PostgreSQL admin URL.
 bench-shards: $(STAMP)
 	$(BIN)/python bench/shard_bench.py

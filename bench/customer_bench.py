@@ -104,14 +104,19 @@ async def serve_stubs(teams: int) -> None:
 
 
 @contextlib.contextmanager
-def stub_teams(teams: int):
-    """`teams` stub team APIs in a process of their own; yields their ports."""
+def stub_teams(teams: int, pids: list[int] | None = None):
+    """`teams` stub team APIs in a process of their own; yields their ports.
+
+    `pids`, when given, gets the stub process's pid (to measure its CPU time).
+    """
     stubs = subprocess.Popen(
         [sys.executable, __file__, "--serve-stubs", str(teams)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    if pids is not None:
+        pids.append(stubs.pid)
     try:
         yield json.loads(stubs.stdout.readline())
     finally:

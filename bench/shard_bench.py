@@ -1,13 +1,19 @@
-"""Benchmark of a game in shards: 1,000 stub teams at the workshop's peak, with 1 and 2 shards.
+"""Benchmark of a game in shards: a shard's ceiling, then 1,000 stub teams with 1 and 2 shards.
 
-Not a test. Loopback only, bounded in time (about two minutes), stops by itself. On the
-local PostgreSQL (a fresh database per run, dropped after), it plays the builtin workshop
-game's peak phase (its rate and burst) to 1,000 stub team APIs (bench/customer_bench.py's,
-in two processes of their own) with `game-server run --shard I/N --no-web` as real
-processes: once with one shard, once with two. For each it counts the results scored and
-stored per second (a round's results count when its request was sent inside the measured
-window, after a warm-up), the rounds each shard sent and skipped, and the CPU time of each
-shard process.
+Not a test. Loopback only, bounded in time (about six minutes), stops by itself. On the
+local PostgreSQL (a fresh database per game, dropped after), it plays the builtin workshop
+game's peak phase (its rate and burst) to stub team APIs (bench/customer_bench.py's, in
+two processes of their own) with `game-server run --shard I/N --no-web` as real processes:
+
+1. the per-process ceiling: one shard, 100, 200, 400, ... teams until fewer than 99 % of
+   the results due are answers in time, then a short bisection (a short game per step);
+2. the scale-out: 1,000 teams with one shard and with two, and again at the least load
+   one shard failed at in the search (just past its ceiling).
+
+For each game it counts the results of the rounds sent inside the measured window (after
+a warm-up): scored and stored, and answered in time (not a failure), against those due
+(rate x window x teams); the rounds each shard sent and skipped; the CPU time of each
+shard, of the stub processes, and of the whole machine (the stubs share its cores).
 
 Then the next limit: the database's own write rate, measured in the same run. One, then
 two processes write rounds through the game's write path (`writes.insert_requests` and
@@ -16,11 +22,12 @@ half of the teams) as fast as PostgreSQL takes them, with no HTTP at all.
 
 Prints a table and writes the "Shards" section of docs/PERFORMANCE.md.
 
-    python bench/shard_bench.py [--teams 1000] [--seconds 20] [--no-write]
+    python bench/shard_bench.py [--teams 1000] [--seconds 20] [--step-seconds 14] [--no-write]
 """
 
 import argparse
 import contextlib
+import math
 import multiprocessing
 import os
 import re
@@ -48,6 +55,10 @@ ADMIN_URL = os.environ.get(
 )
 WARM_UP = 4.0  # seconds after the start that are not measured
 WRITE_SECONDS = 6.0  # the direct write benchmark's length per configuration
+IN_TIME = 0.99  # a shard holds a load when this share of the results due are answers in time
+FIRST_STEP = 100  # teams at the ceiling search's first step (then doubled, then bisected)
+BISECTIONS = 2
+STOP_SECONDS = 20  # a shard that has not stopped this long after SIGTERM is killed
 
 
 def peak_phase() -> gamefile.Phase:
@@ -116,6 +127,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores; Linux /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def start_shards(url: str, n: int, logs: Path) -> list[subprocess.Popen]:
     """`game-server run --shard I/N --no-web` for every I; waits until each loop runs."""
     procs = []
@@ -132,44 +150,92 @@ def start_shards(url: str, n: int, logs: Path) -> list[subprocess.Popen]:
     return procs
 
 
-def play(url: str, n: int, ports: list[int], seconds: float, logs: Path) -> dict:
-    """Play the peak with `n` shards for `seconds`; what was scored, stored and spent."""
+def stop_shards(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM every shard (they store their rounds in flight), then wait; kill laggards."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    end = time.monotonic() + STOP_SECONDS
+    for p in procs:
+        try:
+            p.wait(max(end - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def usage(procs: list[subprocess.Popen], stub_pids: list[int]) -> dict:
+    """CPU seconds so far: each shard, the stubs together, the whole machine."""
+    return {
+        "cpu": [cpu_seconds(p.pid) for p in procs],
+        "stubs": sum(cpu_seconds(pid) for pid in stub_pids),
+        "busy": machine_busy(),
+    }
+
+
+def spent(before: dict, after: dict) -> dict:
+    """The CPU seconds between two `usage` readings."""
+    return {
+        "cpu": [b - a for a, b in zip(before["cpu"], after["cpu"], strict=True)],
+        "stubs": after["stubs"] - before["stubs"],
+        "busy": after["busy"] - before["busy"],
+    }
+
+
+def play(url: str, n: int, ports: list[int], seconds: float, logs: Path, stub_pids) -> dict:
+    """Play the peak with `n` shards to one team per port for `seconds`; what it did and cost."""
     engine = database.make_engine(url)
     database.prepare_game(engine, gamefile.load_game_file(game_file(logs / "g.toml", seconds)))
     register(engine, ports)
     procs = start_shards(url, n, logs)
     try:
         started = control.apply(engine, "start", "bench")["started_at"]
-        time.sleep(WARM_UP)
-        cpu0, stored0 = [cpu_seconds(p.pid) for p in procs], stored(engine)
-        time.sleep(seconds - WARM_UP)
-        cpu = [cpu_seconds(p.pid) - c for p, c in zip(procs, cpu0, strict=True)]
-        stored1 = stored(engine)
+        low, high, due_rounds = window_of(started, seconds)
+        time.sleep(max(low - time.time(), 0))
+        before = usage(procs, stub_pids)
+        time.sleep(max(high - time.time(), 0))
+        cost = spent(before, usage(procs, stub_pids))
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    low, high = started + WARM_UP, started + seconds
+        stop_shards(procs)
+    window = high - low
+    results, answered = results_of(engine, low, high)
+    per_shard = rounds_sent(engine, low, high)
+    engine.dispose()
     return {
-        "cpu": cpu,
-        "window": high - low,
-        "stored": stored1[0] - stored0[0],  # results committed in the window
-        "answered": stored1[1] - stored0[1],  # of which answers in time (not failures)
-        "per_shard": rounds_sent(engine, low, high),
+        "teams": len(ports),
+        "shards": n,
+        "window": window,
+        "due": due_rounds * len(ports),
+        "due_rounds": due_rounds,
+        "results": results,  # scored and stored, of the rounds sent in the window
+        "answered": answered,  # of which answers in time (not failures)
+        "per_shard": per_shard,
         "skipped": [skipped(logs / f"shard{i}of{n}.log") for i in range(1, n + 1)],
+        **cost,
     }
 
 
-def stored(engine: sa.Engine) -> tuple[int, int]:
-    """Results stored so far, and how many of them are answers (not failures)."""
-    res = schema.results.c
+def window_of(started: float, seconds: float) -> tuple[float, float, int]:
+    """The measured window [low, high) after the warm-up, and the rounds due in it.
+
+    Its ends fall half-way between two bursts, so a burst sent a little late still counts
+    in the window it was due in, and the rounds due are whole bursts.
+    """
+    peak = peak_phase()
+    interval = peak.burst / peak.rate
+    first = math.ceil(WARM_UP / interval) + 0.5
+    bursts = int((seconds - first * interval) / interval)
+    low = started + first * interval
+    return low, low + bursts * interval, bursts * peak.burst
+
+
+def results_of(engine: sa.Engine, low: float, high: float) -> tuple[int, int]:
+    """Results stored of the rounds sent in [low, high), and how many are answers in time."""
+    res, rs = schema.results.c, schema.round_shards.c
+    window = sa.select(rs.seq).where(rs.sent_at >= low, rs.sent_at < high).distinct()
     answered = sa.func.count().filter(res.outcome != "failed")
+    query = sa.select(sa.func.count(), answered).where(res.seq.in_(window))
     with engine.connect() as conn:
-        total, ok = conn.execute(sa.select(sa.func.count(), answered)).one()
+        total, ok = conn.execute(query).one()
     return int(total), int(ok)
 
 
@@ -195,6 +261,16 @@ def rounds_sent(engine: sa.Engine, low: float, high: float) -> dict[int, int]:
                 .group_by(rs.shard)
             ).all()
         )
+
+
+def in_time(g: dict) -> float:
+    """The share of the results due that were answers in time."""
+    return g["answered"] / g["due"] if g["due"] else 0.0
+
+
+def holds(g: dict) -> bool:
+    """Whether the shard(s) held the load: (nearly) every result due answered in time."""
+    return in_time(g) >= IN_TIME
 
 
 def write_rounds(url: str, shard: int, n: int, teams: int, burst: int, go, seconds: float, out):
@@ -258,20 +334,76 @@ def direct_writes(url: str, n: int, teams: int, seconds: float, tmp: Path) -> fl
     return rate
 
 
+class Games:
+    """Plays games against one set of stubs, each on a fresh database; keeps them all."""
+
+    def __init__(self, ports: list[int], stub_pids: list[int], tmp: Path):
+        """The stubs' ports (one team each, the first `teams` of them are used)."""
+        self.ports, self.stub_pids, self.tmp = ports, stub_pids, tmp
+        self.played: list[dict] = []
+
+    def play(self, teams: int, shards: int, seconds: float, step: str) -> dict:
+        """One game; printed as it ends."""
+        with fresh_database() as url:
+            logs = self.tmp / f"game{len(self.played)}"
+            logs.mkdir()
+            g = play(url, shards, self.ports[:teams], seconds, logs, self.stub_pids)
+        g["step"] = step
+        self.played.append(g)
+        print(
+            f"{step}: {teams} teams, {shards} shard(s): {in_time(g):.1%} in time, {g}", flush=True
+        )
+        return g
+
+
+def ceiling(games: Games, seconds: float) -> int:
+    """The most teams one shard holds at the peak: doubling from FIRST_STEP, then bisection."""
+    held, failed, teams = 0, None, min(FIRST_STEP, len(games.ports))
+    while teams <= len(games.ports):
+        if not holds(games.play(teams, 1, seconds, "ceiling")):
+            failed = teams
+            break
+        held = teams
+        if teams == len(games.ports):
+            break
+        teams = min(teams * 2, len(games.ports))
+    for _ in range(BISECTIONS if failed else 0):
+        teams = round((held + failed) / 2 / 10) * 10
+        if teams in (held, failed):
+            break
+        if holds(games.play(teams, 1, seconds, "ceiling")):
+            held = teams
+        else:
+            failed = teams
+    return held
+
+
+def loads(teams: int, steps: list[dict]) -> list[int]:
+    """The scale-out's team counts: `teams`, and the least the search saw one shard fail at.
+
+    Just past the ceiling is where a second shard should show most: one shard fails
+    there, and two shards of half the teams each are well below it.
+    """
+    failed = [g["teams"] for g in steps if not holds(g) and g["teams"] < teams]
+    return sorted({teams, min(failed)}) if failed else [teams]
+
+
 def measure(args, tmp: Path) -> dict:
-    """Both games (1 and 2 shards) on the same stubs, then the direct writes (1 and 2)."""
-    numbers: dict = {"games": {}, "writes": {}}
+    """The ceiling, the scale-out games (1 and 2 shards), then the direct writes (1 and 2)."""
+    numbers: dict = {"writes": {}}
+    stub_pids: list[int] = []
     with (
-        stub_teams(args.teams // 2) as ports_a,
-        stub_teams(args.teams - args.teams // 2) as ports_b,
+        stub_teams(args.teams // 2, stub_pids) as ports_a,
+        stub_teams(args.teams - args.teams // 2, stub_pids) as ports_b,
     ):
-        ports = [*ports_a, *ports_b]
-        for n in (1, 2):
-            with fresh_database() as url:
-                logs = tmp / f"shards{n}"
-                logs.mkdir()
-                numbers["games"][n] = play(url, n, ports, args.seconds, logs)
-                print(f"{n} shard(s): {numbers['games'][n]}", flush=True)
+        ports = [p for pair in zip(ports_a, ports_b, strict=False) for p in pair]
+        ports += ports_b[len(ports_a) :]  # an odd count: the second process has one more
+        games = Games(ports, stub_pids, tmp)  # interleaved: any N teams use both processes
+        numbers["ceiling"] = ceiling(games, args.step_seconds)
+        for teams in loads(args.teams, games.played):
+            for n in (1, 2):
+                games.play(teams, n, args.seconds, "scale-out")
+        numbers["games"] = games.played
     for n in (1, 2):
         with fresh_database() as url:
             numbers["writes"][n] = direct_writes(url, n, args.teams, WRITE_SECONDS, tmp)
@@ -279,122 +411,218 @@ def measure(args, tmp: Path) -> dict:
     return numbers
 
 
-def report(args, numbers: dict) -> str:
-    """The table of both games and both write rates."""
-    peak = peak_phase()
-    offered = peak.rate * args.teams
+def game_row(g: dict) -> str:
+    """One game as a row of the table."""
+    n, w = g["shards"], g["window"]
+    sent = " / ".join(
+        f"{g['per_shard'].get(i, 0)} ({skipped_text(g['skipped'][i - 1])})" for i in range(1, n + 1)
+    )
+    cpu = " / ".join(f"{c / w:.0%}" for c in g["cpu"])
+    return (
+        f"| {g['step']} | {g['teams']:,} | {n} | {g['due'] / w:,.0f} | {g['results'] / w:,.0f} "
+        f"| {in_time(g):.1%} | {sent} of {g['due_rounds']} | {cpu} "
+        f"| {g['stubs'] / w:.0%} | {g['busy'] / w:.2f} |"
+    )
+
+
+def report(numbers: dict) -> str:
+    """The table of every game and both write rates."""
     lines = [
-        "| run | scored+stored results/s | answered in time /s | of the offered "
-        "| rounds sent per shard (skipped) | CPU per shard (of a core) | results per CPU-second |",
-        "|---|---|---|---|---|---|---|",
+        "| step | teams | shards | results due /s | scored+stored /s | answered in time "
+        "| rounds sent per shard (skipped) of due | CPU per shard (of a core) "
+        "| CPU of the stubs | machine busy (cores) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *(game_row(g) for g in numbers["games"]),
     ]
-    for n, g in numbers["games"].items():
-        rate, ok = g["stored"] / g["window"], g["answered"] / g["window"]
-        sent = " / ".join(
-            f"{g['per_shard'].get(i, 0)} ({skipped_text(g['skipped'][i - 1])})"
-            for i in range(1, n + 1)
-        )
-        cpu = " / ".join(f"{c / g['window']:.0%}" for c in g["cpu"])
-        per_cpu = g["stored"] / max(sum(g["cpu"]), 1e-9)
-        lines.append(
-            f"| {n} shard{'s' if n > 1 else ''} | {rate:,.0f} | {ok:,.0f} | {rate / offered:.0%} "
-            f"| {sent} of {peak.rate * g['window']:.0f} due | {cpu} | {per_cpu:,.0f} |"
-        )
     for n, w in numbers["writes"].items():
-        lines.append(
-            f"| database alone, {n} writer{'s' if n > 1 else ''} | {w:,.0f} | — | — | — | — | — |"
-        )
+        writers = f"{n} writer{'s' if n > 1 else ''}"
+        lines.append(f"| database alone | — | {writers} | — | {w:,.0f} | — | — | — | — | — |")
     return "\n".join(lines)
 
 
 SECTION = """\
-## Shards: 1,000 teams at the peak (`bench/shard_bench.py`)
+## Shards: a shard's ceiling and 1,000 teams at the peak (`bench/shard_bench.py`)
 
 Measured {when} with `make bench-shards` on {machine}; load average before the run
 {load}. The builtin workshop game's peak phase ({rate:g} rounds/s in bursts of {burst}) to
-{teams:,} stub team APIs on loopback (bench/customer_bench.py's stubs, in two processes),
-so {offered:,.0f} results/s are asked for; PostgreSQL on the same machine (a fresh
-database per run). Each game ran {seconds} s; the first {warm:g} s are not measured. The
-shards are `game-server run --shard I/N --no-web`, real processes; results count when
-they are committed inside the window ("answered in time": not a failure such as a
-timeout); rounds sent are those started inside the window, with the rounds each shard
-skipped in all (a loop more than a second behind its schedule skips, and logs it when it
-stops; `?`: it did not stop within 30 s of SIGTERM and was killed). The
-last two rows are the database alone: writer processes that commit bursts of rounds
-through the game's write path (`writes.insert_requests`, `writes.store_rounds`), one
-shard each, with no HTTP at all.
+stub team APIs on loopback (bench/customer_bench.py's stubs, in two processes), so each
+team is asked for {rate:g} results/s; PostgreSQL on the same machine (a fresh database per
+game). The shards are `game-server run --shard I/N --no-web`, real processes. Counted: the
+results of the rounds sent inside the measured window (after a {warm:g} s warm-up), scored
+and stored, and of them the answers in time (not a failure such as a timeout), against
+the results due (rate x window x teams); the rounds each shard sent in the window, with
+those it skipped in all (`?`: it did not stop within {stop} s of SIGTERM and was killed);
+the CPU each shard, the stub processes and the whole machine (anything else running
+included) used in the window. **This
+machine has {cores} cores, shared by the shards, the stub APIs and PostgreSQL**: the stubs'
+CPU is in the table. "ceiling" steps are {step_seconds} s games with one shard (a load is
+held when at least {held:.0%} of the results due are answers in time); "scale-out" games
+last {seconds} s. The last two rows are the database alone: writer processes that commit
+bursts of rounds through the game's write path (`writes.insert_requests`,
+`writes.store_rounds`), one shard each, with no HTTP at all.
 
 {table}
 
-- **Per-process ceiling**: one shard scored and stored **{one:,.0f} results/s**
-  ({ok1:,.0f} of them answers in time) of the {offered:,.0f} asked for; it used
-  {cpu1:.0%} of a core.
-- **Scale-out**: two shards stored **{two:,.0f} results/s, {scale}** one shard
-  ({ok2:,.0f} answers in time), in the same run.
+- **Per-process ceiling**: one shard holds **{best:,} teams** at the workshop's peak
+  ({best_rate:,.0f} results/s scored and stored, {best_ok:.1%} answered in time), using
+  {best_cpu:.0%} of a core while the stubs took {best_stubs:.0%}. It spends
+  {ms_per:.3f} ms of CPU per result: on a core of its own, with the team APIs elsewhere,
+  that is about {core_teams:,.0f} teams (an estimate from the CPU per result, not measured).
+{scale}
 - **The database's write rate**: {w1:,.0f} result rows/s with one writer, {w2:,.0f} with
-  two ({wscale:.2f}x), measured in the same run.
+  two ({wscale:.2f}x), measured in the same run: about {db_teams:,.0f} teams at the peak.
 
-How far this goes. A shard is one Python process: its event loop sends, scores and hands
-results to its database thread. At the peak each burst asks a shard for {burst} rounds to
-each of its teams at once ({per_burst:,.0f} requests with one shard, every
-{every:.2f} s); when that is more than the process gets through, rounds pile up and time
-out, and it skips what it cannot start (the table: results stored, answers in time,
-rounds skipped). Here one process stored {one:,.0f} results/s for {offered:,.0f} asked,
-so {teams:,} teams at the workshop's peak need many shards, on machines of their own:
-on this 2-core machine the two shards share the cores with the stub APIs and
-PostgreSQL, so the scale-out above is a floor, not what two machines give. Whatever the
-number of shards, every result is a row in one PostgreSQL database: at the write rate
-measured above it stores at most about {db_teams:,.0f} teams at the peak ({wbest:,.0f}
-rows/s / {rate:g} rounds/s); past that, more shards only queue in the database (the
-writers' batches grow, then rounds are skipped and logged). The next steps then are the
-database's: a dedicated machine with fast storage, `synchronous_commit = off` for the
-game database (a crash may lose the last few hundred milliseconds, which void rounds
-already tolerate), or COPY instead of INSERT for the results.
+{past}
+
+How far this goes. A shard is one Python process, one event loop that sends, scores and
+hands results to its database thread, so a shard uses at most one core: here about
+{best:,} teams each ({core_teams:,.0f} on a core of its own, by its CPU per result; keep a
+margin, as the step past the ceiling is a cliff), and a machine runs about one shard per
+core. {teams:,} teams at the peak ask for
+{offered:,.0f} results/s: about {shards_needed} shards on cores of their own, beside the
+teams' APIs (on this {cores}-core machine the shards share the cores with the stubs and
+PostgreSQL, so the two-shard rows above are a floor of what two machines give). Whatever
+the number of shards, every result is a row in one PostgreSQL database, and that is the
+next limit: at the {wbest:,.0f} rows/s measured here it stores about {db_teams:,.0f} teams at
+the peak ({wbest:,.0f} rows/s / {rate:g} rounds/s); past that, more shards only queue in
+the database (the writers' batches grow, then rounds are skipped and logged). The next
+steps then are the database's: a dedicated machine with fast storage,
+`synchronous_commit = off` for the game database (a crash may lose the last few hundred
+milliseconds, which void rounds already tolerate), or COPY instead of INSERT for the
+results.
 """
 
 
-def main() -> None:
-    """Run both games and the write benchmark; print the table, write docs/PERFORMANCE.md."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--teams", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=20.0, help="each game's length")
-    parser.add_argument("--no-write", action="store_true", help="do not touch docs/PERFORMANCE.md")
-    args = parser.parse_args()
-    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    with tempfile.TemporaryDirectory() as tmp:
-        numbers = measure(args, Path(tmp))
-    table = report(args, numbers)
-    print(table)
-    peak, games, w = peak_phase(), numbers["games"], numbers["writes"]
-    one = games[1]["stored"] / games[1]["window"]
-    two = games[2]["stored"] / games[2]["window"]
-    section = SECTION.format(
+def scale_lines(numbers: dict) -> str:
+    """The scale-out bullets: 2-shard / 1-shard rates at each load of the run."""
+    by = {(g["teams"], g["shards"]): g for g in numbers["games"] if g["step"] == "scale-out"}
+    lines = []
+    for teams in sorted({t for t, _ in by}):
+        one, two = by[(teams, 1)], by[(teams, 2)]
+        r1, r2 = one["results"] / one["window"], two["results"] / two["window"]
+        a1, a2 = one["answered"] / one["window"], two["answered"] / two["window"]
+        lines.append(
+            f"- **Scale-out at {teams:,} teams** ({teams * peak_phase().rate:,.0f} results/s "
+            f"due): two shards stored {r2:,.0f} results/s, {ratio(r2, r1)} one shard's "
+            f"{r1:,.0f}; answers in time {a2:,.0f}/s ({in_time(two):.1%}), {ratio(a2, a1)} "
+            f"one shard's {a1:,.0f}/s ({in_time(one):.1%}), in the same run."
+        )
+    return "\n".join(lines)
+
+
+def ratio(a: float, b: float) -> str:
+    """`a / b` as a factor, or what it is against nothing."""
+    return f"**{a / b:.2f}x**" if b else "against none for"
+
+
+def past_ceiling(numbers: dict) -> str:
+    """What the first load above the ceiling did to one shard (the ceiling search's)."""
+    steps = [g for g in numbers["games"] if g["step"] == "ceiling"]
+    over = sorted((g for g in steps if not holds(g)), key=lambda g: g["teams"])
+    below = [g for g in steps if g["teams"] == numbers["ceiling"]]
+    if not over or not below:
+        return "No step of the search failed: the ceiling is at least the largest load tried."
+    g, b = over[0], below[-1]
+    return PAST.format(
+        teams=g["teams"],
+        best=b["teams"],
+        more=g["teams"] / b["teams"] - 1,
+        ok=in_time(g),
+        sent=g["per_shard"].get(1, 0),
+        due=g["due_rounds"],
+        cpu=g["cpu"][0] / g["window"],
+        stubs_below=b["stubs"] / b["window"],
+        stubs=g["stubs"] / g["window"],
+        again=again(numbers, g["teams"]),
+    )
+
+
+def again(numbers: dict, teams: int) -> str:
+    """What the scale-out's one-shard game at the same load did (a longer game), if any."""
+    same = [
+        g
+        for g in numbers["games"]
+        if g["step"] == "scale-out" and g["teams"] == teams and g["shards"] == 1
+    ]
+    if not same:
+        return ""
+    return f"; the longer one-shard game at the same load answered {in_time(same[0]):.1%} in time"
+
+
+PAST = """Past the ceiling one shard is on a cliff, not a slope: at {teams:,} teams
+({more:.0%} more than {best:,}) it answered {ok:.1%} of the results due in time in the
+search's step and sent {sent} of the {due} rounds due, at {cpu:.0%} of a core, while the
+stubs' CPU went from {stubs_below:.0%} to {stubs:.0%} of a core for fewer answers (most
+likely reconnections){again}. Why: the loop starts every round that is due whatever is in
+flight (`MAX_IN_FLIGHT` counts rounds, 500 of them, not requests), so a burst the process
+cannot get through within the 1 s time limit is queued, not shed; every exchange still
+open at the deadline is a timeout and its connection is dropped, so the next burst
+reconnects first (more CPU per request, in the shard and in the team APIs), and the loop
+falls further behind until it skips rounds ("loop late"). A limit on requests in flight
+(shedding whole rounds at the door, or holding them until there is room) would let a
+shard saturate near its ceiling instead; it is not in the game yet."""
+
+
+def section(args, numbers: dict, load: str) -> str:
+    """The "Shards" section of docs/PERFORMANCE.md from one run's numbers."""
+    peak, w, best = peak_phase(), numbers["writes"], numbers["ceiling"]
+    at = [g for g in numbers["games"] if g["step"] == "ceiling" and g["teams"] == best]
+    g = at[-1] if at else numbers["games"][0]
+    ms_per = 1000 * g["cpu"][0] / max(g["results"], 1)
+    core_teams = 1000 / ms_per / peak.rate
+    wbest = max(w.values())
+    return SECTION.format(
         when=time.strftime("%Y-%m-%d"),
         machine=machine(),
         load=load,
         rate=peak.rate,
         burst=peak.burst,
+        warm=WARM_UP,
+        stop=STOP_SECONDS,
+        cores=os.cpu_count(),
+        step_seconds=f"{args.step_seconds:g}",
+        seconds=f"{args.seconds:g}",
+        held=IN_TIME,
+        table=report(numbers),
+        best=best,
+        best_rate=g["results"] / g["window"] if at else 0.0,
+        best_ok=in_time(g) if at else 0.0,
+        best_cpu=g["cpu"][0] / g["window"],
+        best_stubs=g["stubs"] / g["window"],
+        ms_per=ms_per,
+        core_teams=core_teams,
+        scale=scale_lines(numbers),
+        past=past_ceiling(numbers),
         teams=args.teams,
         offered=peak.rate * args.teams,
-        seconds=f"{args.seconds:g}",
-        warm=WARM_UP,
-        table=table,
-        one=one,
-        per_burst=peak.burst * args.teams,
-        every=peak.burst / peak.rate,
-        ok1=games[1]["answered"] / games[1]["window"],
-        cpu1=games[1]["cpu"][0] / games[1]["window"],
-        two=two,
-        scale=f"{two / one:.2f}x" if one else "against nothing stored by",
-        ok2=games[2]["answered"] / games[2]["window"],
+        shards_needed=math.ceil(args.teams / max(core_teams, 1)),
         w1=w[1],
         w2=w[2],
         wscale=w[2] / max(w[1], 1e-9),
-        wbest=max(w.values()),
-        db_teams=max(w.values()) / peak.rate,
+        wbest=wbest,
+        db_teams=wbest / peak.rate,
     )
+
+
+def main() -> None:
+    """Run the ceiling, the scale-out and the write benchmark; print, write PERFORMANCE.md."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teams", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=20.0, help="each scale-out game's length")
+    parser.add_argument(
+        "--step-seconds", type=float, default=14.0, help="each ceiling step's game length"
+    )
+    parser.add_argument("--no-write", action="store_true", help="do not touch docs/PERFORMANCE.md")
+    args = parser.parse_args()
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    begun = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        numbers = measure(args, Path(tmp))
+    text = section(args, numbers, load)
+    print(report(numbers))
+    print(f"bench took {time.monotonic() - begun:.0f} s")
     if not args.no_write:
-        write_section("Shards", section)
+        write_section("Shards", text)
         print("written: docs/PERFORMANCE.md (Shards)")
 
 
