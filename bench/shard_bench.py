@@ -26,7 +26,6 @@ Prints a table and writes the "Shards" section of docs/PERFORMANCE.md.
 """
 
 import argparse
-import contextlib
 import math
 import multiprocessing
 import os
@@ -36,12 +35,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_storage import scratch_database  # noqa: E402
 from customer_bench import machine, stub_teams  # noqa: E402
 from performance_doc import write_section  # noqa: E402
 
@@ -86,21 +85,6 @@ burst = {peak.burst}
 """
     path.write_text(text)
     return path
-
-
-@contextlib.contextmanager
-def fresh_database():
-    """A new PostgreSQL database for one run; its URL. Dropped afterwards."""
-    name = f"gs_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def register(engine: sa.Engine, ports: list[int]) -> None:
@@ -344,7 +328,7 @@ class Games:
 
     def play(self, teams: int, shards: int, seconds: float, step: str) -> dict:
         """One game; printed as it ends."""
-        with fresh_database() as url:
+        with scratch_database(ADMIN_URL, str(self.tmp)) as url:
             logs = self.tmp / f"game{len(self.played)}"
             logs.mkdir()
             g = play(url, shards, self.ports[:teams], seconds, logs, self.stub_pids)
@@ -405,7 +389,7 @@ def measure(args, tmp: Path) -> dict:
                 games.play(teams, n, args.seconds, "scale-out")
         numbers["games"] = games.played
     for n in (1, 2):
-        with fresh_database() as url:
+        with scratch_database(ADMIN_URL, str(tmp)) as url:
             numbers["writes"][n] = direct_writes(url, n, args.teams, WRITE_SECONDS, tmp)
             print(f"{n} writer(s): {numbers['writes'][n]:,.0f} result rows/s", flush=True)
     return numbers

@@ -6,6 +6,7 @@ developer's machine a missing component skips the test with a one-line reason; w
 """
 
 import functools
+import logging
 import os
 import shutil
 import uuid
@@ -113,3 +114,13 @@ def db_url(request) -> str:
     """Run a test once on SQLite and once on PostgreSQL."""
     name = "sqlite_url" if request.param == "sqlite" else "pg_url"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture
+def keep_logging():
+    """Restore the root logger after a CLI call that configures it."""
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers

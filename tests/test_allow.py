@@ -6,7 +6,6 @@ their laptops on another network, and the instructor allows it without a restart
 
 import asyncio
 import dataclasses
-import logging
 import time
 from pathlib import Path
 
@@ -31,16 +30,6 @@ def apis():
     servers = TeamAPIs()
     yield servers
     servers.close()
-
-
-@pytest.fixture
-def keep_logging():
-    """Restore the root logger after a CLI call that configures it."""
-    root = logging.getLogger()
-    level, handlers = root.level, root.handlers[:]
-    yield
-    root.setLevel(level)
-    root.handlers[:] = handlers
 
 
 def cli(url: str, *args: str):

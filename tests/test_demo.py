@@ -2,7 +2,6 @@
 starter, a real game, and nothing left behind (no process, no port) however it ends."""
 
 import json
-import logging
 import os
 import signal
 import socket
@@ -69,16 +68,6 @@ def test_phase_table_shows_where_points_were_lost():
     lines = table.splitlines()
     assert lines[0].split() == ["team", "warm-up", "peak", "traffic"]
     assert lines[1].split() == ["ok", "41", "0"] and lines[2].split() == ["dev", "40", "-90"]
-
-
-@pytest.fixture
-def keep_logging():
-    """Restore the root logger after a CLI call that configures it."""
-    root = logging.getLogger()
-    level, handlers = root.level, root.handlers[:]
-    yield
-    root.setLevel(level)
-    root.handlers[:] = handlers
 
 
 def test_a_busy_port_is_a_one_line_error_before_anything_starts(

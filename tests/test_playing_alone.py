@@ -7,7 +7,6 @@ and the notebook are the kit's own (this checkout, its venv, scripts/ready_model
 notebook's recipe, faster).
 """
 
-import logging
 import os
 import re
 import shlex
@@ -66,16 +65,6 @@ def demo_args(line: str, api_port: int) -> list[str]:
     args = shlex.split(assigned[0].removeprefix("DEMO_ARGS="))
     assert "http://127.0.0.1:5000/predict" in " ".join(args)  # the port of .env.example
     return [a.replace(":5000/", f":{api_port}/") for a in args]
-
-
-@pytest.fixture
-def keep_logging():
-    """Restore the root logger after a CLI call that configures it."""
-    root = logging.getLogger()
-    level, handlers = root.level, root.handlers[:]
-    yield
-    root.setLevel(level)
-    root.handlers[:] = handlers
 
 
 def test_the_section_goes_from_clone_to_a_scored_game():
