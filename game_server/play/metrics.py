@@ -39,6 +39,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from game_server.play.scoring import FAILED, Result
+from game_server.play.shedding import Skips
 from game_server.scenario.gamefile import Phase
 from game_server.storage import schema
 
@@ -62,7 +63,7 @@ class RunningGame(Protocol):
     @property
     def in_flight(self) -> int: ...
     @property
-    def skipped(self) -> int: ...
+    def skips(self) -> Skips: ...  # rounds skipped, by reason
 
 
 class GameMetrics:
@@ -147,9 +148,14 @@ class _GameState:
         yield GaugeMetricFamily(
             "game_rounds_in_flight", "Rounds sent, not yet scored.", value=self.game.in_flight
         )
-        yield CounterMetricFamily(
-            "game_rounds_skipped", "Rounds the loop skipped (behind schedule).", self.game.skipped
+        skipped = CounterMetricFamily(
+            "game_rounds_skipped",
+            "Rounds the loop skipped, whole, by reason (overload, database down or slow).",
+            labels=["reason"],
         )
+        for reason, count in self.game.skips.counts.items():
+            skipped.add_metric([reason], count)
+        yield skipped
         yield self._teams()
 
     def _teams(self) -> GaugeMetricFamily:
