@@ -197,13 +197,10 @@ class Game:
             if self.shard.owns(t["id"])
         ]
 
-    def _heartbeat(
-        self, counts: dict[str, int], last_at: dict[str, float]
-    ) -> tuple[dict[str, Any], list[Target], bool]:
-        """Heartbeat, checkpoint, skip counts; the game row and teams. False: lease lost."""
+    def _heartbeat(self) -> tuple[dict[str, Any], list[Target], bool]:
+        """Heartbeat and checkpoint the phase time; the game row and teams. False: lease lost."""
         with self.engine.begin() as conn:
             held = shards.heartbeat(conn, self.owner, self.shard, time.time())
-            skips.record(conn, self.shard.index, counts, last_at)
             row = dict(games.game_row(conn))
             targets = self._targets(conn)
         return row, targets, held
@@ -223,8 +220,7 @@ class Game:
             now = time.monotonic()
             if now - last_beat >= HEARTBEAT_SECONDS:
                 last_beat = now
-                counts, last_at = dict(self.skips.counts), dict(self.skips.last_at)
-                row, targets, held = await self.writer.call(self._heartbeat, counts, last_at)
+                row, targets, held = await self.writer.call(self._heartbeat)
                 if not held:
                     log.error("game loop lost its lease owner=%s; stopping", self.owner)
                     self.stop("lost its lease")
@@ -382,7 +378,9 @@ class Game:
         return results
 
     async def _write_snapshot(self) -> None:
-        """Write the recent-window rows of the teams with new results."""
+        """Write the recent-window rows of the teams with new results, and the skip counts."""
+        counts, last_at = dict(self.skips.counts), dict(self.skips.last_at)
+        await self.writer.transaction(skips.record, self.shard.index, counts, last_at)
         rows = self.recent.changed_rows(time.time())
         if rows:
             await self.writer.transaction(writes.store_recent, rows)
