@@ -145,10 +145,11 @@ class Game:
                 await self.writer.call(release_lease, self.engine, self.owner, self.shard)
             await self.writer.close()
             log.info(
-                "game loop stopped owner=%s by=%s skipped_rounds=%s",
+                "game loop stopped owner=%s by=%s skipped_rounds=%d skipped_by=%s",
                 self.owner,
                 self.stopped_by or "an error",
-                ",".join(f"{k}:{v}" for k, v in self.skips.counts.items()),
+                self.skips.total,
+                ",".join(f"{k.replace(' ', '_')}:{v}" for k, v in self.skips.counts.items()),
             )
 
     def tasks(self) -> dict[str, Callable[[], Coroutine[Any, Any, Any]]]:
@@ -345,8 +346,8 @@ class Game:
         except Exception as exc:
             self.in_flight -= 1
             self.admission.done(len(targets))
-            if unreachable(exc):  # the outage is logged once, by the writer
-                self.skips.add(DATABASE_DOWN)
+            if unreachable(exc):  # the outage is logged by the writer
+                self._skip(DATABASE_DOWN, 1, "the request row could not be written")
             else:
                 log.exception("round not sent request_id=%s", request_id)
             return

@@ -9,7 +9,9 @@ A database that cannot be reached (PostgreSQL restarting, a locked or read-only 
 file) is a pause, not an end (GAME.md §9): the writer notes since when it is down
 (`down_since`, one line in the log, and one when it is back), fails a batch at once
 instead of retrying it while down (the loop then sends no new rounds), and the first
-write that works again ends the outage.
+write that works again ends the outage. A request that waited more than `STALE_SECONDS`
+to be written (a locked SQLite file holds the thread for its busy timeout) is not
+written: it is not sent either, rather than sent late with a flood of others.
 """
 
 import asyncio
@@ -29,6 +31,7 @@ from game_server.storage.writes import RequestRow, ScoredRound
 log = logging.getLogger(__name__)
 
 DB_RETRIES = (0.2, 0.5, 1.0)  # pauses (s) before the retries of a failed batch
+STALE_SECONDS = 2.0  # a request not written this long after it was drawn is not written
 
 T = TypeVar("T")
 
@@ -180,7 +183,7 @@ class DbWriter:
         """The thread: take everything queued, write it, repeat until closed."""
         while True:
             batch, closing = self._take()
-            rounds = [i for i in batch if isinstance(i, Sent | Scored)]
+            rounds = self._fresh([i for i in batch if isinstance(i, Sent | Scored)])
             if rounds:
                 self._write_rounds(rounds)
             for item in batch:
@@ -193,6 +196,18 @@ class DbWriter:
                         self._resolve(item.future, error=exc)
             if closing:
                 return
+
+    def _fresh(self, items: list[Sent | Scored]) -> list[Sent | Scored]:
+        """The items to write: the requests that waited too long fail (not written)."""
+        now, fresh = time.time(), []
+        for item in items:
+            if isinstance(item, Sent) and now - item.row["sent_at"] > STALE_SECONDS:
+                late = StoreFailed(f"not written within {STALE_SECONDS:g}s: the database is slow")
+                late.unreachable = True
+                self._resolve(item.future, error=late)
+            else:
+                fresh.append(item)
+        return fresh
 
     def _write_rounds(self, items: list[Sent | Scored]) -> None:
         """One transaction for the batch's new requests and scored rounds, with retries."""
