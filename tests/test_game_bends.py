@@ -50,6 +50,12 @@ def results_per_round(engine: sa.Engine) -> list[tuple[int, int, int]]:
         return [tuple(row) for row in conn.execute(query)]
 
 
+def statuses(engine: sa.Engine) -> set[str]:
+    """The statuses of the stored requests."""
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(schema.requests.c.status)).scalars())
+
+
 def stored_after(engine: sa.Engine, at: float) -> int:
     """Results of rounds sent after wall time `at`."""
     q = schema.requests.c
@@ -142,6 +148,7 @@ def test_a_locked_sqlite_file_pauses_the_game_and_it_goes_on(sqlite_url, apis):
     assert all(n == 1 for *_, n in after)  # nothing duplicated
     assert set(marks["before"]) <= set(after)  # every result written before is still there
     assert the_game.skips.counts[DATABASE_DOWN] > 0  # rounds not sent while it was locked
+    assert statuses(engine) <= {"scored", "void"}  # none left half-done
     assert stored_after(engine, marks["released"] + 1) > 0  # and it went on by itself
     with engine.connect() as conn:
         counted = skips.summary(conn, time.time())["skipped"]
@@ -241,6 +248,7 @@ def test_a_postgresql_outage_mid_game_is_a_pause_and_nothing_is_lost(scratch_pg,
     assert the_game.skips.counts[DATABASE_DOWN] > 0
     assert stored_after(engine, marks["up"] + 1) > 0  # scoring went on by itself
     assert the_game.stopped_by == "stop"  # by the test, not by the outage
+    assert statuses(engine) <= {"scored", "void"}  # none left half-done
     per_team: dict[int, int] = {}
     for _seq, team, _n in after:
         per_team[team] = per_team.get(team, 0) + 1

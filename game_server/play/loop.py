@@ -93,6 +93,7 @@ class Game:
         self.admission = Admission(self.settings.timeout)
         self.stopped_by = ""  # why run() returned: "stop" (a signal, the CLI), or what failed
         self._rounds: set[asyncio.Task[Any]] = set()
+        self._unvoided: list[int] = []  # rounds not scored, not yet voided
         self._stop: asyncio.Event | None = None
         self._customer: Customer | None = None
         self._last_warning = 0.0
@@ -302,15 +303,9 @@ class Game:
     def _skip(self, reason: str, rounds: int, why: str) -> None:
         """Count rounds skipped (whole, for every team of the shard); a warning now and then."""
         self.skips.add(reason, rounds)
-        self._warn(
-            "rounds skipped reason=%s why=%s skipped=%d in_flight=%d asking=%d limit=%d",
-            reason,
-            why,
-            self.skips.counts[reason],
-            self.in_flight,
-            self.admission.asking,
-            self.admission.limit,
-        )
+        a, n = self.admission, self.skips.counts[reason]
+        what = f"in_flight={self.in_flight} asking={a.asking} limit={a.limit:.0f}"
+        self._warn("rounds skipped reason=%s why=%s skipped=%d %s", reason, why, n, what)
 
     def _warn(self, message: str, *args: object) -> None:
         """A warning at most every 5 s (a full schedule must not flood the log)."""
@@ -361,10 +356,10 @@ class Game:
             )
             self.metrics.scored(results)
         except Exception as exc:
-            log.error("round not scored request_id=%s error=%s; voiding it", request_id, exc)
-            with contextlib.suppress(Exception):
-                await self.writer.transaction(writes.void_requests, [seq], self.shard.index)
-                self.metrics.voided()
+            if not unreachable(exc):  # an outage is one line, by the writer
+                log.error("round not scored request_id=%s error=%s; voiding it", request_id, exc)
+            self._unvoided.append(seq)  # with the next snapshot: now, or once the database is back
+            self.metrics.voided()
         finally:
             self.in_flight -= 1
 
@@ -379,11 +374,14 @@ class Game:
         return results
 
     async def _write_snapshot(self) -> None:
-        """Write the recent-window rows of the teams with new results, and the skip counts."""
+        """Write the skip counts, void the rounds not scored, and write the recent-window rows
+        of the teams with new results."""
         counts, last_at = dict(self.skips.counts), dict(self.skips.last_at)
         await self.writer.transaction(skips.record, self.shard.index, counts, last_at)
-        rows = self.recent.changed_rows(time.time())
-        if rows:
+        if seqs := self._unvoided[:]:  # rounds may be added meanwhile
+            await self.writer.transaction(writes.void_requests, seqs, self.shard.index)
+            del self._unvoided[: len(seqs)]
+        if rows := self.recent.changed_rows(time.time()):
             await self.writer.transaction(writes.store_recent, rows)
 
     async def _snapshots(self) -> None:
