@@ -342,3 +342,34 @@ def test_run_exits_zero_on_a_signal_and_non_zero_on_an_unexpected_stop(sqlite_ur
         assert status == 0, err
     else:
         assert status != 0 and "lost its lease" in err, err
+
+
+@pytest.mark.postgres
+def test_the_board_answers_its_last_data_with_a_banner_while_the_database_is_down(scratch_pg):
+    admin, name, url = scratch_pg
+    engine = database.make_engine(url)
+    database.prepare_game(engine, fast_game())
+    teams.add_team(engine, "one", "http://127.0.0.1:9/predict")
+    engine.dispose()
+    from game_server.web.app import create_app
+
+    client = create_app({"DATABASE_URL": url, "LIVE_CACHE_SECONDS": 0.05}).test_client()
+    before = client.get("/api/leaderboard")
+    assert before.status_code == 200 and "database_down_since" not in before.json
+    down_at = time.time()
+    cut = threading.Thread(target=refuse_connections, args=(admin, name, 3.0))
+    cut.start()
+    try:
+        time.sleep(1.0)  # the refresher fails and stops; a request computes it again
+        during = client.get("/api/leaderboard")
+    finally:
+        cut.join()
+    assert during.status_code == 200  # the last data, not an error page
+    assert during.json["teams"] == before.json["teams"]
+    assert during.json["database_down_since"] >= down_at
+    for _ in range(50):  # back by itself
+        time.sleep(0.1)
+        after = client.get("/api/leaderboard")
+        if "database_down_since" not in after.json:
+            break
+    assert after.status_code == 200 and "database_down_since" not in after.json
