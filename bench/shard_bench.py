@@ -571,8 +571,9 @@ def slope_rows(numbers: dict) -> tuple[str, list[str]]:
     anchor = best[-1]
     base = anchor["results"] / anchor["window"]
     lines = [
-        "| load | teams | results due /s | rounds sent (skipped, overload) of due "
-        "| scored+stored /s | of the ceiling's | answered in time, of the rounds sent |",
+        "| load | teams | results due /s "
+        "| rounds sent in the window (overload skips in all) of due | scored+stored /s "
+        "| of the ceiling's | answered in time, of the rounds sent |",
         "|---|---|---|---|---|---|---|",
     ]
     verdicts = []
