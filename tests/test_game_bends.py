@@ -25,6 +25,7 @@ from game_server.play import teams
 from game_server.play.shedding import DATABASE_DOWN, OVERLOAD, Admission
 from game_server.play.supervise import supervised
 from game_server.storage import control, database, games, reveal, schema, skips
+from game_server.web.app import create_app
 
 
 @pytest.fixture
@@ -280,6 +281,10 @@ def test_overload_skips_whole_rounds_never_part_of_one(sqlite_url, apis):
     planned = sum(round(p.rate * p.duration) for p in game_file.phases)
     assert len(sent) + the_game.skips.total == planned  # every round due: sent or skipped
     assert shown["skipped"][OVERLOAD] == skipped
+    client = create_app({"DATABASE_URL": sqlite_url, "TESTING": True}).test_client()
+    reference = client.get("/api/leaderboard").json["reference"]
+    assert reference["skipped"][OVERLOAD] == skipped  # the board's reference counts them
+    assert reference["overloaded"] and "another shard" in reference["advice"]  # what to do
 
 
 def test_admission_cuts_the_limit_when_late_and_grows_it_when_in_time():
@@ -351,8 +356,6 @@ def test_the_board_answers_its_last_data_with_a_banner_while_the_database_is_dow
     database.prepare_game(engine, fast_game())
     teams.add_team(engine, "one", "http://127.0.0.1:9/predict")
     engine.dispose()
-    from game_server.web.app import create_app
-
     client = create_app({"DATABASE_URL": url, "LIVE_CACHE_SECONDS": 0.05}).test_client()
     before = client.get("/api/leaderboard")
     assert before.status_code == 200 and "database_down_since" not in before.json
