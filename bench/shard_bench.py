@@ -681,12 +681,16 @@ def main() -> None:
     parser.add_argument(
         "--ceiling", type=int, default=0, help="with --slope-only: take this ceiling, no search"
     )
+    parser.add_argument("--logs", default=None, help="keep the shards' logs under this dir")
     args = parser.parse_args()
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     begun = time.monotonic()
     if args.slope_only:
-        with tempfile.TemporaryDirectory() as tmp:
-            numbers = measure_slope(args, Path(tmp))
+        if args.logs:  # kept, to read why the rounds failed
+            numbers = measure_slope(args, Path(tempfile.mkdtemp(dir=args.logs)))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                numbers = measure_slope(args, Path(tmp))
         block = slope_block(numbers, load, args.step_seconds)
         print(block)
         print(f"bench took {time.monotonic() - begun:.0f} s")

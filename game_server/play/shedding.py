@@ -5,9 +5,12 @@ round due was started whatever was in flight, so bursts it could not send within
 time limit queued up, timed out and dropped their connections, and the next burst
 reconnected first. Now a round is admitted only while the requests being asked (rounds
 between their admission and their last answer, times their teams) stay under a limit,
-and the limit follows what the loop gets done in time (additive increase, multiplicative
-decrease): a round whose median answer took more than `CONGESTED` of the time limit says
-the loop is late sending or reading, and the limit is cut, at most once per `CUT_SECONDS`.
+and the limit follows what the loop gets done in time, like TCP's congestion window: it
+starts at `START_LIMIT`, grows by a round per round answered in time until the first
+congestion (slow start), then by a tenth of a round (additive increase), and only while
+it is in use; a round whose median answer took more than `CONGESTED` of the time limit
+says the loop is late sending or reading, and the limit is halved (from what was being
+asked), at most once per `CUT_SECONDS`.
 A round is admitted or skipped whole, for every team of the shard alike, before its
 request row is written; rounds waiting for the database once asked do not count (a slow
 writer is not an overload). The median, not the mean: a few slow teams time out anyway.
@@ -27,12 +30,13 @@ DATABASE_DOWN = "database down"  # the request row could not be written
 DATABASE_SLOW = "database slow"  # too many rounds waiting to be stored
 SKIP_REASONS = (OVERLOAD, DATABASE_DOWN, DATABASE_SLOW)
 
-START_LIMIT = 20_000  # requests being asked at once, to begin with
+START_LIMIT = 4_000  # requests being asked at once, to begin with
 FLOOR = 2_000  # the limit never goes below this (a small game is never shed)
 CEILING = 100_000
 CONGESTED = 0.5  # a round whose median latency is over this share of the time limit
-CUT = 0.7  # the limit's multiplicative decrease
-GROWTH = 0.1  # the limit grows by this share of a round's requests per round in time
+CUT = 0.5  # the limit's multiplicative decrease
+GROWTH = 0.1  # after slow start, the limit grows by this share of a round per round in time
+IN_USE = 0.5  # the limit grows only while at least this share of it is being asked
 CUT_SECONDS = 1.0  # at most one cut per this long (a late burst is one signal, not twenty)
 
 
@@ -45,6 +49,7 @@ class Admission:
         self.limit = float(limit)
         self.floor = float(floor)
         self.asking = 0  # requests of the admitted rounds not yet answered
+        self.slow_start = True  # until the first congestion
         self._cut_at = 0.0
 
     def admit(self, requests: int) -> bool:
@@ -59,6 +64,7 @@ class Admission:
 
     def done(self, requests: int, results: Sequence[Result] = ()) -> None:
         """A round admitted with `requests` requests was answered (or failed before)."""
+        in_use = self.asking + requests >= IN_USE * self.limit
         self.asking -= requests
         if not results:
             return
@@ -66,10 +72,12 @@ class Admission:
         if median > CONGESTED * self.timeout:
             now = time.monotonic()
             if now - self._cut_at >= CUT_SECONDS:
-                self._cut_at = now
-                self.limit = max(self.floor, min(self.limit, self.asking + requests) * CUT)
-        else:
-            self.limit = min(CEILING, self.limit + GROWTH * requests)
+                self._cut_at, self.slow_start = now, False
+                in_flight = self.asking + requests
+                self.limit = max(self.floor, min(self.limit, in_flight) * CUT)
+        elif in_use:
+            step = requests if self.slow_start else GROWTH * requests
+            self.limit = min(CEILING, self.limit + step)
 
 
 class Skips:
