@@ -31,7 +31,7 @@ DATABASE_SLOW = "database slow"  # too many rounds waiting to be stored
 SKIP_REASONS = (OVERLOAD, DATABASE_DOWN, DATABASE_SLOW)
 
 START_LIMIT = 4_000  # requests being asked at once, to begin with
-FLOOR = 2_000  # the limit never goes below this (a small game is never shed)
+FLOOR = 1_000  # the limit never goes below this (50 teams at a burst of 20 are never shed)
 CEILING = 100_000
 CONGESTED = 0.5  # a round whose median latency is over this share of the time limit
 CUT = 0.5  # the limit's multiplicative decrease
