@@ -242,9 +242,7 @@ def new_game(obj: dict, game_name: str, no_export: bool) -> None:
         if reason:
             raise games.GameBusy(f"cannot start a new game: {reason}")
         if played and not no_export:
-            out = state_dir.private_dir(
-                state_dir.state_dir() / "exports" / time.strftime("%Y-%m-%d-%H%M%S")
-            )
+            out = state_dir.new_export_dir()
             exporter.export(engine, out)
             click.echo(f"the old game is exported to {out}")
         deleted = fresh.replace_game(engine, game_file)
@@ -341,8 +339,7 @@ def web(obj: dict, host: str, port: int, listen_fd: int | None, workers: int) ->
 @click.pass_obj
 def export_command(obj: dict, out: str | None) -> None:
     """Write teams, requests, results and totals per phase as CSV and JSON."""
-    out = out or str(state_dir.state_dir() / "exports" / time.strftime("%Y-%m-%d-%H%M%S"))
-    state_dir.private_dir(out)  # every label and answer of the game: private
+    out = str(state_dir.private_dir(out) if out else state_dir.new_export_dir())  # private
     try:
         counts = exporter.export(_engine(obj), out)
     except games.NotInitialised as exc:

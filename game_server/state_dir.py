@@ -8,6 +8,7 @@ created mode 0700.
 """
 
 import os
+import time
 from pathlib import Path
 
 ENV = "GAME_STATE_DIR"
@@ -38,3 +39,14 @@ def private_dir(path: str | Path) -> Path:
     for created in missing:
         created.chmod(0o700)
     return path
+
+
+def new_export_dir() -> Path:
+    """A new, private `exports/<date-time>` folder under the state folder (never reused)."""
+    base = private_dir(state_dir() / "exports")
+    stamp = time.strftime("%Y-%m-%d-%H%M%S")
+    path, n = base / stamp, 1
+    while path.exists():
+        n += 1
+        path = base / f"{stamp}-{n}"
+    return private_dir(path)

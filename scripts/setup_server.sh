@@ -33,9 +33,10 @@ LINK=/usr/local/bin/game-server
 # The venvs are built from the system's Python, never the first python3 on root's PATH:
 # that may be root's own (a pyenv under /root) that no team can run.
 SYSTEM_PYTHON=/usr/bin/python3
-# tmux, curl: the participant guide; openssl, make, git: the instructor guide.
+# tmux, curl: the participant guide; openssl, make, git: the instructor guide; npm: the
+# deck's pinned reveal.js.
 PACKAGES=(python3 python3-venv python3-pip postgresql postgresql-client openssh-server
-  sudo procps iproute2 tar passwd tmux curl openssl make git)
+  sudo procps iproute2 tar passwd tmux curl openssl make git npm)
 
 check=0
 missing=0
@@ -180,7 +181,27 @@ if [ "$(readlink "$LINK" || true)" != "$GAME_VENV/bin/game-server" ]; then
   fi
 fi
 
-# 4. The systemd unit of the game server (enabled only when systemd runs).
+# 4. The deck, served by the game at /slides/: built in the checkout (a pinned reveal.js from
+# npm, as `make slides` does), copied where the game's own user can read it, and named by
+# GAME_SLIDES_DIR in the env file.
+SLIDES_DIR="$WORKSHOP_DIR/slides"
+if [ ! -f "$SLIDES_DIR/index.html" ] || ! diff -rq "$REPO/slides/build" "$SLIDES_DIR" >/dev/null 2>&1; then
+  if [ "$check" -eq 1 ]; then todo "the deck in $SLIDES_DIR (served at /slides/)"; else
+    if [ ! -f "$REPO/slides/build/index.html" ]; then
+      say "building the deck (scripts/build_slides.py)"
+      "$GAME_VENV/bin/python" "$REPO/scripts/build_slides.py" --no-pdf >/dev/null
+    fi
+    say "copying the deck to $SLIDES_DIR"
+    rm -rf "$SLIDES_DIR"; cp -r "$REPO/slides/build" "$SLIDES_DIR"; chmod -R a+rX "$SLIDES_DIR"
+  fi
+fi
+if [ -f "$ENV_FILE" ] && ! grep -q '^GAME_SLIDES_DIR=' "$ENV_FILE"; then
+  if [ "$check" -eq 1 ]; then todo "GAME_SLIDES_DIR in $ENV_FILE"; else
+    say "naming the deck in $ENV_FILE"; echo "GAME_SLIDES_DIR=$SLIDES_DIR" >> "$ENV_FILE"
+  fi
+fi
+
+# 5. The systemd unit of the game server (enabled only when systemd runs).
 unit_text() {
   cat <<EOF
 [Unit]
@@ -211,9 +232,13 @@ if [ ! -f "$UNIT" ] || ! unit_text | cmp -s - "$UNIT"; then
   fi
 fi
 
+# A game database that still holds a finished game is no fault, but worth a line.
+if pg_up && [ "$(as_postgres psql -X -Atq -d "$GAME_DB" -c "SELECT state FROM games" 2>/dev/null)" = finished ]; then
+  say "note: database $GAME_DB holds a finished game: \`game-server new\` starts a fresh one"
+fi
 if [ "$check" -eq 1 ]; then
   if [ "$missing" -eq 0 ]; then say "everything is in place"; exit 0; fi
   say "$missing thing(s) missing: run sudo scripts/setup_server.sh"; exit 1
 fi
 say "done; next, the game database (then the teams: docs/INSTRUCTOR.md, The day before):"
-echo "  sudo sh -c 'set -a; . $ENV_FILE; game-server init --game workshop'"
+echo "  sudo sh -c 'set -a; . $ENV_FILE; game-server new --game workshop'"
