@@ -201,7 +201,24 @@ if [ -f "$ENV_FILE" ] && ! grep -q '^GAME_SLIDES_DIR=' "$ENV_FILE"; then
   fi
 fi
 
-# 5. The systemd unit of the game server (enabled only when systemd runs).
+# 5. The instructor's notebooks, run as the game's own user (Jupyter refuses root, and that
+# user may read the game database): a venv with Jupyter and the game server, and the
+# notebooks with the training data in the game's own folder (copied once: edits stay).
+INSTRUCTOR_VENV="$WORKSHOP_DIR/instructor-venv"
+GAME_HOME=/var/lib/game-server
+make_venv "$INSTRUCTOR_VENV" game_server "${REPO}[pg,notebooks]"
+if [ ! -f "$GAME_HOME/notebooks/3.0-instructor-debrief.ipynb" ] || [ ! -f "$GAME_HOME/data/train_data.csv" ]; then
+  if [ "$check" -eq 1 ]; then todo "the instructor's notebooks in $GAME_HOME/notebooks"; else
+    say "copying the instructor's notebooks and the training data to $GAME_HOME"
+    install -d -o "$SERVICE_USER" -g "$SERVICE_USER" -m 700 "$GAME_HOME/notebooks" "$GAME_HOME/data"
+    for f in "$REPO"/notebooks/*.ipynb "$REPO/data/train_data.csv" "$REPO/data/README.md"; do
+      dir="$GAME_HOME/$(basename "$(dirname "$f")")"
+      [ -e "$dir/$(basename "$f")" ] || install -o "$SERVICE_USER" -g "$SERVICE_USER" -m 600 "$f" "$dir/"
+    done
+  fi
+fi
+
+# 6. The systemd unit of the game server (enabled only when systemd runs).
 unit_text() {
   cat <<EOF
 [Unit]

@@ -240,6 +240,10 @@ def test_a_team_follows_its_readme_and_plays(server, tmp_path):
             )
             row = team_row(game_url)
             assert row["points"] > 0 and row["failed"] == 0, row
+            notebooks = notebooks_script((REPO / "docs" / "INSTRUCTOR.md").read_text(), free_port())
+            root_sh(notebooks, timeout=600)  # the guide's Jupyter as the game's user, the debrief
+            summary = Path("/var/lib/game-server/output/debrief/summary.json")
+            assert TEAM in summary.read_text(), "the debrief did not see the team"
         finally:
             if game is not None:
                 game.terminate()
@@ -268,6 +272,26 @@ def instructor_script(markdown: str, port: int) -> str:
                     f"setsid bash -c {shlex.quote(command)} > game.log 2>&1 &",
                     f"curl -s --retry 60 --retry-connrefused -o /dev/null "
                     f"localhost:{port}/api/health",
+                ]
+            else:
+                lines.append(command)
+    return "\n".join(lines) + "\n"
+
+
+def notebooks_script(markdown: str, port: int) -> str:
+    """The guide's instructor's notebooks on the server as one root script (`set -e`):
+    Jupyter started in the background on `port`, waited for and stopped; the rest run."""
+    section = markdown.split("## The instructor's notebooks", 1)[1].split("\n## ", 1)[0]
+    lines = ["set -e"]
+    for block in server_blocks(section):
+        for command in block.commands:
+            if LONG_RUNNING in block.tags:
+                command = command.replace("--port 8888", f"--port {port}")
+                lines += [
+                    f"setsid bash -c {shlex.quote(command)} > /tmp/e2e-jupyter.log 2>&1 &",
+                    "pid=$!",
+                    f"curl -s --retry 90 --retry-connrefused -o /dev/null localhost:{port}/api",
+                    'kill -- -"$pid"; wait "$pid" || true',
                 ]
             else:
                 lines.append(command)
