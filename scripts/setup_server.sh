@@ -33,10 +33,10 @@ LINK=/usr/local/bin/game-server
 # The venvs are built from the system's Python, never the first python3 on root's PATH:
 # that may be root's own (a pyenv under /root) that no team can run.
 SYSTEM_PYTHON=/usr/bin/python3
-# tmux, curl: the participant guide; openssl, make, git: the instructor guide; npm: the
-# deck's pinned reveal.js.
+# tmux, curl: the participant guide; openssl, make, git: the instructor guide. And npm for
+# the deck's pinned reveal.js, unless a Node.js that brings its own is installed.
 PACKAGES=(python3 python3-venv python3-pip postgresql postgresql-client openssh-server
-  sudo procps iproute2 tar passwd tmux curl openssl make git npm)
+  sudo procps iproute2 tar passwd tmux curl openssl make git)
 
 check=0
 missing=0
@@ -104,6 +104,7 @@ need=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$check" -eq 1 ]; then todo "packages ${need[*]}"; else
     say "installing ${need[*]}"
