@@ -15,9 +15,11 @@ import logging
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from engine_helpers import play
 from team_apis import Handler, Request, TeamAPIs, json_answer, response
 
+from game_server.cli import main
 from game_server.play import loop as game
 from game_server.play import teams
 from game_server.play.schedule import SeqPlan
@@ -177,6 +179,23 @@ def test_a_database_made_before_the_secret_gets_one_at_its_next_start(db_url, ca
         assert games.game_row(conn)["state"] == "running"  # the game goes on
     assert any("stream secret added" in r.getMessage() for r in caplog.records)
     assert not any(secret in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("stored", ["abc", "z" * 64, "0123456789abcdef"])
+def test_run_on_a_damaged_secret_is_one_line_that_does_not_show_it(db_url, stored, keep_logging):
+    runner = CliRunner()
+    assert runner.invoke(main, ["--db", db_url, "init"]).exit_code == 0
+    engine = database.make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(schema.stream_secret.update().values(secret=stored))
+    done = runner.invoke(main, ["--db", db_url, "run", "--no-web"])
+    assert done.exit_code == 1, done.output
+    error = done.output.strip().splitlines()[-1]
+    assert error.startswith("Error: ") and "stream secret is damaged" in error, done.output
+    assert stored not in done.output
+    with engine.connect() as conn:  # nothing was played, nothing was changed
+        assert games.game_row(conn)["state"] == "lobby"
+        assert conn.execute(sa.select(schema.stream_secret.c.secret)).scalar() == stored
 
 
 @pytest.mark.parametrize("stored", ["", "abc", "z" * 64, "0123456789abcdef"])

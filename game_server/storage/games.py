@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import string
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -98,7 +99,7 @@ def add_stream_secret(conn: sa.Connection) -> bool:
     )
     state = conn.execute(sa.select(games.c.state)).scalar()
     if state not in (None, "lobby"):
-        log.warning("stream secret added to a game made before it state=%s", state)
+        log.warning("stream secret added to a game started without one state=%s", state)
     log.info("stream secret made bits=%d", SECRET_BYTES * 8)  # never the secret itself
     return True
 
@@ -114,7 +115,14 @@ def read_stream_secret(conn: sa.Connection) -> str:
             raise
     if secret is None:
         raise NotInitialised("the game database has no stream secret: run `game-server init`")
-    return str(secret)
+    secret = str(secret)
+    if len(secret) < SECRET_BYTES or not all(c in string.hexdigits for c in secret):
+        # one line that does not show it: the game cannot draw a private stream from it
+        raise NotInitialised(
+            "the game database's stream secret is damaged (not 128+ bits of hex): restore "
+            "the database, or start a new game with `game-server init` on a new one"
+        )
+    return secret
 
 
 def configure_game(
