@@ -133,7 +133,7 @@ def test_a_team_that_recomputes_the_stream_does_no_better_than_an_honest_one(
 
     cheat, answered = accuracy(engine, ids["recompute"])
     honest, _ = accuracy(engine, ids["honest"])
-    assert answered >= 100 and seen["answered"] >= answered  # it played the whole game
+    assert answered >= 80 and seen["answered"] >= answered  # it played the game (160 rounds)
     # the applicant it computes is never the one the customer sent...
     assert seen["same_applicant"] == 0, seen["same_applicant"]
     # ...so its labels are guesses: no better than always answering the majority class
