@@ -151,7 +151,7 @@ def test_a_team_that_recomputes_the_stream_does_no_better_than_an_honest_one(
     assert not [f for f in forms(secret) if f in everything]
 
 
-def test_every_shard_and_restart_reads_the_one_secret_made_at_init(db_url):
+def test_init_again_and_every_start_keep_the_one_secret_made_at_init(db_url):
     engine = database.make_engine(db_url)
     database.init_db(engine)
     with engine.connect() as conn:
