@@ -310,7 +310,7 @@ def run(
             metrics_port=metrics_port,
             shard=shard,
         )
-    except (games.GameBusy, OSError, ConfigError) as exc:
+    except (games.GameBusy, games.NotInitialised, OSError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -5,10 +5,11 @@ database is the only state shared between processes: the game loop writes rounds
 totals (`writes`), the web app (maybe several WSGI workers) and the CLI read (`standings`,
 `queries`), and control actions are conditional updates of the game row (`games`).
 
-The game database holds every label and the web app's secret key, and teams have shell
-accounts on the game's machine: a SQLite database's folder is created 0700 and its files
-0600 (`private_sqlite_file`); PostgreSQL's game database takes connections from its owner
-role only (`database_docker/initdb/01-workshop.sql`).
+The game database holds every label, the secret of the customer's stream and the web
+app's secret key, and teams have shell accounts on the game's machine: a SQLite
+database's folder is created 0700 and its files 0600 (`private_sqlite_file`);
+PostgreSQL's game database takes connections from its owner role only
+(`database_docker/initdb/01-workshop.sql`).
 """
 
 import dataclasses
@@ -143,6 +144,11 @@ def init_db(engine: sa.Engine, name: str = "", game_file: str | None = None) -> 
         created = games.create_game(conn, name, game_file)
     if created:
         log.info("game database created url=%s", safe_url(engine))
+    try:
+        with engine.begin() as conn:
+            games.add_stream_secret(conn)
+    except sa.exc.IntegrityError:
+        pass  # another process (a shard) made it at the same moment: every one reads that one
     return created
 
 
