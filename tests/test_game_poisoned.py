@@ -75,8 +75,9 @@ def test_a_poisoning_team_never_stops_or_slows_the_others(db_url, apis):
     n = len(statuses)
     assert n + the_game.skipped == 60 and n >= 40
     assert set(statuses) == {"scored"}  # every round ended (before: stuck as `sent`)
-    # at 20 rounds/s and a 0.3 s limit, a few rounds are in flight at once, never a pile
-    assert the_game.in_flight == 0 and max(in_flight) <= 20
+    # 20 rounds/s, each over within 0.55 s (limit and backstop) plus its write: a handful in
+    # flight at once, never a pile (before the fix, nearly every round stayed in flight)
+    assert the_game.in_flight == 0 and max(in_flight) <= 30
 
     board = create_app({"DATABASE_URL": db_url}).test_client().get("/api/leaderboard")
     by_name = {t["name"]: t for t in board.get_json()["teams"]}

@@ -28,7 +28,7 @@ from game_server.play.customer import Customer, Target
 from game_server.play.eventloop import loop_factory
 from game_server.play.scoring import REASONS
 
-TIMEOUT = 0.2
+TIMEOUT = 0.3
 ROUNDS = 3
 # The time limit, its backstop (a quarter second) and room for a loaded machine: a bound
 # that only an exchange that never ends can cross.
@@ -112,7 +112,7 @@ def answers(draw) -> Handler:
         return unsolicited(draw(st.sampled_from([0.0, 0.01, 0.05])))
     data = draw(answer_bytes())
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=4)))
-    pause = draw(st.sampled_from([0.0, 0.01, 0.08]))  # 0.08 x 4 pieces: a drip past the limit
+    pause = draw(st.sampled_from([0.0, 0.01, 0.1]))  # 0.1 x 4 pieces: a drip past the limit
     pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
     parts: list[bytes | float] = [x for p in pieces for x in (p, pause)][:-1]
     return script(*parts, close=draw(st.booleans()))
