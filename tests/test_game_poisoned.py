@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 import sqlalchemy as sa
-from engine_helpers import fast_game, peeking, play
+from engine_helpers import fast_game, play
 from poison_apis import (
     STALE_HEAD,
     cycle,
@@ -24,7 +24,7 @@ from poison_apis import (
     stale_head,
     unsolicited,
 )
-from team_apis import TeamAPIs
+from team_apis import TeamAPIs, json_answer
 
 from game_server.play import loop as game
 from game_server.play import teams
@@ -56,11 +56,11 @@ def poisoner():
 
 def test_a_poisoning_team_never_stops_or_slows_the_others(db_url, apis):
     engine = database.make_engine(db_url)
-    game_file = fast_game()
+    game_file = fast_game(timeout=1.0)  # room for a loaded machine: no honest timeout
     database.prepare_game(engine, game_file)
-    teams.add_team(engine, "good", apis.start(peeking(engine)).url)
+    teams.add_team(engine, "good", apis.start(json_answer({"pred": 1})).url)
     teams.add_team(engine, "poison", apis.start(poisoner()).url)
-    teams.add_team(engine, "also-good", apis.start(peeking(engine)).url)
+    teams.add_team(engine, "also-good", apis.start(json_answer({"pred": 0})).url)
     control.apply(engine, "start", "tester")
     the_game = game.Game(engine, game_file)
     in_flight = []
@@ -73,16 +73,18 @@ def test_a_poisoning_team_never_stops_or_slows_the_others(db_url, apis):
     with engine.connect() as conn:
         statuses = conn.execute(sa.select(schema.requests.c.status)).scalars().all()
     n = len(statuses)
-    assert n + the_game.skipped == 60 and n >= 40
+    assert n + the_game.skipped == 60 and n >= 40, (n, the_game.skipped)
     assert set(statuses) == {"scored"}  # every round ended (before: stuck as `sent`)
-    # 20 rounds/s, each over within 0.55 s (limit and backstop) plus its write: a handful in
-    # flight at once, never a pile (before the fix, nearly every round stayed in flight)
-    assert the_game.in_flight == 0 and max(in_flight) <= 30
+    # 20 rounds/s, each over within 1.25 s (limit and backstop) plus its write: never a
+    # pile (before the fix, nearly every round stayed in flight to the end)
+    assert the_game.in_flight == 0, the_game.in_flight
+    assert max(in_flight) <= 40, in_flight
 
     board = create_app({"DATABASE_URL": db_url}).test_client().get("/api/leaderboard")
     by_name = {t["name"]: t for t in board.get_json()["teams"]}
-    for honest in ("good", "also-good"):
-        assert (by_name[honest]["correct"], by_name[honest]["failures"]) == (n, {})
+    for honest in ("good", "also-good"):  # an answer every round, scored right or wrong
+        assert by_name[honest]["failures"] == {}, by_name[honest]
+        assert by_name[honest]["correct"] + by_name[honest]["wrong"] == n
     poison = by_name["poison"]
     assert poison["correct"] + poison["wrong"] + sum(poison["failures"].values()) == n
-    assert {"too_large", "timeout"} <= poison["failures"].keys()
+    assert {"too_large", "timeout"} <= poison["failures"].keys(), poison
