@@ -127,6 +127,7 @@ class Connection(asyncio.Protocol):
         self._reset_head()
         self.received = 0  # every byte of this exchange: heads, body, framing, trailers
         self.answered = False  # the exchange has its answer (the waiter has its result)
+        self.reading = False  # an exchange waits for its answer: a waiter, not answered
         self.keep_alive = False
 
     def _reset_head(self) -> None:
@@ -145,6 +146,7 @@ class Connection(asyncio.Protocol):
         assert self.transport is not None and self.waiter is None
         self._reset()
         waiter = self.waiter = self.pool.loop.create_future()
+        self.reading = True
         if self.closed:  # the team closed it between its making and this request
             self._fail("connection_closed", "closed before the request was sent")
         else:
@@ -168,10 +170,6 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _active(self) -> bool:
-        """An exchange is waiting for its answer."""
-        return self.waiter is not None and not self.answered
-
     # --- asyncio.Protocol ---
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -180,7 +178,7 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser within the caps; then hand the connection back, or drop it."""
-        if not self._active():  # bytes no request asked for: the connection is unusable
+        if not self.reading:  # bytes no request asked for: the connection is unusable
             self.poisoned = True
             self.abort()
             return
@@ -189,7 +187,7 @@ class Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail("invalid_http", str(exc))
-        if self._active():
+        if self.reading:
             self._check_caps()
         if self.answered:
             self._settle()
@@ -214,7 +212,7 @@ class Connection(asyncio.Protocol):
         """Closed: an answer still awaited ends here (to EOF, or cut short)."""
         self.closed = True
         self.pool.forget(self)
-        if not self._active():
+        if not self.reading:
             self.waiter = None
             return
         if self.headers_done and self.length is None and not self.chunked:
@@ -227,12 +225,12 @@ class Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         """A message starts: after this exchange's answer, it is one nobody asked for."""
-        if not self._active():
+        if not self.reading:
             self.poisoned = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """Keep the headers the customer reads: Location, Content-Length, chunked."""
-        if not self._active() or self.headers_done:  # a trailer, or a stray message's
+        if not self.reading or self.headers_done:  # a trailer, or a stray message's
             return
         lower = name.lower()
         if lower == b"location":
@@ -244,7 +242,7 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         """The head is in: the status is known; an informational 1xx is skipped."""
-        if not self._active():
+        if not self.reading:
             return
         self.headers_done = True
         self.status = self.parser.get_status_code()
@@ -257,7 +255,7 @@ class Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         """Collect the body up to the cap; one byte past it ends the exchange."""
-        if not self._active():
+        if not self.reading:
             return
         self.chunks.append(body)
         self.size += len(body)
@@ -266,7 +264,7 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         """The whole answer is in (or an informational one: the next head is awaited)."""
-        if not self._active():
+        if not self.reading:
             return
         if self.informational:
             self._reset_head()
@@ -284,7 +282,7 @@ class Connection(asyncio.Protocol):
         if self.status is None:  # cannot happen once headers are done; never hang on it
             self._fail("invalid_http", "an answer without a status")
             return
-        self.answered = True
+        self.answered, self.reading = True, False
         if too_large:
             self.keep_alive = False  # the rest of the body is not read
         body = b"".join(self.chunks)[: self.pool.cap + 1]
@@ -294,6 +292,7 @@ class Connection(asyncio.Protocol):
     def _fail(self, reason: str, detail: str) -> None:
         """End the exchange without an answer and drop the connection."""
         waiter, self.waiter = self.waiter, None
+        self.reading = False
         if waiter is not None and not waiter.done() and not self.answered:
             waiter.set_exception(ExchangeError(reason, self.status, detail))
         self.abort()
