@@ -2,7 +2,8 @@
 
 One connection pool serves the whole game's rounds (`pool.Pool` of `http1` connections, a
 lean HTTP/1.1 client: `http1` says why not aiohttp there): connections to each team are
-kept alive and reused, every request has a total time limit, bodies are read with a cap,
+kept alive and reused, every request has a total time limit (and every round a backstop
+just past it, so no round stays in flight), bodies are read with a cap,
 redirects are never followed, and the resolver refuses addresses outside the allow-list. The lobby's
 health probes go through one aiohttp session with the same rules. Nothing a team does
 raises out of `Customer.ask`: every failure becomes a scored `Result` with a reason.
