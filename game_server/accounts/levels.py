@@ -158,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _archive(source: Path, out: Path, level: str) -> int:
     """Write the starter a team's home gets at `level` (data included) as a tar.gz."""
-    from game_server.accounts.config import AccountsError, Settings  # noqa: PLC0415
-    from game_server.accounts.starter import starter_tarball  # noqa: PLC0415 (imports us)
+    # Imported here: starter.py imports this module.
+    from game_server.accounts.config import AccountsError, Settings
+    from game_server.accounts.starter import starter_tarball
 
     try:
         data = starter_tarball(Settings(starter_dir=str(source), starter_level=level))
