@@ -363,7 +363,8 @@ def test_debrief_shows_who_used_the_leak_and_when_they_found_out(tmp_path, playe
         DEBRIEF_OUTPUT_DIR=str(out),
         DEBRIEF_WINDOW_SECONDS="10",
     )
-    leak = {row["team"]: row for row in json.loads((out / "summary.json").read_text())["leak"]}
+    summary = json.loads((out / "summary.json").read_text())
+    leak = {row["team"]: row for row in summary["leak"]}
     assert {team for team, row in leak.items() if row["used_leak"]} == {
         "found the leak",
         "kept the leak",
@@ -377,6 +378,17 @@ def test_debrief_shows_who_used_the_leak_and_when_they_found_out(tmp_path, playe
     assert not any(leak[team]["used_leak"] for team in ("always one", "peeker", "broken", "down"))
     assert (out / "leak.png").stat().st_size > 5000
     assert "found the leak" in (out / "leak.csv").read_text()
+    # The honest answers against those given with the leak, phase by phase: in each phase
+    # the leak's are the answers of the teams that had it then ("kept the leak" alone in
+    # the second, which "found the leak" answered without it).
+    by_phase = {row["phase"]: row for row in summary["leak_by_phase"]}
+    accuracy = {(row["team"], row["phase"]): row["accuracy"] for row in summary["per_phase"]}
+    assert list(by_phase) == ["1. warm-up", "2. messy input"]
+    for phase, row in by_phase.items():
+        assert row["with the leak"] == pytest.approx(accuracy["kept the leak", phase])
+        assert row["honest"] != pytest.approx(row["with the leak"])
+        assert row["baseline"] > 0
+    assert summary["retraining"] == []  # this game has no drift phase
 
 
 @pytest.mark.slow
