@@ -426,3 +426,13 @@ def test_build_never_deletes_a_folder_that_is_not_a_deck(monkeypatch, tmp_path):
     with pytest.raises(build_slides.BuildError, match="holds no deck"):
         build_slides.build(tmp_path)
     assert keep.read_text() == "mine"
+
+
+def test_dtap_has_one_definition_of_each_step():
+    """Every slide that defines a DTAP step starts it with the same words."""
+    text = DECK.read_text(encoding="utf-8")
+    for step in ("Develop", "Test", "Acceptance", "Production"):
+        definitions = re.findall(rf"^- \*\*{step}\*\*: ([^,:;]+)", text, flags=re.MULTILINE)
+        assert len(definitions) == 2, step
+        if step == "Acceptance":
+            assert set(definitions) == {"a shadow copy of production"}, definitions
