@@ -88,6 +88,7 @@ def solve(starter: Path, splits: dict[str, markers.Split], number: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # six runs of the starter's tests
 def test_walking_the_exercises_in_order_pytest_selfcheck_and_the_readme_agree(tmp_path, splits):
     starter = copy_starter(tmp_path / "participant_starter", levels.EXERCISES)
     gaps = levels.gaps_of(splits)
