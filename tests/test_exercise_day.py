@@ -140,10 +140,11 @@ def test_the_request_contract_is_what_the_game_sends_and_the_dictionary_says():
 class LeakyAPI:
     """An API whose model needs the leak column; it records what it is sent."""
 
-    def __init__(self, features: list[str]):
-        """Serve on a free loopback port in a thread."""
+    def __init__(self, features: list[str], status: int = 200):
+        """Serve on a free loopback port in a thread, answering with `status`."""
         app = Flask("leaky")
         self.sent: list[dict] = []
+        self.status = status
         app.add_url_rule("/health", view_func=lambda: {"features": features})
         app.add_url_rule("/predict", view_func=self.predict, methods=["POST"])
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -153,14 +154,14 @@ class LeakyAPI:
     def predict(self):
         """A valid answer, whatever comes."""
         self.sent.append(request.get_json()["features"])
-        return {"pred": 0}
+        return {"pred": 0}, self.status
 
 
 def selfcheck_against(
-    starter: Path, features: list[str]
+    starter: Path, features: list[str], status: int = 200
 ) -> tuple[subprocess.CompletedProcess, list]:
     """Run selfcheck against a LeakyAPI whose model reports `features`; (run, bodies sent)."""
-    api = LeakyAPI(features)
+    api = LeakyAPI(features, status)
     try:
         done = subprocess.run(
             [sys.executable, "selfcheck.py", "--url", api.url, "--burst", "10"],
@@ -234,3 +235,16 @@ def test_the_leak_is_still_found_in_the_data(kit):
     data = pd.read_csv(io.BytesIO(kit["participant_starter/data/train_data.csv"]))
     correlation = data.select_dtypes("number").corr()["default"].drop("default").abs()
     assert correlation.idxmax() == LEAK and correlation[LEAK] > 2 * correlation.drop(LEAK).max()
+
+
+def test_selfcheck_folds_a_repeated_failure_into_one_line_with_a_count(tmp_path):
+    starter = copy_starter(tmp_path / "participant_starter", levels.EXERCISES)
+    done, sent = selfcheck_against(starter, ["age", "income"], status=500)
+    assert done.returncode == 1
+    fails = [line for line in done.stdout.splitlines() if line.startswith("  FAIL")]
+    cases = len(sent) - 10  # the clean and messy requests; then a burst of 10
+    assert len(fails) == 2, done.stdout  # the requests one by one, then the burst
+    assert fails[0].startswith(f"  FAIL  {cases} requests (clean request 1, clean request 2, ")
+    assert fails[1].startswith("  FAIL  10 requests (burst 1, burst 2, burst 3, ...)")
+    assert all("status 500 instead of 200" in line for line in fails)
+    assert f"{len(sent)} of {len(sent)} requests would score -1" in done.stdout

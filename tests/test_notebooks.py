@@ -8,6 +8,7 @@ cell), write their tables into an output folder, and the tests assert on those t
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import requests
 import sqlalchemy as sa
@@ -389,6 +391,36 @@ def test_debrief_shows_who_used_the_leak_and_when_they_found_out(tmp_path, playe
         assert row["honest"] != pytest.approx(row["with the leak"])
         assert row["baseline"] > 0
     assert summary["retraining"] == []  # this game has no drift phase
+
+
+@pytest.mark.slow
+def test_debrief_shows_what_retraining_bought_in_the_drift_phase(tmp_path, played):
+    """The played game's second phase read as a drift phase: each team's accuracy in its
+    first and last third, and the gain; the teams that never answered are not in it."""
+    _, export_dir = played
+    drift_export = tmp_path / "export"
+    shutil.copytree(export_dir, drift_export)
+    phases = pd.read_csv(drift_export / "phases.csv")
+    phases.loc[1, "kind"] = "drift"
+    phases.to_csv(drift_export / "phases.csv", index=False)
+    out = tmp_path / "out"
+    run_notebook(
+        DEBRIEF,
+        tmp_path,
+        DEBRIEF_EXPORT_DIR=str(drift_export),
+        DEBRIEF_OUTPUT_DIR=str(out),
+        DEBRIEF_WINDOW_SECONDS="10",
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    retraining = {row["team"]: row for row in summary["retraining"]}
+    assert set(retraining) == {
+        *("peeker", "contrarian", "always one", "found the leak", "kept the leak")
+    }
+    assert retraining["peeker"]["first_third"] == retraining["peeker"]["last_third"] == 1.0
+    assert retraining["contrarian"]["last_third"] == 0.0
+    assert retraining["peeker"]["gain"] == 0.0
+    baseline = summary["phases"][1]["baseline_accuracy"]
+    assert all(row["baseline"] == pytest.approx(baseline) for row in retraining.values())
 
 
 @pytest.mark.slow
