@@ -44,10 +44,14 @@ def still_open() -> dict[int, tuple[str, str]]:
 
 @pytest.fixture(autouse=True)
 def exercises_done(request, still_open):
-    """A test that needs an open exercise fails before it runs, naming it and its hint."""
-    for number in sorted(needs(request.node) & still_open.keys()):
+    """A test that needs an open exercise fails before it runs, naming the last one it needs
+    (its own: the ones before it come first in the README's table) and its hint."""
+    missing = sorted(needs(request.node) & still_open.keys())
+    if missing:
+        number, before = missing[-1], ", ".join(str(n) for n in missing[:-1])
         where, hint = still_open[number]
-        pytest.fail(f"Exercise {number}: {hint} ({where}): still open", pytrace=False)
+        also = f"; exercise {before} too" if before else ""
+        pytest.fail(f"Exercise {number}: {hint} ({where}): still open{also}", pytrace=False)
 
 
 def make_applicants(n: int = 400, seed: int = 0) -> pd.DataFrame:
