@@ -70,6 +70,20 @@ COMPONENTS = {
 }
 
 
+# Tests that create Linux users, run sshd or setup_server.sh, or compare /etc/passwd before
+# and after: under `pytest -n N` they all run on one worker, one after another, so none
+# sees another's users. Every other test is independent (free ports, its own tmp_path and
+# scratch databases) and runs on any worker.
+SYSTEM_MARKERS = ("root", "ssh", "system")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every machine-wide test in xdist's "system" group (`--dist loadgroup`)."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SYSTEM_MARKERS):
+            item.add_marker(pytest.mark.xdist_group("system"))
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Apply the skip-or-fail rule for every component a test is marked with."""
     for marker, (component, problem) in COMPONENTS.items():

@@ -25,6 +25,7 @@ def test_shellcheck_finds_nothing():
     assert out.returncode == 0, out.stdout
 
 
+@pytest.mark.system  # /etc/passwd before and after: no other test may add users meanwhile
 def test_check_mode_reports_what_is_missing_and_changes_nothing(tmp_path):
     env = {**os.environ, "WORKSHOP_DIR": str(tmp_path / "workshop")}
     before = sorted(p.name for p in tmp_path.iterdir())
