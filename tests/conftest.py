@@ -70,17 +70,17 @@ COMPONENTS = {
 }
 
 
-# Tests that create Linux users, run sshd or setup_server.sh, or compare /etc/passwd before
-# and after: under `pytest -n N` they all run on one worker, one after another, so none
-# sees another's users. Every other test is independent (free ports, its own tmp_path and
-# scratch databases) and runs on any worker.
-SYSTEM_MARKERS = ("root", "ssh", "system")
+# Tests marked `system` change or compare machine-wide state (setup_server.sh, the
+# end-to-end test's fixed user and database, /etc/passwd before and after): under
+# `pytest -n N` they run on one worker, one after another. Every other test is independent
+# (free ports, its own tmp_path, scratch databases, and Linux users and roles under a
+# prefix of its own) and runs on any worker.
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put every machine-wide test in xdist's "system" group (`--dist loadgroup`)."""
+    """Put every `system` test in xdist's "system" group (`--dist loadgroup`)."""
     for item in items:
-        if any(item.get_closest_marker(name) for name in SYSTEM_MARKERS):
+        if item.get_closest_marker("system"):
             item.add_marker(pytest.mark.xdist_group("system"))
 
 
