@@ -28,10 +28,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-# pytest in parallel workers (pytest-xdist; the tests that touch the machine's Linux users
+# pytest in one worker per core (pytest-xdist; the `system` tests
 # run one after another on one of them); CI's output ends with the 30 slowest tests.
 # The budget (README, Tests): `make test` under 15 minutes, `make test-fast` under 3, on 2 cores.
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= auto
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=30 $(PYTEST_ARGS)
 
