@@ -77,18 +77,20 @@ COMPONENTS = {
 }
 
 
-# Tests marked `system` change or compare machine-wide state (setup_server.sh, the
-# end-to-end test's fixed user and database, /etc/passwd before and after): under
-# `pytest -n N` they run on one worker, one after another. Every other test is independent
-# (free ports, its own tmp_path, scratch databases, and Linux users and roles under a
-# prefix of its own) and runs on any worker.
+# Under `pytest -n N` (make test) a module's tests run on one worker, in order, sharing its
+# module-scoped fixtures (a trained model, a played game, a built deck) instead of building
+# them once per worker. Tests marked `system` change or compare machine-wide state
+# (setup_server.sh, the end-to-end test's fixed user and database, /etc/passwd before and
+# after): they all run on one worker, one after another. Beyond that the tests are
+# independent (free ports, their own tmp_path, scratch databases, and Linux users and roles
+# under a prefix of their own), so the modules run on any worker side by side.
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put every `system` test in xdist's "system" group (`--dist loadgroup`)."""
+    """One xdist group per module, and one for every `system` test (`--dist loadgroup`)."""
     for item in items:
-        if item.get_closest_marker("system"):
-            item.add_marker(pytest.mark.xdist_group("system"))
+        group = "system" if item.get_closest_marker("system") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
