@@ -77,20 +77,50 @@ COMPONENTS = {
 }
 
 
-# Under `pytest -n N` (make test) a module's tests run on one worker, in order, sharing its
-# module-scoped fixtures (a trained model, a played game, a built deck) instead of building
-# them once per worker. Tests marked `system` change or compare machine-wide state
-# (setup_server.sh, the end-to-end test's fixed user and database, /etc/passwd before and
-# after): they all run on one worker, one after another. Beyond that the tests are
-# independent (free ports, their own tmp_path, scratch databases, and Linux users and roles
-# under a prefix of their own), so the modules run on any worker side by side.
+# Tests that change or compare machine-wide state: setup_server.sh (it links
+# /usr/local/bin/game-server), the end-to-end test's fixed user and database, /etc/passwd
+# compared whole. Marked `system`; under `pytest -n N` they run on one worker, one after
+# another.
+SYSTEM_TESTS = (
+    "tests/test_setup_server.py::",
+    "tests/test_workshop_e2e.py::",
+    "tests/test_accounts.py::test_bad_roster_changes_nothing",
+)
+
+
+def xdist_unit(nodeid: str) -> str:
+    """The unit of tests one xdist worker runs in order: "system", or the test's module.
+
+    A module's tests share its module-scoped fixtures (a trained model, a played game, a
+    built deck) on one worker instead of building them on each. Apart from the system
+    tests, tests are independent (free ports, their own tmp_path, scratch databases, and
+    Linux users and roles under a prefix of their own): modules run side by side.
+    """
+    return "system" if nodeid.startswith(SYSTEM_TESTS) else nodeid.split("::", 1)[0]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One xdist group per module, and one for every `system` test (`--dist loadgroup`)."""
+    """Mark the system tests (`pytest -m system` runs them)."""
     for item in items:
-        group = "system" if item.get_closest_marker("system") else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        if item.nodeid.startswith(SYSTEM_TESTS):
+            item.add_marker(pytest.mark.system)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """With `-n N` (xdist's default `--dist load`): hand out the units of `xdist_unit`.
+
+    (xdist's own `--dist loadgroup` cannot be used: it renames test ids in a way that
+    pytest 9 no longer takes.)
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_unit(nodeid)
+
+    return ByUnit(config, log)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -171,7 +171,6 @@ def test_unknown_or_changed_host_key_is_refused(tmp_path, sshd):
     assert f"[127.0.0.1]:{port}" in fresh.read_text()
 
 
-@pytest.mark.system  # no end-to-end test's user may come or go meanwhile
 def test_bad_roster_changes_nothing(setup):
     settings, roster = setup
     Path(roster).write_text("name\nRed\nred\nroot/x\n" + "y" * 40 + "\n")

@@ -12,8 +12,6 @@ import pytest
 from accounts_helpers import passwd_lines
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "setup_server.sh"
-# System-wide steps (users, /usr/local/bin): never beside the end-to-end test's run of it.
-pytestmark = pytest.mark.system
 
 
 def test_script_is_valid_bash():

@@ -23,8 +23,7 @@ import pytest
 from readme_blocks import LONG_RUNNING, server_blocks
 from sshd_server import free_port, keygen, sshd, wait_for_port
 
-pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.slow, pytest.mark.postgres,
-              pytest.mark.system]  # fmt: skip
+pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.slow, pytest.mark.postgres]
 
 REPO = Path(__file__).resolve().parents[1]
 GAME_ENV = Path("/etc/game-server/env")
