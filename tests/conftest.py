@@ -120,6 +120,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    # Units in the order of collection, not by their count of tests: the system unit (the
+    # end-to-end test, the longest) and the accounts tests start first, not last.
+    config.option.loadscopereorder = False
+
     class ByUnit(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return xdist_unit(nodeid)
