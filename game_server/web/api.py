@@ -11,7 +11,7 @@ from importlib import resources
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from game_server.storage import games, queries, standings
+from game_server.storage import database, games, queries, standings
 from game_server.storage import health as team_health
 from game_server.web.auth import request_team
 from game_server.web.cache import cached_json
@@ -47,7 +47,7 @@ def leaderboard():
     """The standings (the frozen snapshot while frozen), the clock and the reference."""
 
     def compute() -> dict:
-        with engine().connect() as conn:
+        with database.snapshot(engine()) as conn:  # one moment: counts and accuracy agree
             board = standings.leaderboard(conn)
             team_health.overlay(conn, board)  # in the lobby: who is up, by the probe
             return board
@@ -122,7 +122,7 @@ def history():
 
 def history_data() -> dict:
     """The chart's lines; while the leaderboard is frozen they stop at the freeze."""
-    with engine().connect() as conn:
+    with database.snapshot(engine()) as conn:
         g = games.game_row(conn)
         data = standings.history(conn)
         board = standings.leaderboard(conn)
@@ -161,7 +161,7 @@ def history_data() -> dict:
 @limited("teams")
 def team_summary(name: str):
     """A team's standing, failures by reason, accuracy and latency over time, label timing."""
-    with engine().connect() as conn:
+    with database.snapshot(engine()) as conn:
         team = find_team(conn, name)
         if team is None:
             return jsonify(error=f"no team called {name[:40]!r}"), 404
