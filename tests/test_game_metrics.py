@@ -170,6 +170,9 @@ def test_game_server_run_serves_the_metrics_on_loopback(sqlite_url):
         assert listening == [f"127.0.0.1:{port}"]
         p.send_signal(signal.SIGTERM)
         assert p.wait(20) == 0
+        started = p.stderr.read()
+    assert f"metrics listening url=http://127.0.0.1:{port}/metrics" in started  # item 8
+    assert "Traceback" not in started and "TypeError" not in started, started
     with socket.socket() as sock:  # nothing listens there any more (TIME_WAIT allowed)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))

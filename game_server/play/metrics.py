@@ -190,7 +190,7 @@ class MetricsServer:
             asyncore_use_poll=True,  # the customer may hold over 1,024 sockets
             ident="game-metrics",
         )
-        self.port: int = self.server.effective_port
+        self.port = int(self.server.effective_port)  # waitress gives it as text
 
     def start(self) -> "MetricsServer":
         """Serve from a daemon thread."""
