@@ -38,6 +38,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from game_server import connections
 from game_server.play.scoring import FAILED, Result
 from game_server.scenario.gamefile import Phase
 from game_server.storage import schema
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 # Seconds. The default timeout is 1 s, so the buckets are finer below it.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 CACHE_SECONDS = 5.0  # a scrape within this long of the last one gets the same text
-CONNECTION_LIMIT = 8  # connections the metrics server holds at once (waitress refuses more)
+CONNECTION_LIMIT = 64  # connections held at once; at the limit the stalest idle one goes
 
 
 class RunningGame(Protocol):
@@ -187,9 +188,12 @@ class MetricsServer:
             port=port,
             threads=1,
             connection_limit=CONNECTION_LIMIT,
+            channel_timeout=30,
+            cleanup_interval=5,
             asyncore_use_poll=True,  # the customer may hold over 1,024 sockets
             ident="game-metrics",
         )
+        connections.make_room(self.server)  # idle or slow scrapers cannot lock the port
         self.port = int(self.server.effective_port)  # waitress gives it as text
 
     def start(self) -> "MetricsServer":
