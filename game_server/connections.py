@@ -21,6 +21,19 @@ from waitress.server import BaseWSGIServer
 log = logging.getLogger(__name__)
 
 LOG_EVERY = 10.0  # s: one line for the connections closed in that time, however many
+OVERFLOW = "total open connections"  # waitress' lines at the limit, one per connection
+
+
+class _AtTheLimit(logging.Filter):
+    """Drops waitress' line at each crossing of the limit: with room made, a flood would
+    cross it at every new connection (a line each); `_readable` logs once per LOG_EVERY."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(OVERFLOW)
+
+
+_listener_log = logging.getLogger(f"{__name__}.waitress")  # the listeners' other lines stay
+_listener_log.addFilter(_AtTheLimit())
 
 
 class Channel(HTTPChannel):
@@ -46,6 +59,7 @@ def make_room(server: Any) -> Any:
         if isinstance(listener, BaseWSGIServer):
             listener.channel_class = Channel
             listener.readable = _readable(listener)
+            listener.logger = _listener_log
     return server
 
 

@@ -3,6 +3,7 @@
 limit the stalest connection is closed to make room (`connections.make_room`)."""
 
 import contextlib
+import logging
 import socket
 
 import pytest
@@ -92,3 +93,11 @@ def test_a_request_in_progress_is_never_the_one_closed():
     assert old.will_close and not new.will_close and not busy.will_close
     assert connections.close_stalest(full, limit=3) == 0  # one is closing already
     assert connections.close_stalest(Listener(Channel(0.0, serving=True)), limit=1) == 0
+
+
+def test_a_flood_of_connections_is_one_log_line_not_one_a_connection(web, caplog):
+    caplog.set_level(logging.INFO)
+    with held_connections(web, idle=webserver.CONNECTION_LIMIT + 100, slow=0):
+        assert requests.get(f"http://127.0.0.1:{web}/api/health", timeout=10).ok
+    crossings = [r for r in caplog.records if r.getMessage().startswith("total open connections")]
+    assert crossings == []  # waitress would log one (or two) per connection made room for
