@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model
+.PHONY: install demo test lint pytest clean bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model participant-kit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,13 @@ slides: $(STAMP)
 # build/cheatsheet.html and (with Chromium) build/cheatsheet.pdf.
 cheatsheet: $(STAMP)
 	$(BIN)/python scripts/cheatsheet.py
+
+# What participants fetch before the workshop (docs/INSTRUCTOR.md): the starter at the
+# workshop's level with the training data, build/participant-kit.tar.gz. At the exercise
+# level it holds no solution and nothing that explains the leak.
+LEVEL ?= exercises
+participant-kit: $(STAMP)
+	$(BIN)/python -m game_server.accounts.levels $(LEVEL) build/participant-kit.tar.gz --archive
 
 # The starter's model trained once, for a team stuck at training: build/ready-model/model.pkl.
 # On a workshop server run the script with the teams' Python instead (docs/INSTRUCTOR.md).

@@ -130,6 +130,7 @@ def test_new_game_exports_the_old_one_keeps_the_teams_and_refuses_while_running(
     store_results(engine, {"red": "correct", "blue": "failed"}, rounds=3)
     with engine.connect() as conn:
         old_key = games.game_row(conn)["key"]
+        old_secret = games.read_stream_secret(conn)
     refused = cli(db_url, "new", ok=False)
     assert refused.exit_code == 1 and "the game is running" in refused.output
     cli(db_url, "control", "finish")
@@ -145,6 +146,7 @@ def test_new_game_exports_the_old_one_keeps_the_teams_and_refuses_while_running(
     with engine.connect() as conn:
         row = games.game_row(conn)
         assert row["state"] == "lobby" and row["key"] != old_key
+        assert games.read_stream_secret(conn) != old_secret  # a new game, a new stream
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.requests)).scalar() == 0
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.results)).scalar() == 0
         assert registry.authenticate(conn, tokens["red"])["name"] == "red"
