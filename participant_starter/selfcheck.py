@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import requests
-from modules import config
+from modules import access, config
 from modules.features import REQUEST_COLUMNS
 
 TIMEOUT = 1.0  # seconds: the game's default, total per request
@@ -65,11 +65,16 @@ def judge(response: requests.Response | None, elapsed: float, error: str | None)
     return None
 
 
+# What the game's customer shows your API (modules/access.py), when TEAM_TOKEN is set.
+_token = config.load_settings()["TEAM_TOKEN"]
+GAME_KEY = {"X-Game-Key": access.game_key(_token)} if _token else {}
+
+
 def send(session: requests.Session, url: str, features) -> tuple[str | None, float, dict]:
     """POST one request as the customer does; return (problem or None, seconds, answer)."""
     request_id = uuid.uuid4().hex
     body = json.dumps({"id": request_id, "features": features})
-    headers = {"Content-Type": "application/json", "X-Request-ID": request_id}
+    headers = {"Content-Type": "application/json", "X-Request-ID": request_id, **GAME_KEY}
     started = time.perf_counter()
     response, error = None, None
     try:
