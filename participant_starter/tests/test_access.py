@@ -5,6 +5,8 @@ import pytest
 from main import create_app
 from modules import access
 
+pytestmark = pytest.mark.exercise(1)  # the answers come from exercise 1's /predict
+
 TOKEN = "team-secret-token"
 
 
