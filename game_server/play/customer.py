@@ -37,6 +37,7 @@ USER_AGENT = "workshop-game-customer"
 # A round's backstop, past its time limit: the deadline ends every exchange on time, and
 # should one ever escape it (a bug), the round still ends here, never stays in flight.
 BACKSTOP_SECONDS = 0.25
+KEY_HEADER = "X-Game-Key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class Target:
     url: str
     protocol: str = "native"  # native | mlflow | openinference
     model: str | None = None  # model name for openinference
+    key: str | None = None  # sent as X-Game-Key: the team's API knows the game by it
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,11 @@ def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientConnectionError):
         return "connection_closed"
     return "internal_error"
+
+
+def _key_line(target: Target) -> bytes:
+    """The team's own header line: the key its API checks (`teams.api_key`), if any."""
+    return b"" if target.key is None else f"{KEY_HEADER}: {target.key}\r\n".encode("ascii")
 
 
 class Customer:
@@ -296,7 +303,7 @@ class Customer:
         if self._pool is None:
             raise RuntimeError("Customer used outside `async with Customer(...)`")
         try:
-            answer = await self._pool.post(ep, ep.head + tail, deadline)
+            answer = await self._pool.post(ep, ep.head + _key_line(target) + tail, deadline)
         except http1.ExchangeError as exc:
             log.debug("exchange error team_id=%s error=%s", target.team_id, exc)
             return scoring.failure(exc.reason, exc.status)

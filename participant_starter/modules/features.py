@@ -13,6 +13,13 @@ import math
 import pandas as pd
 
 MISSING = math.nan  # what the pipeline's imputers fill in
+# The request contract: the columns a customer's request carries, and only these
+# (data/README.md). A model that needs another column cannot get it in the game.
+REQUEST_COLUMNS = (
+    *("age", "income", "employment_type", "employment_years", "home_ownership", "region"),
+    *("loan_purpose", "loan_amount", "loan_term", "interest_rate", "debt_to_income"),
+    *("credit_history_years", "num_credit_lines", "late_payments"),
+)
 
 
 def describe_training_data(frame: pd.DataFrame, label: str, features: list[str]) -> dict:

@@ -142,6 +142,7 @@ def test_close_answers_what_is_queued_and_leaves_no_thread(tiny_model, rows):
     assert late == predict_rows(pipeline, metadata, rows[:1])[0]
 
 
+@pytest.mark.exercise(1)
 def test_the_api_answers_the_same_with_batching_off(tmp_path, model_path, applicant):
     answers = {}
     for window in ("5", "0"):

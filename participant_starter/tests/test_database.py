@@ -31,6 +31,7 @@ def record(request_id: str, pred: int = 0, **features) -> dict:
     }
 
 
+@pytest.mark.exercise(3)
 def test_predictions_are_saved_and_loaded_newest_first(engine):
     database.save_prediction(engine, record("a", age=30))
     database.save_predictions(engine, [record("b", age=40), record("c", pred=1)])
@@ -58,6 +59,7 @@ def test_pull_feedback_without_a_game_server_says_so(engine):
         database.pull_feedback(engine, "http://127.0.0.1:9", TOKEN, timeout=2)
 
 
+@pytest.mark.exercise(3)
 def test_training_frame_joins_requests_with_their_labels(engine, game):
     database.save_predictions(
         engine,
@@ -71,6 +73,7 @@ def test_training_frame_joins_requests_with_their_labels(engine, game):
     assert {"region", "pred", "received_at"} <= set(frame.columns)
 
 
+@pytest.mark.exercise(3)
 def test_the_writer_saves_in_the_background_and_drops_only_refused_records(engine):
     writer = BackgroundWriter(engine)
     broken = {**record("bad"), "pred": None}  # the table refuses a prediction without pred
