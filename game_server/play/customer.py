@@ -2,7 +2,8 @@
 
 One connection pool serves the whole game's rounds (`pool.Pool` of `http1` connections, a
 lean HTTP/1.1 client: `http1` says why not aiohttp there): connections to each team are
-kept alive and reused, every request has a total time limit, bodies are read with a cap,
+kept alive and reused, every request has a total time limit (and every round a backstop
+just past it, so no round stays in flight), bodies are read with a cap,
 redirects are never followed, and the resolver refuses addresses outside the allow-list. The lobby's
 health probes go through one aiohttp session with the same rules. Nothing a team does
 raises out of `Customer.ask`: every failure becomes a scored `Result` with a reason.
@@ -33,6 +34,9 @@ KEEPALIVE_SECONDS = 1.5
 CONNECTIONS_PER_TEAM = 64
 CONNECTIONS_TOTAL = 8192
 USER_AGENT = "workshop-game-customer"
+# A round's backstop, past its time limit: the deadline ends every exchange on time, and
+# should one ever escape it (a bug), the round still ends here, never stays in flight.
+BACKSTOP_SECONDS = 0.25
 KEY_HEADER = "X-Game-Key"
 
 
@@ -180,15 +184,31 @@ class Customer:
         for name in {t.protocol for t in targets} & protocols.PROTOCOLS.keys():
             body = protocols.request_body(name, request_id, features)
             tails[name] = http1.request_tail(headers, body)
-        deadline = pool.Deadline(self._pool.loop, self.timeout)
+        loop = self._pool.loop
+        deadline = pool.Deadline(loop, self.timeout)
+        tasks = [
+            loop.create_task(self._ask_one(t, request_id, tails, deadline, label)) for t in targets
+        ]
         try:
-            return list(
-                await asyncio.gather(
-                    *(self._ask_one(t, request_id, tails, deadline, label) for t in targets)
-                )
-            )
+            if tasks:  # the backstop: no exchange keeps its round in flight past this
+                await asyncio.wait(tasks, timeout=self.timeout + BACKSTOP_SECONDS)
         finally:
             deadline.cancel()
+            for task in tasks:
+                task.cancel()  # only those still running: a bug of ours, not the team's
+        return [self._result(task, t, request_id) for task, t in zip(tasks, targets, strict=True)]
+
+    def _result(self, task: "asyncio.Task[Result]", target: Target, request_id: str) -> Result:
+        """A finished exchange's result, or a timeout for one the backstop had to end."""
+        if task.done() and not task.cancelled():
+            return task.result()
+        log.error(
+            "exchange outlived its time limit team_id=%s request_id=%s; scored as a timeout",
+            target.team_id,
+            request_id,
+        )
+        limit_ms = (self.timeout + BACKSTOP_SECONDS) * 1000.0
+        return Result(target.team_id, scoring.failure("timeout"), limit_ms)
 
     async def probe(self, target: Target) -> Health:
         """GET the target's health route: up on HTTP 200 (the body is not read).
