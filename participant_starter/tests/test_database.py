@@ -94,9 +94,12 @@ def test_a_full_queue_drops_records_instead_of_waiting(engine, caplog):
 def test_a_burst_of_records_a_few_ms_apart_is_saved_in_one_transaction(engine, monkeypatch):
     transactions = []
     save = database.save_predictions
-    monkeypatch.setattr(
-        database, "save_predictions", lambda e, rows: (transactions.append(len(rows)), save(e, rows))
-    )
+
+    def counted(engine, rows):
+        transactions.append(len(rows))
+        save(engine, rows)
+
+    monkeypatch.setattr(database, "save_predictions", counted)
     writer = BackgroundWriter(engine)
     for i in range(5):  # a burst's records arrive one by one, as its requests are answered
         writer.submit(record(f"r{i}"))
