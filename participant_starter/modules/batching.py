@@ -12,13 +12,14 @@ milliseconds and call the model once for all of them.
 
 How. A request's thread hands its cleaned row (`features.clean_row`) to
 `Batcher.predict_proba` and waits. One background thread takes the first waiting row and
-then keeps taking rows as long as they keep coming: it waits up to BATCH_WINDOW_MS for
-the next one, and again after each row that comes. The batch closes when no row came
-for BATCH_WINDOW_MS, at BATCH_MAX_SIZE rows, or after MAX_WAIT_WINDOWS windows in all
-(rows that never stop coming still get their answers). Why not one window from the first
-row: a burst does not arrive at one instant. The game sends 20 requests to every team,
-one after the other, so at the peak an API's 20 arrive a few milliseconds apart, over
-tens of milliseconds; a fixed window would cut them into several batches. Then it makes
+waits up to BATCH_WINDOW_MS for company. A row alone goes to the model then. Once company
+came it is a burst, and the batch stays open as long as rows keep coming: it waits up to
+two windows for each next one. It closes when none came in that time, at BATCH_MAX_SIZE
+rows, or after MAX_WAIT_WINDOWS windows in all (rows that never stop coming still get
+their answers). Why not one window from the first row: a burst does not arrive at one
+instant. The game sends 20 requests to every team, one after the other, so at the peak
+an API's 20 arrive milliseconds apart over tens of milliseconds, unevenly (the APIs
+share the CPU); a fixed window would cut them into several batches. Then the thread makes
 one table of the rows, calls `predict_proba` once and gives each request its own
 probability. While it predicts, the next requests queue up for the next batch.
 
@@ -41,8 +42,8 @@ from modules.features import rows_frame
 
 log = logging.getLogger(__name__)
 
-# A batch waits at most this many windows in all (50 ms with the default 5 ms window).
-MAX_WAIT_WINDOWS = 10
+# A batch waits at most this many windows in all (100 ms with the default 5 ms window).
+MAX_WAIT_WINDOWS = 20
 
 
 def predict_rows(pipeline, metadata: dict, rows: list[dict]) -> list[float]:
@@ -116,10 +117,10 @@ class Batcher:
             return [], True
         batch = [first]
         deadline = time.monotonic() + self.window * MAX_WAIT_WINDOWS
+        wait_next = self.window  # a request alone waits one window for company
         while len(batch) < self.max_size:
-            # Wait one window for the next row (never past the deadline); each row that
-            # comes opens a new window. Rows already waiting are taken even at the deadline.
-            wait = min(self.window, deadline - time.monotonic())
+            # Rows already waiting are taken even at the deadline, without waiting.
+            wait = min(wait_next, deadline - time.monotonic())
             try:
                 job = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
@@ -127,6 +128,7 @@ class Batcher:
             if job is None:
                 return batch, True
             batch.append(job)
+            wait_next = 2 * self.window  # company came: a burst, whose rows come unevenly
         return batch, False
 
     def _answer(self, jobs: list[_Job]) -> None:

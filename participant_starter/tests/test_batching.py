@@ -75,7 +75,7 @@ def test_requests_that_keep_coming_stay_in_one_batch_past_the_window(tiny_model,
     counting = Counting(pipeline)
     answers: list = []
     asking = []
-    for row in rows[:6]:  # over 500 ms: more than a window, less than the 10 windows' cap
+    for row in rows[:6]:  # over 500 ms: more than a window, less than the 20 windows' cap
         ask = threading.Thread(
             target=lambda row=row: answers.append(batcher.predict_proba(counting, metadata, row))
         )
