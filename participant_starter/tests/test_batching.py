@@ -71,11 +71,11 @@ def test_concurrent_requests_get_their_own_answers_in_fewer_model_calls(batcher,
 
 def test_requests_that_keep_coming_stay_in_one_batch_past_the_window(tiny_model, rows):
     pipeline, metadata = tiny_model
-    batcher = Batcher(window_ms=300)  # each next request comes 100 ms after the previous
+    batcher = Batcher(window_ms=500)  # each next request comes 100 ms after the previous
     counting = Counting(pipeline)
     answers: list = []
     asking = []
-    for row in rows[:6]:  # over 500 ms: more than a window, less than the 20 windows' cap
+    for row in rows[:8]:  # over 700 ms: more than a window, less than the 20 windows' cap
         ask = threading.Thread(
             target=lambda row=row: answers.append(batcher.predict_proba(counting, metadata, row))
         )
@@ -85,7 +85,7 @@ def test_requests_that_keep_coming_stay_in_one_batch_past_the_window(tiny_model,
     for ask in asking:
         ask.join(10)
     batcher.close()
-    assert counting.calls == [6] and len(answers) == 6
+    assert counting.calls == [8] and len(answers) == 8
 
 
 def test_a_bad_row_fails_only_its_own_request(batcher, tiny_model, rows):
