@@ -1,5 +1,6 @@
 """The database helpers: logging predictions, pulling feedback, the retraining frame."""
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -91,3 +92,20 @@ def test_a_full_queue_drops_records_instead_of_waiting(engine, caplog):
     assert writer.submit(record("a")) is True
     assert writer.submit(record("b")) is False
     assert writer.dropped == 1 and "queue full" in caplog.text
+
+
+def test_a_burst_of_records_a_few_ms_apart_is_saved_in_one_transaction(engine, monkeypatch):
+    transactions = []
+    save = database.save_predictions
+
+    def counted(engine, rows):
+        transactions.append(len(rows))
+        save(engine, rows)
+
+    monkeypatch.setattr(database, "save_predictions", counted)
+    writer = BackgroundWriter(engine)
+    for i in range(5):  # a burst's records arrive one by one, as its requests are answered
+        writer.submit(record(f"r{i}"))
+        time.sleep(0.01)
+    writer.close()
+    assert transactions == [5] and writer.written == 5
