@@ -312,8 +312,8 @@ def run(
             metrics_port=metrics_port,
             shard=shard,
         )
-    except (games.GameBusy, games.NotInitialised, OSError, ConfigError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except (games.GameBusy, games.NotInitialised, OSError, ConfigError, serve.LoopEnded) as exc:
+        raise click.ClickException(str(exc)) from None  # exit status 1: restarted
 
 
 @main.command()

@@ -43,6 +43,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from game_server.play.metrics_child import LENGTH
 from game_server.play.scoring import FAILED, Result
+from game_server.play.shedding import Skips
 from game_server.scenario.gamefile import Phase
 from game_server.storage import schema
 
@@ -65,7 +66,7 @@ class RunningGame(Protocol):
     @property
     def in_flight(self) -> int: ...
     @property
-    def skipped(self) -> int: ...
+    def skips(self) -> Skips: ...  # rounds skipped, by reason
 
 
 class GameMetrics:
@@ -150,9 +151,14 @@ class _GameState:
         yield GaugeMetricFamily(
             "game_rounds_in_flight", "Rounds sent, not yet scored.", value=self.game.in_flight
         )
-        yield CounterMetricFamily(
-            "game_rounds_skipped", "Rounds the loop skipped (behind schedule).", self.game.skipped
+        skipped = CounterMetricFamily(
+            "game_rounds_skipped",
+            "Rounds the loop skipped, whole, by reason (overload, database down or slow).",
+            labels=["reason"],
         )
+        for reason, count in self.game.skips.counts.items():
+            skipped.add_metric([reason], count)
+        yield skipped
         yield self._teams()
 
     def _teams(self) -> GaugeMetricFamily:
