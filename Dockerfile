@@ -4,9 +4,9 @@ FROM python:3.11-slim
 
 RUN useradd --system --create-home --home-dir /srv/game --shell /usr/sbin/nologin game
 WORKDIR /srv/game
-COPY pyproject.toml setup.py README.md /src/
+COPY pyproject.toml setup.py README.md constraints.txt /src/
 COPY game_server /src/game_server
-RUN pip install --no-cache-dir "/src[pg]" && rm -rf /src
+RUN pip install --no-cache-dir -c /src/constraints.txt "/src[pg]" && rm -rf /src
 
 USER game
 ENV GAME_PORT=8000 PYTHONUNBUFFERED=1

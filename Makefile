@@ -4,15 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model
+.PHONY: install demo test lint pytest clean lock bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstall only when the declared dependencies change.
-$(STAMP): $(BIN)/python pyproject.toml participant_starter/requirements.txt
-	$(BIN)/python -m pip install --quiet -e '.[test,pg,notebooks]' -r participant_starter/requirements.txt
+$(STAMP): $(BIN)/python pyproject.toml participant_starter/requirements.txt constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,pg,notebooks]' -r participant_starter/requirements.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -37,7 +37,7 @@ test: lint pytest
 # minutes; `--profile` for pyinstrument); writes docs/PERFORMANCE.md.
 # `wrk` is a Debian package (apt-get install -y wrk); without it that ceiling is skipped.
 bench-customer: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/customer_bench.py
 
 # A game in shards: one shard's ceiling (most stub teams it holds at the workshop's peak),
@@ -91,12 +91,21 @@ bench-drift: $(STAMP)
 # micro-batching against this one, each with a py-spy profile (loopback only, about
 # 10 minutes); writes the Capacity section of docs/PERFORMANCE.md.
 bench-capacity: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/capacity_bench.py
 
 # The participant starter's API against its bare model (about 40 s); writes docs/PERFORMANCE.md.
 bench-starter: $(STAMP)
 	$(BIN)/python bench/starter_bench.py
+
+# The versions every install uses (make install, setup_server.sh, the Dockerfile, CI):
+# constraints.txt, resolved by uv from pyproject.toml and the starter's requirements for
+# every Python this project supports. Run after changing a dependency; commit the result.
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --custom-compile-command "make lock" \
+	  --extra pg --extra test --extra notebooks --extra bench \
+	  pyproject.toml participant_starter/requirements.txt -o constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -65,3 +65,66 @@ def test_the_starter_declares_what_it_imports(folder):
     own = {p.stem for p in (ROOT / folder).glob("*.py")} | {"modules", "tests", "conftest"}
     imports = third_party(imported_modules(ROOT / folder), own)
     assert missing(imports, reqs) == [], f"declare these in {folder}/requirements.txt"
+
+
+def pins() -> dict[str, list[tuple[str, Requirement]]]:
+    """constraints.txt: each package's pinned version(s), with the markers they hold under."""
+    found: dict[str, list[tuple[str, Requirement]]] = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            req = Requirement(line)
+            (version,) = [s.version for s in req.specifier if s.operator == "=="]
+            found.setdefault(canonicalize_name(req.name), []).append((version, req))
+    return found
+
+
+def all_requirements() -> list[Requirement]:
+    """Every requirement the project declares: the package, its extras, the starter's."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    texts = list(project["dependencies"])
+    texts += [r for extra in project["optional-dependencies"].values() for r in extra]
+    lines = (ROOT / "participant_starter" / "requirements.txt").read_text().splitlines()
+    texts += [line for line in lines if line.strip() and not line.startswith("#")]
+    return [Requirement(t) for t in texts]
+
+
+def test_the_lock_pins_every_declared_requirement_within_its_range():
+    """constraints.txt (`make lock`) is current: every requirement is pinned, in range."""
+    locked = pins()
+    for req in all_requirements():
+        name = canonicalize_name(req.name)
+        assert name in locked, f"{req.name} is not in constraints.txt: run make lock"
+        for version, _ in locked[name]:
+            assert req.specifier.contains(version, prereleases=True), (
+                f"{req.name}: the lock has {version}, outside {req.specifier}: run make lock"
+            )
+
+
+def test_the_floors_are_the_series_that_is_tested():
+    """A lower bound older than the locked release series (the versions the suite runs on)
+    would promise what nobody tested: the floor's major version (minor, for 0.x) is the lock's."""
+    locked = pins()
+    for req in all_requirements():
+        floors = [s.version for s in req.specifier if s.operator == ">="]
+        if not floors:
+            continue
+        floor = tuple(int(x) for x in floors[0].split(".")[:2]) + (0,)
+        for version, _ in locked[canonicalize_name(req.name)]:
+            tested = tuple(int(x) for x in version.split(".")[:2])
+            series = tested[:1] if tested[0] else tested[:2]
+            assert floor[: len(series)] == series, (
+                f"{req}: the suite runs on {version}; raise the floor to that series"
+            )
+
+
+@pytest.mark.parametrize(
+    ("installer", "needle"),
+    [
+        ("Makefile", "pip install --quiet -c constraints.txt -e '.[test,pg,notebooks]'"),
+        ("scripts/setup_server.sh", 'pip install --quiet -c "$REPO/constraints.txt"'),
+        ("Dockerfile", "pip install --no-cache-dir -c /src/constraints.txt"),
+    ],
+)
+def test_every_installer_uses_the_lock(installer, needle):
+    """make install (and so CI), the server's set-up and the image install the same versions."""
+    assert needle in (ROOT / installer).read_text()
