@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint pytest clean lock bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model
+.PHONY: install demo test lint pytest clean lock plotly-js bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -106,6 +106,14 @@ lock: $(BIN)/python
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --custom-compile-command "make lock" \
 	  --extra pg --extra test --extra notebooks --extra bench \
 	  pyproject.toml participant_starter/requirements.txt -o constraints.txt
+
+# Plotly.js for the pages, from npm at the version pinned in scripts/vendor/package.json:
+# game_server/static/vendor/plotly.min.js (committed; the installed game needs no Node.js).
+plotly-js:
+	@command -v npm >/dev/null || { echo "make plotly-js: npm is not installed (Debian: apt-get install npm)"; exit 1; }
+	cd scripts/vendor && npm ci --ignore-scripts --no-audit --no-fund --silent
+	cp scripts/vendor/node_modules/plotly.js-dist-min/plotly.min.js game_server/static/vendor/plotly.min.js
+	rm -rf scripts/vendor/node_modules
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
