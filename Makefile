@@ -4,15 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint pytest clean bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model participant-kit
+.PHONY: install demo test test-fast lint pytest clean lock plotly-js bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model participant-kit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstall only when the declared dependencies change.
-$(STAMP): $(BIN)/python pyproject.toml participant_starter/requirements.txt
-	$(BIN)/python -m pip install --quiet -e '.[test,pg,notebooks]' -r participant_starter/requirements.txt
+$(STAMP): $(BIN)/python pyproject.toml participant_starter/requirements.txt constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,pg,notebooks]' -r participant_starter/requirements.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -45,7 +45,7 @@ test-fast: lint
 # minutes; `--profile` for pyinstrument); writes docs/PERFORMANCE.md.
 # `wrk` is a Debian package (apt-get install -y wrk); without it that ceiling is skipped.
 bench-customer: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/customer_bench.py
 
 # A game in shards: one shard's ceiling (most stub teams it holds at the workshop's peak),
@@ -106,12 +106,29 @@ bench-drift: $(STAMP)
 # micro-batching against this one, each with a py-spy profile (loopback only, about
 # 10 minutes); writes the Capacity section of docs/PERFORMANCE.md.
 bench-capacity: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/capacity_bench.py
 
 # The participant starter's API against its bare model (about 40 s); writes docs/PERFORMANCE.md.
 bench-starter: $(STAMP)
 	$(BIN)/python bench/starter_bench.py
+
+# The versions every install uses (make install, setup_server.sh, the Dockerfile, CI):
+# constraints.txt, resolved by uv from pyproject.toml and the starter's requirements for
+# every Python this project supports. Run after changing a dependency; commit the result.
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --custom-compile-command "make lock" \
+	  --extra pg --extra test --extra notebooks --extra bench \
+	  pyproject.toml participant_starter/requirements.txt -o constraints.txt
+
+# Plotly.js for the pages, from npm at the version pinned in scripts/vendor/package.json:
+# game_server/static/vendor/plotly.min.js (committed; the installed game needs no Node.js).
+plotly-js:
+	@command -v npm >/dev/null || { echo "make plotly-js: npm is not installed (Debian: apt-get install npm)"; exit 1; }
+	cd scripts/vendor && npm ci --ignore-scripts --no-audit --no-fund --silent
+	cp scripts/vendor/node_modules/plotly.js-dist-min/plotly.min.js game_server/static/vendor/plotly.min.js
+	rm -rf scripts/vendor/node_modules
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -5,6 +5,7 @@ commands; both write only through `play.teams` (the registry and the allow-list 
 """
 
 import json
+from urllib.parse import urlsplit
 
 import click
 
@@ -48,14 +49,22 @@ def teams_add(
 
 @teams.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--prometheus",
+    is_flag=True,
+    help="Print the active teams' APIs as Prometheus file_sd targets (labelled by team).",
+)
 @click.pass_obj
-def teams_list(obj: dict, as_json: bool) -> None:
+def teams_list(obj: dict, as_json: bool, prometheus: bool) -> None:
     """List the registered teams."""
     try:
         with database.command_engine(obj["db"]).connect() as conn:
             rows = registry.list_teams(conn)
     except games.NotInitialised as exc:
         raise click.ClickException(str(exc)) from None
+    if prometheus:
+        click.echo(json.dumps(scrape_targets(rows), indent=2))
+        return
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -68,6 +77,17 @@ def teams_list(obj: dict, as_json: bool) -> None:
         state = "active" if r["active"] else "disabled"
         model = f" model={r['model']}" if r["model"] else ""
         click.echo(f"{r['name']:<40} {state:<8} {r['protocol']:<13} {r['url']}{model}")
+
+
+def scrape_targets(rows: list[dict]) -> list[dict]:
+    """Prometheus `file_sd` groups: each active team's API host:port, labelled `team`."""
+    groups = []
+    for r in rows:
+        url = urlsplit(r["url"])
+        if r["active"] and url.hostname and url.port:
+            host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+            groups.append({"targets": [f"{host}:{url.port}"], "labels": {"team": r["name"]}})
+    return groups
 
 
 def _set_active(obj: dict, name: str, active: bool) -> None:

@@ -73,7 +73,8 @@ make_venv() {
     say "creating $venv"; mkdir -p "$(dirname "$venv")"; "$SYSTEM_PYTHON" -m venv "$venv"
   fi
   if [ "$check" -eq 0 ]; then
-    "$venv/bin/python" -m pip install --quiet "$@"
+    # the versions in constraints.txt: the same on every server, whatever day it is set up
+    "$venv/bin/python" -m pip install --quiet -c "$REPO/constraints.txt" "$@"
     chmod a+rx "$(dirname "$venv")"; chmod -R a+rX "$venv"  # whatever root's umask was
   fi
   if ! venv_runs_unprivileged "$venv" "$module"; then

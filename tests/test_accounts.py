@@ -42,8 +42,10 @@ def provision_and_remove(ex, settings, roster, sshd):
     port, known_hosts, _, team_key = sshd
     lines = []
     provision.create(ex, settings, roster, echo=lines.append)
-    assert len(lines) == 4 and "create user" in lines[0] and "register in game" in lines[1]
+    assert len(lines) == 6 and "create user" in lines[0] and "register in game" in lines[1]
     assert lines[2] == "the participant starter in new homes: level complete"
+    assert lines[3].startswith("[1/2] team-") and lines[3].endswith("provisioning")
+    assert lines[4].startswith("[2/2] team-") and lines[4].endswith(" left")  # an estimate
     assert checks.check(ex, settings, echo=lines.append), lines
     teams = handout.load(settings.handout_dir)
     assert set(teams) == {"Red Team", "Blue"}

@@ -75,3 +75,21 @@ def test_empty_lists_say_no_teams_yet(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "no teams yet" in result.output and "users create" in result.output
+
+
+def test_progress_counts_the_teams_and_estimates_the_time_left():
+    """Each team's line: its place of the total, and after the first, the time left."""
+    from game_server.accounts.progress import Progress
+
+    now, lines = [100.0], []
+    progress = Progress(30, lines.append, clock=lambda: now[0])
+    progress.next("team-a (A): provisioning")
+    now[0] += 4.0  # one team took 4 s: 29 more take about 2 min
+    progress.next("team-b (B): provisioning")
+    now[0] += 2.0  # two took 6 s: 28 more take about 84 s
+    progress.next("team-c (C): provisioning")
+    assert lines == [
+        "[1/30] team-a (A): provisioning",
+        "[2/30] team-b (B): provisioning, about 2 min left",
+        "[3/30] team-c (C): provisioning, about 84 s left",
+    ]

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import time
+from pathlib import Path
 
 import pytest
 from web_helpers import XSS_NAME, make_game, store_results, team_ids
@@ -74,6 +75,18 @@ def test_plotly_is_served_locally_with_long_cache(client):
     assert r.headers["Cache-Control"] == "public, max-age=31536000"
     assert b"plotly.js" in r.data[:2000].lower()
     assert client.get("/static/js/leaderboard.js").status_code == 200
+
+
+def test_plotly_js_is_the_pinned_npm_release():
+    """The committed file is the release scripts/vendor/package.json pins (`make plotly-js`)."""
+    from game_server.web import pages
+
+    vendor = Path(__file__).resolve().parents[1] / "scripts" / "vendor"
+    pinned = json.loads((vendor / "package.json").read_text())["dependencies"]
+    locked = json.loads((vendor / "package-lock.json").read_text())["packages"]
+    version = pinned["plotly.js-dist-min"]
+    assert locked["node_modules/plotly.js-dist-min"]["version"] == version == pages.PLOTLY_VERSION
+    assert f"plotly.js v{version}\n".encode() in pages.PLOTLY_JS.read_bytes()[:100]
 
 
 def test_slides(client, app, tmp_path):

@@ -21,6 +21,7 @@ from game_server.accounts.apply import apply_plan
 from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import ExecError, Executor
 from game_server.accounts.plan import Step, TeamPlan, describe, make_plan, now
+from game_server.accounts.progress import Progress
 from game_server.accounts.registry import completed, interrupted_at, journaled, write_registry
 from game_server.accounts.starter import check_kit, database_url
 from game_server.accounts.state import State
@@ -46,8 +47,11 @@ def create(
         echo(f"kit: the starter from {settings.starter_dir}, the init SQL {settings.init_sql}")
         return plans
     failed = []
+    progress = Progress(sum(1 for plan in plans if plan.steps), echo)
     try:
         for plan in plans:
+            if plan.steps:
+                progress.next(f"{plan.team.user} ({plan.team.name}): provisioning")
             try:
                 provision_team(ex, settings, plan, state)
             except (AccountsError, ExecError) as exc:

@@ -20,6 +20,7 @@ from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
 from game_server.accounts.files import as_team
 from game_server.accounts.game_cli import disable_in_game
+from game_server.accounts.progress import Progress
 from game_server.accounts.registry import Record, read_registry, write_registry
 from game_server.accounts.state import PORT_KEYS, has_workshop_db, profile_path, system_users
 
@@ -40,9 +41,11 @@ def delete(
     users = system_users(ex)
     if archive_dir:
         ex.run(["mkdir", "-p", "-m", "700", "--", archive_dir])
+    progress = Progress(len(chosen), echo)
     for name in chosen:
         rec = registry[name]
         user = rec["user"]
+        progress.next(f"{user} ({name}): deleting")
         if user in users:
             remove_user(ex, user, users[user], archive_dir, echo)
         ex.run(["rm", "-f", "--", profile_path(settings, user)])

@@ -8,7 +8,6 @@ autoescaping and the DOM only through `textContent`.
 import os
 from pathlib import Path
 
-import plotly
 import sqlalchemy as sa
 from flask import Blueprint, current_app, redirect, render_template, send_file, send_from_directory
 
@@ -18,7 +17,9 @@ from game_server.web.db import engine, find_team
 pages = Blueprint("pages", __name__)
 
 ROOT = Path(__file__).resolve().parents[2]  # the project root (a source checkout)
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+# Plotly.js from npm, pinned and committed (`make plotly-js`): no CDN, no Node.js to install.
+PLOTLY_JS = Path(__file__).resolve().parents[1] / "static" / "vendor" / "plotly.min.js"
+PLOTLY_VERSION = "4.1.1"  # scripts/vendor/package.json's; a test checks the file says the same
 YEAR = 365 * 24 * 3600
 SLIDES_MISSING = "the slides are not built: run `make slides` (or set GAME_SLIDES_DIR)\n"
 
@@ -26,7 +27,7 @@ SLIDES_MISSING = "the slides are not built: run `make slides` (or set GAME_SLIDE
 @pages.app_context_processor
 def page_globals() -> dict:
     """Values every template uses."""
-    return {"plotly_version": plotly.__version__, "game_name": game_name()}
+    return {"plotly_version": PLOTLY_VERSION, "game_name": game_name()}
 
 
 @pages.get("/")
@@ -53,7 +54,7 @@ def monitoring():
 
 @pages.get("/static/vendor/plotly.min.js")
 def plotly_js():
-    """Plotly.js from the installed `plotly` package (no CDN); cached for a year."""
+    """Plotly.js, served by the game itself (no CDN); cached for a year."""
     return send_file(PLOTLY_JS, mimetype="text/javascript", max_age=YEAR)
 
 
