@@ -5,17 +5,25 @@ as arguments, never in a shell string).
 
 Root never trusts a path a team controls. Root's own files (the registry) are read and
 written as root (`read_file`, `write_file`). Everything inside a team's home runs as the
-team user (`runuser`), so the kernel lets it reach only what the team itself may read or
-write: a write is a temp file renamed over the target (a symlink a team plants is replaced,
-never followed); a read (`read_team_file`) walks the path from the home without following
-any symbolic link, accepts only a regular file the team owns, opens it without following
-a link and without blocking (a FIFO cannot hang it) and reads at most `MAX_TEAM_FILE`
-bytes. Anything else is refused with one line naming the file (`RefusedFile`).
+team user (`as_team`: `setpriv`, no PAM session), so the kernel lets it reach only what the
+team itself may read or write: a write is a temp file renamed over the target (a symlink a
+team plants is replaced, never followed); a read (`read_team_file`) walks the path from the
+home without following any symbolic link, accepts only a regular file the team owns, opens
+it without following a link and without blocking (a FIFO cannot hang it) and reads at most
+`MAX_TEAM_FILE` bytes. Anything else is refused with one line naming the file
+(`RefusedFile`).
+
+A process that runs as the team is the team's: it can read its /proc/PID/environ and stop
+it. So it starts from an empty environment with only `team_env` (root's variables, such as
+an exported GAME_ADMIN_TOKEN or GAME_DATABASE_URL, never reach it), and each such command
+gets the team's own time limit (`Settings.team_timeout`): a team that stops it fails alone.
 """
 
 from game_server.accounts.executors import ExecError, Executor
 
 MAX_TEAM_FILE = 64 * 1024  # bytes: a .env or authorized_keys is far smaller
+TEAM_TIMEOUT = 30.0  # seconds a command run as a team may take (Settings.team_timeout)
+TEAM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 class RefusedFile(RuntimeError):
@@ -34,9 +42,14 @@ def read_file(ex: Executor, path: str) -> str | None:
 
 
 def write_file(
-    ex: Executor, path: str, content: str | bytes, mode: str = "600", user: str | None = None
+    ex: Executor,
+    path: str,
+    content: str | bytes,
+    mode: str = "600",
+    team: tuple[str, str] | None = None,
+    timeout: float = TEAM_TIMEOUT,
 ) -> None:
-    """Write `path` atomically (temp + rename), created with `mode`; as `user` if given.
+    """Write `path` atomically (temp + rename), created with `mode`; as `team` (user, home).
 
     The rename replaces whatever is at `path` (a symbolic link is replaced, not followed).
     """
@@ -45,12 +58,27 @@ def write_file(
         'cat > "$t"; chmod "$2" "$t"; mv -f -T -- "$t" "$1"; trap - EXIT'
     )  # -T: a folder at `path` is an error, never a place to move the file into
     argv = ["sh", "-c", script, "sh", path, mode]
-    ex.run(["runuser", "-u", user, "--", *argv] if user else argv, stdin=content)
+    if team is None:
+        ex.run(argv, stdin=content)
+    else:
+        ex.run(as_team(*team, argv), stdin=content, timeout=timeout)
 
 
-def as_team(user: str, argv: list[str]) -> list[str]:
-    """`argv` run as the team user `user` (never as root in the team's home)."""
-    return ["runuser", "-u", user, "--", *argv]
+def team_env(user: str, home: str) -> list[str]:
+    """The whole environment of a command run as a team: nothing of root's."""
+    return [f"PATH={TEAM_PATH}", f"HOME={home}", "LANG=C.UTF-8", f"USER={user}",
+            f"LOGNAME={user}"]  # fmt: skip
+
+
+def as_team(user: str, home: str, argv: list[str]) -> list[str]:
+    """`argv` run as the team user `user` (never as root in the team's home).
+
+    `env -i` empties the environment before the uid changes; `setpriv` changes the uid and
+    group in place and execs `argv` (no PAM session that could add variables, no fork).
+    Its group is the user's own (`useradd --user-group`).
+    """
+    ids = [f"--reuid={user}", f"--regid={user}", "--init-groups"]
+    return ["env", "-i", *team_env(user, home), "setpriv", *ids, "--", *argv]
 
 
 # Run as the team user: $1 the home, $2 the path inside it, $3 the bound. Exit 3: absent;
@@ -86,7 +114,12 @@ exec dd if="$p" iflag=nofollow,nonblock,fullblock bs=$((max + 1)) count=1 status
 
 
 def read_team_file(
-    ex: Executor, user: str, home: str, rel: str, limit: int = MAX_TEAM_FILE
+    ex: Executor,
+    user: str,
+    home: str,
+    rel: str,
+    limit: int = MAX_TEAM_FILE,
+    timeout: float = TEAM_TIMEOUT,
 ) -> str | None:
     """The text of `home/rel` in a team's home, read as the team user; None when absent.
 
@@ -94,8 +127,8 @@ def read_team_file(
     and the file is a regular file owned by `user` of at most `limit` bytes.
     """
     path = f"{home}/{rel}"
-    argv = as_team(user, ["sh", "-c", _READ_TEAM_FILE, "sh", home, rel, str(limit)])
-    rc, out, err = ex.run(argv, check=False)
+    argv = as_team(user, home, ["sh", "-c", _READ_TEAM_FILE, "sh", home, rel, str(limit)])
+    rc, out, err = ex.run(argv, check=False, timeout=timeout)
     if rc == 3:
         return None
     reason = (err.strip().splitlines() or [f"exit {rc}"])[-1]
@@ -120,13 +153,16 @@ KINDS = {"regular file": "file", "regular empty file": "file", "directory": "dir
          "symbolic link": "link", "absent": "absent"}  # fmt: skip
 
 
-def path_kinds(ex: Executor, user: str, home: str, rels: list[str]) -> dict[str, str]:
+def path_kinds(
+    ex: Executor, user: str, home: str, rels: list[str], timeout: float = TEAM_TIMEOUT
+) -> dict[str, str]:
     """What each path in a team's home is, seen by the team user, not following a last link.
 
     `file`, `dir`, `link`, `absent` or `other` (a FIFO, a socket, ...); a path the team
     user cannot reach is `absent`.
     """
-    _, out, _ = ex.run(as_team(user, ["sh", "-c", _PATH_KINDS, "sh", home, *rels]))
+    argv = as_team(user, home, ["sh", "-c", _PATH_KINDS, "sh", home, *rels])
+    _, out, _ = ex.run(argv, timeout=timeout)
     kinds = dict.fromkeys(rels, "absent")
     for line in out.splitlines():
         rel, _, kind = line.partition("\t")

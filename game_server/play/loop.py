@@ -167,8 +167,9 @@ class Game:
 
     def _targets(self, conn: sa.Connection) -> list[Target]:
         """The customer's view of the shard's active teams."""
+        uids = teams.team_uids(conn)  # the teams with a Linux user on this server
         return [
-            Target(t["id"], t["url"], t["protocol"], t["model"])
+            Target(t["id"], t["url"], t["protocol"], t["model"], uids.get(t["id"]))
             for t in teams.active_teams(conn)
             if self.shard.owns(t["id"])
         ]
