@@ -218,10 +218,12 @@ def test_no_process_run_as_a_team_sees_roots_environment(two_teams, monkeypatch)
         seen = stop_watcher(watcher)
     ran = [cmd for cmd, _ in seen if cmd[0] in (b"sh", b"setpriv", b"runuser")]
     assert ran, seen  # provisioning's commands as the team were seen
+    given = {b"PATH", b"HOME", b"LANG", b"USER", b"LOGNAME"}  # and what a script sets itself
     for cmd, env in seen:
         assert not any(sentinel.encode() in var for var in env), cmd
         names = {var.partition(b"=")[0] for var in env if var}
-        assert names <= {b"PATH", b"HOME", b"LANG", b"USER", b"LOGNAME"}, (cmd, names)
+        assert names <= given | {b"PWD", b"LC_ALL"}, (cmd, env)
+        assert b"PWD=/" in env or b"PWD" not in names, (cmd, env)
 
 
 def test_a_team_that_stops_its_commands_fails_alone_within_its_time_limit(two_teams):

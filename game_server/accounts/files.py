@@ -73,12 +73,13 @@ def team_env(user: str, home: str) -> list[str]:
 def as_team(user: str, home: str, argv: list[str]) -> list[str]:
     """`argv` run as the team user `user` (never as root in the team's home).
 
-    `env -i` empties the environment before the uid changes; `setpriv` changes the uid and
-    group in place and execs `argv` (no PAM session that could add variables, no fork).
-    Its group is the user's own (`useradd --user-group`).
+    `env -i` empties the environment before the uid changes (and `-C /` leaves root's
+    working folder); `setpriv` changes the uid and group in place and execs `argv` (no PAM
+    session that could add variables, no fork). Its group is the user's own (`useradd
+    --user-group`).
     """
     ids = [f"--reuid={user}", f"--regid={user}", "--init-groups"]
-    return ["env", "-i", *team_env(user, home), "setpriv", *ids, "--", *argv]
+    return ["env", "-i", "-C", "/", *team_env(user, home), "setpriv", *ids, "--", *argv]
 
 
 # Run as the team user: $1 the home, $2 the path inside it, $3 the bound. Exit 3: absent;
