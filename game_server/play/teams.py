@@ -170,12 +170,12 @@ def rotate_token(engine: sa.Engine, name: str) -> str:
 def team_uids(conn: sa.Connection) -> dict[int, int]:
     """The teams' Linux users on this server, as uids by team id (a user it lacks: none)."""
     table = schema.web_settings
-    rows = conn.execute(sa.select(table).where(table.c.key.startswith(TEAM_USER)))
+    rows = conn.execute(sa.select(table).where(table.c.key.startswith(TEAM_USER))).all()
+    known = listeners.user_uids() if rows else {}  # one read of the users for every team
     uids = {}
     for key, user in rows:
-        uid = listeners.uid_of(user)
-        if uid is not None and key[len(TEAM_USER) :].isdigit():
-            uids[int(key[len(TEAM_USER) :])] = uid
+        if user in known and key[len(TEAM_USER) :].isdigit():
+            uids[int(key[len(TEAM_USER) :])] = known[user]
     return uids
 
 
