@@ -63,7 +63,9 @@ def ask(targets: list[Target]) -> list[str | None]:
 
 
 @pytest.mark.root
-def test_a_listener_of_another_user_is_scored_wrong_owner():
+def test_a_listener_of_another_user_is_scored_wrong_owner(monkeypatch):
+    fresh = listeners.Listeners(ttl=0, background=False)  # not a snapshot of an earlier test
+    monkeypatch.setattr(listeners, "LISTENERS", fresh)
     port = free_port()
     nobody, daemon = pwd.getpwnam("nobody").pw_uid, pwd.getpwnam("daemon").pw_uid
     api = api_as("nobody", port)
@@ -87,7 +89,7 @@ def test_the_owner_of_a_listening_socket_is_read_from_proc():
     sock.listen()
     port, me = sock.getsockname()[1], os.getuid()
     try:
-        check = listeners.Listeners(ttl=0)
+        check = listeners.Listeners(ttl=0, background=False)
         assert check.problem("127.0.0.1", port, me) is None
         assert check.problem("localhost", port, me) is None
         assert check.problem("127.0.0.1", port, me + 4242) == "wrong_owner"

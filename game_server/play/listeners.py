@@ -10,13 +10,14 @@ scored `wrong_owner`. Teams without a Linux user (a registered URL on another ho
 demo bots) are not checked.
 
 The owners come from /proc/net/tcp and /proc/net/tcp6 (the `uid` column, world-readable,
-the game's own network namespace), read at most once per `TTL` seconds for every team, so a
-request costs a dict lookup.
+the game's own network namespace), read about once per `TTL` seconds for every team, off
+the event loop, so a request costs a dict lookup.
 """
 
 import ipaddress
 import pwd
 import sys
+import threading
 import time
 from collections import defaultdict
 
@@ -95,25 +96,38 @@ def _takers(bound: list[tuple[IPAddress, int]], addr: IPAddress) -> set[int]:
 
 
 class Listeners:
-    """The owners of the listening sockets, from a snapshot at most `ttl` seconds old."""
+    """The owners of the listening sockets, from a snapshot at most about `ttl` seconds old.
 
-    def __init__(self, ttl: float = TTL) -> None:
+    Reading /proc/net/tcp takes milliseconds (the kernel walks every socket), so after the
+    first snapshot a stale one is replaced by a thread (`background`) while the answers
+    come from the old one: the customer's event loop never waits for it. The answers are
+    kept per (host, port, uid) until the next snapshot, so a request costs a dict lookup.
+    """
+
+    def __init__(self, ttl: float = TTL, background: bool = True) -> None:
         """Nothing is read until the first question."""
-        self.ttl = ttl
-        self._read_at = -ttl
+        self.ttl, self.background = ttl, background
+        self._read_at: float | None = None
         self._by_port: dict[int, list[tuple[IPAddress, int]]] = {}
+        self._answers: dict[tuple[str, int, int], str | None] = {}
+
+    def _refresh(self, now: float) -> None:
+        """A new snapshot: now on the first question, else in a thread (when `background`)."""
+        first, self._read_at = self._read_at is None, now
+        if first or not self.background:
+            self._take(read_listeners())
+        else:
+            threading.Thread(target=lambda: self._take(read_listeners()), daemon=True).start()
+
+    def _take(self, by_port: dict[int, list[tuple[IPAddress, int]]]) -> None:
+        """Use a new snapshot (one assignment each: the loop sees the old or the new one)."""
+        self._by_port, self._answers = by_port, {}
 
     def strangers(self, host: str, port: int, uid: int) -> set[int]:
         """The uids other than `uid` that own a socket which could take a connection to
         host:port (host on loopback; an empty set elsewhere, or with no listener at all)."""
-        addrs = _loopback(host)
-        if not addrs:
-            return set()
-        now = time.monotonic()
-        if now - self._read_at >= self.ttl:
-            self._by_port, self._read_at = read_listeners(), now
         owners: set[int] = set()
-        for addr in addrs:
+        for addr in _loopback(host):
             owners |= _takers(self._by_port.get(port, []), addr)
         return owners - {uid}
 
@@ -121,7 +135,15 @@ class Listeners:
         """`wrong_owner` when someone else than the team's user listens there, else None."""
         if uid is None:
             return None
-        return "wrong_owner" if self.strangers(host, port, uid) else None
+        now = time.monotonic()
+        if self._read_at is None or now - self._read_at >= self.ttl:
+            self._refresh(now)
+        key = (host, port, uid)
+        answer = self._answers.get(key, "?")
+        if answer == "?":
+            answer = "wrong_owner" if self.strangers(host, port, uid) else None
+            self._answers[key] = answer
+        return answer
 
 
 LISTENERS = Listeners()  # one snapshot for the whole process
