@@ -122,15 +122,20 @@ def finding(profile: dict, label: str) -> str:
 
 EXPLANATION = """\
 Why the old starter runs out first: each request turns one applicant into a one-row
-pandas DataFrame and sends it through the scikit-learn `Pipeline`, whose every step
-(the `ColumnTransformer` splitting the frame, the imputers, the scaler, the encoder) pays
-a fixed cost of checks and copies whatever the number of rows: one row costs about what
-a hundred do. A burst puts 20 requests on each API at the same instant, on every API at
-once; the 2 cores do 20 × N of those fixed costs one after the other, and the last answer
-of the burst waits for all of them. The new starter gathers the requests that arrive
-within a few milliseconds (`modules/batching.py`, `BATCH_WINDOW_MS`) and sends them
-through the pipeline as one frame, so a burst pays the fixed cost once or a few times
-instead of 20 times. Its waitress has 32 threads instead of 8, so that the whole burst
-is in the API at once and fits in one or two batches (with 8, a burst needs at least
-three). Each request also skips the one-row pandas frame: it is cleaned into a plain dict
-(`features.clean_row`), and the batch makes one frame of all its rows."""
+pandas DataFrame and sends it through the scikit-learn `Pipeline`, whose every step (the
+`ColumnTransformer` splitting the frame, the imputers, the scaler, the encoder) pays a
+fixed cost of checks and copies whatever the number of rows: one row costs about what a
+hundred do. A burst puts 20 requests on each API, on every API at once; the 2 cores do
+20 × N of those fixed costs one after the other, and the last answer of the burst waits
+for all of them. The new starter gathers a burst's requests (`modules/batching.py`) and
+sends them through the pipeline as one frame, so a burst pays the fixed cost once or a
+few times instead of 20 times. The game sends a burst to every team one request after
+the other, so an API's 20 requests arrive milliseconds apart over tens of milliseconds:
+once a request has company, the batcher keeps gathering as long as the next one comes
+within two `BATCH_WINDOW_MS` windows of the previous one (at most 20 windows in all),
+instead of closing the batch one window after its first request (the starter of issue 16
+did that, and cut a burst into several batches; a request alone still waits one window).
+Its waitress has 32 threads instead of 8, so that the whole burst is in the API at once.
+The batch's frame takes its numeric columns as numpy arrays, not a pandas Series each,
+and the database writer waits 0.2 s for a burst's records and saves them in one
+transaction instead of one per record or two."""

@@ -55,6 +55,7 @@ duration = "{seconds}s"
 rate = {rate}
 """
 MAX_REQUESTS_PER_THREAD = 200_000  # a bound besides the game's length
+HELD = {"web idle": 300, "web slow": 100, "metrics idle": 100}  # connections held open
 
 
 def flood_paths(names: list[str]) -> list[str]:
@@ -85,10 +86,11 @@ def flood_paths(names: list[str]) -> list[str]:
 class Flood:
     """Client threads requesting every public endpoint until stopped; status counts."""
 
-    def __init__(self, base: str, names: list[str], threads: int, nice: int = 0):
+    def __init__(self, base: str, names: list[str], threads: int, nice: int = 0, metrics: str = ""):
         self.base = base
         self.nice = nice
-        self.paths = flood_paths(names)
+        self.paths = [base + p for p in flood_paths(names)] + ([metrics] if metrics else [])
+        self.held: list[socket.socket] = []
         self.stop = threading.Event()
         self.counts: collections.Counter[str] = collections.Counter()
         self.lock = threading.Lock()
@@ -98,6 +100,8 @@ class Flood:
     def __enter__(self) -> "Flood":
         """Start the client threads."""
         self.started = time.monotonic()
+        if self.threads:
+            self.held = hold_connections(self.base, self.paths[-1])
         for t in self.threads:
             t.start()
         return self
@@ -108,6 +112,8 @@ class Flood:
         for t in self.threads:
             t.join()
         self.seconds = time.monotonic() - self.started
+        for sock in self.held:
+            sock.close()
 
     def _client(self, seed: int) -> None:
         """One client: keep-alive, no waiting, a random endpoint each time."""
@@ -119,17 +125,37 @@ class Flood:
         for _ in range(MAX_REQUESTS_PER_THREAD):
             if self.stop.is_set():
                 break
-            path = rng.choice(self.paths)
+            url = rng.choice(self.paths)
             if rng.random() < 0.2:  # any window: the attack of issue 15
-                path = f"/api/monitoring?last={rng.randint(10, 5000)}"
-            headers = {"Authorization": "Bearer wrong"} if "feedback" in path else {}
+                url = f"{self.base}/api/monitoring?last={rng.randint(10, 5000)}"
+            headers = {"Authorization": "Bearer wrong"} if "feedback" in url else {}
             try:
-                status = session.get(self.base + path, headers=headers, timeout=10).status_code
+                status = session.get(url, headers=headers, timeout=10).status_code
             except requests.RequestException:
                 status = "error"
             local[str(status)] += 1
         with self.lock:
             self.counts.update(local)
+
+
+def hold_connections(base: str, metrics: str) -> list[socket.socket]:
+    """Idle connections and slow ones (a head never finished) to the web and metrics ports
+    (issue 21: 110 idle ones silenced the pages, 9 the metrics), held during the flood."""
+    web, scrape = (int(u.split(":")[2].split("/")[0]) for u in (base, metrics))
+    held = []
+    for (what, count), port in zip(HELD.items(), (web, web, scrape), strict=True):
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            if "slow" in what:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            held.append(sock)
+    return held
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def prepare(folder: Path, ports: list[int], args) -> str:
@@ -175,20 +201,22 @@ def state(engine: sa.Engine) -> str:
 def play(folder: Path, ports: list[int], args, flood: bool) -> dict:
     """One game through `game-server run`, flooded or not; its numbers."""
     url = prepare(folder, ports, args)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
+    metrics = f"http://127.0.0.1:{metrics_port}/metrics"
     log = folder / "run.log"
     env = {**os.environ, "GAME_DATABASE_URL": url}
+    command = ["run", "--port", str(port), "--metrics-port", str(metrics_port)]
     with open(log, "w") as err:
         run = subprocess.Popen(
-            [sys.executable, "-m", "game_server", "run", "--port", str(port)],
+            [sys.executable, "-m", "game_server", *command],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
     engine = database.make_engine(url)
     names = [f"team-{i}" for i in range(len(ports))]
-    clients = Flood(base, names, args.threads if flood else 0, args.flood_nice)
+    clients = Flood(base, names, args.threads if flood else 0, args.flood_nice, metrics)
     still_up = False
     try:
         wait_for(lambda: healthy(base), 60)
@@ -200,8 +228,10 @@ def play(folder: Path, ports: list[int], args, flood: bool) -> dict:
                 check=True,
                 capture_output=True,
             )
+            cpu, started = cpu_seconds(run.pid), time.monotonic()
             wait_for(lambda: state(engine) == "finished", args.seconds + 60)
-        still_up = healthy(base)
+            loop_cpu = (cpu_seconds(run.pid) - cpu) / (time.monotonic() - started) * 100
+            still_up = healthy(base) and requests.get(metrics, timeout=5).ok  # still held
     finally:
         run.send_signal(signal.SIGTERM)
         run.wait(60)
@@ -214,6 +244,7 @@ def play(folder: Path, ports: list[int], args, flood: bool) -> dict:
         flood_requests=sum(clients.counts.values()),
         flood_seconds=clients.seconds,
         web_up_after=still_up,
+        loop_cpu=loop_cpu,
         skipped=int(skipped[-1]) if skipped else 0,
         web_restarts=text.count("web process died"),
     )
@@ -268,14 +299,16 @@ def flood_line(n: dict) -> str:
 def table(runs: list[tuple[str, dict]]) -> str:
     """The markdown table of the runs."""
     lines = [
-        "| game | rounds | results | p50 ms | p95 ms | p99 ms | max ms | failures | skipped |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| game | rounds | results | p50 ms | p95 ms | p99 ms | max ms | failures | skipped "
+        "| loop CPU % |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for name, n in runs:
         failures = ", ".join(f"{k} {v}" for k, v in n["failures"].items()) or "0"
         lines.append(
             f"| {name} | {n['rounds']} | {n['results']} | {n['p50']:.1f} | {n['p95']:.1f} | "
-            f"{n['p99']:.1f} | {n['max']:.1f} | {failures} | {n['skipped']} |"
+            f"{n['p99']:.1f} | {n['max']:.1f} | {failures} | {n['skipped']} | "
+            f"{n['loop_cpu']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -292,8 +325,11 @@ The same game ({seconds:g} s at {rate:g} rounds/s, {teams} fast stub teams on lo
 own process), quiet and flooded in turn, {runs}. During a flooded game, {threads} client
 threads of the benchmark request every public endpoint as fast as they can: the pages,
 the JSON API (monitoring at every window and at random invalid ones, team results of 500
-rows, feedback with a wrong token, the instructor API without one), the static files and
-the Plotly bundle. Latency is every result's, as the game measured and stored it.
+rows, feedback with a wrong token, the instructor API without one), the static files,
+the Plotly bundle and the game's metrics port (`--metrics-port`, on in every game), while
+{held} connections are held open (idle, or slow: a head never finished). Latency is every
+result's, as the game measured and stored it; loop CPU is the `game-server run` process's
+(the loop; the pages and the metrics are served by its children) over the game.
 
 {table}
 
@@ -310,7 +346,10 @@ expensive endpoints are bounded (a fixed set of monitoring windows, each compute
 once per 5 s and shared; per-client budgets that answer 429). The flooding threads run
 at nice {nice}: on the workshop's server they would be a team's own process, and the CPU
 a team's processes burn is the team's (any busy loop costs the same); what this measures
-is what the pages cost the game.
+is what the pages cost the game. Before issue 21 the metrics port was served in the
+loop's own process (8 scrapers took the loop from 8 % to 67 % of a core) and 110 idle
+connections silenced the pages; now a child process serves the metrics and the loop only
+renders their text, at most once every 5 s.
 """
 
 
@@ -320,13 +359,21 @@ def verdict(runs: list[tuple[str, dict]]) -> str:
     def p95s(kind: str) -> str:
         return " and ".join(f"{n['p95']:.1f}" for name, n in runs if name.startswith(kind))
 
+    def cpus(kind: str) -> str:
+        return " and ".join(f"{n['loop_cpu']:.0f}" for name, n in runs if name.startswith(kind))
+
     flooded = [n for name, n in runs if name.startswith("flood")]
     failed = sum(sum(n["failures"].values()) for n in flooded)
-    up = "answered after every flood" if all(n["web_up_after"] for n in flooded) else "DIED"
+    up = (
+        "and the metrics answered at the end of every flood, beside the held connections"
+        if all(n["web_up_after"] for n in flooded)
+        else "or the metrics DID NOT ANSWER at the end of a flood"
+    )
     return (
         f"The teams' p95: {p95s('quiet')} ms quiet, {p95s('flood')} ms flooded; "
         f"{failed} failures and {sum(n['skipped'] for n in flooded)} skipped rounds in the "
-        f"flooded games. The web app {up}."
+        f"flooded games. Loop CPU: {cpus('quiet')} % quiet, {cpus('flood')} % flooded. "
+        f"The web app {up}."
     )
 
 
@@ -373,6 +420,7 @@ def main() -> None:
                 table=text,
                 floods=floods,
                 verdict=verdict(runs),
+                held=", ".join(f"{v} {k}" for k, v in HELD.items()),
             ),
         )
 

@@ -7,7 +7,10 @@ two processes of their own) with `game-server run --shard I/N --no-web` as real 
 
 1. the per-process ceiling: one shard, 100, 200, 400, ... teams until fewer than 99 % of
    the results due are answers in time, then a short bisection (a short game per step);
-2. the scale-out: 1,000 teams with one shard and with two, and again at the least load
+2. past the ceiling: one shard at 1.5x and 2x the teams it holds. It sheds whole rounds
+   (play/shedding.py), so what it sends should still be answered in time (at least 95 %)
+   and the results it stores per second stay near the ceiling's (at least 90 %): a slope;
+3. the scale-out: 1,000 teams with one shard and with two, and again at the least load
    one shard failed at in the search (just past its ceiling).
 
 For each game it counts the results of the rounds sent inside the measured window (after
@@ -23,6 +26,10 @@ half of the teams) as fast as PostgreSQL takes them, with no HTTP at all.
 Prints a table and writes the "Shards" section of docs/PERFORMANCE.md.
 
     python bench/shard_bench.py [--teams 1000] [--seconds 20] [--step-seconds 14] [--no-write]
+    python bench/shard_bench.py --slope-only [--ceiling 300]   # 1 and 2 only (a few minutes)
+
+`--slope-only` rewrites only the "past the ceiling" part of the section (between its
+markers), with the ceiling game it measured as the anchor.
 """
 
 import argparse
@@ -42,7 +49,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_storage import scratch_database  # noqa: E402
 from customer_bench import machine, stub_teams  # noqa: E402
-from performance_doc import write_section  # noqa: E402
+from performance_doc import PERFORMANCE, write_section  # noqa: E402
 
 from game_server.play.scoring import Result, Score  # noqa: E402
 from game_server.play.teams import hash_token  # noqa: E402
@@ -57,6 +64,9 @@ WRITE_SECONDS = 6.0  # the direct write benchmark's length per configuration
 IN_TIME = 0.99  # a shard holds a load when this share of the results due are answers in time
 FIRST_STEP = 100  # teams at the ceiling search's first step (then doubled, then bisected)
 BISECTIONS = 2
+SLOPE = (1.5, 2.0)  # loads past the ceiling, as multiples of it
+SLOPE_IN_TIME = 0.95  # of the results of the rounds sent, answered in time
+SLOPE_STORED = 0.90  # results stored per second, of the ceiling game's
 STOP_SECONDS = 20  # a shard that has not stopped this long after SIGTERM is killed
 
 
@@ -194,6 +204,7 @@ def play(url: str, n: int, ports: list[int], seconds: float, logs: Path, stub_pi
         "answered": answered,  # of which answers in time (not failures)
         "per_shard": per_shard,
         "skipped": [skipped(logs / f"shard{i}of{n}.log") for i in range(1, n + 1)],
+        "overload": [overloaded(logs / f"shard{i}of{n}.log") for i in range(1, n + 1)],
         **cost,
     }
 
@@ -227,6 +238,25 @@ def skipped(log: Path) -> int:
     """The rounds a shard skipped (it logs the count when it stops)."""
     found = re.findall(r"skipped_rounds=(\d+)", log.read_text())
     return int(found[-1]) if found else -1
+
+
+def overloaded(log: Path) -> str:
+    """The rounds a shard skipped for overload (`?` when it was killed before logging it)."""
+    found = re.findall(r"skipped_by=\S*?overload:(\d+)", log.read_text())
+    return found[-1] if found else "?"
+
+
+def sent_in_time(g: dict) -> float:
+    """Of the results of the rounds sent in the window, the share answered in time."""
+    sent = sum(g["per_shard"].values()) * g["teams"] // g["shards"] if g["shards"] else 0
+    return g["answered"] / sent if sent else 0.0
+
+
+def slope(games: "Games", best: int, seconds: float) -> None:
+    """One shard at each multiple of its ceiling in SLOPE (teams rounded to tens)."""
+    for factor in SLOPE:
+        teams = min(round(best * factor / 10) * 10, len(games.ports))
+        games.play(teams, 1, seconds, f"{factor:g}x ceiling")
 
 
 def skipped_text(count: int) -> str:
@@ -384,6 +414,7 @@ def measure(args, tmp: Path) -> dict:
         ports += ports_b[len(ports_a) :]  # an odd count: the second process has one more
         games = Games(ports, stub_pids, tmp)  # interleaved: any N teams use both processes
         numbers["ceiling"] = ceiling(games, args.step_seconds)
+        slope(games, numbers["ceiling"], args.step_seconds)
         for teams in loads(args.teams, games.played):
             for n in (1, 2):
                 games.play(teams, n, args.seconds, "scale-out")
@@ -393,6 +424,37 @@ def measure(args, tmp: Path) -> dict:
             numbers["writes"][n] = direct_writes(url, n, args.teams, WRITE_SECONDS, tmp)
             print(f"{n} writer(s): {numbers['writes'][n]:,.0f} result rows/s", flush=True)
     return numbers
+
+
+def measure_slope(args, tmp: Path) -> dict:
+    """`--slope-only`: the ceiling (given, or searched) and the loads past it, one shard."""
+    numbers: dict = {"writes": {}}
+    stub_pids: list[int] = []
+    teams = max(round(args.ceiling * max(SLOPE) / 10) * 10, 2) if args.ceiling else args.teams
+    with (
+        stub_teams(teams // 2, stub_pids) as ports_a,
+        stub_teams(teams - teams // 2, stub_pids) as ports_b,
+    ):
+        ports = [p for pair in zip(ports_a, ports_b, strict=False) for p in pair]
+        ports += ports_b[len(ports_a) :]
+        games = Games(ports, stub_pids, tmp)
+        if args.ceiling:
+            games.play(args.ceiling, 1, args.step_seconds, "ceiling")
+            numbers["ceiling"] = args.ceiling
+        else:
+            numbers["ceiling"] = ceiling(games, args.step_seconds)
+        slope(games, numbers["ceiling"], args.step_seconds)
+        numbers["games"] = games.played
+    return numbers
+
+
+def write_slope(block: str) -> None:
+    """Replace the "past the ceiling" block of docs/PERFORMANCE.md (between its markers)."""
+    text = PERFORMANCE.read_text()
+    pattern = re.compile(r"^<!-- slope: .*?^<!-- /slope -->", re.S | re.M)
+    if not pattern.search(text):
+        raise SystemExit("docs/PERFORMANCE.md has no slope block: run the whole bench once")
+    PERFORMANCE.write_text(pattern.sub(lambda _: block, text, count=1))
 
 
 def game_row(g: dict) -> str:
@@ -461,7 +523,7 @@ bursts of rounds through the game's write path (`writes.insert_requests`,
 How far this goes. A shard is one Python process, one event loop that sends, scores and
 hands results to its database thread, so a shard uses at most one core: here about
 {best:,} teams each ({core_teams:,.0f} on a core of its own, by its CPU per result; keep a
-margin, as the step past the ceiling is a cliff), and a machine runs about one shard per
+margin: past it the shard sheds whole rounds), and a machine runs about one shard per
 core. {teams:,} teams at the peak ask for
 {offered:,.0f} results/s: about {shards_needed} shards on cores of their own, beside the
 teams' APIs (on this {cores}-core machine the shards share the cores with the stubs and
@@ -499,52 +561,68 @@ def ratio(a: float, b: float) -> str:
     return f"**{a / b:.2f}x**" if b else "against none for"
 
 
-def past_ceiling(numbers: dict) -> str:
-    """What the first load above the ceiling did to one shard (the ceiling search's)."""
-    steps = [g for g in numbers["games"] if g["step"] == "ceiling"]
-    over = sorted((g for g in steps if not holds(g)), key=lambda g: g["teams"])
-    below = [g for g in steps if g["teams"] == numbers["ceiling"]]
-    if not over or not below:
-        return "No step of the search failed: the ceiling is at least the largest load tried."
-    g, b = over[0], below[-1]
-    return PAST.format(
-        teams=g["teams"],
-        best=b["teams"],
-        more=g["teams"] / b["teams"] - 1,
-        ok=in_time(g),
-        sent=g["per_shard"].get(1, 0),
-        due=g["due_rounds"],
-        cpu=g["cpu"][0] / g["window"],
-        stubs_below=b["stubs"] / b["window"],
-        stubs=g["stubs"] / g["window"],
-        again=again(numbers, g["teams"]),
-    )
-
-
-def again(numbers: dict, teams: int) -> str:
-    """What the scale-out's one-shard game at the same load did (a longer game), if any."""
-    same = [
-        g
-        for g in numbers["games"]
-        if g["step"] == "scale-out" and g["teams"] == teams and g["shards"] == 1
+def slope_rows(numbers: dict) -> tuple[str, list[str]]:
+    """The table of the ceiling game and the loads past it, and their verdicts."""
+    games = numbers["games"]
+    best = [g for g in games if g["step"] == "ceiling" and g["teams"] == numbers["ceiling"]]
+    past = [g for g in games if g["step"].endswith("x ceiling")]
+    if not best or not past:
+        return "No load past the ceiling was measured.", []
+    anchor = best[-1]
+    base = anchor["results"] / anchor["window"]
+    lines = [
+        "| load | teams | results due /s "
+        "| rounds sent in the window (overload skips in all) of due | scored+stored /s "
+        "| of the ceiling's | answered in time, of the rounds sent |",
+        "|---|---|---|---|---|---|---|",
     ]
-    if not same:
-        return ""
-    return f"; the longer one-shard game at the same load answered {in_time(same[0]):.1%} in time"
+    verdicts = []
+    for g in [anchor, *past]:
+        w, stored = g["window"], g["results"] / g["window"]
+        load = "ceiling" if g is anchor else g["step"].split()[0]
+        lines.append(
+            f"| {load} | {g['teams']:,} | {g['due'] / w:,.0f} "
+            f"| {g['per_shard'].get(1, 0)} ({g['overload'][0]}) of {g['due_rounds']} "
+            f"| {stored:,.0f} | {stored / base:.0%} | {sent_in_time(g):.1%} |"
+        )
+        if g is not anchor:
+            ok = sent_in_time(g) >= SLOPE_IN_TIME and stored >= SLOPE_STORED * base
+            verdicts.append(
+                f"at {load} ({g['teams']:,} teams) {sent_in_time(g):.1%} of what it sent was "
+                f"answered in time and it stored {stored / base:.0%} of the ceiling's results/s: "
+                + ("a slope" if ok else "**short of the goal**")
+            )
+    return "\n".join(lines), verdicts
 
 
-PAST = """Past the ceiling one shard is on a cliff, not a slope: at {teams:,} teams
-({more:.0%} more than {best:,}) it answered {ok:.1%} of the results due in time in the
-search's step and sent {sent} of the {due} rounds due, at {cpu:.0%} of a core, while the
-stubs' CPU went from {stubs_below:.0%} to {stubs:.0%} of a core for fewer answers (most
-likely reconnections){again}. Why: the loop starts every round that is due whatever is in
-flight (`MAX_IN_FLIGHT` counts rounds, 500 of them, not requests), so a burst the process
-cannot get through within the 1 s time limit is queued, not shed; every exchange still
-open at the deadline is a timeout and its connection is dropped, so the next burst
-reconnects first (more CPU per request, in the shard and in the team APIs), and the loop
-falls further behind until it skips rounds ("loop late"). A limit on requests in flight
-(shedding whole rounds at the door, or holding them until there is room) would let a
-shard saturate near its ceiling instead; it is not in the game yet."""
+SLOPE_TEXT = """<!-- slope: written by `bench/shard_bench.py` (also `--slope-only`) -->
+Past the ceiling one shard sheds load instead of falling off a cliff (measured {when},
+load average before {load}; {seconds:g} s games, one shard, the ceiling game re-measured
+in the same run as the anchor). The loop admits a round only while the requests being
+asked stay under a limit that follows what it gets done in time (play/shedding.py); the
+rounds it cannot send are skipped whole, for every team alike, before they are sent, and
+counted as "overload" on the board and in the metrics. The goal: at 1.5x and 2x the
+ceiling, at least {in_time:.0%} of the results of the rounds sent answered in time, and
+at least {stored:.0%} of the ceiling's results stored per second.
+
+{table}
+
+{verdicts}
+<!-- /slope -->"""
+
+
+def slope_block(numbers: dict, load: str, seconds: float) -> str:
+    """The "past the ceiling" block of the section, between its markers."""
+    table, verdicts = slope_rows(numbers)
+    return SLOPE_TEXT.format(
+        when=time.strftime("%Y-%m-%d"),
+        load=load,
+        seconds=seconds,
+        in_time=SLOPE_IN_TIME,
+        stored=SLOPE_STORED,
+        table=table,
+        verdicts="\n".join(f"- {v[0].upper()}{v[1:]}." for v in verdicts),
+    )
 
 
 def section(args, numbers: dict, load: str) -> str:
@@ -576,7 +654,7 @@ def section(args, numbers: dict, load: str) -> str:
         ms_per=ms_per,
         core_teams=core_teams,
         scale=scale_lines(numbers),
-        past=past_ceiling(numbers),
+        past=slope_block(numbers, load, args.step_seconds),
         teams=args.teams,
         offered=peak.rate * args.teams,
         shards_needed=math.ceil(args.teams / max(core_teams, 1)),
@@ -597,9 +675,29 @@ def main() -> None:
         "--step-seconds", type=float, default=14.0, help="each ceiling step's game length"
     )
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/PERFORMANCE.md")
+    parser.add_argument(
+        "--slope-only", action="store_true", help="only the ceiling and 1.5x, 2x past it"
+    )
+    parser.add_argument(
+        "--ceiling", type=int, default=0, help="with --slope-only: take this ceiling, no search"
+    )
+    parser.add_argument("--logs", default=None, help="keep the shards' logs under this dir")
     args = parser.parse_args()
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     begun = time.monotonic()
+    if args.slope_only:
+        if args.logs:  # kept, to read why the rounds failed
+            numbers = measure_slope(args, Path(tempfile.mkdtemp(dir=args.logs)))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                numbers = measure_slope(args, Path(tmp))
+        block = slope_block(numbers, load, args.step_seconds)
+        print(block)
+        print(f"bench took {time.monotonic() - begun:.0f} s")
+        if not args.no_write:
+            write_slope(block)
+            print("written: docs/PERFORMANCE.md (Shards, past the ceiling)")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         numbers = measure(args, Path(tmp))
     text = section(args, numbers, load)

@@ -198,8 +198,8 @@ machine and shares its cores.
 
 The table's API rows are measured with batching off (`BATCH_WINDOW_MS=0`), the path of one
 request alone: what issue 6's aim is about. With batching on (the default), a request that
-arrives alone waits up to the batching window for company before the model runs: the
-last row above, about the window more. That is the trade micro-batching makes on
+arrives alone waits one batching window for company before the model runs: the last row
+above, about the window more. That is the trade micro-batching makes on
 purpose (Triton calls it the queue delay): a few milliseconds on a lone request buy a
 burst of 20 one model call instead of 20 (docs/PERFORMANCE.md, Capacity).
 

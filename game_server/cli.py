@@ -4,7 +4,7 @@ import time
 
 import click
 
-from game_server import prefork, serve, state_dir, teams_cli, webserver
+from game_server import prefork, state_dir, teams_cli
 from game_server.accounts import cli as users_cli
 from game_server.demo.command import demo
 from game_server.doctor import doctor
@@ -14,7 +14,6 @@ from game_server.scenario import gamefile, gamekeys, owndata, population, timeli
 from game_server.storage import control as controls
 from game_server.storage import database, fresh, games, shards
 from game_server.storage import export as exporter
-from game_server.web.app import ConfigError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -298,6 +297,9 @@ def run(
     if game_name is None:
         with engine.connect() as conn:
             game_name = games.game_row(conn)["game_file"] or "workshop"
+    from game_server import serve  # the web app and the loop: only for the commands that run them
+    from game_server.web.app import ConfigError
+
     try:
         port_or_none = None if no_web else port
         serve.run(
@@ -310,8 +312,8 @@ def run(
             metrics_port=metrics_port,
             shard=shard,
         )
-    except (games.GameBusy, games.NotInitialised, OSError, ConfigError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except (games.GameBusy, games.NotInitialised, OSError, ConfigError, serve.LoopEnded) as exc:
+        raise click.ClickException(str(exc)) from None  # exit status 1: restarted
 
 
 @main.command()
@@ -322,6 +324,9 @@ def run(
 @click.pass_obj
 def web(obj: dict, host: str, port: int, listen_fd: int | None, workers: int) -> None:
     """Serve the pages and the JSON API only (`run` starts this as a process of its own)."""
+    from game_server import webserver
+    from game_server.web.app import ConfigError
+
     try:
         webserver.serve(obj["db"], host, port, listen_fd, workers)
     except (OSError, ConfigError) as exc:

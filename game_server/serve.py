@@ -7,7 +7,9 @@ and hands it to the child, restarts the child if it dies (the socket stays open,
 connections wait in its backlog meanwhile), and stops it with the loop.
 
 Ctrl-C and SIGTERM stop the game loop cleanly: rounds in flight are stored, the phase
-clock is folded in and the lease released; then the web process is stopped.
+clock is folded in and the lease released; then the web process is stopped. `run`
+returns only after such a stop; any other end (a lost lease, an error) raises `LoopEnded`
+or the error itself, so `game-server run` exits non-zero and a supervisor restarts it.
 """
 
 import asyncio
@@ -39,6 +41,10 @@ log = logging.getLogger(__name__)
 WATCH_SECONDS = 1.0  # how often the web process is checked
 STOP_SECONDS = 5.0  # SIGTERM, then SIGKILL after this long
 RESTART_BACKOFF_MAX = 30.0  # a web process that keeps dying is restarted at most this often
+
+
+class LoopEnded(RuntimeError):
+    """The game loop stopped without being asked to (its reason is the message)."""
 
 
 class WebProcess:
@@ -149,6 +155,8 @@ def run(
 ) -> None:
     """Run the game loop until Ctrl-C or SIGTERM, with the web app in a child process.
 
+    Returns after such a stop only; `LoopEnded` when the loop stopped by itself.
+
     `shard`: the teams this loop plays (`storage.shards`); `port` None: no web app;
     `beside(game, web_url)` (the demo's supervisor) runs in the loop once the web app is
     up; the game stops when it returns, and it is cancelled when the game stops first.
@@ -191,6 +199,8 @@ def run(
             sock.close()
         if exporter is not None:
             exporter.close()
+    if game.stopped_by != "stop":
+        raise LoopEnded(f"the game loop stopped by itself: {game.stopped_by or 'unknown'}")
 
 
 async def _stop_beside(

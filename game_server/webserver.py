@@ -21,7 +21,7 @@ from typing import Any
 from flask import Flask
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
-from game_server import activation, prefork
+from game_server import activation, connections, prefork
 from game_server.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 WEB_THREADS = 8
 BACKLOG = 1024  # connections wait here while a new web process starts (waitress's default)
 BODY_MAX = 64 * 1024  # the body cap of a WSGI app that is not the game's (the bench floor)
+CONNECTION_LIMIT = 500  # per web process; below a default 1,024 open files with room
+IDLE_SECONDS = 30  # an idle connection is closed after this long (a page polls every 1-5 s)
 WEB_NICE = 10  # started by `run`: the web process yields the CPU to the game loop
 
 
@@ -46,14 +48,20 @@ def make_server(
     # game's peak, when served in a thread beside it) would kill select()'s thread.
     # A body over the app's cap is refused by waitress before it is read (waitress refuses
     # a body of its limit or more, Flask one over its limit: hence + 1).
-    return create_server(
+    # Idle and slow connections cost a socket each: at the limit the stalest one is closed
+    # (`connections.make_room`), so hundreds of them never stop the pages.
+    server = create_server(
         app,
         threads=WEB_THREADS,
         asyncore_use_poll=True,
         backlog=BACKLOG,
         max_request_body_size=getattr(app, "config", {}).get("MAX_CONTENT_LENGTH", BODY_MAX) + 1,
+        connection_limit=CONNECTION_LIMIT,
+        channel_timeout=IDLE_SECONDS,
+        cleanup_interval=5,
         **where,
     )
+    return connections.make_room(server)
 
 
 def start_web(url: str, host: str, port: int, app: Flask | None = None):

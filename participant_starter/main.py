@@ -15,6 +15,7 @@ tracebacks in the browser; too slow and fragile for the game's traffic, so never
 import errno
 import json
 import logging
+import resource
 import signal
 import sys
 import time
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 import click
 import sqlalchemy.exc
 from flask import Blueprint, Flask, current_app, jsonify, request
-from modules import config, database, metrics
+from modules import access, config, database, metrics
 from modules.batching import Batcher
 from modules.db_writer import BackgroundWriter
 from modules.features import clean_row
@@ -33,6 +34,16 @@ from modules.model_io import ModelHolder, ModelNotFound
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("api")
+# Idle or slow connections (anyone on the server can open them) cost a socket, not a
+# thread: room for a couple of thousand beside the game's (poll(), not select(), which
+# stops at 1,024), idle ones closed after 30 s. The game keeps its own 1.5 s idle at most.
+CONNECTIONS = {
+    "connection_limit": 2000,
+    "channel_timeout": 30,
+    "cleanup_interval": 5,
+    "asyncore_use_poll": True,
+}
+OPEN_FILES = 4096  # the connections, the model's and the database's files
 api = Blueprint("api", __name__)
 
 
@@ -74,6 +85,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.extensions["db_writer"] = BackgroundWriter(engine)
     window, size = float(settings["BATCH_WINDOW_MS"]), int(settings["BATCH_MAX_SIZE"])
     app.extensions["batcher"] = Batcher(window, size)  # modules/batching.py: why and how
+    access.init_app(app, settings["TEAM_TOKEN"])  # /predict: the game and the team only
     app.register_blueprint(api)
     metrics.init_app(app)  # GET /metrics: counts for Prometheus (modules/metrics.py)
     return app
@@ -172,6 +184,15 @@ def http_error(error: HTTPException):
     return jsonify(error=f"{error.code} {error.name}: {error.description}"), error.code
 
 
+def make_server(app: Flask, host: str, port: int, threads: int):
+    """The waitress server of the API on host:port (not yet serving)."""
+    import waitress  # imported here: `flask run` and the tests of the app do not need it
+
+    return waitress.create_server(
+        app, host=host, port=port, threads=threads, ident="team-api", **CONNECTIONS
+    )
+
+
 def main() -> int:
     """Serve the API with waitress on PORT until stopped (Ctrl-C or a kill)."""
     try:
@@ -179,18 +200,18 @@ def main() -> int:
     except StartupError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    import waitress  # imported here: `flask run` and the tests do not need it
-
     # Ctrl-C, `kill <pid>` (SIGTERM) and a closed terminal (SIGHUP) all stop the server
     # cleanly: it stops listening, then saves the queued database records.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda *_: sys.exit(0))
     host, port, threads = app.config["HOST"], int(app.config["PORT"]), app.config["THREADS"]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < OPEN_FILES:  # often 1,024 by default: too few for the connections above
+        wanted = OPEN_FILES if hard == resource.RLIM_INFINITY else min(OPEN_FILES, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     writer = app.extensions["db_writer"]
     try:
-        server = waitress.create_server(
-            app, host=host, port=port, threads=int(threads), ident="team-api"
-        )
+        server = make_server(app, host, port, int(threads))
     except OSError as exc:  # the port is taken, or the address is not this machine's
         writer.close()
         if exc.errno == errno.EADDRINUSE:

@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import requests
-from modules import config
+from modules import access, config
+from modules.features import REQUEST_COLUMNS
 
 TIMEOUT = 1.0  # seconds: the game's default, total per request
 MAX_BODY = 64 * 1024  # bytes: the game's default limit for an answer
@@ -64,11 +65,16 @@ def judge(response: requests.Response | None, elapsed: float, error: str | None)
     return None
 
 
+# What the game's customer shows your API (modules/access.py), when TEAM_TOKEN is set.
+_token = config.load_settings()["TEAM_TOKEN"]
+GAME_KEY = {"X-Game-Key": access.game_key(_token)} if _token else {}
+
+
 def send(session: requests.Session, url: str, features) -> tuple[str | None, float, dict]:
     """POST one request as the customer does; return (problem or None, seconds, answer)."""
     request_id = uuid.uuid4().hex
     body = json.dumps({"id": request_id, "features": features})
-    headers = {"Content-Type": "application/json", "X-Request-ID": request_id}
+    headers = {"Content-Type": "application/json", "X-Request-ID": request_id, **GAME_KEY}
     started = time.perf_counter()
     response, error = None, None
     try:
@@ -87,16 +93,30 @@ def send(session: requests.Session, url: str, features) -> tuple[str | None, flo
     return problem, elapsed, answer
 
 
-def sample_requests(base_url: str, count: int) -> list[dict]:
-    """Clean applicants' features: rows of the training data, the model's features only."""
+def model_features(base_url: str) -> list[str]:
+    """The features the running model uses, as its /health reports them."""
     features = requests.get(f"{base_url}/health", timeout=5).json()["features"]
-    data = pd.read_csv(config.TRAIN_CSV, usecols=features)
+    if not isinstance(features, list):
+        raise TypeError("features is not a list")
+    return features
+
+
+def sample_requests(count: int) -> list[dict]:
+    """Clean applicants as the customer sends them: rows of the training data, with the
+    columns of the request contract only (modules/features.py, data/README.md)."""
+    data = pd.read_csv(config.TRAIN_CSV)
+    data = data[[name for name in REQUEST_COLUMNS if name in data.columns]]
     data = data.sample(count, random_state=0, replace=len(data) < count)
     # JSON has no NaN: a missing value goes as null, as the customer sends it.
     return [
         {name: None if pd.isna(value) else value for name, value in row.items()}
         for row in data.to_dict("records")
     ]
+
+
+def never_sent(features: list[str]) -> list[str]:
+    """The model's features that no request carries: in the game they are always missing."""
+    return [name for name in features if name not in REQUEST_COLUMNS]
 
 
 def messy_cases(clean: dict) -> list[tuple[str, object]]:
@@ -139,6 +159,42 @@ def print_next_exercise() -> None:
         print(f"({len(exercises)} open; `pytest -x` shows the first failing test)\n")
 
 
+def print_failures(problems: list[tuple[str, str | None]]) -> int:
+    """One line per kind of failure, with how many requests had it; how many failed."""
+    by_problem: dict[str, list[str]] = {}
+    for name, problem in problems:
+        if problem:
+            by_problem.setdefault(problem, []).append(name)
+    for problem, names in by_problem.items():
+        which = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        count = f"{len(names)} requests ({which})" if len(names) > 1 else names[0]
+        print(f"  FAIL  {count}: would score -1: {problem}")
+    return sum(len(names) for names in by_problem.values())
+
+
+def check_cases(url: str, cases: list[tuple[str, object]]) -> tuple[int, list[float]]:
+    """Send each case in turn, print how it went; (requests that would score -1, latencies)."""
+    session = requests.Session()
+    problems, latencies = [], []
+    for name, features in cases:
+        problem, elapsed, answer = send(session, url, features)
+        latencies.append(elapsed)
+        problems.append((name, problem))
+        if not problem:
+            print(f"  ok    {name}: pred={answer['pred']} in {elapsed * 1000:.1f} ms")
+    return print_failures(problems), latencies
+
+
+def check_burst(url: str, burst: list[dict], concurrency: int) -> tuple[int, list[float]]:
+    """Send the burst `concurrency` at a time; (requests that would score -1, latencies)."""
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(lambda f: send(requests.Session(), url, f), burst))
+    failed = print_failures([(f"burst {i + 1}", p) for i, (p, _, _) in enumerate(results)])
+    if not failed:
+        print(f"  ok    all {len(burst)} answered in time")
+    return failed, [elapsed for _, elapsed, _ in results]
+
+
 def percentile(values: list[float], share: float) -> float:
     """The value below which `share` of the values fall (nearest rank)."""
     ordered = sorted(values)
@@ -157,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     print_next_exercise()
 
     try:
-        clean_rows = sample_requests(base_url, 5 + args.burst)
+        features = model_features(base_url)
+        clean_rows = sample_requests(5 + args.burst)
     except requests.ConnectionError:
         print(f"selfcheck: nothing answers on {base_url}: start your API first (python main.py)")
         return 1
@@ -173,31 +230,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"selfcheck: cannot read the training data: {exc}")
         return 1
 
-    session = requests.Session()
-    cases = [(f"clean request {i + 1}", row) for i, row in enumerate(clean_rows[:5])]
-    cases += messy_cases(clean_rows[0])
-    failures, latencies = 0, []
     print(f"Checking {args.url} with the game's rules (200, JSON object, pred 0/1, < 1 s)\n")
-    for name, features in cases:
-        problem, elapsed, answer = send(session, args.url, features)
-        latencies.append(elapsed)
-        if problem:
-            failures += 1
-            print(f"  FAIL  {name}: would score -1: {problem}")
-        else:
-            print(f"  ok    {name}: pred={answer['pred']} in {elapsed * 1000:.1f} ms")
-
+    unknown = never_sent(features)
+    if unknown:
+        print(
+            f"  FAIL  your model uses {', '.join(unknown)}: no request carries it, so in the "
+            "game it is always missing (data/README.md says which columns requests carry)"
+        )
+    cases = [(f"clean request {i + 1}", row) for i, row in enumerate(clean_rows[:5])]
+    failures, latencies = check_cases(args.url, cases + messy_cases(clean_rows[0]))
     burst = clean_rows[5:]
     print(f"\nA burst of {len(burst)} requests, {args.concurrency} at a time")
-    with ThreadPoolExecutor(args.concurrency) as pool:
-        results = list(pool.map(lambda f: send(requests.Session(), args.url, f), burst))
-    burst_problems = [problem for problem, _, _ in results if problem]
-    latencies += [elapsed for _, elapsed, _ in results]
-    failures += len(burst_problems)
-    for problem in sorted(set(burst_problems)):
-        print(f"  FAIL  {burst_problems.count(problem)} of the burst: would score -1: {problem}")
-    if not burst_problems:
-        print(f"  ok    all {len(burst)} answered in time")
+    burst_failures, burst_latencies = check_burst(args.url, burst, args.concurrency)
+    failures += burst_failures
+    latencies += burst_latencies
 
     ms = [value * 1000 for value in latencies]
     print(
@@ -207,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if failures:
         print(f"{failures} of {len(ms)} requests would score -1: fix them before the game does.")
+    if unknown:
+        print(f"Your model needs {len(unknown)} column(s) no request carries: retrain without.")
+    if failures or unknown:
         return 1
     print(f"All {len(ms)} requests would get a valid answer.")
     return 0

@@ -35,6 +35,11 @@ SEPARATOR_VERTICAL = r"^----$"
 SEPARATOR_NOTES = r"^Note:"
 # A slide the short talk leaves out carries this comment (reveal.js gives the slide the class).
 OPTIONAL = '<!-- .slide: class="optional" -->'
+# A slide in two versions, one per starter level: `?exercises` shows the exercise level's,
+# otherwise the complete level's (docs/INSTRUCTOR.md, "The starter's two levels").
+LEVEL_COMPLETE = '<!-- .slide: class="level-complete" -->'
+LEVEL_EXERCISES = '<!-- .slide: class="level-exercises" -->'
+MARKERS = {OPTIONAL, LEVEL_COMPLETE, LEVEL_EXERCISES}
 # The talk's length, from the plan in the speaker notes ("... talk 40 min, ...").
 TALK = re.compile(r"\btalk (\d+) min\b")
 
@@ -79,11 +84,15 @@ PAGE = """<!DOCTYPE html>
 <script src="reveal/plugin/highlight.js"></script>
 <script>
 // ?short: the talk. Optional slides become hidden ones, which reveal.js removes at start.
-const SHORT = new URLSearchParams(location.search).has("short");
+// ?exercises: the exercise level's version of a slide in two, else the complete level's.
+const PARAMS = new URLSearchParams(location.search);
+const SHORT = PARAMS.has("short");
+const template = document.querySelector(".slides textarea[data-template]");
 if (SHORT) {{
-  const template = document.querySelector(".slides textarea[data-template]");
   template.textContent = template.textContent.replaceAll({optional}, {hidden});
 }}
+const OTHER_LEVEL = PARAMS.has("exercises") ? {level_complete} : {level_exercises};
+template.textContent = template.textContent.replaceAll(OTHER_LEVEL[0], OTHER_LEVEL[1]);
 Reveal.initialize({{
   hash: true,
   slideNumber: "c/t",
@@ -151,6 +160,12 @@ def talk_minutes(markdown: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def _js_pair(marker: str) -> str:
+    """[marker, the marker of a hidden slide] as a JavaScript array ("<" escaped)."""
+    hidden = marker.replace('" -->', '" data-visibility="hidden" -->')
+    return json.dumps([marker, hidden]).replace("<", "\\u003c")
+
+
 def build_html(markdown: str) -> str:
     """The index.html page that renders `markdown` with reveal.js's markdown plugin."""
     minutes = talk_minutes(markdown)
@@ -163,6 +178,8 @@ def build_html(markdown: str) -> str:
         # JSON strings are valid JavaScript; "<" escaped so no "</script>" can end the script.
         optional=json.dumps(OPTIONAL).replace("<", "\\u003c"),
         hidden=json.dumps(hidden).replace("<", "\\u003c"),
+        level_complete=_js_pair(LEVEL_COMPLETE),
+        level_exercises=_js_pair(LEVEL_EXERCISES),
         talk_seconds="null" if minutes is None else minutes * 60,
         # A textarea holds raw text: escaping & and < keeps "</textarea>" in a code sample
         # from ending it, and the browser decodes them back before the plugin reads it.

@@ -251,7 +251,9 @@ UMask=0077
 # Loopback only: tokens and the instructor's session never cross the room's network in
 # clear; the projector and the teams reach the pages through SSH tunnels (docs/SECURITY.md).
 ExecStart=$GAME_VENV/bin/game-server run --host 127.0.0.1 --port $GAME_PORT
+# `run` exits 0 only when stopped (SIGTERM, Ctrl-C); any other end is non-zero: restarted.
 Restart=on-failure
+RestartSec=2
 NoNewPrivileges=true
 ProtectSystem=full
 PrivateTmp=true

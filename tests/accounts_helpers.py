@@ -7,6 +7,7 @@ profile, role and schema with that prefix, also when a test fails.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -25,6 +26,17 @@ from game_server.storage import database
 ADMIN = "postgresql://postgres@127.0.0.1:5432/"
 PSQL_ADMIN = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"]
 ROSTER = "name,members,ssh_key\nRed Team,Ann; Bob,\nBlue,Cy,{key}\n"
+TEST_USER = re.compile(r"gst[0-9a-f]{4}-")  # the prefix `setup` gives each test's teams
+
+
+def passwd_lines(own_prefix: str | None = None) -> list[str]:
+    """/etc/passwd without the teams of other accounts tests, which run beside this one in
+    other xdist workers (each under its own prefix); the lines of `own_prefix` stay in."""
+    return [
+        line
+        for line in Path("/etc/passwd").read_text().splitlines()
+        if not TEST_USER.match(line) or (own_prefix and line.startswith(own_prefix))
+    ]
 
 
 @pytest.fixture(scope="module")

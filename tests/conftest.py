@@ -11,8 +11,15 @@ import os
 import shutil
 import uuid
 
-import pytest
-import sqlalchemy as sa
+# One thread per model fit, in this process and every process a test starts (the demo's
+# bots, notebook kernels, the starter): the parallelism is the xdist workers'. With an
+# OpenMP or BLAS thread per core in each of them, their threads spin waiting for each other
+# on a busy machine: a HistGradientBoosting fit took 20 s instead of 1 s on 2 cores.
+for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
+
+import pytest  # noqa: E402 (after the thread settings, before any library reads them)
+import sqlalchemy as sa  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 # A workshop server's settings file tells every command to load it (storage/database.py).
@@ -72,6 +79,56 @@ COMPONENTS = {
     "ssh": ("OpenSSH server", ssh_problem),
     "root": ("root", root_problem),
 }
+
+
+# Tests that change or compare machine-wide state: setup_server.sh (it links
+# /usr/local/bin/game-server), the end-to-end test's fixed user and database, /etc/passwd
+# compared whole. Marked `system`; under `pytest -n N` they run on one worker, one after
+# another.
+SYSTEM_TESTS = (
+    "tests/test_setup_server.py::",
+    "tests/test_workshop_e2e.py::",
+    "tests/test_accounts.py::test_bad_roster_changes_nothing",
+)
+
+
+def xdist_unit(nodeid: str) -> str:
+    """The unit of tests one xdist worker runs in order: "system", or the test's module.
+
+    A module's tests share its module-scoped fixtures (a trained model, a played game, a
+    built deck) on one worker instead of building them on each. Apart from the system
+    tests, tests are independent (free ports, their own tmp_path, scratch databases, and
+    Linux users and roles under a prefix of their own): modules run side by side.
+    """
+    return "system" if nodeid.startswith(SYSTEM_TESTS) else nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the system tests (`pytest -m system` runs them)."""
+    for item in items:
+        if item.nodeid.startswith(SYSTEM_TESTS):
+            item.add_marker(pytest.mark.system)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """With `-n N` (xdist's default `--dist load`): hand out the units of `xdist_unit`.
+
+    (xdist's own `--dist loadgroup` cannot be used: it renames test ids in a way that
+    pytest 9 no longer takes.)
+    """
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    # Units in the order of collection, not by their count of tests: the system unit (the
+    # end-to-end test, the longest) and the accounts tests start first, not last.
+    config.option.loadscopereorder = False
+
+    class ByUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_unit(nodeid)
+
+    return ByUnit(config, log)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import accounts_helpers
 import psycopg
 import pytest
-from accounts_helpers import ADMIN, game_teams, ssh_as, token_owner
+from accounts_helpers import ADMIN, game_teams, passwd_lines, ssh_as, token_owner
 
 from game_server.accounts import checks, config, handout, provision, registry, teardown
 from game_server.accounts.executors import ExecError, LocalExecutor, SSHExecutor
@@ -174,11 +174,11 @@ def test_unknown_or_changed_host_key_is_refused(tmp_path, sshd):
 def test_bad_roster_changes_nothing(setup):
     settings, roster = setup
     Path(roster).write_text("name\nRed\nred\nroot/x\n" + "y" * 40 + "\n")
-    before = Path("/etc/passwd").read_text()
+    before = passwd_lines(settings.prefix)
     with pytest.raises(config.AccountsError) as err:
         provision.create(LocalExecutor(), settings, roster)
     assert len(str(err.value).splitlines()) == 3
-    assert Path("/etc/passwd").read_text() == before
+    assert passwd_lines(settings.prefix) == before
     assert not Path(settings.registry).exists()
     assert not Path(settings.handout_dir).exists()
     with psycopg.connect(ADMIN + "postgres") as conn:

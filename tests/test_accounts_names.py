@@ -123,6 +123,7 @@ class FailingUseradd(LocalExecutor):
         return super().run(argv, stdin, timeout, check, root)
 
 
+@pytest.mark.slow  # provisions teams for real (about 20 s)
 @pytest.mark.root
 @pytest.mark.postgres
 @pytest.mark.ssh

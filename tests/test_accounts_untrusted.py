@@ -51,6 +51,7 @@ PLANTS = {
 }
 
 
+@pytest.mark.slow  # two teams provisioned for real (10-20 s)
 def test_a_planted_env_leaks_nothing_and_is_refused_in_one_line(two_teams):
     settings, roster, red, blue = two_teams
     for plant in PLANTS:  # the folder last: Red is left unfinished by it
@@ -89,6 +90,7 @@ def plant_env_and_recreate(settings, roster, red: dict, blue: dict, plant: str) 
     assert Path(f"{blue_home}/{ENV}").read_text().count(blue["token"]) == 1  # Blue's untouched
 
 
+@pytest.mark.slow  # two teams provisioned for real (10-20 s)
 def test_a_planted_authorized_keys_or_starter_folder_leaks_nothing(two_teams):
     settings, roster, red, blue = two_teams
     red_home, blue_home = f"/home/{red['user']}", f"/home/{blue['user']}"
@@ -113,6 +115,7 @@ def test_a_planted_authorized_keys_or_starter_folder_leaks_nothing(two_teams):
     assert Path(f"{blue_home}/{ENV}").read_text().count(blue["token"]) == 1
 
 
+@pytest.mark.slow  # two teams provisioned for real (10-20 s)
 def test_reading_a_teams_file_refuses_all_but_its_own_small_regular_file(two_teams):
     settings, _, red, _ = two_teams
     user, home, ex = red["user"], f"/home/{red['user']}", LocalExecutor()

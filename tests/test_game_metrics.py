@@ -4,6 +4,7 @@ database; `game-server run --metrics-port` serves them on loopback."""
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -168,8 +169,16 @@ def test_game_server_run_serves_the_metrics_on_loopback(sqlite_url):
             ).stdout.splitlines()
         ]
         assert listening == [f"127.0.0.1:{port}"]
+        served_by = subprocess.run(
+            ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True
+        ).stdout
+        pids = {int(pid) for pid in re.findall(r"pid=(\d+)", served_by)}
+        assert pids and p.pid not in pids, served_by  # a child serves them, not the loop
         p.send_signal(signal.SIGTERM)
         assert p.wait(20) == 0
+        started = p.stderr.read()
+    assert f"metrics listening url=http://127.0.0.1:{port}/metrics" in started  # item 8
+    assert "Traceback" not in started and "TypeError" not in started, started
     with socket.socket() as sock:  # nothing listens there any more (TIME_WAIT allowed)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))

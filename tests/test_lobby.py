@@ -96,6 +96,7 @@ def health_gets(api) -> int:
     return sum(r.method == "GET" for r in api.requests)
 
 
+@pytest.mark.slow  # a game loop in real time (about 10 s)
 def test_the_loop_probes_in_the_lobby_and_paused_never_while_running(sqlite_url, apis):
     engine = database.make_engine(sqlite_url)
     game_file = long_game()

@@ -8,6 +8,7 @@ cell), write their tables into an output folder, and the tests assert on those t
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import requests
 import sqlalchemy as sa
@@ -363,7 +365,8 @@ def test_debrief_shows_who_used_the_leak_and_when_they_found_out(tmp_path, playe
         DEBRIEF_OUTPUT_DIR=str(out),
         DEBRIEF_WINDOW_SECONDS="10",
     )
-    leak = {row["team"]: row for row in json.loads((out / "summary.json").read_text())["leak"]}
+    summary = json.loads((out / "summary.json").read_text())
+    leak = {row["team"]: row for row in summary["leak"]}
     assert {team for team, row in leak.items() if row["used_leak"]} == {
         "found the leak",
         "kept the leak",
@@ -377,6 +380,47 @@ def test_debrief_shows_who_used_the_leak_and_when_they_found_out(tmp_path, playe
     assert not any(leak[team]["used_leak"] for team in ("always one", "peeker", "broken", "down"))
     assert (out / "leak.png").stat().st_size > 5000
     assert "found the leak" in (out / "leak.csv").read_text()
+    # The honest answers against those given with the leak, phase by phase: in each phase
+    # the leak's are the answers of the teams that had it then ("kept the leak" alone in
+    # the second, which "found the leak" answered without it).
+    by_phase = {row["phase"]: row for row in summary["leak_by_phase"]}
+    accuracy = {(row["team"], row["phase"]): row["accuracy"] for row in summary["per_phase"]}
+    assert list(by_phase) == ["1. warm-up", "2. messy input"]
+    for phase, row in by_phase.items():
+        assert row["with the leak"] == pytest.approx(accuracy["kept the leak", phase])
+        assert row["honest"] != pytest.approx(row["with the leak"])
+        assert row["baseline"] > 0
+    assert summary["retraining"] == []  # this game has no drift phase
+
+
+@pytest.mark.slow
+def test_debrief_shows_what_retraining_bought_in_the_drift_phase(tmp_path, played):
+    """The played game's second phase read as a drift phase: each team's accuracy in its
+    first and last third, and the gain; the teams that never answered are not in it."""
+    _, export_dir = played
+    drift_export = tmp_path / "export"
+    shutil.copytree(export_dir, drift_export)
+    phases = pd.read_csv(drift_export / "phases.csv")
+    phases.loc[1, "kind"] = "drift"
+    phases.to_csv(drift_export / "phases.csv", index=False)
+    out = tmp_path / "out"
+    run_notebook(
+        DEBRIEF,
+        tmp_path,
+        DEBRIEF_EXPORT_DIR=str(drift_export),
+        DEBRIEF_OUTPUT_DIR=str(out),
+        DEBRIEF_WINDOW_SECONDS="10",
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    retraining = {row["team"]: row for row in summary["retraining"]}
+    assert set(retraining) == {
+        *("peeker", "contrarian", "always one", "found the leak", "kept the leak")
+    }
+    assert retraining["peeker"]["first_third"] == retraining["peeker"]["last_third"] == 1.0
+    assert retraining["contrarian"]["last_third"] == 0.0
+    assert retraining["peeker"]["gain"] == 0.0
+    baseline = summary["phases"][1]["baseline_accuracy"]
+    assert all(row["baseline"] == pytest.approx(baseline) for row in retraining.values())
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from engine_helpers import request_row, result
 from web_helpers import make_game, team_ids
 
 from game_server.storage import control, export, reveal, standings, writes
+from game_server.web.app import create_app
 
 TIMEOUT = ("failed", "timeout")
 
@@ -227,3 +228,35 @@ def test_the_export_of_an_unfinished_game_tells_no_label_early(game, tmp_path):
     assert (totals["red"]["points"], totals["red"]["correct"]) == (2, 2)
     phases = read(tmp_path / "final", "phase_totals")
     assert [(p["requests"], p["oracle_points"]) for p in phases] == [(2, 1.6)]
+
+
+def test_one_poll_of_the_board_is_one_moment_even_when_a_reveal_lands_inside_it(
+    game, db_url, monkeypatch
+):
+    """Issue 21 item 9: a reveal committed between the board's queries (here, forced
+    between the totals and the recent accuracy) must not show an accuracy whose labels
+    the counts do not include."""
+    engine, ids = game
+    red, blue = ids["red"], ids["blue"]
+    now = time.time()
+    with engine.begin() as conn:
+        writes.insert_requests(conn, [request_row(s, sent_at=now, delay=5.0) for s in (1, 2)])
+        writes.store_rounds(conn, [scored(s, {red: "correct", blue: "wrong"}) for s in (1, 2)])
+    assert reveal_now(engine) == 0  # scored, labels still hidden
+    counted = standings._failures_by_team  # runs after the totals, before the accuracy
+
+    def reveal_in_between(conn):
+        assert reveal_now(engine, now + 6) == 2  # another connection, committed
+        monkeypatch.setattr(standings, "_failures_by_team", counted)
+        return counted(conn)
+
+    monkeypatch.setattr(standings, "_failures_by_team", reveal_in_between)
+    app = create_app({"DATABASE_URL": db_url, "TESTING": True, "LIVE_CACHE_SECONDS": 0})
+    polled = app.test_client().get("/api/leaderboard").get_json()
+    rows = {t["name"]: t for t in polled["teams"]}
+    assert (rows["red"]["correct"], rows["red"]["accuracy"]) == (0, None), rows["red"]
+    assert (rows["blue"]["wrong"], rows["blue"]["accuracy"]) == (0, None), rows["blue"]
+    assert polled["reference"]["revealed"] == 0
+    again = app.test_client().get("/api/leaderboard").get_json()  # the next poll
+    rows = {t["name"]: t for t in again["teams"]}
+    assert (rows["red"]["correct"], rows["red"]["accuracy"]) == (2, 1.0)

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from accounts_helpers import passwd_lines
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "setup_server.sh"
 
@@ -28,7 +29,7 @@ def test_shellcheck_finds_nothing():
 def test_check_mode_reports_what_is_missing_and_changes_nothing(tmp_path):
     env = {**os.environ, "WORKSHOP_DIR": str(tmp_path / "workshop")}
     before = sorted(p.name for p in tmp_path.iterdir())
-    passwd = Path("/etc/passwd").read_text()
+    passwd = passwd_lines()
     out = subprocess.run(["bash", str(SCRIPT), "--check"], capture_output=True, text=True, env=env)
     assert out.returncode == 1, out.stdout + out.stderr
     lines = out.stdout.splitlines()
@@ -40,7 +41,7 @@ def test_check_mode_reports_what_is_missing_and_changes_nothing(tmp_path):
     if pg_up and os.geteuid() == 0 and not Path("/etc/game-server/env").exists():
         assert "setup_server: missing: /etc/game-server/env (the game's database password)" in lines
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing created
-    assert Path("/etc/passwd").read_text() == passwd
+    assert passwd_lines() == passwd
 
 
 def test_unknown_argument_is_a_one_line_error():

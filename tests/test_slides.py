@@ -37,6 +37,7 @@ SECTIONS = [
     "Other pitfalls",
     "The game",
     "How to play",
+    "How to play",  # the exercise level's version (?exercises)
     "The starter",
     "Connecting",
     "Take-aways",
@@ -80,6 +81,11 @@ def deck_images() -> list[str]:
 def optional(slide: str) -> bool:
     """Whether the short talk (index.html?short) leaves this slide out."""
     return build_slides.OPTIONAL in slide
+
+
+def other_level(slide: str, exercises: bool = False) -> bool:
+    """Whether the deck at a level (`?exercises`, or the complete one) leaves this slide out."""
+    return (build_slides.LEVEL_COMPLETE if exercises else build_slides.LEVEL_EXERCISES) in slide
 
 
 def test_deck_splits_into_the_expected_slides():
@@ -281,8 +287,10 @@ def open_deck(url: str, allowed_prefix: str, screenshot: Path | None = None) -> 
 
 
 def expected_slide_count() -> int:
-    """How many slides the Markdown holds."""
-    return sum(len(c) for c in split_deck(DECK.read_text(encoding="utf-8")))
+    """How many slides the deck shows at the complete level (the exercise level's own
+    version of a slide left out)."""
+    slides = [s for c in split_deck(DECK.read_text(encoding="utf-8")) for s in c]
+    return sum(1 for slide in slides if not other_level(slide))
 
 
 @pytest.mark.browser
@@ -394,7 +402,7 @@ def test_screenshot_script_reports_a_missing_page(deck_server, tmp_path, capsys)
 def test_short_talk_leaves_out_the_optional_slides(built_deck):
     """index.html?short shows only the slides not marked optional, and paces the talk."""
     slides = [s for c in split_deck(DECK.read_text(encoding="utf-8")) for s in c]
-    talk = [s for s in slides if not optional(s)]
+    talk = [s for s in slides if not optional(s) and not other_level(s)]
     assert 0 < len(talk) < len(slides)
     seen = open_deck(built_deck.as_uri() + "?short", "file://")
     assert seen["failed"] == [] and seen["outside"] == []
@@ -402,7 +410,12 @@ def test_short_talk_leaves_out_the_optional_slides(built_deck):
     assert seen["title"] == SECTIONS[0]
     assert seen["pace"] == build_slides.talk_minutes(DECK.read_text(encoding="utf-8")) * 60
     full = open_deck(built_deck.as_uri(), "file://")
-    assert full["total"] == len(slides) and full["pace"] is None
+    assert full["total"] == expected_slide_count() and full["pace"] is None
+    # At the exercise level the same number of slides: its own set-up slide instead.
+    exercises = [s for s in slides if not optional(s) and not other_level(s, exercises=True)]
+    assert len(exercises) == len(talk) and exercises != talk
+    seen = open_deck(built_deck.as_uri() + "?short&exercises", "file://")
+    assert seen["total"] == len(exercises)
 
 
 def test_build_never_deletes_a_folder_that_is_not_a_deck(monkeypatch, tmp_path):
@@ -413,3 +426,13 @@ def test_build_never_deletes_a_folder_that_is_not_a_deck(monkeypatch, tmp_path):
     with pytest.raises(build_slides.BuildError, match="holds no deck"):
         build_slides.build(tmp_path)
     assert keep.read_text() == "mine"
+
+
+def test_dtap_has_one_definition_of_each_step():
+    """Every slide that defines a DTAP step starts it with the same words."""
+    text = DECK.read_text(encoding="utf-8")
+    for step in ("Develop", "Test", "Acceptance", "Production"):
+        definitions = re.findall(rf"^- \*\*{step}\*\*: ([^,:;]+)", text, flags=re.MULTILINE)
+        assert len(definitions) == 2, step
+        if step == "Acceptance":
+            assert set(definitions) == {"a shadow copy of production"}, definitions

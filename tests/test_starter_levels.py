@@ -257,6 +257,7 @@ def selfcheck(starter: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # runs the starter's selfcheck per exercise (about 10 s)
 def test_selfcheck_names_the_next_open_exercise(tmp_path, splits, gaps):
     starter = tmp_path / "participant_starter"
     levels.write(STARTER, starter, levels.EXERCISES)

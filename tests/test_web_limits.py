@@ -110,3 +110,20 @@ def test_a_report_is_computed_once_for_clients_asking_at_once(game):
     assert computed == [(None, 1000)]
     assert len(reports) == 8 and len({id(r) for r in reports}) == 1
     assert monitor.cached(0, 200).body["phase"] == 0 and len(computed) == 2
+
+
+def test_a_flood_with_a_bogus_token_spends_no_teams_budget(app, game):
+    """Issue 21 item 6: the budget is spent after authentication, per team; wrong tokens
+    spend their client's (loopback is one client), never a team's."""
+    _, tokens = game
+    bogus = {"Authorization": "Bearer not-a-token"}
+    flood = [get(app, "/api/feedback", addr=f"127.0.0.{i}", **bogus).status_code for i in (1, 2, 3)]
+    assert flood == [401, 401, 429]
+    red = {"Authorization": f"Bearer {tokens['red']}"}
+    assert get(app, "/api/feedback", addr="127.0.0.1", **red).status_code == 200
+    assert get(app, "/api/teams/red/results", addr="127.0.0.1", **red).status_code == 200
+    # The team's budget is the team's, from any address: not a fresh one per address.
+    assert get(app, "/api/feedback", addr="127.0.0.7", **red).status_code == 200
+    assert get(app, "/api/feedback", addr="10.0.0.8", **red).status_code == 429
+    blue = {"Authorization": f"Bearer {tokens['blue']}"}
+    assert get(app, "/api/feedback", addr="127.0.0.1", **blue).status_code == 200

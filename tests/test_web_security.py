@@ -200,23 +200,42 @@ def test_failed_logins_are_limited_per_client_and_logged(app, client, caplog):
     caplog.set_level(logging.WARNING)
     for _ in range(5):
         assert login(client, "wrong-guess-0000").status_code == 401
-    refused = login(client, ADMIN)  # even the right token: a guess would learn from it
+    refused = login(client, "wrong-guess-0001")
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) == 60
-    bearer = {"Authorization": f"Bearer {ADMIN}"}
-    api = client.post("/api/admin/actions/pause", headers=bearer)
+    api = client.post("/api/admin/actions/pause", headers={"Authorization": "Bearer nope"})
     assert api.status_code == 429 and api.headers["Retry-After"] == "60" and api.is_json
     other = app.test_client()  # another address is not held back
     other_login = other.post(
         "/admin/login",
-        data={"token": ADMIN, "csrf_token": csrf(other)},
+        data={"token": "wrong-guess-0002", "csrf_token": csrf(other)},
         environ_base={"REMOTE_ADDR": "10.0.0.9"},
     )
-    assert other_login.status_code == 302
+    assert other_login.status_code == 401
     assert caplog.text.count("admin login 401 client=127.0.0.1") == 5
     assert caplog.text.count("admin login 429 client=127.0.0.1") == 2
     assert "wrong-guess" not in caplog.text and ADMIN not in caplog.text
     clock.now += 61
-    assert login(client, ADMIN).status_code == 302
+    assert login(client, "wrong-guess-0003").status_code == 401
+
+
+@pytest.mark.parametrize("guesser", ["127.0.0.1", "127.0.0.2", "127.9.9.9", "::1"])
+def test_wrong_tokens_from_the_server_never_lock_the_instructor_out(app, client, guesser):
+    """Issue 21 item 6: a team on the server cannot deny the instructor's right token, and
+    no loopback address is a fresh client."""
+    app.extensions["game_login_limit"] = FailureLimit(clock=Clock())
+    wrong = {"Authorization": "Bearer wrong-guess-0000"}
+    other = app.test_client()
+    for _ in range(5):
+        got = other.get(
+            "/api/admin/control-log", headers=wrong, environ_base={"REMOTE_ADDR": guesser}
+        )
+        assert got.status_code == 401
+    for addr in ("127.0.0.1", "127.0.0.3", "::1", "::ffff:127.0.0.4"):  # loopback is one
+        got = other.get("/api/admin/control-log", headers=wrong, environ_base={"REMOTE_ADDR": addr})
+        assert got.status_code == 429, addr
+    assert login(client, ADMIN).status_code == 302  # the right token, from the same place
+    right = {"Authorization": f"Bearer {ADMIN}"}
+    assert client.get("/api/admin/control-log", headers=right).status_code == 200
 
 
 def test_wrong_bearer_tokens_count_as_failed_logins(app, client):

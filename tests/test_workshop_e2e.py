@@ -24,7 +24,9 @@ import pytest
 from readme_blocks import LONG_RUNNING, server_blocks
 from sshd_server import free_port, keygen, sshd, wait_for_port
 
-pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.slow, pytest.mark.postgres]
+# setup_server.sh alone may take minutes (its own limit is 1800 s): not pyproject's 300 s.
+pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.slow, pytest.mark.postgres,
+              pytest.mark.timeout(1800)]  # fmt: skip
 
 REPO = Path(__file__).resolve().parents[1]
 GAME_ENV = Path("/etc/game-server/env")

@@ -6,7 +6,9 @@ is the same starter with a stub raising NotImplementedError("Exercise N: <hint>"
 each solution was, and nothing that tells the leak. A team's home gets the level
 `users create --starter` names (starter.py builds the tarball from `tree`).
 
-`python -m game_server.accounts.levels exercises DIR` writes a level into DIR, to read it.
+`python -m game_server.accounts.levels exercises DIR` writes a level into DIR, to read it;
+with `--archive`, DIR is a tar.gz of the starter as a home gets it, data included: the
+participant kit (`make participant-kit`), without the solutions at the exercise level.
 """
 
 import argparse
@@ -135,7 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("level", choices=LEVELS)
     parser.add_argument("out", type=Path, help="a folder (created; files in it are replaced)")
     parser.add_argument("--source", type=Path, default=SOURCE, help="the starter's source")
+    parser.add_argument(
+        "--archive",
+        action="store_true",
+        help="write OUT as a tar.gz with the training data: what participants fetch beforehand",
+    )
     args = parser.parse_args(argv)
+    if args.archive:
+        return _archive(args.source, args.out, args.level)
     try:
         written = write(args.source, args.out, args.level)
     except (LevelError, OSError) as exc:
@@ -144,6 +153,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.level} starter: {len(written)} files in {args.out}")
     for gap in gaps_of(split_tree(args.source)) if args.level == EXERCISES else []:
         print(f"  exercise {gap.number}: {gap.file}:{gap.line}  {gap.hint}")
+    return 0
+
+
+def _archive(source: Path, out: Path, level: str) -> int:
+    """Write the starter a team's home gets at `level` (data included) as a tar.gz."""
+    # Imported here: starter.py imports this module.
+    from game_server.accounts.config import AccountsError, Settings
+    from game_server.accounts.starter import starter_tarball
+
+    try:
+        data = starter_tarball(Settings(starter_dir=str(source), starter_level=level))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+    except (AccountsError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{level} starter: {out} ({len(data) // 1024} KiB), to unpack with tar -xzf")
     return 0
 
 

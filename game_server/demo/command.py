@@ -7,7 +7,6 @@ import click
 from game_server.accounts.levels import LEVELS as STARTER_LEVELS
 from game_server.logs import configure_logging
 from game_server.scenario import gamefile
-from game_server.web.app import ConfigError
 
 
 @click.command()
@@ -52,6 +51,7 @@ def demo(
     """Play a whole demo game on this machine with bot teams (leaderboard on --port)."""
     from game_server.demo import run as demos  # the bots' machinery, only for this command
     from game_server.demo.own import parse_team
+    from game_server.web.app import ConfigError
 
     try:
         own_teams = [parse_team(spec) for spec in team_specs]

@@ -2,7 +2,8 @@
 
 One connection pool serves the whole game's rounds (`pool.Pool` of `http1` connections, a
 lean HTTP/1.1 client: `http1` says why not aiohttp there): connections to each team are
-kept alive and reused, every request has a total time limit, bodies are read with a cap,
+kept alive and reused, every request has a total time limit (and every round a backstop
+just past it, so no round stays in flight), bodies are read with a cap,
 redirects are never followed, and the resolver refuses addresses outside the allow-list. The lobby's
 health probes go through one aiohttp session with the same rules. Nothing a team does
 raises out of `Customer.ask`: every failure becomes a scored `Result` with a reason.
@@ -33,6 +34,10 @@ KEEPALIVE_SECONDS = 1.5
 CONNECTIONS_PER_TEAM = 64
 CONNECTIONS_TOTAL = 8192
 USER_AGENT = "workshop-game-customer"
+# A round's backstop, past its time limit: the deadline ends every exchange on time, and
+# should one ever escape it (a bug), the round still ends here, never stays in flight.
+BACKSTOP_SECONDS = 0.25
+KEY_HEADER = "X-Game-Key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,7 @@ class Target:
     url: str
     protocol: str = "native"  # native | mlflow | openinference
     model: str | None = None  # model name for openinference
+    key: str | None = None  # sent as X-Game-Key: the team's API knows the game by it
     owner: int | None = None  # the uid of the team's Linux user, if it has one (listeners.py)
 
 
@@ -89,6 +95,11 @@ def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientConnectionError):
         return "connection_closed"
     return "internal_error"
+
+
+def _key_line(target: Target) -> bytes:
+    """The team's own header line: the key its API checks (`teams.api_key`), if any."""
+    return b"" if target.key is None else f"{KEY_HEADER}: {target.key}\r\n".encode("ascii")
 
 
 class Customer:
@@ -174,15 +185,31 @@ class Customer:
         for name in {t.protocol for t in targets} & protocols.PROTOCOLS.keys():
             body = protocols.request_body(name, request_id, features)
             tails[name] = http1.request_tail(headers, body)
-        deadline = pool.Deadline(self._pool.loop, self.timeout)
+        loop = self._pool.loop
+        deadline = pool.Deadline(loop, self.timeout)
+        tasks = [
+            loop.create_task(self._ask_one(t, request_id, tails, deadline, label)) for t in targets
+        ]
         try:
-            return list(
-                await asyncio.gather(
-                    *(self._ask_one(t, request_id, tails, deadline, label) for t in targets)
-                )
-            )
+            if tasks:  # the backstop: no exchange keeps its round in flight past this
+                await asyncio.wait(tasks, timeout=self.timeout + BACKSTOP_SECONDS)
         finally:
             deadline.cancel()
+            for task in tasks:
+                task.cancel()  # only those still running: a bug of ours, not the team's
+        return [self._result(task, t, request_id) for task, t in zip(tasks, targets, strict=True)]
+
+    def _result(self, task: "asyncio.Task[Result]", target: Target, request_id: str) -> Result:
+        """A finished exchange's result, or a timeout for one the backstop had to end."""
+        if task.done() and not task.cancelled():
+            return task.result()
+        log.error(
+            "exchange outlived its time limit team_id=%s request_id=%s; scored as a timeout",
+            target.team_id,
+            request_id,
+        )
+        limit_ms = (self.timeout + BACKSTOP_SECONDS) * 1000.0
+        return Result(target.team_id, scoring.failure("timeout"), limit_ms)
 
     async def probe(self, target: Target) -> Health:
         """GET the target's health route: up on HTTP 200 (the body is not read).
@@ -279,7 +306,7 @@ class Customer:
         if squatted := listeners.LISTENERS.problem(ep.host, ep.port, target.owner):
             return scoring.failure(squatted)
         try:
-            answer = await self._pool.post(ep, ep.head + tail, deadline)
+            answer = await self._pool.post(ep, ep.head + _key_line(target) + tail, deadline)
         except http1.ExchangeError as exc:
             log.debug("exchange error team_id=%s error=%s", target.team_id, exc)
             return scoring.failure(exc.reason, exc.status)

@@ -101,7 +101,14 @@ def request_tail(headers: dict[str, str], body: bytes) -> bytes:
 
 
 class Connection(asyncio.Protocol):
-    """One kept-alive connection to a team: one exchange at a time, parsed by llhttp."""
+    """One kept-alive connection to a team: one exchange at a time, parsed by llhttp.
+
+    An exchange ends exactly once: with an `Answer`, or an `ExchangeError` (a parse error,
+    a cap, the close, or the round's deadline through `expire`). The connection goes back
+    to the pool only when the answer ended exactly where its bytes did: anything after it
+    (the head of a second answer, garbage) or any byte while no request waits makes it
+    unusable, so one exchange's bytes can never be read as another's.
+    """
 
     def __init__(self, pool: Owner, key: tuple[str, str, int]):
         """A connection of `pool` for endpoint `key`; open once the transport is made."""
@@ -110,17 +117,26 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[Answer] | None = None
         self.closed = False
+        self.poisoned = False  # bytes nobody asked for arrived: never reused
         self.idle_since = 0.0
         self.status: int | None = None
         self._reset()
 
     def _reset(self) -> None:
         """Forget the previous answer."""
+        self._reset_head()
+        self.received = 0  # every byte of this exchange: heads, body, framing, trailers
+        self.answered = False  # the exchange has its answer (the waiter has its result)
+        self.reading = False  # an exchange waits for its answer: a waiter, not answered
+        self.keep_alive = False
+
+    def _reset_head(self) -> None:
+        """Forget a head (the previous answer's, or an informational 1xx one)."""
         self.status = None
         self.location: str | None = None
         self.length: int | None = None
         self.chunked = False
-        self.head_bytes = 0
+        self.informational = False
         self.headers_done = False
         self.chunks: list[bytes] = []
         self.size = 0
@@ -129,14 +145,24 @@ class Connection(asyncio.Protocol):
         """Write one request; the future gets the answer (or an ExchangeError)."""
         assert self.transport is not None and self.waiter is None
         self._reset()
-        self.waiter = self.pool.loop.create_future()
-        self.transport.write(data)
-        return self.waiter
+        waiter = self.waiter = self.pool.loop.create_future()
+        self.reading = True
+        if self.closed:  # the team closed it between its making and this request
+            self._fail("connection_closed", "closed before the request was sent")
+        else:
+            self.transport.write(data)
+        return waiter
 
-    def expire(self) -> None:
-        """The time limit passed: a pending exchange ends as a timeout."""
-        if self.waiter is not None and not self.waiter.done():
+    def expire(self, answer: "asyncio.Future[Answer]") -> None:
+        """The time limit of `answer` passed: it ends as a timeout if it has not ended."""
+        if answer.done():
+            return
+        if self.waiter is answer:
             self._fail("timeout", "no complete answer within the time limit")
+            return
+        # an exchange this connection let go of without ending it: end it, drop the connection
+        answer.set_exception(ExchangeError("timeout", None, "the exchange was lost"))
+        self.abort()
 
     def abort(self) -> None:
         """Drop the connection at once (a timeout, or an answer not read to its end)."""
@@ -151,35 +177,61 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        """Feed the parser; bytes nobody asked for make the connection unusable."""
-        if self.waiter is None or self.waiter.done():
+        """Feed the parser within the caps; then hand the connection back, or drop it."""
+        if not self.reading:  # bytes no request asked for: the connection is unusable
+            self.poisoned = True
             self.abort()
             return
-        if not self.headers_done:
-            self.head_bytes += len(data)
+        self.received += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail("invalid_http", str(exc))
-            return
-        if not self.headers_done and self.head_bytes > MAX_HEAD_BYTES:
-            self._fail("invalid_http", f"head larger than {MAX_HEAD_BYTES} bytes")
+        if self.reading:
+            self._check_caps()
+        if self.answered:
+            self._settle()
+
+    def _check_caps(self) -> None:
+        """The head alone within MAX_HEAD_BYTES; everything within that and the body cap."""
+        if not self.headers_done:
+            if self.received > MAX_HEAD_BYTES:
+                self._fail("invalid_http", f"head larger than {MAX_HEAD_BYTES} bytes")
+        elif self.received > MAX_HEAD_BYTES + self.pool.cap:  # framing, extensions, trailers
+            self._answer(too_large=True)
+
+    def _settle(self) -> None:
+        """The answer is handed over: keep the connection only if it ended cleanly."""
+        self.waiter = None
+        if self.poisoned or self.closed or not self.keep_alive:
+            self.abort()
+        else:
+            self.pool.release(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Closed: an answer still awaited ends here (to EOF, or cut short)."""
         self.closed = True
         self.pool.forget(self)
-        if self.waiter is None or self.waiter.done():
+        if not self.reading:
+            self.waiter = None
             return
         if self.headers_done and self.length is None and not self.chunked:
-            self._finish(too_large=False)  # a body that runs to the end of the connection
+            self._answer(too_large=False)  # a body that runs to the end of the connection
+            self.waiter = None
         else:
             self._fail("connection_closed", "closed before the answer was complete")
 
     # --- httptools callbacks ---
 
+    def on_message_begin(self) -> None:
+        """A message starts: after this exchange's answer, it is one nobody asked for."""
+        if not self.reading:
+            self.poisoned = True
+
     def on_header(self, name: bytes, value: bytes) -> None:
         """Keep the headers the customer reads: Location, Content-Length, chunked."""
+        if not self.reading or self.headers_done:  # a trailer, or a stray message's
+            return
         lower = name.lower()
         if lower == b"location":
             self.location = value.decode("latin-1")
@@ -189,43 +241,58 @@ class Connection(asyncio.Protocol):
             self.chunked = True
 
     def on_headers_complete(self) -> None:
-        """The head is in: the status is known."""
+        """The head is in: the status is known; an informational 1xx is skipped."""
+        if not self.reading:
+            return
         self.headers_done = True
         self.status = self.parser.get_status_code()
-        if self.length is not None and self.length > self.pool.cap:
-            self._finish(too_large=True)  # declared too large: not one byte more is read
+        if self.status == 101:  # nothing was asked to switch protocols
+            self._fail("invalid_http", "101 Switching Protocols answers no request of ours")
+        elif 100 <= self.status < 200:
+            self.informational = True  # RFC 9110 §15.2: the final answer follows
+        elif self.length is not None and self.length > self.pool.cap:
+            self._answer(too_large=True)  # declared too large: not one byte more is read
 
     def on_body(self, body: bytes) -> None:
         """Collect the body up to the cap; one byte past it ends the exchange."""
-        if self.waiter is None or self.waiter.done():
+        if not self.reading:
             return
         self.chunks.append(body)
         self.size += len(body)
         if self.size > self.pool.cap:
-            self._finish(too_large=True)
+            self._answer(too_large=True)
 
     def on_message_complete(self) -> None:
-        """The whole answer is in."""
-        if self.waiter is not None and not self.waiter.done():
-            self._finish(too_large=False)
+        """The whole answer is in (or an informational one: the next head is awaited)."""
+        if not self.reading:
+            return
+        if self.informational:
+            self._reset_head()
+            return
+        self.keep_alive = self.parser.should_keep_alive()  # only valid inside the callback
+        self._answer(too_large=False)
 
     # --- ending an exchange ---
 
-    def _finish(self, too_large: bool) -> None:
-        """Hand the answer over; keep the connection for the next request if it can be."""
-        waiter, self.waiter = self.waiter, None
+    def _answer(self, too_large: bool) -> None:
+        """Hand the answer over (the caller settles the connection)."""
+        waiter = self.waiter
+        if waiter is None or self.answered:
+            return
+        if self.status is None:  # cannot happen once headers are done; never hang on it
+            self._fail("invalid_http", "an answer without a status")
+            return
+        self.answered, self.reading = True, False
+        if too_large:
+            self.keep_alive = False  # the rest of the body is not read
         body = b"".join(self.chunks)[: self.pool.cap + 1]
-        assert self.status is not None
-        if waiter is not None and not waiter.done():
+        if not waiter.done():
             waiter.set_result(Answer(self.status, body, self.location, too_large))
-        if too_large or self.closed or not self.parser.should_keep_alive():
-            self.abort()
-        else:
-            self.pool.release(self)
 
     def _fail(self, reason: str, detail: str) -> None:
         """End the exchange without an answer and drop the connection."""
         waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
+        self.reading = False
+        if waiter is not None and not waiter.done() and not self.answered:
             waiter.set_exception(ExchangeError(reason, self.status, detail))
         self.abort()

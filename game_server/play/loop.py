@@ -10,6 +10,9 @@ Crash safety: a round's request row is committed as `sent` before the round is s
 every team's result is in, results, totals and status `scored` are written in one
 transaction. On start, requests still `sent` (a crash mid-round) become `void`.
 
+Faults bend the game, never end it: the tasks run `supervised` (only a stop ends them),
+rounds are skipped whole while the database is down or the loop overloaded (`shedding`).
+
 A game may run as N shards (`storage.shards`, `game-server run --shard I/N`): each loop
 sends to its own teams only, on the shared phase clock and the shared schedule
 (`schedule`); without `--shard` it is shard 1/1. A shard's restart voids its own rounds
@@ -29,12 +32,16 @@ from game_server.play import teams
 from game_server.play.customer import Customer, Target
 from game_server.play.lobby import Prober
 from game_server.play.metrics import GameMetrics
+from game_server.play.rounds import log_changes, request_row
 from game_server.play.schedule import SeqPlan, rounds_due
+from game_server.play.scoring import Result
+from game_server.play.shedding import DATABASE_DOWN, DATABASE_SLOW, OVERLOAD, Admission, Skips
+from game_server.play.supervise import supervised
 from game_server.play.window import RECENT_WINDOW, RecentWindows
-from game_server.play.writer import DbWriter, first_line
+from game_server.play.writer import DbWriter, unreachable
 from game_server.scenario.gamefile import GameFile, Phase
 from game_server.scenario.stream import Scenario
-from game_server.storage import control, games, reveal, shards, writes
+from game_server.storage import control, games, reveal, shards, skips, writes
 from game_server.storage.clock import PhaseClock
 from game_server.storage.database import prepare_game
 from game_server.storage.shards import WHOLE, Shard, acquire_lease, release_lease
@@ -46,7 +53,7 @@ POLL_SECONDS = 0.3  # how often the loop reads the game row (control actions tak
 HEARTBEAT_SECONDS = 1.0  # lease heartbeat and phase-time checkpoint
 SNAPSHOT_SECONDS = 1.0  # recent-window rows for the leaderboard
 HISTORY_SAMPLES = 150  # points-history samples in a whole game (bounded table)
-MAX_IN_FLIGHT = 500  # rounds in flight at once; beyond, rounds are skipped (logged)
+MAX_IN_FLIGHT = 2000  # rounds not yet stored; beyond, the database is too slow (skipped)
 MAX_CATCH_UP_SECONDS = 1.0  # a loop later than this skips the missed rounds (logged)
 
 
@@ -82,15 +89,24 @@ class Game:
         self.targets: list[Target] = []
         self.key = ""
         self.in_flight = 0
-        self.skipped = 0
+        self.skips = Skips()  # rounds skipped, by reason (`shedding`)
+        self.admission = Admission(self.settings.timeout)
+        self.stopped_by = ""  # why run() returned: "stop" (a signal, the CLI), or what failed
         self._rounds: set[asyncio.Task[Any]] = set()
+        self._unvoided: list[int] = []  # rounds not scored, not yet voided
         self._stop: asyncio.Event | None = None
         self._customer: Customer | None = None
         self._last_warning = 0.0
         self.metrics = GameMetrics(self)  # rounds, failures, latency: `run --metrics-port`
 
-    def stop(self) -> None:
-        """Ask the loop to stop (safe from a signal handler in the loop's thread)."""
+    def stop(self, reason: str = "stop") -> None:
+        """Ask the loop to stop (safe from a signal handler in the loop's thread).
+
+        `reason`: "stop" for a wanted stop (a signal, the demo); anything else says what
+        went wrong, and `game-server run` then exits non-zero (a supervisor restarts it).
+        """
+        if not self.stopped_by:
+            self.stopped_by = reason
         if self._stop is not None:
             self._stop.set()
 
@@ -131,32 +147,40 @@ class Game:
             with contextlib.suppress(Exception):
                 await self.writer.call(release_lease, self.engine, self.owner, self.shard)
             await self.writer.close()
-            log.info("game loop stopped owner=%s skipped_rounds=%d", self.owner, self.skipped)
+            log.info(
+                "game loop stopped owner=%s by=%s skipped_rounds=%d skipped_by=%s",
+                self.owner,
+                self.stopped_by or "an error",
+                self.skips.total,
+                ",".join(f"{k.replace(' ', '_')}:{v}" for k, v in self.skips.counts.items()),
+            )
 
-    async def _run_tasks(self, stop_event: asyncio.Event) -> None:
-        """The loop's tasks until a stop (or one of them fails); then the rounds in flight."""
+    def tasks(self) -> dict[str, Callable[[], Coroutine[Any, Any, Any]]]:
+        """The loop's long-running tasks by name, each run supervised (`supervise`)."""
         assert self._customer is not None  # run() opened it
         prober = Prober(self._customer, self.writer)  # who is ready, in the lobby and paused
+        return {
+            "poll": self._poll,
+            "schedule": self._schedule_rounds,
+            "snapshots": self._snapshots,
+            "reveal": self._reveal,
+            "probe": lambda: prober.run(lambda: self.game, lambda: self.targets),
+        }
+
+    async def _run_tasks(self, stop_event: asyncio.Event) -> None:
+        """The loop's tasks until a stop; then the rounds in flight."""
         tasks = [
-            asyncio.create_task(self._poll(), name="poll"),
-            asyncio.create_task(self._schedule(), name="schedule"),
-            asyncio.create_task(self._snapshots(), name="snapshots"),
-            asyncio.create_task(prober.run(lambda: self.game, lambda: self.targets), name="probe"),
+            asyncio.create_task(supervised(name, body), name=name)
+            for name, body in self.tasks().items()
         ]
-        stop = asyncio.create_task(stop_event.wait())
-        await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        await stop_event.wait()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            if task.done() and not task.cancelled() and task.exception():
-                log.error(
-                    "game loop task failed task=%s", task.get_name(), exc_info=task.exception()
-                )
         await asyncio.gather(*tasks, return_exceptions=True)
-        stop.cancel()
         if self._rounds:  # rounds end within the timeout; let them be stored
             await asyncio.wait(self._rounds, timeout=self.settings.timeout + 5)
-        await self._write_snapshot()
+        with contextlib.suppress(Exception):  # the database may be down at the stop
+            await self._write_snapshot()
 
     # --- runs on the database thread ----------------------------------------------------
 
@@ -166,12 +190,21 @@ class Game:
             self.game = dict(games.game_row(conn))
             self.key = self.game["key"]
             self.targets = self._targets(conn)
+            for reason, count in skips.of_shard(conn, self.shard.index).items():
+                self.skips.counts[reason] = count
 
     def _targets(self, conn: sa.Connection) -> list[Target]:
         """The customer's view of the shard's active teams."""
         uids = teams.team_uids(conn)  # the teams with a Linux user on this server
         return [
-            Target(t["id"], t["url"], t["protocol"], t["model"], uids.get(t["id"]))
+            Target(
+                t["id"],
+                t["url"],
+                t["protocol"],
+                t["model"],
+                teams.api_key(t["token_hash"]),
+                uids.get(t["id"]),
+            )  # fmt: skip
             for t in teams.active_teams(conn)
             if self.shard.owns(t["id"])
         ]
@@ -189,64 +222,34 @@ class Game:
     def _follow(self, row: dict[str, Any]) -> None:
         """Take a freshly read game row; log state and phase changes."""
         old, self.game = self.game, row
-        if not old:
-            return
-        if old["state"] != row["state"]:
-            log.info("game state changed from=%s to=%s", old["state"], row["state"])
-        if old["phase_index"] != row["phase_index"] or (
-            old["state"] == "lobby" and row["state"] == "running"
-        ):
-            p = self.phases[min(row["phase_index"], len(self.phases) - 1)]
-            log.info(
-                "phase started index=%d name=%s kind=%s duration=%gs rate=%g burst=%d",
-                row["phase_index"],
-                p.name,
-                p.kind,
-                p.duration,
-                p.rate,
-                p.burst,
-            )
-        if old["frozen"] != row["frozen"]:
-            log.info("leaderboard %s", "frozen" if row["frozen"] else "unfrozen")
+        if old:
+            log_changes(old, row, self.phases)
 
     async def _poll(self) -> None:
         """Follow the game row; heartbeat, checkpoint and re-read the teams every second."""
         last_beat = 0.0
         while True:
-            try:
-                now = time.monotonic()
-                if now - last_beat >= HEARTBEAT_SECONDS:
-                    last_beat = now
-                    row, targets, held = await self.writer.call(self._heartbeat)
-                    if not held:
-                        log.error("game loop lost its lease owner=%s; stopping", self.owner)
-                        self.stop()
-                        return
-                    if targets != self.targets:
-                        log.info("active teams changed count=%d", len(targets))
-                        self.targets = targets
-                    allowed = await self.writer.transaction(teams.allowed_hosts)
-                    if self._customer is not None and self._customer.use_allow_list(allowed):
-                        log.info("allow-list changed allowed_hosts=%s", ",".join(allowed))
-                else:
-                    row = dict(await self.writer.transaction(games.game_row))
-                self._follow(row)
-            except Exception as exc:  # a database hiccup must not end the game
-                log.error("reading the game row failed error=%s", first_line(exc))
-                await asyncio.sleep(1.0)
+            now = time.monotonic()
+            if now - last_beat >= HEARTBEAT_SECONDS:
+                last_beat = now
+                row, targets, held = await self.writer.call(self._heartbeat)
+                if not held:
+                    log.error("game loop lost its lease owner=%s; stopping", self.owner)
+                    self.stop("lost its lease")
+                    return
+                if targets != self.targets:
+                    log.info("active teams changed count=%d", len(targets))
+                    self.targets = targets
+                allowed = await self.writer.transaction(teams.allowed_hosts)
+                if self._customer is not None and self._customer.use_allow_list(allowed):
+                    log.info("allow-list changed allowed_hosts=%s", ",".join(allowed))
+            else:
+                row = dict(await self.writer.transaction(games.game_row))
+            self._follow(row)
             await asyncio.sleep(self.poll_seconds)
 
-    async def _schedule(self) -> None:
-        """Start rounds open-loop: `burst` rounds every burst/rate seconds while running."""
-        while True:
-            try:
-                await self._schedule_rounds()
-            except Exception as exc:  # a database hiccup must not end the game
-                log.error("scheduler failed error=%s; restarting it", first_line(exc))
-                await asyncio.sleep(1.0)
-
     async def _schedule_rounds(self) -> None:
-        """The scheduler's loop (see `_schedule`).
+        """Start rounds open-loop: `burst` rounds every burst/rate seconds while running.
 
         It follows the phase clock, not its own: by phase time `t` the rounds of every
         burst due by then have started (`rounds_due`), so a phase sends exactly
@@ -281,8 +284,7 @@ class Game:
                 continue
             skip = behind - phase.burst  # more than this burst: the loop fell behind
             if skip > MAX_CATCH_UP_SECONDS * phase.rate:  # stalled: skip them, don't flood
-                self.skipped += skip
-                self._warn("loop late: %d rounds skipped, skipped=%d", skip, self.skipped)
+                self._skip(OVERLOAD, skip, "loop late")
             else:
                 skip = 0
             for k in range(started[1] + skip, started[1] + behind):
@@ -308,6 +310,13 @@ class Game:
         self._rounds.add(task)
         task.add_done_callback(self._rounds.discard)
 
+    def _skip(self, reason: str, rounds: int, why: str) -> None:
+        """Count rounds skipped (whole, for every team of the shard); a warning now and then."""
+        self.skips.add(reason, rounds)
+        a, n = self.admission, self.skips.counts[reason]
+        what = f"in_flight={self.in_flight} asking={a.asking} limit={a.limit:.0f}"
+        self._warn("rounds skipped reason=%s why=%s skipped=%d %s", reason, why, n, what)
+
     def _warn(self, message: str, *args: object) -> None:
         """A warning at most every 5 s (a full schedule must not flood the log)."""
         if time.monotonic() - self._last_warning > 5:
@@ -319,74 +328,80 @@ class Game:
         if not self.targets:
             self._warn("no active teams: rounds are not sent")
             return
+        if self.writer.down_since is not None:
+            self._skip(DATABASE_DOWN, 1, "the request row cannot be written")
+            return
         if self.in_flight >= self.max_in_flight:
-            self.skipped += 1
-            self._warn("round skipped in_flight=%d skipped=%d", self.in_flight, self.skipped)
+            self._skip(DATABASE_SLOW, 1, "too many rounds waiting to be stored")
+            return
+        if not self.admission.admit(len(self.targets)):
+            self._skip(OVERLOAD, 1, "too many requests in flight")
             return
         seq = self.plan.seq(phase_index, k)
         self.in_flight += 1
         self._spawn(self._round(seq, phase_index, list(self.targets)))
 
-    def _request(self, seq: int, phase_index: int, request_id: str) -> RequestRow:
-        """Draw the round's applicant: the request row as stored before it is sent."""
-        a = self.scenario.draw(phase_index, seq)
-        oracle = self.scenario.oracle_expected_points(a)
-        baseline = self.scenario.baseline_expected_points(a)
-        now = time.time()
-        return {
-            "seq": seq,
-            "request_id": request_id,
-            "phase_index": phase_index,
-            "features": a.features,
-            "oddities": list(a.oddities),
-            "label": int(a.label),
-            "p_default": a.p_default,
-            "oracle_points": oracle,
-            "baseline_points": baseline,
-            "sent_at": now,
-            "label_visible_at": now + self.settings.label_delay,
-        }
-
     async def _round(self, seq: int, phase_index: int, targets: list[Target]) -> None:
         """One round: commit the request, ask every team, store the scored results."""
         request_id = f"{self.key}-{seq:07d}"
         try:
-            row = self._request(seq, phase_index, request_id)
+            row = request_row(self.scenario, self.settings, phase_index, seq, request_id)
             await self.writer.sent(row)
             self.metrics.sent()
-        except Exception:
-            log.exception("round not sent request_id=%s", request_id)
+        except Exception as exc:
             self.in_flight -= 1
+            self.admission.done(len(targets))
+            if unreachable(exc):  # the outage is logged by the writer
+                self._skip(DATABASE_DOWN, 1, "the request row could not be written")
+            else:
+                log.exception("round not sent request_id=%s", request_id)
             return
         try:
             if self._customer is None:
                 raise RuntimeError("no customer: the game is not running")
-            results = await self._customer.ask(targets, request_id, row["features"], row["label"])
+            results = await self._ask(targets, request_id, row)
             self.recent.remember(results)
             await self.writer.scored(
                 ScoredRound(seq, phase_index, row["oracle_points"], row["baseline_points"], results)
             )
             self.metrics.scored(results)
         except Exception as exc:
-            log.error("round not scored request_id=%s error=%s; voiding it", request_id, exc)
-            with contextlib.suppress(Exception):
-                await self.writer.transaction(writes.void_requests, [seq], self.shard.index)
-                self.metrics.voided()
+            if not unreachable(exc):  # an outage is one line, by the writer
+                log.error("round not scored request_id=%s error=%s; voiding it", request_id, exc)
+            self._unvoided.append(seq)  # with the next snapshot: now, or once the database is back
+            self.metrics.voided()
         finally:
             self.in_flight -= 1
 
+    async def _ask(self, targets: list[Target], request_id: str, row: RequestRow) -> list[Result]:
+        """Ask every team of the round; its requests leave the admission's count when done."""
+        assert self._customer is not None  # checked by the caller
+        results: list[Result] = []
+        try:
+            results = await self._customer.ask(targets, request_id, row["features"], row["label"])
+        finally:
+            self.admission.done(len(targets), results)
+        return results
+
     async def _write_snapshot(self) -> None:
-        """Write the recent-window rows of the teams with new results."""
-        rows = self.recent.changed_rows(time.time())
-        if rows:
+        """Write the skip counts, void the rounds not scored, and write the recent-window rows
+        of the teams with new results."""
+        counts, last_at = dict(self.skips.counts), dict(self.skips.last_at)
+        await self.writer.transaction(skips.record, self.shard.index, counts, last_at)
+        if seqs := self._unvoided[:]:  # rounds may be added meanwhile
+            await self.writer.transaction(writes.void_requests, seqs, self.shard.index)
+            del self._unvoided[: len(seqs)]
+        if rows := self.recent.changed_rows(time.time()):
             await self.writer.transaction(writes.store_recent, rows)
 
     async def _snapshots(self) -> None:
-        """About once a second, the recent-window rows and the labels that became visible."""
+        """About once a second, the recent-window rows of the teams with new results."""
         while True:
             await asyncio.sleep(SNAPSHOT_SECONDS)
             await self._write_snapshot()
-            try:
-                await self.writer.transaction(reveal.reveal_labels, time.time())
-            except Exception as exc:  # a database hiccup must not end the game
-                log.error("revealing labels failed error=%s", first_line(exc))
+
+    async def _reveal(self) -> None:
+        """About once a second, the labels that became visible."""
+        while True:
+            await asyncio.sleep(SNAPSHOT_SECONDS)
+            await self.writer.transaction(reveal.reveal_labels, time.time())

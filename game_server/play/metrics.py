@@ -3,7 +3,8 @@
 Why here: the counters are what the loop itself did (rounds sent, scored or voided, each
 team's failures by reason and latency), so they live in the loop's process, in a registry
 that the `Game` owns (`game.metrics`). `game-server run --metrics-port PORT` serves them on
-127.0.0.1 (`MetricsServer`); the web pages run in another process and never see them.
+127.0.0.1 (`MetricsServer`, from a child process); the web pages run in another process
+and never see them.
 
 What is exposed is what the public board shows already (docs/SECURITY.md, "Metrics"):
 rounds, failures by reason (GAME.md §6: a failure tells nothing about a label), latency,
@@ -15,21 +16,23 @@ team's id, a number the game gives; `game_team_info{team_id, team}` maps ids to 
 dashboards, read from the database at a scrape, not from the loop.
 
 A scrape costs the loop's process one rendering every 5 s at most (`CACHE_SECONDS`; about
-100 ms for 500 teams on a busy 2-core machine, a few ms for a workshop's 20), served by one
-waitress thread with a few connections: a team that floods the port cannot make it render
-more often. Counting costs the loop about 2 µs per result.
+100 ms for 500 teams on a busy 2-core machine, a few ms for a workshop's 20): the port is
+served by a child process (`metrics_child`), which asks this one for the text over a socket
+pair, so scrapers, floods and idle connections spend the child's CPU, never the loop's.
+Counting costs the loop about 2 µs per result.
 """
 
 import logging
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-import waitress
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -38,7 +41,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from game_server.play.metrics_child import LENGTH
 from game_server.play.scoring import FAILED, Result
+from game_server.play.shedding import Skips
 from game_server.scenario.gamefile import Phase
 from game_server.storage import schema
 
@@ -46,8 +51,7 @@ log = logging.getLogger(__name__)
 
 # Seconds. The default timeout is 1 s, so the buckets are finer below it.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-CACHE_SECONDS = 5.0  # a scrape within this long of the last one gets the same text
-CONNECTION_LIMIT = 8  # connections the metrics server holds at once (waitress refuses more)
+CACHE_SECONDS = 5.0  # renderings of the text at most this often, however often scraped
 
 
 class RunningGame(Protocol):
@@ -62,7 +66,7 @@ class RunningGame(Protocol):
     @property
     def in_flight(self) -> int: ...
     @property
-    def skipped(self) -> int: ...
+    def skips(self) -> Skips: ...  # rounds skipped, by reason
 
 
 class GameMetrics:
@@ -147,9 +151,14 @@ class _GameState:
         yield GaugeMetricFamily(
             "game_rounds_in_flight", "Rounds sent, not yet scored.", value=self.game.in_flight
         )
-        yield CounterMetricFamily(
-            "game_rounds_skipped", "Rounds the loop skipped (behind schedule).", self.game.skipped
+        skipped = CounterMetricFamily(
+            "game_rounds_skipped",
+            "Rounds the loop skipped, whole, by reason (overload, database down or slow).",
+            labels=["reason"],
         )
+        for reason, count in self.game.skips.counts.items():
+            skipped.add_metric([reason], count)
+        yield skipped
         yield self._teams()
 
     def _teams(self) -> GaugeMetricFamily:
@@ -172,8 +181,22 @@ class _GameState:
         return teams
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening IPv4 socket on host:port; OSError (the plain one) when it is taken."""
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class MetricsServer:
-    """The metrics on host:port, from one waitress thread (`start`, `close`)."""
+    """The metrics on host:port, served by a child process (`metrics_child`); this process
+    only renders the text when the child asks (`start`, `close`)."""
 
     def __init__(self, registry: CollectorRegistry, host: str, port: int):
         """Bind now: a busy port fails here (OSError), before the game starts."""
@@ -181,25 +204,38 @@ class MetricsServer:
         self._lock = threading.Lock()
         self._text = b""
         self._rendered_at = -CACHE_SECONDS
-        self.server: Any = waitress.create_server(
-            self._app,
-            host=host,
-            port=port,
-            threads=1,
-            connection_limit=CONNECTION_LIMIT,
-            asyncore_use_poll=True,  # the customer may hold over 1,024 sockets
-            ident="game-metrics",
-        )
-        self.port: int = self.server.effective_port
+        self._listener = listen(host, port)
+        self.port: int = self._listener.getsockname()[1]
+        self._link, self._child_end = socket.socketpair()
+        self.process: subprocess.Popen | None = None
 
     def start(self) -> "MetricsServer":
-        """Serve from a daemon thread."""
-        threading.Thread(target=self.server.run, name="metrics", daemon=True).start()
+        """Start the serving child, and answer its requests for the text from a thread."""
+        fds = (self._listener.fileno(), self._child_end.fileno())
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "game_server.play.metrics_child", *map(str, fds)],
+            pass_fds=fds,
+            stdin=subprocess.PIPE,  # closed when this process ends: the child ends too
+        )
+        self._listener.close()  # the child's now: the port is free once the child ends
+        self._child_end.close()
+        threading.Thread(target=self._answer, name="metrics", daemon=True).start()
+        log.info("metrics served pid=%d port=%d", self.process.pid, self.port)
         return self
 
     def close(self) -> None:
-        """Stop listening."""
-        self.server.close()
+        """Stop the child (the port is free when this returns)."""
+        self._listener.close()
+        self._link.close()
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            if self.process.stdin is not None:
+                self.process.stdin.close()
 
     def render(self) -> bytes:
         """The metrics' text, rendered at most once every CACHE_SECONDS."""
@@ -209,11 +245,11 @@ class MetricsServer:
                 self._rendered_at = time.monotonic()
             return self._text
 
-    def _app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        """The WSGI app: GET /metrics, and a one-line 404 for anything else."""
-        if environ.get("PATH_INFO") != "/metrics" or environ.get("REQUEST_METHOD") != "GET":
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found: the game's metrics are at GET /metrics\n"]
-        body = self.render()
-        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
-        return [body]
+    def _answer(self) -> None:
+        """Send the text each time the child asks (one byte), until the link closes."""
+        try:
+            while self._link.recv(1):
+                text = self.render()
+                self._link.sendall(LENGTH.pack(len(text)) + text)
+        except OSError:
+            pass  # closed: the game is stopping

@@ -52,11 +52,15 @@ class Deadline:
         self._exchanges.clear()
 
     def _expire(self) -> None:
-        """The time limit: every exchange still waiting is a timeout; its connection is dropped."""
+        """The time limit: every exchange still waiting is a timeout; its connection is dropped.
+
+        The exchange's own future is ended, not only the connection's current one: an
+        exchange can never outlive its deadline, whatever state its connection is in (an
+        exchange already ended, or a later round's on the same connection, is left alone).
+        """
         self.passed = True
         for conn, answer in self._exchanges:
-            if conn.waiter is answer:  # still this round's exchange, not a later round's
-                conn.expire()
+            conn.expire(answer)
         self._exchanges.clear()
 
 

@@ -23,6 +23,9 @@ from game_server.team_names import NAME_RULE, name_ok
 log = logging.getLogger(__name__)
 
 
+API_KEY_PURPOSE = b"workshop-game customer key v1"
+
+
 class TeamError(ValueError):
     """A registration that is refused; the message is one line for the instructor."""
 
@@ -30,6 +33,17 @@ class TeamError(ValueError):
 def hash_token(token: str) -> str:
     """The stored form of a token: its SHA-256 hex digest."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def api_key(token_hash: str) -> str:
+    """What the customer sends a team's API (`X-Game-Key`) to show it is the game.
+
+    Made from the stored digest, so only the game (its private database) and the team (its
+    token, in its `.env`) can make it: the starter refuses `/predict` without it, and no
+    other user of the server can use the team's model (docs/SECURITY.md). The starter
+    computes the same (participant_starter/modules/access.py; a test checks they agree).
+    """
+    return hmac.new(token_hash.encode(), API_KEY_PURPOSE, hashlib.sha256).hexdigest()
 
 
 def check_name(name: str) -> None:

@@ -4,6 +4,14 @@ Every database call of the loop goes through it. Rounds whose writes arrive whil
 transaction runs go into the next one together (new requests first, then scored rounds),
 so batches grow with the load and stay single at low load, adding no waiting time. A
 failed batch is retried `DB_RETRIES` times, then its rounds' futures fail (`StoreFailed`).
+
+A database that cannot be reached (PostgreSQL restarting, a locked or read-only SQLite
+file) is a pause, not an end (GAME.md §9): the writer notes since when it is down
+(`down_since`, one line in the log, and one when it is back), fails a batch at once
+instead of retrying it while down (the loop then sends no new rounds), and the first
+write that works again ends the outage. A request that waited more than `STALE_SECONDS`
+to be written (a locked SQLite file holds the thread for its busy timeout) is not
+written: it is not sent either, rather than sent late with a flood of others.
 """
 
 import asyncio
@@ -23,12 +31,22 @@ from game_server.storage.writes import RequestRow, ScoredRound
 log = logging.getLogger(__name__)
 
 DB_RETRIES = (0.2, 0.5, 1.0)  # pauses (s) before the retries of a failed batch
+STALE_SECONDS = 2.0  # a request not written this long after it was drawn is not written
 
 T = TypeVar("T")
 
 
 class StoreFailed(RuntimeError):
-    """A write batch failed after its retries."""
+    """A write batch failed after its retries (`unreachable`: the database was down)."""
+
+    unreachable = False
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached or written (not a bad query)."""
+    if isinstance(exc, StoreFailed):
+        return exc.unreachable
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
 
 
 # The queue's items: the class says what to do, the future says when it is done.
@@ -77,6 +95,19 @@ class DbWriter:
         self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()  # None: close
         self._thread = threading.Thread(target=self._run, name="game-db", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.down_since: float | None = None  # wall time the database was found unreachable
+
+    def _note(self, error: BaseException | None) -> None:
+        """Follow the database's health from each write's outcome (on the database thread)."""
+        if error is None:
+            if self.down_since is not None:
+                log.warning("database back after %.1fs", time.time() - self.down_since)
+                self.down_since = None
+        elif self.down_since is None and unreachable(error):
+            self.down_since = time.time()
+            log.error(
+                "database down error=%s; no rounds are sent until it is back", first_line(error)
+            )
 
     def start(self) -> None:
         """Start the thread; results are handed back to the running event loop."""
@@ -152,24 +183,39 @@ class DbWriter:
         """The thread: take everything queued, write it, repeat until closed."""
         while True:
             batch, closing = self._take()
-            rounds = [i for i in batch if isinstance(i, Sent | Scored)]
+            rounds = self._fresh([i for i in batch if isinstance(i, Sent | Scored)])
             if rounds:
                 self._write_rounds(rounds)
             for item in batch:
                 if isinstance(item, Call):
                     try:
                         self._resolve(item.future, item.fn(*item.args))
+                        self._note(None)
                     except BaseException as exc:
+                        self._note(exc)
                         self._resolve(item.future, error=exc)
             if closing:
                 return
+
+    def _fresh(self, items: list[Sent | Scored]) -> list[Sent | Scored]:
+        """The items to write: the requests that waited too long fail (not written)."""
+        now, fresh = time.time(), []
+        for item in items:
+            if isinstance(item, Sent) and now - item.row["sent_at"] > STALE_SECONDS:
+                late = StoreFailed(f"not written within {STALE_SECONDS:g}s: the database is slow")
+                late.unreachable = True
+                self._resolve(item.future, error=late)
+            else:
+                fresh.append(item)
+        return fresh
 
     def _write_rounds(self, items: list[Sent | Scored]) -> None:
         """One transaction for the batch's new requests and scored rounds, with retries."""
         sent = [i.row for i in items if isinstance(i, Sent)]
         scored = [i.round for i in items if isinstance(i, Scored)]
         start = time.perf_counter()
-        for attempt, pause in enumerate((*DB_RETRIES, None)):
+        retries = DB_RETRIES if self.down_since is None else ()  # down: fail at once
+        for attempt, pause in enumerate((*retries, None)):
             try:
                 with self.engine.begin() as conn:
                     writes.insert_requests(conn, sent, self.shard)
@@ -177,18 +223,23 @@ class DbWriter:
                 break
             except Exception as exc:
                 if pause is None:
-                    log.error(
-                        "db batch failed sent=%d scored=%d attempts=%d error=%s",
-                        len(sent),
-                        len(scored),
-                        attempt + 1,
-                        first_line(exc),
-                    )
+                    if not unreachable(exc):  # an outage is one line (`_note`), not one a batch
+                        log.error(
+                            "db batch failed sent=%d scored=%d attempts=%d error=%s",
+                            len(sent),
+                            len(scored),
+                            attempt + 1,
+                            first_line(exc),
+                        )
+                    self._note(exc)
+                    failed = StoreFailed(first_line(exc))
+                    failed.unreachable = unreachable(exc)
                     for item in items:
-                        self._resolve(item.future, error=StoreFailed(first_line(exc)))
+                        self._resolve(item.future, error=failed)
                     return
                 log.warning("db batch retry attempt=%d error=%s", attempt + 1, exc)
                 time.sleep(pause)
+        self._note(None)
         log.debug(
             "db batch sent=%d scored=%d results=%d ms=%.1f",
             len(sent),

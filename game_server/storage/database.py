@@ -12,10 +12,11 @@ PostgreSQL's game database takes connections from its owner role only
 (`database_docker/initdb/01-workshop.sql`).
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,28 @@ def make_engine(url: str | None = None) -> sa.Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(parsed, pool_pre_ping=True)
+
+
+@contextlib.contextmanager
+def snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A read-only connection whose every query sees the same moment of the database.
+
+    Without it each statement of a page sees what was committed when it ran: a reveal
+    committed between two of them shows a board whose parts disagree (an accuracy from
+    labels its counts do not include yet). PostgreSQL: one REPEATABLE READ transaction.
+    SQLite (WAL): pysqlite starts no transaction for a SELECT, so BEGIN here; the first
+    read fixes the snapshot until the end, and readers never block the writer.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        conn.begin()
+        try:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN")
+            yield conn
+        finally:
+            conn.rollback()  # it wrote nothing: end the snapshot
 
 
 def safe_url(engine: sa.Engine) -> str:

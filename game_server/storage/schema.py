@@ -127,6 +127,17 @@ loop_leases = sa.Table(
     sa.Column("heartbeat", Double),
 )
 
+# Rounds each shard's loop skipped, whole, by reason (`storage.skips`): written with its
+# heartbeat, so the board's reference shows them and that the game is overloaded.
+loop_skips = sa.Table(
+    "loop_skips",
+    metadata,
+    sa.Column("shard", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("reason", sa.String(32), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("last_at", Double),
+)
+
 team_totals = sa.Table(
     "team_totals",
     metadata,

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from game_server.storage import clock
+from game_server.storage import clock, skips
 from game_server.storage.clock import PhaseClock
 from game_server.storage.games import GameRow, game_row, phase_list
 from game_server.storage.schema import (
@@ -165,6 +165,7 @@ def _reference(conn: sa.Connection, final: bool) -> dict[str, Any]:
         )
     ).one()
     return {
+        **skips.summary(conn, time.time()),  # rounds skipped, whole, and overload now
         "requests": int(ref.requests),
         "revealed": int(ref.revealed),
         "void": int(ref.void),

@@ -7,6 +7,7 @@ changes anything.
 """
 
 import logging
+import time
 
 from flask import (
     Blueprint,
@@ -20,7 +21,7 @@ from flask import (
 )
 
 from game_server.play import teams
-from game_server.storage import control, health, queries, standings
+from game_server.storage import control, health, queries, skips, standings
 from game_server.team_names import looks_like_a_name
 from game_server.web.auth import (
     Refused,
@@ -64,6 +65,7 @@ def page() -> dict:
             if clock["state"] in health.PROBED_STATES:  # who the room waits for
                 values["not_ready"] = health.not_ready(conn)
             values["log"] = queries.control_log_recent(conn, 30)
+            values["skips"] = skips.summary(conn, time.time())  # overloaded: what to do
         values["actions"] = control.ACTIONS
         values["protocols"] = ("native", "mlflow", "openinference")
     return values

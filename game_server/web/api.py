@@ -11,10 +11,9 @@ from importlib import resources
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from game_server.play import teams
-from game_server.storage import games, queries, standings
+from game_server.storage import database, games, queries, standings
 from game_server.storage import health as team_health
-from game_server.web.auth import bearer_token
+from game_server.web.auth import request_team
 from game_server.web.cache import cached_json
 from game_server.web.db import engine, find_team
 from game_server.web.jsonapi import BadRequest, int_arg, json_api, limited
@@ -48,7 +47,7 @@ def leaderboard():
     """The standings (the frozen snapshot while frozen), the clock and the reference."""
 
     def compute() -> dict:
-        with engine().connect() as conn:
+        with database.snapshot(engine()) as conn:  # one moment: counts and accuracy agree
             board = standings.leaderboard(conn)
             team_health.overlay(conn, board)  # in the lobby: who is up, by the probe
             return board
@@ -71,7 +70,7 @@ def team_results(name: str):
             return jsonify(error=f"no team called {name[:40]!r}"), 404
         private = None
         if request.headers.get("Authorization"):  # the team's own view, with its token
-            private = teams.authenticate(conn, bearer_token())
+            private = request_team()
             if private is None or private["id"] != team["id"]:
                 log.warning("team results 401 client=%s team=%s", request.remote_addr, name)
                 return jsonify(error="this is not the token of this team"), 401
@@ -91,9 +90,8 @@ def public_result(row: dict) -> dict:
 def feedback():
     """The calling team's revealed labels after `after` (a cursor; start with 0)."""
     header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+    team = request_team()  # asked once, by the budget (`limited`)
     with engine().connect() as conn:
-        team = teams.authenticate(conn, token.strip()) if scheme.lower() == "bearer" else None
         if team is None:
             log.warning(
                 "feedback 401 client=%s reason=%s",
@@ -124,7 +122,7 @@ def history():
 
 def history_data() -> dict:
     """The chart's lines; while the leaderboard is frozen they stop at the freeze."""
-    with engine().connect() as conn:
+    with database.snapshot(engine()) as conn:
         g = games.game_row(conn)
         data = standings.history(conn)
         board = standings.leaderboard(conn)
@@ -163,7 +161,7 @@ def history_data() -> dict:
 @limited("teams")
 def team_summary(name: str):
     """A team's standing, failures by reason, accuracy and latency over time, label timing."""
-    with engine().connect() as conn:
+    with database.snapshot(engine()) as conn:
         team = find_team(conn, name)
         if team is None:
             return jsonify(error=f"no team called {name[:40]!r}"), 404

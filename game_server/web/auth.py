@@ -14,8 +14,12 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, request, session
+import sqlalchemy as sa
+from flask import current_app, g, request, session
 
+from game_server.play import teams
+from game_server.web import ratelimit
+from game_server.web.db import engine
 from game_server.web.ratelimit import FailureLimit
 from game_server.web.sessions import admin_session_ok
 
@@ -62,24 +66,45 @@ def login_limit() -> FailureLimit:
 
 def admin_token_attempt(token: str | None) -> bool:
     """Whether `token` is the instructor token; Refused (429) while this client has
-    failed too often (a wrong token counts; a missing one is no guess)."""
+    failed too often (a wrong token counts; a missing one is no guess).
+
+    The right token is checked first and never refused: wrong guesses from the same
+    address (every user of the server shares loopback) must not lock the instructor out.
+    """
+    if admin_token_ok(token):
+        return True
     limit = login_limit()
-    wait = limit.retry_after(client())
+    wait = limit.retry_after(client_key())
     if wait:
         log.warning(
             "admin login 429 client=%s path=%s retry_after=%d", client(), request.path, wait
         )
         raise Refused(429, TOO_MANY.format(wait=wait), {"Retry-After": str(wait)})
-    if admin_token_ok(token):
-        return True
     if token:
-        limit.failed(client())
+        limit.failed(client_key())
     return False
 
 
 def client() -> str:
     """The client's address, for logs and the control log."""
     return request.remote_addr or "unknown"
+
+
+def client_key() -> str:
+    """Whom an unauthenticated request is counted for: its address, loopback as one."""
+    return ratelimit.client_key(request.remote_addr)
+
+
+def request_team() -> sa.RowMapping | None:
+    """The team whose token this request carries (Bearer), or None; asked once a request."""
+    if "game_team" not in g:
+        token = bearer_token()
+        if token is None:
+            g.game_team = None
+        else:
+            with engine().connect() as conn:
+                g.game_team = teams.authenticate(conn, token)
+    return g.game_team
 
 
 def csrf_token() -> str:

@@ -11,6 +11,10 @@ request (a page polling with `If-None-Match` gets a 304), which makes `/api/lead
 cost about what a fixed document costs (docs/PERFORMANCE.md, Leaderboard). Anything
 else, or an answer that is not fresh (the first request, a failing database), goes
 through Flask and `cached_json`, which computes it in the request, one thread at a time.
+While the database cannot be reached (PostgreSQL restarting, a locked SQLite file), an
+answer computed before is served on, marked `database_down_since` (when this process
+first failed to reach it): the pages keep their last data under a visible banner, and
+go on by themselves when it is back (GAME.md §9).
 An answer polled less often than it would be refreshed (`/api/history`, every 3 s) asks
 for no refresher (`keep_fresh=False`): it is computed on demand, at most once per TTL.
 """
@@ -22,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+import sqlalchemy as sa
 from flask import Flask, Response, current_app, json
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,17 @@ IDLE_SECONDS = 5.0  # a refresher stops after this long without a request for it
 GRACE_SECONDS = 2.0  # an answer its refresher keeps is served this long past its age
 
 _lock = threading.Lock()
+_down: dict[str, float] = {}  # "since": when this process found the database unreachable
+
+
+def down_since() -> float | None:
+    """When this process found the database unreachable (wall time), or None while it is up."""
+    return _down.get("since")
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Whether `exc` says the database cannot be reached (not a bad query)."""
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
 
 
 class Answer(NamedTuple):
@@ -81,6 +97,12 @@ class LiveCache:
             return answer
         try:
             answer = self.store(key, compute())
+            _down.pop("since", None)
+        except Exception as exc:
+            stale = self.answers.get(key)
+            if stale is None or not _unreachable(exc):
+                raise
+            return self._stale(stale)
         finally:
             if mine:
                 with _lock:
@@ -88,6 +110,15 @@ class LiveCache:
         if keep_fresh:
             self._keep_fresh(key, compute)
         return answer
+
+    def _stale(self, answer: Answer) -> Answer:
+        """`answer` marked with since when the database is down (its last data, bannered)."""
+        since = _down.setdefault("since", time.time())
+        data = json.loads(answer.body)
+        if isinstance(data, dict):
+            data["database_down_since"] = since
+        body = json.dumps(data).encode()
+        return Answer(answer.at, body, hashlib.sha1(body).hexdigest())
 
     def store(self, key: str, data: Any) -> Answer:
         """Serialise `data` once: its bytes and ETag become the answer to `key`."""
@@ -118,6 +149,8 @@ class LiveCache:
                 with self.app.app_context():
                     self.store(key, compute())
         except Exception as exc:  # the database went away: the requests will say so
+            if _unreachable(exc):
+                _down.setdefault("since", time.time())
             log.warning("live cache refresh stopped key=%s error=%s", key, type(exc).__name__)
         finally:
             with _lock:

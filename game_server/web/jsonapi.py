@@ -15,12 +15,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from game_server.storage import games
-from game_server.web.auth import Refused, client
+from game_server.web.auth import Refused, client, client_key, request_team
 from game_server.web.ratelimit import RequestBudget
 
 log = logging.getLogger(__name__)
 
-TOO_FAST = "too many requests to {group} from this address: try again in {wait} s"
+TOO_FAST = "too many requests to {group} from this client: try again in {wait} s"
 
 
 class BadRequest(ValueError):
@@ -42,14 +42,20 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def limited(group: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a view the per-client budget `RATE_LIMITS[group]`: beyond it, a 429 with
-    `Retry-After` (before the view's query or computation runs)."""
+    """Give a view the budget `RATE_LIMITS[group]`: beyond it, a 429 with `Retry-After`
+    (before the view's query or computation runs).
+
+    A request with a team's token spends that team's budget, whatever its address; any
+    other (no token, a wrong one) spends its client's (`client_key`: loopback is one), so
+    a flood with a bogus token never takes a team's budget.
+    """
 
     def wrap(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def budgeted(*args: Any, **kwargs: Any) -> Any:
             budget = request_budget(group)
-            wait = budget.take(client())
+            team = request_team()
+            wait = budget.take(f"team:{team['id']}" if team else client_key())
             if wait:
                 refused = budget.log_due()  # one line per 10 s, however big the flood
                 if refused:

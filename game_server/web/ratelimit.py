@@ -6,8 +6,15 @@ enough to turn 300 guesses a second into 5 a minute. `RequestBudget`: a token bu
 costs a query or a computation. Both count per process (one `game-server web` process
 serves the game; several workers would each allow as much), and keep at most
 CLIENTS_MAX clients, so a flood of addresses cannot grow the memory.
+
+Who a client is (`client_key`): its address, except that every loopback address (all of
+127.0.0.0/8 and ::1) is one client. Every user of the game's server reaches it from there
+(and so does every SSH tunnel): counted apart, 127.0.0.2, 127.0.0.3, ... would each be a
+fresh budget for one team. A team that floods from loopback spends loopback's budget only;
+the instructor's right token and a team's own token never depend on it (`auth`).
 """
 
+import ipaddress
 import math
 import threading
 import time
@@ -18,7 +25,22 @@ LIMIT = 5
 WINDOW = 60.0
 CLIENTS_MAX = 10_000
 
+LOOPBACK = "loopback"
+
 Clock = Callable[[], float]
+
+
+def client_key(address: str | None) -> str:
+    """The client a budget counts for `address`: "loopback" for any loopback address."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.2 is 127.0.0.2
+    return LOOPBACK if ip.is_loopback else address
 
 
 class FailureLimit:

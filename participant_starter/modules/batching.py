@@ -11,10 +11,17 @@ batching") and Triton ("dynamic batching") gather the requests that arrive withi
 milliseconds and call the model once for all of them.
 
 How. A request's thread hands its cleaned row (`features.clean_row`) to
-`Batcher.predict_proba` and waits. One background thread takes the first waiting row,
-waits up to BATCH_WINDOW_MS for more (at most BATCH_MAX_SIZE rows), makes one table of
-them, calls `predict_proba` once and gives each request its own probability. While it
-predicts, the next requests queue up for the next batch.
+`Batcher.predict_proba` and waits. One background thread takes the first waiting row and
+waits up to BATCH_WINDOW_MS for company. A row alone goes to the model then. Once company
+came it is a burst, and the batch stays open as long as rows keep coming: it waits up to
+two windows for each next one. It closes when none came in that time, at BATCH_MAX_SIZE
+rows, or after MAX_WAIT_WINDOWS windows in all (rows that never stop coming still get
+their answers). Why not one window from the first row: a burst does not arrive at one
+instant. The game sends 20 requests to every team, one after the other, so at the peak
+an API's 20 arrive milliseconds apart over tens of milliseconds, unevenly (the APIs
+share the CPU); a fixed window would cut them into several batches. Then the thread makes
+one table of the rows, calls `predict_proba` once and gives each request its own
+probability. While it predicts, the next requests queue up for the next batch.
 
 A row that breaks the model fails only its own request: when a batch raises, its rows are
 predicted one by one, and each request gets its own answer or its own error (main.py
@@ -34,6 +41,9 @@ from dataclasses import dataclass, field
 from modules.features import rows_frame
 
 log = logging.getLogger(__name__)
+
+# A batch waits at most this many windows in all (100 ms with the default 5 ms window).
+MAX_WAIT_WINDOWS = 20
 
 
 def predict_rows(pipeline, metadata: dict, rows: list[dict]) -> list[float]:
@@ -101,21 +111,24 @@ class Batcher:
                 self._answer(jobs)
 
     def _collect(self) -> tuple[list[_Job], bool]:
-        """The first waiting job and those that come within the window; True when stopping."""
+        """The first waiting job and those that follow it closely; True when stopping."""
         first = self._queue.get()
         if first is None:
             return [], True
         batch = [first]
-        deadline = time.monotonic() + self.window
+        deadline = time.monotonic() + self.window * MAX_WAIT_WINDOWS
+        wait_next = self.window  # a request alone waits one window for company
         while len(batch) < self.max_size:
-            wait = deadline - time.monotonic()
-            try:  # after the window: still take the rows already waiting, without waiting
+            # Rows already waiting are taken even at the deadline, without waiting.
+            wait = min(wait_next, deadline - time.monotonic())
+            try:
                 job = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if job is None:
                 return batch, True
             batch.append(job)
+            wait_next = 2 * self.window  # company came: a burst, whose rows come unevenly
         return batch, False
 
     def _answer(self, jobs: list[_Job]) -> None:

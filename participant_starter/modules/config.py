@@ -17,7 +17,7 @@ DEFAULTS = {
     "HOST": "127.0.0.1",  # 0.0.0.0 makes the API reachable from other machines too
     "PORT": "5000",  # your team's API port (from your handout)
     "THREADS": "32",  # waitress worker threads: a whole burst at once (batched together)
-    "BATCH_WINDOW_MS": "5",  # wait this long for more requests to predict together; 0: off
+    "BATCH_WINDOW_MS": "5",  # wait this long for company to predict together; 0: off
     "BATCH_MAX_SIZE": "64",  # the most requests predicted in one call of the model
     "MODEL_PATH": "models/model.pkl",  # relative paths are relative to this folder
     "MODEL_CHECK_SECONDS": "2",  # how often the API looks for a newer model file

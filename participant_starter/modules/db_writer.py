@@ -18,6 +18,8 @@ from modules import database
 
 log = logging.getLogger(__name__)
 
+LINGER_SECONDS = 0.2  # how long a batch waits for more records before it is saved
+
 
 class BackgroundWriter:
     """A thread that saves prediction records in batches; `submit` never blocks."""
@@ -91,14 +93,18 @@ class BackgroundWriter:
             )
 
     def _next_batch(self) -> list[dict]:
-        """Wait a little for one record, then take whatever else is already queued."""
+        """Wait a little for one record, then gather more for up to LINGER_SECONDS."""
         try:
             batch = [self.queue.get(timeout=0.2)]
         except queue.Empty:
             return []
+        # A burst's records arrive one by one, milliseconds apart: waiting a moment for the
+        # rest makes one transaction of the burst, not one per record (each commit costs).
+        deadline = time.monotonic() + LINGER_SECONDS
         while len(batch) < self.batch_size:
+            wait = deadline - time.monotonic()
             try:
-                batch.append(self.queue.get_nowait())
+                batch.append(self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait())
             except queue.Empty:
                 break
         return batch

@@ -10,9 +10,17 @@ saved with it, so serving checks requests against what the model was actually tr
 
 import math
 
+import numpy as np
 import pandas as pd
 
 MISSING = math.nan  # what the pipeline's imputers fill in
+# The request contract: the columns a customer's request carries, and only these
+# (data/README.md). A model that needs another column cannot get it in the game.
+REQUEST_COLUMNS = (
+    *("age", "income", "employment_type", "employment_years", "home_ownership", "region"),
+    *("loan_purpose", "loan_amount", "loan_term", "interest_rate", "debt_to_income"),
+    *("credit_history_years", "num_credit_lines", "late_payments"),
+)
 
 
 def describe_training_data(frame: pd.DataFrame, label: str, features: list[str]) -> dict:
@@ -129,8 +137,13 @@ def rows_frame(rows: list[dict], metadata: dict) -> pd.DataFrame:
     numeric = set(metadata["numeric"])
     columns = {}
     for name in metadata["features"]:
-        dtype = float if name in numeric else object
-        columns[name] = pd.Series([row[name] for row in rows], dtype=dtype)
+        values = [row[name] for row in rows]
+        # Numbers as a numpy array: much cheaper than a pandas Series (the API builds a
+        # frame per batch of requests). Categories as Python objects, as in training.
+        if name in numeric:
+            columns[name] = np.array(values, dtype=float)
+        else:
+            columns[name] = pd.Series(values, dtype=object)
     return pd.DataFrame(columns)
 
 

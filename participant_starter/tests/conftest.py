@@ -2,6 +2,11 @@
 
 The made-up data has the same shape as the workshop data (numbers with gaps, categories,
 a 0/1 label), so these tests run without `data/train_data.csv`.
+
+At the exercise level a test marked `@pytest.mark.exercise(N, ...)` needs those exercises
+done: the tests run in the order of the exercises they need, and one that needs an open
+exercise fails at once, naming it and its hint. So `pytest -x` stops at the next exercise
+to do, the one `python selfcheck.py` names and the README's table lists next.
 """
 
 import threading
@@ -13,10 +18,40 @@ from flask import Flask, jsonify, request
 from main import create_app
 from modules.model_io import save_model
 from modules.train import train_pipeline
+from selfcheck import open_exercises
 from werkzeug.serving import make_server
 
 FEATURES = ["age", "income", "loan_amount", "employment_type", "region"]
 TOKEN = "team-secret"  # the team token the made-up game server below accepts
+
+
+def needs(item: pytest.Item) -> set[int]:
+    """The exercises a test needs (its `exercise` marks)."""
+    return {int(n) for mark in item.iter_markers("exercise") for n in mark.args}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests in the order of the exercises they need (the README's table); the
+    sort is stable, so within one exercise the files keep their order."""
+    items.sort(key=lambda item: max(needs(item), default=0))
+
+
+@pytest.fixture(scope="session")
+def still_open() -> dict[int, tuple[str, str]]:
+    """The exercises still open in the code: {number: (file:line, hint)}."""
+    return {number: (where, hint) for number, where, hint in open_exercises()}
+
+
+@pytest.fixture(autouse=True)
+def exercises_done(request, still_open):
+    """A test that needs an open exercise fails before it runs, naming the last one it needs
+    (its own: the ones before it come first in the README's table) and its hint."""
+    missing = sorted(needs(request.node) & still_open.keys())
+    if missing:
+        number, before = missing[-1], ", ".join(str(n) for n in missing[:-1])
+        where, hint = still_open[number]
+        also = f"; exercise {before} too" if before else ""
+        pytest.fail(f"Exercise {number}: {hint} ({where}): still open{also}", pytrace=False)
 
 
 def make_applicants(n: int = 400, seed: int = 0) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """Micro-batching (modules/batching.py): every request its own answer, one bad row alone."""
 
 import threading
+import time
 
 import pytest
 from conftest import make_applicants
@@ -66,6 +67,25 @@ def test_concurrent_requests_get_their_own_answers_in_fewer_model_calls(batcher,
     assert answers == pytest.approx(alone, abs=1e-12)
     assert len(set(alone)) > 10  # different applicants, different answers: no mix-up hidden
     assert sum(counting.calls) == len(rows) and max(counting.calls) > 1  # batched for real
+
+
+def test_requests_that_keep_coming_stay_in_one_batch_past_the_window(tiny_model, rows):
+    pipeline, metadata = tiny_model
+    batcher = Batcher(window_ms=500)  # each next request comes 100 ms after the previous
+    counting = Counting(pipeline)
+    answers: list = []
+    asking = []
+    for row in rows[:8]:  # over 700 ms: more than a window, less than the 20 windows' cap
+        ask = threading.Thread(
+            target=lambda row=row: answers.append(batcher.predict_proba(counting, metadata, row))
+        )
+        ask.start()
+        asking.append(ask)
+        time.sleep(0.1)
+    for ask in asking:
+        ask.join(10)
+    batcher.close()
+    assert counting.calls == [8] and len(answers) == 8
 
 
 def test_a_bad_row_fails_only_its_own_request(batcher, tiny_model, rows):
@@ -142,6 +162,7 @@ def test_close_answers_what_is_queued_and_leaves_no_thread(tiny_model, rows):
     assert late == predict_rows(pipeline, metadata, rows[:1])[0]
 
 
+@pytest.mark.exercise(1)
 def test_the_api_answers_the_same_with_batching_off(tmp_path, model_path, applicant):
     answers = {}
     for window in ("5", "0"):

@@ -47,6 +47,7 @@ def team_db(tmp_path) -> str:
     return url
 
 
+@pytest.mark.exercise(3)
 def test_feedback_stores_the_new_labels_and_says_how_many(game, team_db):
     done = run(["feedback.py"], GAME_URL=game.url, TEAM_TOKEN=TOKEN, DATABASE_URL=team_db)
     assert done.returncode == 0, done.stderr
@@ -56,6 +57,7 @@ def test_feedback_stores_the_new_labels_and_says_how_many(game, team_db):
     assert one_line(again.stdout).startswith("feedback: 0 new labels;")
 
 
+@pytest.mark.exercise(3)
 def test_feedback_when_the_game_is_down_is_one_line(team_db):
     game = FeedbackServer([])
     url = game.url
@@ -68,6 +70,7 @@ def test_feedback_when_the_game_is_down_is_one_line(team_db):
     assert "GAME_URL" in line
 
 
+@pytest.mark.exercise(3)
 def test_feedback_without_a_token_is_one_line_and_asks_nothing(game, team_db):
     done = run(["feedback.py"], GAME_URL=game.url, TEAM_TOKEN="", DATABASE_URL=team_db)
     assert done.returncode == 1
@@ -77,6 +80,7 @@ def test_feedback_without_a_token_is_one_line_and_asks_nothing(game, team_db):
     assert game.calls == []
 
 
+@pytest.mark.exercise(3)
 def test_feedback_with_a_wrong_token_is_one_line(game, team_db):
     done = run(["feedback.py"], GAME_URL=game.url, TEAM_TOKEN="wrong", DATABASE_URL=team_db)
     assert done.returncode == 1

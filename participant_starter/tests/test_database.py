@@ -1,5 +1,6 @@
 """The database helpers: logging predictions, pulling feedback, the retraining frame."""
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -31,6 +32,7 @@ def record(request_id: str, pred: int = 0, **features) -> dict:
     }
 
 
+@pytest.mark.exercise(3)
 def test_predictions_are_saved_and_loaded_newest_first(engine):
     database.save_prediction(engine, record("a", age=30))
     database.save_predictions(engine, [record("b", age=40), record("c", pred=1)])
@@ -58,6 +60,7 @@ def test_pull_feedback_without_a_game_server_says_so(engine):
         database.pull_feedback(engine, "http://127.0.0.1:9", TOKEN, timeout=2)
 
 
+@pytest.mark.exercise(3)
 def test_training_frame_joins_requests_with_their_labels(engine, game):
     database.save_predictions(
         engine,
@@ -71,6 +74,7 @@ def test_training_frame_joins_requests_with_their_labels(engine, game):
     assert {"region", "pred", "received_at"} <= set(frame.columns)
 
 
+@pytest.mark.exercise(3)
 def test_the_writer_saves_in_the_background_and_drops_only_refused_records(engine):
     writer = BackgroundWriter(engine)
     broken = {**record("bad"), "pred": None}  # the table refuses a prediction without pred
@@ -88,3 +92,20 @@ def test_a_full_queue_drops_records_instead_of_waiting(engine, caplog):
     assert writer.submit(record("a")) is True
     assert writer.submit(record("b")) is False
     assert writer.dropped == 1 and "queue full" in caplog.text
+
+
+def test_a_burst_of_records_a_few_ms_apart_is_saved_in_one_transaction(engine, monkeypatch):
+    transactions = []
+    save = database.save_predictions
+
+    def counted(engine, rows):
+        transactions.append(len(rows))
+        save(engine, rows)
+
+    monkeypatch.setattr(database, "save_predictions", counted)
+    writer = BackgroundWriter(engine)
+    for i in range(5):  # a burst's records arrive one by one, as its requests are answered
+        writer.submit(record(f"r{i}"))
+        time.sleep(0.01)
+    writer.close()
+    assert transactions == [5] and writer.written == 5

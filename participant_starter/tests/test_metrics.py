@@ -45,6 +45,7 @@ def post(url: str, body) -> requests.Response:
     return requests.post(f"{url}/predict", json=body, timeout=5)
 
 
+@pytest.mark.exercise(1)
 def test_requests_latency_and_model_version_are_counted(server, app, applicant):
     before = scrape(server)
     with ThreadPoolExecutor(8) as pool:  # at once: the threads must not lose a count
@@ -67,6 +68,7 @@ def test_requests_latency_and_model_version_are_counted(server, app, applicant):
     assert after[("api_model_info", ("version", version))] == 1
 
 
+@pytest.mark.exercise(1)
 def test_a_fallback_is_counted(server, app, applicant):
     _, metadata = app.extensions["model"].model
 
@@ -84,6 +86,7 @@ def test_a_fallback_is_counted(server, app, applicant):
     assert grew(before, after, "api_predictions_total", pred=majority) == 3
 
 
+@pytest.mark.exercise(1)
 def test_cleaned_fields_are_counted_by_field_never_by_a_name_the_client_made_up(server, applicant):
     messy = {
         **applicant["features"],

@@ -17,6 +17,14 @@ def test_the_leak_and_the_label_are_never_features():
     assert pipeline.predict_proba(frame[FEATURES]).shape == (200, 2)
 
 
+def test_the_features_are_a_subset_of_the_request_contract():
+    """What prevents a leak: the model may use only what a request carries (data/README.md)."""
+    from modules.features import REQUEST_COLUMNS  # here: only this level has the test
+
+    training = make_applicants(20).reindex(columns=[*REQUEST_COLUMNS, LEAK, "default"])
+    assert set(feature_columns(training)) <= set(REQUEST_COLUMNS)
+
+
 # COMPLETE END
 # EXERCISES BEGIN
 # def test_the_label_is_never_a_feature():

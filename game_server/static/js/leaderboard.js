@@ -85,8 +85,15 @@
     Game.setText("reference", r.revealed
       ? "Over the " + Game.num(r.revealed) + " requests whose label is visible, a perfect model would expect " +
         Game.num(r.oracle_points, 0) + " points (the oracle) and always answering the majority class " +
-        Game.num(r.baseline_points, 0) + " (the baseline)." + (r.void ? " " + r.void + " void requests counted for nobody." : "")
+        Game.num(r.baseline_points, 0) + " (the baseline)." + (r.void ? " " + r.void + " void requests counted for nobody." : "") +
+        skippedText(r.skipped)
       : "");
+  }
+
+  function skippedText(skipped) {
+    const parts = Object.keys(skipped || {}).filter(function (k) { return skipped[k]; })
+      .map(function (k) { return Game.num(skipped[k]) + " (" + k + ")"; });
+    return parts.length ? " Rounds skipped for every team alike: " + parts.join(", ") + "." : "";
   }
 
   function showGame(game, frozen) {
@@ -102,7 +109,20 @@
     document.getElementById("frozen").hidden = !frozen;
   }
 
+  function showTrouble(data) {
+    const down = data.database_down_since, r = data.reference || {};
+    Game.setText("db-down", down ? "⚠ Database unreachable since " +
+      new Date(down * 1000).toLocaleTimeString() + ": the board shows its last data; the game " +
+      "sends no rounds meanwhile and goes on by itself when the database is back." : "");
+    document.getElementById("db-down").hidden = !down;
+    Game.setText("overloaded", r.overloaded ? "⚠ The game is overloaded: it skips whole rounds " +
+      "for every team alike (" + Game.num((r.skipped || {}).overload || 0) + " so far). " +
+      "Instructor: start another shard (docs/INSTRUCTOR.md, Shards)." : "");
+    document.getElementById("overloaded").hidden = !r.overloaded;
+  }
+
   function render(data) {
+    showTrouble(data);
     showGame(data.game, data.frozen);
     showBoard(data);
     window.__boardUpdates += 1;
