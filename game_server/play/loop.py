@@ -195,16 +195,8 @@ class Game:
 
     def _targets(self, conn: sa.Connection) -> list[Target]:
         """The customer's view of the shard's active teams."""
-        uids = teams.team_uids(conn)  # the teams with a Linux user on this server
         return [
-            Target(
-                t["id"],
-                t["url"],
-                t["protocol"],
-                t["model"],
-                teams.api_key(t["token_hash"]),
-                uids.get(t["id"]),
-            )  # fmt: skip
+            Target(t["id"], t["url"], t["protocol"], t["model"], t["key"], t["owner"])
             for t in teams.active_teams(conn)
             if self.shard.owns(t["id"])
         ]

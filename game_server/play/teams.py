@@ -12,6 +12,7 @@ import logging
 import re
 import secrets
 import time
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -193,10 +194,13 @@ def team_uids(conn: sa.Connection) -> dict[int, int]:
     return uids
 
 
-def active_teams(conn: sa.Connection) -> list[sa.RowMapping]:
-    """The teams that receive requests, by id."""
+def active_teams(conn: sa.Connection) -> list[dict[str, Any]]:
+    """The teams that receive requests, by id; with `key` (the API key the game sends it) and
+    `owner` (its Linux user's uid on this server, or None)."""
     q = sa.select(schema.teams).where(schema.teams.c.active).order_by(schema.teams.c.id)
-    return list(conn.execute(q).mappings())
+    uids = team_uids(conn)
+    rows = conn.execute(q).mappings()
+    return [{**r, "key": api_key(r["token_hash"]), "owner": uids.get(r["id"])} for r in rows]
 
 
 def authenticate(conn: sa.Connection, token: str | None) -> sa.RowMapping | None:
