@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
-from game_server import webserver
+from game_server import activation, webserver
 from game_server.play import eventloop
 from game_server.play.loop import Game
 from game_server.play.metrics import MetricsServer
@@ -165,7 +165,8 @@ def run(
     """
     url = engine.url.render_as_string(hide_password=False)
     create_app({"DATABASE_URL": url})  # a bad setting stops here (ConfigError), first
-    sock = None if port is None else webserver.listen(host, port)  # a busy port: OSError
+    # systemd's socket (activation.py) if it passed one, else our own; a busy port: OSError
+    sock = None if port is None else activation.inherited_socket() or webserver.listen(host, port)
     web = WebProcess(url, sock, log_file, web_workers)
     game = Game(engine, game_file, shard=shard)
     exporter = None if metrics_port is None else _metrics_server(game, metrics_port, sock)

@@ -31,14 +31,21 @@ def teams() -> None:
     help="How the customer talks to the API (GAME.md §3).",
 )
 @click.option("--model", default=None, help="Model name (openinference).")
+@click.option(
+    "--user",
+    default=None,
+    help="The team's Linux user on this server: only it may listen on a loopback URL.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {name, token, url, protocol} as JSON.")
 @click.pass_obj
 def teams_add(
-    obj: dict, name: str, url: str, protocol: str, model: str | None, as_json: bool
-) -> None:
+    obj: dict, name: str, url: str, protocol: str, model: str | None, user: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
     """Register a team and print its token (shown this once only)."""
     try:
-        token = registry.add_team(database.command_engine(obj["db"]), name, url, protocol, model)
+        engine = database.command_engine(obj["db"])
+        token = registry.add_team(engine, name, url, protocol, model, user=user)
     except (registry.TeamError, games.NotInitialised) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

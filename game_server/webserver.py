@@ -21,7 +21,7 @@ from typing import Any
 from flask import Flask
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
-from game_server import connections, prefork
+from game_server import activation, connections, prefork
 from game_server.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,10 @@ def serve(
     config = {"DATABASE_URL": url} if url else None
     checked = create_app(config)  # a bad setting fails here, once, before any fork
     checked.extensions["game_engine"].dispose()  # no connection is shared with a worker
-    sock = listen(host, port) if listen_fd is None else socket.socket(fileno=listen_fd)
+    if listen_fd is not None:
+        sock = socket.socket(fileno=listen_fd)
+    else:  # systemd's socket (activation.py) if it passed one
+        sock = activation.inherited_socket() or listen(host, port)
     log.info("web app listening url=%s pid=%d workers=%d", base_url(sock), os.getpid(), workers)
     work = functools.partial(serve_app, functools.partial(create_app, config), sock)
     if workers == 1:

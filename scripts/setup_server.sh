@@ -28,6 +28,7 @@ GAME_PORT="${GAME_PORT:-8000}"
 GAME_ROLE="${GAME_ROLE:-game_server}"
 ENV_FILE=/etc/game-server/env
 UNIT=/etc/systemd/system/game-server.service
+SOCKET_UNIT=/etc/systemd/system/game-server.socket
 SERVICE_USER=game-server
 LINK=/usr/local/bin/game-server
 # The venvs are built from the system's Python, never the first python3 on root's PATH:
@@ -220,12 +221,28 @@ if [ ! -f "$GAME_HOME/notebooks/3.0-instructor-debrief.ipynb" ] || [ ! -f "$GAME
   fi
 fi
 
-# 6. The systemd unit of the game server (enabled only when systemd runs).
+# 6. The systemd units of the game server (enabled only when systemd runs): systemd holds
+# the game's port (the .socket) and hands it to the game, so no other user can listen on it
+# while the game restarts (activation.py, docs/SECURITY.md).
+socket_text() {
+  cat <<EOF
+[Unit]
+Description=Workshop game server's port, held across the game's restarts
+
+[Socket]
+ListenStream=127.0.0.1:$GAME_PORT
+NoDelay=true
+
+[Install]
+WantedBy=sockets.target
+EOF
+}
 unit_text() {
   cat <<EOF
 [Unit]
 Description=Workshop game server (the customer, leaderboard and API)
-After=network.target postgresql.service
+After=network.target postgresql.service game-server.socket
+Requires=game-server.socket
 
 [Service]
 User=$SERVICE_USER
@@ -246,10 +263,13 @@ PrivateTmp=true
 WantedBy=multi-user.target
 EOF
 }
-if [ ! -f "$UNIT" ] || ! unit_text | cmp -s - "$UNIT"; then
-  if [ "$check" -eq 1 ]; then todo "systemd unit $UNIT"; else
-    say "writing $UNIT"; unit_text > "$UNIT"
-    if [ -d /run/systemd/system ]; then systemctl daemon-reload; systemctl enable game-server; fi
+if [ ! -f "$UNIT" ] || ! unit_text | cmp -s - "$UNIT" \
+  || [ ! -f "$SOCKET_UNIT" ] || ! socket_text | cmp -s - "$SOCKET_UNIT"; then
+  if [ "$check" -eq 1 ]; then todo "systemd units $UNIT and $SOCKET_UNIT"; else
+    say "writing $UNIT and $SOCKET_UNIT"; unit_text > "$UNIT"; socket_text > "$SOCKET_UNIT"
+    if [ -d /run/systemd/system ]; then
+      systemctl daemon-reload; systemctl enable game-server.socket game-server
+    fi
   fi
 fi
 

@@ -56,7 +56,7 @@ def assert_after_dashes(commands: list[list[str]], value: str) -> None:
 def test_every_command_line_puts_dashes_before_a_name(name):
     ex = Recorder()
     settings = config.Settings(game_cmd=["game-server"])
-    assert game_cli.register_in_game(ex, settings, name, 9000) == "t0k3n"
+    assert game_cli.register_in_game(ex, settings, name, 9000, "team-x") == "t0k3n"
     assert game_cli.new_game_token(ex, settings, name) == "t0k3n"
     game_cli.enable_in_game(ex, settings, name)
     game_cli.disable_in_game(ex, settings, name)
@@ -72,7 +72,7 @@ def test_every_command_line_puts_dashes_before_a_name(name):
     useradd = next(argv for argv in ex.commands if argv[0] == "useradd")
     assert ":" not in useradd[useradd.index("--comment") + 1]
     positional = [argv for argv in ex.commands if argv[0] in ("useradd", "userdel", "id")]
-    assert len(positional) == 3  # (pkill -u, runuser -u and psql -U take it as an option's value)
+    assert len(positional) == 3  # (pkill -u, setpriv --reuid and psql -U: an option's value)
     assert_after_dashes(positional, user)
 
 
@@ -82,7 +82,7 @@ def test_a_name_like_an_option_reaches_the_game_as_a_name(tmp_path):
     settings = config.Settings(game_cmd=game_cmd)
     ex = LocalExecutor()
     try:
-        token = game_cli.register_in_game(ex, settings, "-h", 19000)
+        token = game_cli.register_in_game(ex, settings, "-h", 19000, "team-x")
     except ExecError as exc:  # the name rule refuses a leading '-': as a name, not an option
         assert "-h" in str(exc) and "Usage" not in str(exc) and "No such option" not in str(exc)
         assert not team_names.name_ok("-h")

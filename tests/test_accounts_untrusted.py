@@ -161,3 +161,88 @@ def test_every_commands_output_is_bounded_locally_and_over_ssh(sshd):
             break
         time.sleep(0.1)
     assert subprocess.run(["pgrep", "-x", "-f", "cat /dev/zero"]).returncode == 1
+
+
+# Run as a team: every new process of the team's uid is recorded (its command line and
+# environment, one repr per line on stdout); with "stop" it is first stopped (SIGSTOP).
+WATCHER = r"""
+import os, signal, sys
+uid, stop = os.getuid(), sys.argv[1] == "stop"
+def real_uid(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("Uid:"))
+seen = {int(p) for p in os.listdir("/proc") if p.isdigit()}
+print("ready", flush=True)
+while True:
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) in seen:
+            continue
+        try:
+            if real_uid(p) != uid:
+                seen.add(int(p))
+                continue
+            if stop:
+                os.kill(int(p), signal.SIGSTOP)
+            with open(f"/proc/{p}/cmdline", "rb") as f, open(f"/proc/{p}/environ", "rb") as g:
+                cmd, env = f.read(), g.read()
+        except (OSError, StopIteration):  # gone, or not yet readable (its uid changing)
+            continue
+        seen.add(int(p))
+        print(repr((cmd.split(b"\0"), env.split(b"\0"))), flush=True)
+"""
+
+
+def start_watcher(user: str, mode: str) -> subprocess.Popen:
+    """The team `user` watching its own new processes (WATCHER), started with no environment."""
+    argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
+            "/usr/bin/python3", "-c", WATCHER, mode]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env={}, cwd="/")
+    assert proc.stdout and proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+def stop_watcher(proc: subprocess.Popen) -> list[tuple[list[bytes], list[bytes]]]:
+    """Stop the watcher; what it saw."""
+    proc.kill()
+    out, _ = proc.communicate()
+    return [eval(line) for line in out.decode().splitlines()]  # noqa: S307 (our own reprs)
+
+
+def test_no_process_run_as_a_team_sees_roots_environment(two_teams, monkeypatch):
+    settings, roster, red, _ = two_teams
+    watcher = start_watcher(red["user"], "peek")
+    sentinel = "root-secret-" + os.urandom(8).hex()
+    for name in ("GAME_ADMIN_TOKEN", "GAME_DATABASE_URL"):  # as the guide's cheat sheet does
+        monkeypatch.setenv(name, f"{name}-{sentinel}")
+    settings.rotate = True  # every team file written again, as the team
+    try:
+        provision.create(LocalExecutor(), settings, roster, echo=lambda line: None)
+    finally:
+        seen = stop_watcher(watcher)
+    ran = [cmd for cmd, env in seen if any(env)]  # (an exiting process shows nothing)
+    assert ran, seen  # provisioning's commands as the team were seen, their environment read
+    given = {b"PATH", b"HOME", b"LANG", b"USER", b"LOGNAME"}  # and what a script sets itself
+    for cmd, env in seen:
+        assert not any(sentinel.encode() in var for var in env), cmd
+        names = {var.partition(b"=")[0] for var in env if var}
+        assert names <= given | {b"PWD", b"LC_ALL"}, (cmd, env)
+        assert b"PWD=/" in env or b"PWD" not in names, (cmd, env)
+
+
+def test_a_team_that_stops_its_commands_fails_alone_within_its_time_limit(two_teams):
+    settings, roster, red, blue = two_teams
+    watcher = start_watcher(red["user"], "stop")
+    settings.rotate, settings.team_timeout = True, 3  # new secrets for both teams
+    lines: list[str] = []
+    try:
+        with pytest.raises(AccountsError, match=r"^1 team\(s\) not finished: Red "):
+            provision.create(LocalExecutor(), settings, roster, echo=lines.append)
+    finally:
+        seen = stop_watcher(watcher)
+    assert seen  # it did stop Red's commands
+    red_lines = [line for line in lines if line.startswith(f"{red['user']} (Red): failed at ")]
+    assert len(red_lines) == 1 and red_lines[0].endswith("timed out after 3 s"), lines
+    assert "\n" not in red_lines[0]
+    new_blue = handout.load(settings.handout_dir)["Blue"]
+    assert new_blue["token"] != blue["token"]  # Blue was provisioned: its new token
+    assert Path(f"/home/{blue['user']}/{ENV}").read_text().count(new_blue["token"]) == 1

@@ -297,7 +297,7 @@ def test_a_home_gets_the_starter_at_the_workshops_level(level):
     ex = Recorder()
     apply.copy_starter(ex, settings, plan, state)
     ((argv, stdin),) = ex.calls
-    assert argv[:4] == ["runuser", "-u", "team-red", "--"] and "tar" in argv
+    assert argv[:2] == ["env", "-i"] and "--reuid=team-red" in argv and "tar" in argv
     files = unpacked(stdin)
     expected = levels.tree(STARTER, level, keep=wanted)
     assert files.pop("data/train_data.csv") == TRAIN_CSV.read_bytes()

@@ -72,7 +72,8 @@ def create_user(ex: Executor, settings: Settings, plan: TeamPlan, state: State) 
         ex.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash",
                 "--comment", gecos(team.name), "--", team.user])  # fmt: skip
         state.users = system_users(ex)
-    ex.run(as_team(team.user, ["chmod", "0700", "--", _home(plan, state)]))
+    home = _home(plan, state)
+    ex.run(as_team(team.user, home, ["chmod", "0700", "--", home]), timeout=settings.team_timeout)
 
 
 def set_password(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
@@ -83,8 +84,10 @@ def set_password(ex: Executor, settings: Settings, plan: TeamPlan, state: State)
 def write_ssh_key(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Install the roster's SSH key as the team's authorized_keys (as the team user)."""
     user, home = plan.team.user, _home(plan, state)
-    ex.run(as_team(user, ["mkdir", "-p", "-m", "700", "--", f"{home}/.ssh"]))
-    write_file(ex, f"{home}/.ssh/authorized_keys", f"{plan.team.ssh_key}\n", "600", user)
+    mkdir = as_team(user, home, ["mkdir", "-p", "-m", "700", "--", f"{home}/.ssh"])
+    ex.run(mkdir, timeout=settings.team_timeout)
+    write_file(ex, f"{home}/.ssh/authorized_keys", f"{plan.team.ssh_key}\n", "600",
+               (user, home), settings.team_timeout)  # fmt: skip
 
 
 def _ensure_shared_setup(ex: Executor, settings: Settings, state: State) -> None:
@@ -125,7 +128,7 @@ def set_database_password(ex: Executor, settings: Settings, plan: TeamPlan, stat
 def register(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Register the team in the game with its API's URL; keep the token."""
     port = plan.record["api_port"]
-    plan.secrets.token = register_in_game(ex, settings, plan.team.name, port)
+    plan.secrets.token = register_in_game(ex, settings, plan.team.name, port, plan.team.user)
 
 
 def enable(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
@@ -140,17 +143,19 @@ def new_token(ex: Executor, settings: Settings, plan: TeamPlan, state: State) ->
 
 def copy_starter(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Unpack the participant starter into the home, as the team user."""
-    ex.run(as_team(plan.team.user, ["tar", "-xzf", "-", "-C", _home(plan, state),
-                                    "--no-same-owner", "--no-same-permissions"]),
-           stdin=starter_tarball(settings))  # fmt: skip
+    home = _home(plan, state)
+    ex.run(as_team(plan.team.user, home, ["tar", "-xzf", "-", "-C", home, "--no-same-owner",
+                                          "--no-same-permissions"]),
+           stdin=starter_tarball(settings), timeout=settings.team_timeout)  # fmt: skip
 
 
 def write_env(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Write the starter's .env (0600, as the team user) with the plan's secrets."""
     s = plan.secrets
-    _, env_path = starter_paths(_home(plan, state))
+    home = _home(plan, state)
+    _, env_path = starter_paths(home)
     text = env_text(settings, plan.team.name, plan.record, s.token, s.db_password)
-    write_file(ex, env_path, text, "600", plan.team.user)
+    write_file(ex, env_path, text, "600", (plan.team.user, home), settings.team_timeout)
 
 
 def write_profile(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:

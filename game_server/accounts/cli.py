@@ -153,6 +153,13 @@ def _settings(
     help="The participant starter's level: complete, or exercises (five gaps to fill). "
     "Only for homes that get the starter now: a team's files are never replaced.",
 )
+@click.option(
+    "--team-timeout",
+    type=click.FloatRange(1, 3600),
+    default=Settings.team_timeout,
+    show_default=True,
+    help="Seconds for each command run as a team: a team that stops one fails alone.",
+)
 @server_options
 def create(
     ex: Executor,
@@ -165,10 +172,12 @@ def create(
     jupyter_ports: tuple[int, int],
     team_venv: str,
     starter_level: str,
+    team_timeout: float,
 ) -> None:
     """Create the accounts of every team in ROSTER (a CSV: name, members, ssh_key)."""
     settings.rotate, settings.api_ports, settings.jupyter_ports = rotate, api_ports, jupyter_ports
     settings.team_venv, settings.starter_level = team_venv, starter_level
+    settings.team_timeout = team_timeout
     provision.create(ex, settings, roster, dry_run=dry_run, echo=click.echo)
     if not (dry_run or no_check) and not checks.check(ex, settings, echo=click.echo):
         raise click.ClickException("the check after provisioning found problems (above)")

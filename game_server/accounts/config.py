@@ -66,6 +66,7 @@ class Settings:
     ssh_port: int = 22
     known_hosts: str | None = None  # for the check's SSH logins
     rotate: bool = False
+    team_timeout: float = 30.0  # seconds for each command run as a team (it may stop it)
 
     def psql(self, db: str) -> list[str]:
         """The admin psql command for database `db`."""

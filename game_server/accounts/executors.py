@@ -63,8 +63,16 @@ class Executor(Protocol):
 
 
 def _summary(argv: list[str]) -> str:
-    """The command for messages: its first words, never its stdin."""
-    text = shlex.join(argv)
+    """The command for messages, on one line: its first words, never its stdin.
+
+    A command run as a team (files.as_team: `env -i VARS setpriv ... -- ARGV`) is shown as
+    `(as USER) ARGV`, not as its fixed environment.
+    """
+    prefix = ""
+    if argv[:2] == ["env", "-i"] and "--" in argv:
+        user = next((a[5:] for a in argv if a.startswith("USER=")), "?")
+        prefix, argv = f"(as {user}) ", argv[argv.index("--") + 1 :]
+    text = prefix + " ".join(shlex.join(argv).split())  # a script's newlines: one line
     return text if len(text) <= 120 else text[:117] + "..."
 
 

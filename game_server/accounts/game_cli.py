@@ -41,9 +41,10 @@ def game_token(ex: Executor, settings: Settings, command: str, name: str, *optio
     return token
 
 
-def register_in_game(ex: Executor, settings: Settings, name: str, api_port: int) -> str:
-    """Register team `name` in the game with its predict URL; its token."""
-    return game_token(ex, settings, "add", name, "--url", f"http://127.0.0.1:{api_port}/predict")
+def register_in_game(ex: Executor, settings: Settings, name: str, api_port: int, user: str) -> str:
+    """Register team `name` in the game with its predict URL and Linux user; its token."""
+    url = f"http://127.0.0.1:{api_port}/predict"
+    return game_token(ex, settings, "add", name, "--url", url, "--user", user)
 
 
 def new_game_token(ex: Executor, settings: Settings, name: str) -> str:

@@ -19,7 +19,7 @@ from enum import Enum
 
 from game_server.accounts import handout, roster
 from game_server.accounts.config import AccountsError, Settings
-from game_server.accounts.executors import Executor
+from game_server.accounts.executors import ExecError, Executor
 from game_server.accounts.files import RefusedFile, read_team_file
 from game_server.accounts.login_shell import profile_text
 from game_server.accounts.registry import Record, journal_steps, read_registry
@@ -80,6 +80,7 @@ class TeamPlan:
     secrets: Secrets
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # shown, but nothing to change
+    failed: str | None = None  # why the team cannot be planned (it alone is not provisioned)
 
 
 def new_password(length: int = 16) -> str:
@@ -144,20 +145,32 @@ def plan_team(ex: Executor, settings: Settings, team: roster.Team, state: State)
     """One team's steps, in the order they are carried out."""
     record = state.registry.get(team.name) or {}
     plan = TeamPlan(team, dict(record), known_secrets(state.kept.get(team.name, {})))
+    plan.failed = state.unreadable.get(team.user)
+    if plan.failed is None:
+        try:
+            plan_steps(ex, settings, plan, state)
+        except ExecError as exc:  # a command run as the team failed or was stopped by it
+            plan.failed = str(exc)
+    return plan
+
+
+def plan_steps(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
+    """Fill in the plan's steps and notes (a team whose files cannot be read: ExecError)."""
+    team = plan.team
+    record = state.registry.get(team.name) or {}  # as it was (plan.record gets the ports)
     redo = redo_steps(record)
     if redo:
         plan.notes.append("interrupted before: finishing it")
     if not record or any(not record.get(key) for key in PORT_KEYS):
         assign_ports(settings, plan, state.taken)
     plan_user_steps(ex, settings, plan, state.users, redo)
-    read_kept_env(ex, plan, state)
+    read_kept_env(ex, plan, state, settings.team_timeout)
     plan_database_steps(settings, plan, state.db, redo)
     if settings.game_cmd:
         new = not record or bool(redo & {Step.REGISTER_IN_GAME, Step.ENABLE_IN_GAME})
         plan_game_steps(plan, settings, state.in_game, new, redo)
     plan_home_steps(settings, plan, state, redo)
     plan.steps.sort(key=list(Step).index)
-    return plan
 
 
 def assign_ports(settings: Settings, plan: TeamPlan, taken: set[int]) -> None:
@@ -185,29 +198,32 @@ def plan_user_steps(
         plan.secrets.password = new_password()
         plan.steps.append(Step.SET_PASSWORD)
     if team.ssh_key and (
-        not exists or Step.WRITE_SSH_KEY in redo or not has_key(ex, plan, users[team.user])
+        not exists
+        or Step.WRITE_SSH_KEY in redo
+        or not has_key(ex, plan, users[team.user], settings.team_timeout)
     ):
         plan.steps.append(Step.WRITE_SSH_KEY)
 
 
-def has_key(ex: Executor, plan: TeamPlan, home: str) -> bool:
+def has_key(ex: Executor, plan: TeamPlan, home: str, timeout: float) -> bool:
     """Whether the team's authorized_keys holds the roster's key (read as the team user)."""
     try:
-        text = read_team_file(ex, plan.team.user, home, ".ssh/authorized_keys")
+        text = read_team_file(ex, plan.team.user, home, ".ssh/authorized_keys", timeout=timeout)
     except RefusedFile as exc:
         plan.notes.append(f"{exc}: writing it again")
         return False
     return plan.team.ssh_key in (text or "").splitlines()
 
 
-def read_kept_env(ex: Executor, plan: TeamPlan, state: State) -> None:
+def read_kept_env(ex: Executor, plan: TeamPlan, state: State, timeout: float) -> None:
     """Secrets the handout lacks, from the team's .env (read as the team user, if it is safe)."""
     s, user = plan.secrets, plan.team.user
     _, env = starter_paths(home_of(state.users, user))
     if (s.db_password and s.token) or env not in state.present:
         return
     try:
-        old = parse_env(read_team_file(ex, user, state.users[user], ENV_REL) or "")
+        text = read_team_file(ex, user, state.users[user], ENV_REL, timeout=timeout)
+        old = parse_env(text or "")
     except RefusedFile as exc:
         plan.notes.append(f"{exc}: its secrets are not kept")
         return
@@ -267,7 +283,9 @@ def step_labels(plan: TeamPlan) -> list[str]:
 
 
 def describe(plan: TeamPlan) -> str:
-    """One line: the team and what will change (or "unchanged")."""
+    """One line: the team and what will change (or "unchanged"), or why it cannot be planned."""
+    if plan.failed:
+        return f"{plan.team.user} ({plan.team.name}): failed at planning: {plan.failed}"
     what = ", ".join(step_labels(plan)) if plan.steps else "unchanged"
     if plan.notes:
         what += f" (note: {', '.join(plan.notes)})"

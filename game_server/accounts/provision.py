@@ -7,7 +7,8 @@ interrupted, so the next `users create` finishes it and `users delete` undoes it
 team's steps are done, its secrets go to the instructor's handout (handout.py), then its
 record is written without the journal.
 
-A team that fails does not stop the others: its line says at which step and why, the run
+A team that fails (also one that stops a command run as it: each has the team's time limit,
+`Settings.team_timeout`) does not stop the others: its line says at which step and why, the run
 goes on with the next team, and the command fails at the end. Secrets (the Linux and
 database passwords, the game token) are kept only in the handout and in the team's
 `participant_starter/.env` (0600).
@@ -41,15 +42,16 @@ def create(
     plans, state = make_plan(ex, settings, roster_path)
     for plan in plans:
         echo(("would: " if dry_run and plan.steps else "") + describe(plan))
+    failed = [plan.team.name for plan in plans if plan.failed]  # each told in its line
     if any(Step.COPY_STARTER in plan.steps for plan in plans):
         echo(f"the participant starter in new homes: level {settings.starter_level}")
     if dry_run:
         echo(f"kit: the starter from {settings.starter_dir}, the init SQL {settings.init_sql}")
         return plans
-    failed = []
-    progress = Progress(sum(1 for plan in plans if plan.steps), echo)
+    to_apply = [plan for plan in plans if not plan.failed]
+    progress = Progress(sum(1 for plan in to_apply if plan.steps), echo)
     try:
-        for plan in plans:
+        for plan in to_apply:
             if plan.steps:
                 progress.next(f"{plan.team.user} ({plan.team.name}): provisioning")
             try:

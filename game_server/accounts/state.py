@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from game_server.accounts import handout, pgsql
 from game_server.accounts.config import STARTER_DIR_NAME, Settings
-from game_server.accounts.executors import Executor
+from game_server.accounts.executors import ExecError, Executor
 from game_server.accounts.files import path_kinds, read_file
 from game_server.accounts.game_cli import game_teams
 from game_server.accounts.registry import Record
@@ -44,6 +44,7 @@ class State:
     taken: set[int]  # ports in use or assigned to a team
     present: set[str]  # the starter folders (real folders) and .env files (any kind) there
     profiles: dict[str, str | None]  # each team user's login-shell snippet (None: none)
+    unreadable: dict[str, str] = field(default_factory=dict)  # team user -> why (a timeout)
 
 
 def home_of(users: dict[str, str], user: str) -> str:
@@ -65,23 +66,31 @@ def profile_path(settings: Settings, user: str) -> str:
     return f"{settings.profile_dir}/workshop-{user}.sh"
 
 
-def present_in_homes(ex: Executor, users: dict[str, str], teams: list[Team]) -> set[str]:
+def present_in_homes(
+    ex: Executor, users: dict[str, str], teams: list[Team], timeout: float
+) -> tuple[set[str], dict[str, str]]:
     """The starter folders (real folders only) and .env files (of any kind) in the homes.
 
     Looked at as each team user (files.path_kinds), never following a team's link as root.
+    A team whose look fails (it stopped the command: the time limit) is in the second
+    value, with the reason, and only that team is not provisioned.
     """
-    present = set()
+    present, unreadable = set(), {}
     for team in teams:
         if team.user not in users:
             continue
         home = users[team.user]
         folder, env = starter_paths(home)
-        kinds = path_kinds(ex, team.user, home, [STARTER_DIR_NAME, ENV_REL])
+        try:
+            kinds = path_kinds(ex, team.user, home, [STARTER_DIR_NAME, ENV_REL], timeout)
+        except ExecError as exc:
+            unreadable[team.user] = str(exc)
+            continue
         if kinds[STARTER_DIR_NAME] == "dir":
             present.add(folder)
         if kinds[ENV_REL] != "absent":
             present.add(env)
-    return present
+    return present, unreadable
 
 
 def system_users(ex: Executor) -> dict[str, str]:
@@ -152,9 +161,9 @@ def read_state(
     in_game = game_teams(ex, settings)
     assigned = {t[key] for t in registry.values() for key in PORT_KEYS if t.get(key)}
     taken = ports_in_use(ex) | assigned
-    present = present_in_homes(ex, users, teams)
+    present, unreadable = present_in_homes(ex, users, teams, settings.team_timeout)
     profiles = {t.user: read_file(ex, profile_path(settings, t.user)) for t in teams}
-    return State(registry, users, kept, db, in_game, taken, present, profiles)
+    return State(registry, users, kept, db, in_game, taken, present, profiles, unreadable)
 
 
 PORT_KEYS = ("api_port", "jupyter_port", "debug_port")  # a team's ports in its record

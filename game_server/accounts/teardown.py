@@ -6,7 +6,8 @@ never delete a system user. Every part is removed only if it is there, so a team
 `users create` left unfinished (its record holds a journal) is removed like any other, and
 a `delete` that was interrupted is finished by running it again. Each team is taken out of
 the registry and the handout as soon as it is gone; in the game it is disabled, so its
-results stay on the board. A home is archived as the team user (root reads nothing in it).
+results stay on the board. A home is archived as the team user (root reads nothing in it),
+with the clean environment of files.as_team.
 """
 
 import datetime as dt
@@ -82,8 +83,8 @@ def remove_user(
     ex.run(["pkill", "-KILL", "-u", user], check=False)
     if archive_dir:
         out = f"{archive_dir}/{user}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.tar.gz"
-        tar = as_team(user, ["tar", "-czf", "-", "-C", str(Path(home).parent), "--",
-                             Path(home).name])  # fmt: skip
+        tar = as_team(user, home, ["tar", "-czf", "-", "-C", str(Path(home).parent), "--",
+                                   Path(home).name])  # fmt: skip
         script = 'umask 077; out=$1; shift; "$@" > "$out"; rc=$?; [ "$rc" -le 1 ] || exit "$rc"'
         ex.run(["sh", "-c", script, "sh", out, *tar])  # tar's 1: a file changed while read
         ex.run(["pkill", "-KILL", "-u", user], check=False)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from game_server.play import hosts, http1, pool, protocols, scoring
+from game_server.play import hosts, http1, listeners, pool, protocols, scoring
 from game_server.play.resolver import AllowListResolver
 from game_server.play.scoring import Result
 
@@ -49,6 +49,7 @@ class Target:
     protocol: str = "native"  # native | mlflow | openinference
     model: str | None = None  # model name for openinference
     key: str | None = None  # sent as X-Game-Key: the team's API knows the game by it
+    owner: int | None = None  # the uid of the team's Linux user, if it has one (listeners.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +303,8 @@ class Customer:
         """POST the request, read the answer with a cap (by `deadline`), and score it."""
         if self._pool is None:
             raise RuntimeError("Customer used outside `async with Customer(...)`")
+        if squatted := listeners.LISTENERS.problem(ep.host, ep.port, target.owner):
+            return scoring.failure(squatted)
         try:
             answer = await self._pool.post(ep, ep.head + _key_line(target) + tail, deadline)
         except http1.ExchangeError as exc:

@@ -196,7 +196,7 @@ class Game:
     def _targets(self, conn: sa.Connection) -> list[Target]:
         """The customer's view of the shard's active teams."""
         return [
-            Target(t["id"], t["url"], t["protocol"], t["model"], teams.api_key(t["token_hash"]))
+            Target(t["id"], t["url"], t["protocol"], t["model"], t["key"], t["owner"])
             for t in teams.active_teams(conn)
             if self.shard.owns(t["id"])
         ]

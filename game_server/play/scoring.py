@@ -31,6 +31,7 @@ REASONS = {
     "invalid_json": "the answer's body is not JSON",
     "invalid_pred": "no valid prediction: it must be the integer 0 or 1",
     "host_not_allowed": "the URL's host is not on the game's allow-list",
+    "wrong_owner": "another Linux user than the team's listens on the API's port",
     "internal_error": "the customer hit an unexpected error (see the game server log)",
 }
 

@@ -9,12 +9,14 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
+from typing import Any
 
 import sqlalchemy as sa
 
-from game_server.play import hosts, protocols
+from game_server.play import hosts, listeners, protocols
 from game_server.storage import schema
 from game_server.storage.games import game_row
 from game_server.team_names import NAME_RULE, name_ok
@@ -51,6 +53,8 @@ def check_name(name: str) -> None:
         raise TeamError(f"bad team name {name!r}: {NAME_RULE}")
 
 
+TEAM_USER = "team_user:"  # + a team's id: its Linux user (web_settings), when it has one
+LINUX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 ALLOWED_ADDED = "allowed_hosts_added"  # the entries `game-server allow` added (web_settings)
 
 
@@ -97,9 +101,16 @@ def add_team(
     protocol: str = "native",
     model: str | None = None,
     resolve: bool = True,
+    user: str | None = None,
 ) -> str:
-    """Register a team; returns its token (the only time it is seen). TeamError if refused."""
+    """Register a team; returns its token (the only time it is seen). TeamError if refused.
+
+    `user`: the team's Linux user on the game's server (`users create` gives it): the
+    customer then sends to a loopback URL only when that user listens there (listeners.py).
+    """
     check_name(name)
+    if user is not None and not LINUX_USER.fullmatch(user):
+        raise TeamError(f"bad Linux user name {user!r}")
     try:
         protocols.check_protocol(protocol, model)
     except ValueError as exc:
@@ -115,7 +126,7 @@ def add_team(
         ).first()
         if taken:
             raise TeamError(f"a team called {taken[0]!r} exists already")
-        conn.execute(
+        added = conn.execute(
             schema.teams.insert().values(
                 name=name,
                 url=url,
@@ -126,7 +137,10 @@ def add_team(
                 created_at=time.time(),
             )
         )
-    log.info("team added team=%s url=%s protocol=%s", name, url, protocol)
+        if user is not None and added.inserted_primary_key is not None:
+            key = f"{TEAM_USER}{added.inserted_primary_key[0]}"
+            conn.execute(schema.web_settings.insert().values(key=key, value=user))
+    log.info("team added team=%s url=%s protocol=%s user=%s", name, url, protocol, user)
     return token
 
 
@@ -168,10 +182,25 @@ def rotate_token(engine: sa.Engine, name: str) -> str:
     return token
 
 
-def active_teams(conn: sa.Connection) -> list[sa.RowMapping]:
-    """The teams that receive requests, by id."""
+def team_uids(conn: sa.Connection) -> dict[int, int]:
+    """The teams' Linux users on this server, as uids by team id (a user it lacks: none)."""
+    table = schema.web_settings
+    rows = conn.execute(sa.select(table).where(table.c.key.startswith(TEAM_USER))).all()
+    known = listeners.user_uids() if rows else {}  # one read of the users for every team
+    uids = {}
+    for key, user in rows:
+        if user in known and key[len(TEAM_USER) :].isdigit():
+            uids[int(key[len(TEAM_USER) :])] = known[user]
+    return uids
+
+
+def active_teams(conn: sa.Connection) -> list[dict[str, Any]]:
+    """The teams that receive requests, by id; with `key` (the API key the game sends it) and
+    `owner` (its Linux user's uid on this server, or None)."""
     q = sa.select(schema.teams).where(schema.teams.c.active).order_by(schema.teams.c.id)
-    return list(conn.execute(q).mappings())
+    uids = team_uids(conn)
+    rows = conn.execute(q).mappings()
+    return [{**r, "key": api_key(r["token_hash"]), "owner": uids.get(r["id"])} for r in rows]
 
 
 def authenticate(conn: sa.Connection, token: str | None) -> sa.RowMapping | None:
