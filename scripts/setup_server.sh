@@ -43,6 +43,16 @@ check=0
 missing=0
 say() { echo "setup_server: $*"; }
 todo() { missing=$((missing + 1)); say "missing: $*"; }
+# Each step says what it does and, when the next begins, how long it took (a pip install
+# runs for minutes: the instructor sees where the time goes).
+STEPS=6
+step_no=0
+step_started=$SECONDS
+step() {
+  if [ "$step_no" -gt 0 ]; then say "   ... $((SECONDS - step_started)) s"; fi
+  step_no=$((step_no + 1)); step_started=$SECONDS
+  say "[$step_no/$STEPS] $*"
+}
 
 # Is $1 a virtual environment of the system's Python? (Its python is the same file.)
 venv_is_system() { [ "$(readlink -f "$1/bin/python")" = "$(readlink -f "$SYSTEM_PYTHON")" ]; }
@@ -101,6 +111,7 @@ if [ "$check" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+step "system packages"
 # 1. System packages.
 need=()
 for p in "${PACKAGES[@]}"; do
@@ -115,6 +126,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+step "PostgreSQL and the shared database set-up"
 # 2. PostgreSQL running, then the shared set-up (database, base role, hardening).
 pg_up() { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }
 if ! pg_up; then
@@ -173,6 +185,7 @@ if pg_up; then
   fi
 fi
 
+step "the teams' and the game's virtual environments (pip, a few minutes)"
 # 3. The teams' shared virtual environment and the game server's own, and `game-server`
 # on the instructor's PATH (and sudo's secure_path).
 make_venv "$TEAM_VENV" sklearn -r "$REPO/participant_starter/requirements.txt" jupyter
@@ -184,6 +197,7 @@ if [ "$(readlink "$LINK" || true)" != "$GAME_VENV/bin/game-server" ]; then
   fi
 fi
 
+step "the deck (/slides/)"
 # 4. The deck, served by the game at /slides/: built in the checkout (a pinned reveal.js from
 # npm, as `make slides` does), copied where the game's own user can read it, and named by
 # GAME_SLIDES_DIR in the env file.
@@ -204,6 +218,7 @@ if [ -f "$ENV_FILE" ] && ! grep -q '^GAME_SLIDES_DIR=' "$ENV_FILE"; then
   fi
 fi
 
+step "the instructor's notebooks"
 # 5. The instructor's notebooks, run as the game's own user (Jupyter refuses root, and that
 # user may read the game database): a venv with Jupyter and the game server, and the
 # notebooks with the training data in the game's own folder (copied once: edits stay).
@@ -221,6 +236,7 @@ if [ ! -f "$GAME_HOME/notebooks/3.0-instructor-debrief.ipynb" ] || [ ! -f "$GAME
   fi
 fi
 
+step "the systemd units"
 # 6. The systemd units of the game server (enabled only when systemd runs): systemd holds
 # the game's port (the .socket) and hands it to the game, so no other user can listen on it
 # while the game restarts (activation.py, docs/SECURITY.md).
@@ -252,7 +268,7 @@ UMask=0077
 # Loopback only: tokens and the instructor's session never cross the room's network in
 # clear; the projector and the teams reach the pages through SSH tunnels (docs/SECURITY.md).
 ExecStart=$GAME_VENV/bin/game-server run --host 127.0.0.1 --port $GAME_PORT
-# `run` exits 0 only when stopped (SIGTERM, Ctrl-C); any other end is non-zero: restarted.
+# game-server run exits 0 only when stopped (SIGTERM, Ctrl-C); any other end is non-zero: restarted.
 Restart=on-failure
 RestartSec=2
 NoNewPrivileges=true
@@ -272,6 +288,8 @@ if [ ! -f "$UNIT" ] || ! unit_text | cmp -s - "$UNIT" \
     fi
   fi
 fi
+
+say "   ... $((SECONDS - step_started)) s (all steps: $SECONDS s)"
 
 # A game database that still holds a finished game is no fault, but worth a line.
 if pg_up && [ "$(as_postgres psql -X -Atq -d "$GAME_DB" -c "SELECT state FROM games" 2>/dev/null)" = finished ]; then

@@ -199,6 +199,9 @@ def server():
     assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
     check = subprocess.run(["bash", script, "--check"], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+    steps = [line for line in setup.stdout.splitlines() if line.startswith("setup_server: [")]
+    assert [line.split("]")[0] for line in steps] == [f"setup_server: [{n}/6" for n in range(1, 7)]
+    assert "(all steps: " in setup.stdout  # and each step's time
     return setup.stdout
 
 
