@@ -2,7 +2,7 @@
 
 import click
 
-from game_server import prefork, serve, teams_cli, webserver
+from game_server import oom, prefork, serve, teams_cli, webserver
 from game_server.accounts import cli as users_cli
 from game_server.demo.command import demo
 from game_server.doctor import doctor
@@ -248,6 +248,7 @@ def run(
         shard = shards.Shard.parse(shard_text)
     except ValueError as exc:
         raise click.ClickException(f"--shard: {exc}") from None
+    oom.protect_self()  # a team's runaway process, not the game, is the OOM killer's pick
     engine = _engine(obj)
     database.init_db(engine)
     if game_name is None:

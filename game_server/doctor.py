@@ -17,7 +17,10 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
+from game_server import oom
+from game_server.accounts import limits
 from game_server.accounts.config import Settings
+from game_server.accounts.executors import LocalExecutor
 from game_server.accounts.state import starter_paths
 from game_server.storage import database, games
 
@@ -106,8 +109,16 @@ def problems(url: str | None, port: int, ssh_port: int, registry: str) -> list[s
         )
     teams, trouble = registry_teams(registry)
     found += trouble
+    ex = LocalExecutor()
+    how = limits.mechanism(ex)
     for record in teams:
         found += team_problems(record)
+        user = record["user"]
+        if limits.uid_of(ex, user) and not limits.in_place(ex, Settings(), user, how):
+            found.append(
+                f"team {record['name']}: no fair share ({how}): run `game-server users create "
+                "ROSTER.csv` again (it applies the limits)"
+            )
     if listening(port):
         found.append(
             f"port {port} is in use: the pages need it (another `game-server run`? `ss -ltnp`)"
@@ -124,6 +135,9 @@ def problems(url: str | None, port: int, ssh_port: int, registry: str) -> list[s
 @click.pass_obj
 def doctor(obj: dict, port: int, ssh_port: int, registry: str) -> None:
     """Check this server is ready for the workshop: one line per problem, exit 0 when ready."""
+    click.echo(f"doctor: fair shares: {limits.DESCRIPTIONS[limits.mechanism(LocalExecutor())]}")
+    for line in oom.warnings():
+        click.echo(f"doctor: warning: {line}")
     found = problems(obj["db"], port, ssh_port, registry)
     for line in found:
         click.echo(f"doctor: {line}")

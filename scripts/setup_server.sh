@@ -196,6 +196,8 @@ UMask=0077
 # clear; the projector and the teams reach the pages through SSH tunnels (docs/SECURITY.md).
 ExecStart=$GAME_VENV/bin/game-server run --host 127.0.0.1 --port $GAME_PORT
 Restart=on-failure
+# A team's runaway notebook, not the game, is what the OOM killer picks (game_server/oom.py).
+OOMScoreAdjust=-900
 NoNewPrivileges=true
 ProtectSystem=full
 PrivateTmp=true
@@ -208,6 +210,21 @@ if [ ! -f "$UNIT" ] || ! unit_text | cmp -s - "$UNIT"; then
   if [ "$check" -eq 1 ]; then todo "systemd unit $UNIT"; else
     say "writing $UNIT"; unit_text > "$UNIT"
     if [ -d /run/systemd/system ]; then systemctl daemon-reload; systemctl enable game-server; fi
+  fi
+fi
+
+# 5. PostgreSQL's postmaster last for the OOM killer (its backends stay killable), where
+# systemd runs; it takes effect at PostgreSQL's next start (never restarted here).
+# Elsewhere `game-server doctor` says how to lower the running postmaster's score.
+PG_DROPIN=/etc/systemd/system/postgresql@.service.d/workshop-oom.conf
+pg_dropin_text() {
+  printf '%s\n' "[Service]" "OOMScoreAdjust=-900" \
+    "Environment=PG_OOM_ADJUST_FILE=/proc/self/oom_score_adj PG_OOM_ADJUST_VALUE=0"
+}
+if [ -d /run/systemd/system ] && { [ ! -f "$PG_DROPIN" ] || ! pg_dropin_text | cmp -s - "$PG_DROPIN"; }; then
+  if [ "$check" -eq 1 ]; then todo "$PG_DROPIN (PostgreSQL last for the OOM killer)"; else
+    say "writing $PG_DROPIN (applies at PostgreSQL's next start)"
+    mkdir -p "$(dirname "$PG_DROPIN")"; pg_dropin_text > "$PG_DROPIN"; systemctl daemon-reload
   fi
 fi
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from game_server.accounts import checks, provision, teardown
-from game_server.accounts.config import TEAM_VENV, AccountsError, Settings
+from game_server.accounts import checks, limits, provision, teardown
+from game_server.accounts.config import TEAM_VENV, AccountsError, Settings, TeamLimits
 from game_server.accounts.executors import (
     ExecError,
     Executor,
@@ -32,6 +32,14 @@ def _span(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
     if not (low.isdigit() and high.isdigit() and 1024 <= int(low) <= int(high) <= 65535):
         raise click.BadParameter(f"{value!r}: expected LOW-HIGH within 1024-65535")
     return int(low), int(high)
+
+
+def _limits(value: str) -> TeamLimits:
+    """Parse `--limits` (limits.parse), as a usage error when it is wrong."""
+    try:
+        return limits.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -152,6 +160,10 @@ def _settings(
     help="The participant starter's level: complete, or exercises (five gaps to fill). "
     "Only for homes that get the starter now: a team's files are never replaced.",
 )
+@click.option("--limits", "limits_text", default=limits.text(TeamLimits()),
+              show_default=True, callback=lambda c, p, v: _limits(v),
+              help="Each team's fair share: CPU weight, memory ceiling (MB), processes; "
+              "or off (docs/INSTRUCTOR.md, Fair shares).")  # fmt: skip
 @server_options
 def create(
     ex: Executor,
@@ -164,10 +176,12 @@ def create(
     jupyter_ports: tuple[int, int],
     team_venv: str,
     starter_level: str,
+    limits_text: TeamLimits,
 ) -> None:
     """Create the accounts of every team in ROSTER (a CSV: name, members, ssh_key)."""
     settings.rotate, settings.api_ports, settings.jupyter_ports = rotate, api_ports, jupyter_ports
     settings.team_venv, settings.starter_level = team_venv, starter_level
+    settings.limits = limits_text
     provision.create(ex, settings, roster, dry_run=dry_run, echo=click.echo)
     if not (dry_run or no_check) and not checks.check(ex, settings, echo=click.echo):
         raise click.ClickException("the check after provisioning found problems (above)")
