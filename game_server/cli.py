@@ -7,6 +7,7 @@ from game_server.accounts import cli as users_cli
 from game_server.demo.command import demo
 from game_server.doctor import doctor
 from game_server.logs import LEVELS, configure_logging
+from game_server.rehearsal.cli import rehearse_command
 from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
 from game_server.storage import control as controls
 from game_server.storage import database, games, shards
@@ -306,5 +307,6 @@ for _command in users_cli.COMMANDS:
 
 main.add_command(demo)
 main.add_command(doctor)
+main.add_command(rehearse_command)
 main.add_command(teams_cli.teams)
 main.add_command(teams_cli.allow)

@@ -1,0 +1,91 @@
+"""`game-server rehearse` end to end: bot teams live the README's day over a real sshd while a
+compressed whole game runs; one verdict; nothing of the rehearsal left (Ctrl-C included).
+
+The teams' Python is the shared venv `scripts/setup_server.sh` builds (/opt/workshop/venv),
+as on a workshop server; the sshd is the tests' own (tests/sshd_server.py).
+"""
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sshd_server import sshd
+
+from game_server.rehearsal.run import Options, rehearse
+
+pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.slow, pytest.mark.postgres]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """This machine prepared by setup_server.sh (the teams' venv, tmux, sudo, PostgreSQL)."""
+    script = str(REPO / "scripts" / "setup_server.sh")
+    setup = subprocess.run(["bash", script], capture_output=True, text=True, timeout=1800)
+    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+
+
+def no_rehearsal_user() -> None:
+    """No user with a rehearsal's prefix (`rhXXXX-`) is left."""
+    assert not re.search(r"^rh[0-9a-f]{4}-", Path("/etc/passwd").read_text(), re.M)
+
+
+@pytest.mark.timeout(1500)
+def test_a_rehearsal_with_one_team_holds_the_peak_and_leaves_nothing(server, tmp_path):
+    """One bot team: trained, API up, self-check, retrains; every phase measured; cleaned."""
+    lines: list[str] = []
+    with sshd(tmp_path) as ssh:
+        ok = rehearse(Options(1, "complete", 2.0, ssh.port, ssh.known_hosts, echo=lines.append))
+    text = "\n".join(lines)
+    assert "rehearse: provisioned 1 of 1" in text
+    assert "rehearse: trained, API up, self-check: 1 of 1 done" in text
+    assert "teams retrain" in text and "bot:" not in text, text
+    for phase in ("warm-up", "messy input", "population shift", "peak traffic", "the world c"):
+        row = next(line for line in lines if line.startswith(f"  {phase}"))
+        answered, failed = (int(x) for x in row[22:].split()[:2])
+        assert answered > 0 and failed <= answered * 0.01, row
+    assert "HELD the peak" in text and "would hold about" in text and "estimate" in text
+    assert "cleaned up: no rehearsal account, home, role or file is left" in text
+    assert ok, text
+    no_rehearsal_user()
+
+
+@pytest.mark.timeout(900)
+def test_ctrl_c_cleans_up(server, tmp_path):
+    """Ctrl-C after the teams are provisioned: every rehearsal account goes, nothing left."""
+    with sshd(tmp_path) as ssh:
+        command = [
+            sys.executable,
+            "-m",
+            "game_server",
+            "rehearse",
+            "--teams",
+            "1",
+            "--minutes",
+            "2",
+            "--ssh-port",
+            str(ssh.port),
+            "--known-hosts",
+            ssh.known_hosts,
+        ]
+        run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)  # fmt: skip
+        seen = []
+        assert run.stdout is not None
+        for line in run.stdout:
+            seen.append(line)
+            if "provisioned 1 of 1" in line:
+                time.sleep(3)  # the bot is logging in and training
+                run.send_signal(signal.SIGINT)
+                break
+        out, _ = run.communicate(timeout=300)
+    text = "".join(seen) + out
+    assert "interrupted: cleaning up" in text, text
+    assert "cleaned up: no rehearsal account, home, role or file is left" in text, text
+    assert run.returncode != 0
+    no_rehearsal_user()
