@@ -40,7 +40,7 @@ def test_a_rehearsal_with_one_team_holds_the_peak_and_leaves_nothing(server, tmp
     """One bot team: trained, API up, self-check, retrains; every phase measured; cleaned."""
     lines: list[str] = []
     with sshd(tmp_path) as ssh:
-        ok = rehearse(Options(1, "complete", 2.0, ssh.port, ssh.known_hosts, echo=lines.append))
+        ok = rehearse(Options(1, "complete", 2.0, ssh.port, ssh.known_hosts, echo=lines.append)).ok
     text = "\n".join(lines)
     assert "rehearse: provisioned 1 of 1" in text
     assert "rehearse: trained, API up, self-check: 1 of 1 done" in text

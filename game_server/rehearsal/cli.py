@@ -60,5 +60,5 @@ def rehearse_command(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--limits") from None
     opts = Options(teams, level, minutes, ssh_port, known_hosts, settings, click.echo)
-    if not rehearse(opts):
+    if not rehearse(opts).ok:
         raise SystemExit(1)

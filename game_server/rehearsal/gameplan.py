@@ -47,3 +47,8 @@ def compressed(minutes: float, source: Path = WORKSHOP) -> tuple[str, list[dict[
         phase["duration"] = seconds
         lines += [""] + _table("[[phases]]", phase)
     return "\n".join(lines) + "\n", phases
+
+
+def game_settings(path: Path) -> dict[str, Any]:
+    """The `[game]` table of a game file."""
+    return dict(tomllib.loads(path.read_text())["game"])

@@ -226,32 +226,53 @@ class Rehearsal:
         return not left
 
 
-def rehearse(opts: Options) -> bool:
-    """The whole rehearsal; True when it held the peak and left nothing behind."""
+@dataclass
+class Result:
+    """What a rehearsal measured (for `make bench-rehearsal`) and how it ended."""
+
+    ok: bool = False
+    clean: bool = False
+    phases: list[verdict.Phase] = field(default_factory=list)
+    samples: list[Any] = field(default_factory=list)
+    morning: tuple[float, float] = (0.0, 0.0)  # the teams' training, API start, self-check
+    idle_mb: float = 0.0
+    lines: list[str] = field(default_factory=list)
+
+
+def rehearse(opts: Options) -> Result:
+    """The whole rehearsal; `.ok` when it held the peak and left nothing behind."""
     previous = signal.signal(signal.SIGTERM, _terminate)
-    r = Rehearsal(opts)
-    ok = False
+    r, result = Rehearsal(opts), Result()
+    sampler: Sampler | None = None
     try:
         r.prepare_game()
         r.provision()
-        r.morning()
-        idle_mb = available_mb()
+        result.idle_mb = available_mb()
         sampler = Sampler(r.uids())
         sampler.start()
+        started = time.time()
+        r.morning()
+        result.morning = (started, time.time())
         r.start_game()
         r.echo(f"rehearse: the game runs ({sum(float(p['duration']) for p in r.phases):.0f} s)")
         r.play()
         sampler.stop()
-        measured = verdict.phases(f"sqlite:///{r.db}", sampler.samples)
-        timeout = float(gameplan.tomllib.loads((r.work / "game.toml").read_text())["game"]
-                        .get("timeout", 1.0))  # fmt: skip
+        result.samples = sampler.samples
+        result.phases = verdict.phases(f"sqlite:///{r.db}", sampler.samples)
+        timeout = float(gameplan.game_settings(r.work / "game.toml").get("timeout", 1.0))
         errors = [f"{bot.user}: {e}" for bot in r.bots for e in bot.errors]
-        ok, lines = verdict.report(opts.teams, opts.level, measured, timeout, idle_mb, errors)
-        for line in lines:
+        held, result.lines = verdict.report(
+            opts.teams, opts.level, result.phases, timeout, result.idle_mb, errors
+        )
+        for line in result.lines:
             r.echo(line)
+        result.ok = held
     except KeyboardInterrupt:
         r.echo("rehearse: interrupted: cleaning up")
     finally:
-        clean = r.clean_up()
+        if sampler is not None:
+            sampler.stop()
+        result.clean = r.clean_up()
         signal.signal(signal.SIGTERM, previous)
-    return ok and clean
+    result.ok = result.ok and result.clean
+    return result

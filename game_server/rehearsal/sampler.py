@@ -16,6 +16,12 @@ TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+# What a team's process is, by its command line: the API, Jupyter, a notebook's kernel, a
+# training run (nbconvert), the rest (shells, tmux, curl).
+KINDS = (("api", "main.py"), ("kernel", "ipykernel"), ("training", "nbconvert"),
+         ("jupyter", "jupyter"))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Sample:
     """One moment: the machine's busy share (0..1), available MB; the teams' CPU s, MB."""
@@ -25,6 +31,13 @@ class Sample:
     available_mb: float
     team_cpu_s: float
     team_mb: float
+    kinds: dict[str, tuple[float, float, int]]  # kind -> (CPU s, MB, processes)
+
+
+def kind_of(cmdline: bytes) -> str:
+    """The kind of a team's process (KINDS), or "other"."""
+    text = cmdline.replace(b"\0", b" ").decode(errors="replace")
+    return next((kind for kind, word in KINDS if word in text), "other")
 
 
 def cpu_times() -> tuple[float, float]:
@@ -47,9 +60,9 @@ def total_mb() -> float:
     return float(Path("/proc/meminfo").read_text().split()[1]) / 1024
 
 
-def users_cost(uids: set[int]) -> tuple[float, float]:
-    """(CPU seconds, resident MB) of the live processes of `uids`."""
-    cpu = rss = 0.0
+def users_cost(uids: set[int]) -> dict[str, tuple[float, float, int]]:
+    """Per kind of process of `uids`: (CPU seconds, resident MB, how many), live ones."""
+    out: dict[str, tuple[float, float, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -57,12 +70,15 @@ def users_cost(uids: set[int]) -> tuple[float, float]:
             if os.stat(f"/proc/{entry}").st_uid not in uids:
                 continue
             stat = Path(f"/proc/{entry}/stat").read_text()
+            kind = kind_of(Path(f"/proc/{entry}/cmdline").read_bytes())
         except OSError:
             continue
         rest = stat[stat.rindex(")") + 2 :].split()
-        cpu += (float(rest[11]) + float(rest[12])) / TICKS  # utime, stime
-        rss += float(rest[21]) * PAGE / 2**20
-    return cpu, rss
+        cpu = (float(rest[11]) + float(rest[12])) / TICKS  # utime, stime
+        rss = float(rest[21]) * PAGE / 2**20
+        old = out.get(kind, (0.0, 0.0, 0))
+        out[kind] = (old[0] + cpu, old[1] + rss, old[2] + 1)
+    return out
 
 
 @dataclass
@@ -90,5 +106,6 @@ class Sampler:
             busy1, total1 = cpu_times()
             share = (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
             busy0, total0 = busy1, total1
-            cpu, mb = users_cost(self.uids)
-            self.samples.append(Sample(time.time(), share, available_mb(), cpu, mb))
+            kinds = users_cost(self.uids)
+            cpu, mb = sum(k[0] for k in kinds.values()), sum(k[1] for k in kinds.values())
+            self.samples.append(Sample(time.time(), share, available_mb(), cpu, mb, kinds))

@@ -37,6 +37,8 @@ class Phase:
     team_cores: float  # all teams' processes together
     team_mb: float
     machine_cores: float  # the whole machine busy
+    start: float = 0.0  # the phase's first and last request (epoch seconds)
+    end: float = 0.0
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -88,7 +90,8 @@ def phases(url: str, samples: list[Sample]) -> list[Phase]:
         window = [s for s in samples if first <= s.at <= last + 1.0]
         lat = [r[3] for r in mine if r[2] != "failed"]
         failed = sum(1 for r in mine if r[2] == "failed")
-        out.append(Phase(name, kind, len(mine), failed, _percentile(lat, 0.95), *_cost(window)))
+        p95 = _percentile(lat, 0.95)
+        out.append(Phase(name, kind, len(mine), failed, p95, *_cost(window), first, last))
     return out
 
 
