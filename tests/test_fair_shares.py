@@ -69,7 +69,7 @@ HOG = r"""
 for _ in $(seq $((2 * $(nproc)))); do /usr/bin/python3 -c 'while True: pass' & done
 while true; do
   /usr/bin/python3 -c 'frames = []
-while True: frames.append(bytearray(32 << 20))'
+while True: frames.append(b"x" * (32 << 20))'
 done
 """
 

@@ -10,24 +10,56 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
+from accounts_helpers import ADMIN, PSQL_ADMIN
 from sshd_server import sshd
 
+from game_server.accounts import config
 from game_server.rehearsal.run import Options, rehearse
 
 pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.slow, pytest.mark.postgres]
 
 REPO = Path(__file__).resolve().parents[1]
+TEAM_VENV = config.TEAM_VENV
+# The Ctrl-C test's rehearsal, in a process of its own (Ctrl-C reaches its main thread).
+CHILD = """
+import sys
+from game_server.accounts import config
+from game_server.rehearsal.run import Options, rehearse
+port, hosts, ws, game, role = sys.argv[1:]
+settings = config.Settings(psql_admin={psql!r}, workshop_db=ws, game_db=game, game_role=role)
+sys.exit(0 if rehearse(Options(1, "complete", 2.0, int(port), hosts, settings, print)).ok else 1)
+"""
 
 
 @pytest.fixture(scope="module")
 def server():
-    """This machine prepared by setup_server.sh (the teams' venv, tmux, sudo, PostgreSQL)."""
-    script = str(REPO / "scripts" / "setup_server.sh")
-    setup = subprocess.run(["bash", script], capture_output=True, text=True, timeout=1800)
-    assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+    """The teams' venv as setup_server.sh builds it; scratch databases and roles, dropped after.
+
+    Only the venv of setup_server.sh (its own `make_venv`): the packages, the game's venv and
+    the shared databases are the end-to-end test's to check, and stay as they are.
+    """
+    script = REPO / "scripts" / "setup_server.sh"
+    requirements = REPO / "participant_starter" / "requirements.txt"
+    build = f". {script}; make_venv {TEAM_VENV} sklearn -r {requirements} jupyter"
+    done = subprocess.run(["bash", "-c", build], capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    tag = uuid.uuid4().hex[:6]
+    settings = config.Settings(
+        psql_admin=PSQL_ADMIN, workshop_db=f"gs_test_ws_{tag}", game_db=f"gs_test_game_{tag}",
+        game_role=f"gs_test_gr_{tag}",
+    )  # fmt: skip
+    try:
+        yield settings
+    finally:
+        with psycopg.connect(ADMIN + "postgres", autocommit=True) as conn:
+            for db in (settings.workshop_db, settings.game_db):
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{settings.game_role}"')
 
 
 def no_rehearsal_user() -> None:
@@ -40,7 +72,8 @@ def test_a_rehearsal_with_one_team_holds_the_peak_and_leaves_nothing(server, tmp
     """One bot team: trained, API up, self-check, retrains; every phase measured; cleaned."""
     lines: list[str] = []
     with sshd(tmp_path) as ssh:
-        ok = rehearse(Options(1, "complete", 2.0, ssh.port, ssh.known_hosts, echo=lines.append)).ok
+        opts = Options(1, "complete", 2.0, ssh.port, ssh.known_hosts, server, lines.append)
+        ok = rehearse(opts).ok
     text = "\n".join(lines)
     assert "rehearse: provisioned 1 of 1" in text
     assert "rehearse: trained, API up, self-check: 1 of 1 done" in text
@@ -59,20 +92,15 @@ def test_a_rehearsal_with_one_team_holds_the_peak_and_leaves_nothing(server, tmp
 def test_ctrl_c_cleans_up(server, tmp_path):
     """Ctrl-C after the teams are provisioned: every rehearsal account goes, nothing left."""
     with sshd(tmp_path) as ssh:
-        command = [
-            sys.executable,
-            "-m",
-            "game_server",
-            "rehearse",
-            "--teams",
-            "1",
-            "--minutes",
-            "2",
-            "--ssh-port",
+        child = CHILD.format(psql=PSQL_ADMIN)
+        args = [
             str(ssh.port),
-            "--known-hosts",
             ssh.known_hosts,
+            server.workshop_db,
+            server.game_db,
+            server.game_role,
         ]
+        command = [sys.executable, "-u", "-c", child, *args]
         run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)  # fmt: skip
         seen = []
