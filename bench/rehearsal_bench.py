@@ -78,7 +78,7 @@ def costs(result: Result, teams: int) -> dict:
         "kernel_mb": peak_mb(morning, ("kernel",)) / teams,
         "training_cpu_s": training_cpu / teams,
         "training_mb": peak_mb(morning, ("training", "kernel")) / teams,
-        "team_peak_cores": peak_phase.machine_cores / teams,
+        "team_peak_cores": (peak_phase.team_cores + peak_phase.game_cores) / teams,
         "team_peak_mb": peak_phase.team_mb / teams,
         "morning_s": result.morning[1] - result.morning[0],
     }

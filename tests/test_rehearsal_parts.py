@@ -40,8 +40,8 @@ def test_the_compressed_game_keeps_every_phase_and_the_peak(tmp_path):
     assert 4 * 60 <= total <= 6 * 60 and all(p.duration >= gameplan.MIN_PHASE for p in game.phases)
 
 
-def _phase(kind: str, failed: int, p95: float, machine: float = 1.0) -> verdict.Phase:
-    return verdict.Phase(kind, kind, 1000, failed, p95, 0.5, 0.8, 0.5, 400.0, machine)
+def _phase(kind: str, failed: int, p95: float, team: float = 0.5) -> verdict.Phase:
+    return verdict.Phase(kind, kind, 1000, failed, p95, 0.5, 0.8, team, 400.0, 1.5, 0.1)
 
 
 def test_the_verdict_says_held_or_not_per_phase_and_what_to_change():
@@ -59,7 +59,7 @@ def test_the_verdict_says_held_or_not_per_phase_and_what_to_change():
 
 def test_capacity_divides_the_usable_machine_by_the_cost_per_team():
     """Twice the measured cost per team halves the estimate."""
-    cheap = verdict.capacity(4, _phase("peak", 0, 10.0, machine=0.4), 8000.0)
-    dear = verdict.capacity(4, _phase("peak", 0, 10.0, machine=0.8), 8000.0)
-    assert cheap[0] == pytest.approx(2 * dear[0], abs=1) and cheap[2] * 2 == dear[2]
+    cheap = verdict.capacity(4, _phase("peak", 0, 10.0, team=0.3), 8000.0)
+    dear = verdict.capacity(4, _phase("peak", 0, 10.0, team=0.7), 8000.0)
+    assert cheap[0] == pytest.approx(2 * dear[0], abs=1) and cheap[2] * 2 == pytest.approx(dear[2])
     assert Path(gameplan.WORKSHOP).is_file()

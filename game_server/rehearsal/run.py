@@ -254,6 +254,7 @@ def rehearse(opts: Options) -> Result:
         r.morning()
         result.morning = (started, time.time())
         r.start_game()
+        sampler.game = r.game.pid if r.game else None
         r.echo(f"rehearse: the game runs ({sum(float(p['duration']) for p in r.phases):.0f} s)")
         r.play()
         sampler.stop()

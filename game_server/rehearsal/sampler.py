@@ -60,20 +60,24 @@ def total_mb() -> float:
     return float(Path("/proc/meminfo").read_text().split()[1]) / 1024
 
 
-def users_cost(uids: set[int]) -> dict[str, tuple[float, float, int]]:
-    """Per kind of process of `uids`: (CPU seconds, resident MB, how many), live ones."""
+def users_cost(uids: set[int], game: int | None = None) -> dict[str, tuple[float, float, int]]:
+    """Per kind of process of `uids`: (CPU seconds, resident MB, how many), live ones; the
+    process `game` and its children as kind "game"."""
     out: dict[str, tuple[float, float, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            if os.stat(f"/proc/{entry}").st_uid not in uids:
-                continue
             stat = Path(f"/proc/{entry}/stat").read_text()
-            kind = kind_of(Path(f"/proc/{entry}/cmdline").read_bytes())
-        except OSError:
+            rest = stat[stat.rindex(")") + 2 :].split()
+            if game is not None and game in (int(entry), int(rest[1])):
+                kind = "game"
+            elif os.stat(f"/proc/{entry}").st_uid in uids:
+                kind = kind_of(Path(f"/proc/{entry}/cmdline").read_bytes())
+            else:
+                continue
+        except (OSError, ValueError):
             continue
-        rest = stat[stat.rindex(")") + 2 :].split()
         cpu = (float(rest[11]) + float(rest[12])) / TICKS  # utime, stime
         rss = float(rest[21]) * PAGE / 2**20
         old = out.get(kind, (0.0, 0.0, 0))
@@ -86,6 +90,7 @@ class Sampler:
     """Samples in a thread from `start()` to `stop()`."""
 
     uids: set[int]
+    game: int | None = None  # the game's process, once it runs
     interval: float = 1.0
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -106,6 +111,7 @@ class Sampler:
             busy1, total1 = cpu_times()
             share = (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
             busy0, total0 = busy1, total1
-            kinds = users_cost(self.uids)
-            cpu, mb = sum(k[0] for k in kinds.values()), sum(k[1] for k in kinds.values())
+            kinds = users_cost(self.uids, self.game)
+            teams = [v for k, v in kinds.items() if k != "game"]
+            cpu, mb = sum(k[0] for k in teams), sum(k[1] for k in teams)
             self.samples.append(Sample(time.time(), share, available_mb(), cpu, mb, kinds))

@@ -6,7 +6,8 @@ the phase's first and last request): requests answered, failures, p95; the machi
 headroom (idle share at the 90th percentile of busy) and its lowest available memory; the
 teams' own CPU (cores) and memory. The largest number of teams is an estimate, from the
 measured cost per team at the peak: 80 % of the cores and of the memory, each divided by
-what one team (its share of the game's work included) used.
+what one team (its share of the game's work included) used. The teams' and the game's own
+processes are counted, not the rest of the machine (which the headroom shows).
 """
 
 import os
@@ -36,7 +37,8 @@ class Phase:
     memory_headroom: float  # 0..1
     team_cores: float  # all teams' processes together
     team_mb: float
-    machine_cores: float  # the whole machine busy
+    machine_cores: float  # the whole machine busy (the teams, the game, anything else)
+    game_cores: float = 0.0  # the game's processes
     start: float = 0.0  # the phase's first and last request (epoch seconds)
     end: float = 0.0
 
@@ -60,20 +62,26 @@ def _rows(url: str) -> tuple[list[Any], list[Any]]:
     return list(phases), list(rows)
 
 
-def _cost(samples: list[Sample]) -> tuple[float, float, float, float, float]:
-    """(cpu headroom, memory headroom, team cores, team MB, machine cores) of a window."""
+def _rate(samples: list[Sample], cpu_s: Any) -> float:
+    """Cores used over `samples` by what `cpu_s(sample)` counts."""
+    steps = zip(samples, samples[1:], strict=False)
+    used = [max(0.0, cpu_s(b) - cpu_s(a)) / max(b.at - a.at, 1e-3) for a, b in steps]
+    return sum(used) / len(used) if used else 0.0
+
+
+def _cost(samples: list[Sample]) -> tuple[float, float, float, float, float, float]:
+    """(cpu headroom, memory headroom, team cores, team MB, machine cores, game cores)."""
     cores = os.cpu_count() or 1
     if len(samples) < 2:
-        return 1.0, 1.0, 0.0, 0.0, 0.0
+        return 1.0, 1.0, 0.0, 0.0, 0.0, 0.0
     busy = [s.busy for s in samples[1:]]
-    steps = zip(samples, samples[1:], strict=False)
-    used = [max(0.0, b.team_cpu_s - a.team_cpu_s) / max(b.at - a.at, 1e-3) for a, b in steps]
     return (
         1 - _percentile(busy, 0.9),
         min(s.available_mb for s in samples) / total_mb(),
-        sum(used) / len(used),
+        _rate(samples, lambda s: s.team_cpu_s),
         max(s.team_mb for s in samples),
         sum(busy) / len(busy) * cores,
+        _rate(samples, lambda s: s.kinds.get("game", (0.0, 0.0, 0))[0]),
     )
 
 
@@ -84,14 +92,15 @@ def phases(url: str, samples: list[Sample]) -> list[Phase]:
     for idx, name, kind in defs:
         mine = [r for r in rows if r[0] == idx]
         if not mine:
-            out.append(Phase(name, kind, 0, 0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0))
+            out.append(Phase(name, kind, 0, 0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0))
             continue
         first, last = min(r[1] for r in mine), max(r[1] for r in mine)
         window = [s for s in samples if first <= s.at <= last + 1.0]
         lat = [r[3] for r in mine if r[2] != "failed"]
         failed = sum(1 for r in mine if r[2] == "failed")
         p95 = _percentile(lat, 0.95)
-        out.append(Phase(name, kind, len(mine), failed, p95, *_cost(window), first, last))
+        cost = _cost(window)
+        out.append(Phase(name, kind, len(mine), failed, p95, *cost, start=first, end=last))
     return out
 
 
@@ -104,7 +113,7 @@ def held(phase: Phase, timeout_s: float) -> bool:
 def capacity(teams: int, peak: Phase, idle_mb: float) -> tuple[int, int, float, float]:
     """(teams by CPU, teams by memory, cores per team, MB per team): an estimate."""
     cores = os.cpu_count() or 1
-    per_team_cores = max(peak.machine_cores, 1e-3) / teams
+    per_team_cores = max(peak.team_cores + peak.game_cores, 1e-3) / teams
     per_team_mb = max(peak.team_mb, 1.0) / teams
     by_cpu = int(USABLE * cores / per_team_cores)
     by_memory = int(USABLE * (idle_mb + peak.team_mb) / per_team_mb)
