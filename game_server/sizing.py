@@ -23,7 +23,7 @@ class Cost:
     base_mb: float = 1024.0
 
 
-# From `make bench-rehearsal` (the run cited in docs/PERFORMANCE.md).
+# Written by `make bench-rehearsal` (the run cited in docs/PERFORMANCE.md, "Rehearsal").
 MEASURED = {
     "complete": Cost(cores=0.30, mb=700.0),
     "exercises": Cost(cores=0.30, mb=700.0),
