@@ -1,16 +1,19 @@
 """The `game-server` command line: one click group, a sub-group per part of the game."""
 
+import time
+
 import click
 
-from game_server import oom, prefork, serve, teams_cli, webserver
+from game_server import oom, prefork, serve, state_dir, teams_cli, webserver
 from game_server.accounts import cli as users_cli
 from game_server.demo.command import demo
 from game_server.doctor import doctor
 from game_server.logs import LEVELS, configure_logging
+from game_server.play import teams as registry
 from game_server.rehearsal.cli import rehearse_command
 from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
 from game_server.storage import control as controls
-from game_server.storage import database, games, shards
+from game_server.storage import database, fresh, games, shards
 from game_server.storage import export as exporter
 from game_server.web.app import ConfigError
 
@@ -169,9 +172,13 @@ for _action, _help in (
     _control_command(_action, _help)
 
 
-def _engine(obj: dict):
-    """The game database engine for `--db` / $GAME_DATABASE_URL / the default file."""
-    return database.make_engine(obj["db"])
+def _engine(obj: dict, create: bool = False):
+    """The game database engine for `--db` / $GAME_DATABASE_URL / the default file; a
+    one-line error when none is chosen and the default would be the wrong one."""
+    try:
+        return database.command_engine(obj["db"], create)
+    except database.NoDatabase as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _load_game(file: str):
@@ -203,7 +210,7 @@ WORKERS_OPTION = click.option(
 def init(obj: dict, game_name: str) -> None:
     """Create the game database with its game file (settings, allow-list and phases)."""
     game_file = _load_game(game_name)
-    engine = _engine(obj)
+    engine = _engine(obj, create=True)
     created = database.init_db(engine)
     try:
         database.prepare_game(engine, game_file)
@@ -211,6 +218,44 @@ def init(obj: dict, game_name: str) -> None:
         raise click.ClickException(str(exc)) from None
     what = "created" if created else "exists; game file updated"
     click.echo(f"game database {what}: {database.safe_url(engine)} ({game_file.path})")
+
+
+@main.command("new")
+@click.option(
+    "--game",
+    "game_name",
+    default="workshop",
+    show_default=True,
+    help="Game file of the new game: a path, or a builtin game (workshop, demo).",
+)
+@click.option("--no-export", is_flag=True, help="Do not export the old game first.")
+@click.pass_obj
+def new_game(obj: dict, game_name: str, no_export: bool) -> None:
+    """A fresh game in the configured database (created if empty): the old game exported
+    first, its rows removed, the teams kept with their tokens. Refused while a game runs."""
+    game_file = _load_game(game_name)
+    engine = _engine(obj, create=True)
+    database.init_db(engine)  # an empty database gets its tables and a game in the lobby
+    try:
+        with engine.connect() as conn:
+            reason = fresh.still_running(conn, time.time())
+            played = fresh.has_requests(conn)
+        if reason:
+            raise games.GameBusy(f"cannot start a new game: {reason}")
+        if played and not no_export:
+            out = state_dir.new_export_dir()
+            exporter.export(engine, out)
+            click.echo(f"the old game is exported to {out}")
+        deleted = fresh.replace_game(engine, game_file)
+    except games.GameBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    with engine.connect() as conn:
+        kept = len(registry.list_teams(conn))
+    click.echo(
+        f"new game in {database.safe_url(engine)} ({game_file.path}), in the lobby: "
+        f"{deleted.get('requests', 0)} requests of the old game removed, "
+        f"{kept} teams kept with their tokens"
+    )
 
 
 @main.command()
@@ -250,7 +295,7 @@ def run(
     except ValueError as exc:
         raise click.ClickException(f"--shard: {exc}") from None
     oom.protect_self()  # a team's runaway process, not the game, is the OOM killer's pick
-    engine = _engine(obj)
+    engine = _engine(obj, create=True)
     database.init_db(engine)
     if game_name is None:
         with engine.connect() as conn:
@@ -267,7 +312,7 @@ def run(
             metrics_port=metrics_port,
             shard=shard,
         )
-    except (games.GameBusy, OSError, ConfigError) as exc:
+    except (games.GameBusy, games.NotInitialised, OSError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -286,10 +331,17 @@ def web(obj: dict, host: str, port: int, listen_fd: int | None, workers: int) ->
 
 
 @main.command("export")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory (default: exports/<date and time> in the private state folder, "
+    f"${state_dir.ENV} or ~/.local/state/game-server).",
+)
 @click.pass_obj
-def export_command(obj: dict, out: str) -> None:
+def export_command(obj: dict, out: str | None) -> None:
     """Write teams, requests, results and totals per phase as CSV and JSON."""
+    out = str(state_dir.private_dir(out) if out else state_dir.new_export_dir())  # private
     try:
         counts = exporter.export(_engine(obj), out)
     except games.NotInitialised as exc:

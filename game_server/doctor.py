@@ -22,7 +22,7 @@ from game_server.accounts import limits
 from game_server.accounts.config import Settings
 from game_server.accounts.executors import LocalExecutor
 from game_server.accounts.state import starter_paths
-from game_server.storage import database, games
+from game_server.storage import database, fresh, games
 
 
 def listening(port: int) -> bool:
@@ -46,10 +46,13 @@ def api_answers(port: int) -> bool:
 
 def database_problems(url: str | None) -> list[str]:
     """The game database: reachable, and holding a game."""
-    engine = database.make_engine(url)
+    try:
+        engine = database.command_engine(url)
+    except database.NoDatabase as exc:
+        return [str(exc)]
     try:
         with engine.connect() as conn:
-            games.game_row(conn)
+            finished = fresh.finished_problem(conn)
     except games.NotInitialised:
         return ["the game database has no game yet: run `game-server init --game workshop`"]
     except sa.exc.SQLAlchemyError as exc:
@@ -60,7 +63,18 @@ def database_problems(url: str | None) -> list[str]:
         ]
     finally:
         engine.dispose()
-    return []
+    return [finished] if finished else []
+
+
+def game_on_port(port: int) -> str | None:
+    """The game's state when `game-server run` answers on 127.0.0.1:port, else None."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://127.0.0.1:{port}/api/health", timeout=2) as response:
+            body = json.load(response)
+    except (OSError, ValueError):
+        return None
+    return str(body["state"]) if isinstance(body, dict) and "state" in body else None
 
 
 def team_problems(record: dict) -> list[str]:
@@ -119,16 +133,17 @@ def problems(url: str | None, port: int, ssh_port: int, registry: str) -> list[s
                 f"team {record['name']}: no fair share ({how}): run `game-server users create "
                 "ROSTER.csv` again (it applies the limits)"
             )
-    if listening(port):
+    if listening(port) and game_on_port(port) is None:
         found.append(
-            f"port {port} is in use: the pages need it (another `game-server run`? `ss -ltnp`)"
+            f"port {port} is in use by something that is not the game: the pages need it "
+            "(`ss -ltnp` says what)"
         )
     return found
 
 
 @click.command()
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
-              help="The pages' port (it must be free before `run`).")  # fmt: skip
+              help="The pages' port: free, or the game's own while it runs.")  # fmt: skip
 @click.option("--ssh-port", type=click.IntRange(1, 65535), default=22, show_default=True)
 @click.option("--registry", default=Settings().registry, show_default=True,
               help="The provisioning registry (`users create --registry`).")  # fmt: skip
@@ -157,4 +172,6 @@ def doctor(obj: dict, port: int, ssh_port: int, registry: str, teams: int | None
         click.echo(f"doctor: {line}")
     if found:
         raise SystemExit(1)
-    click.echo("doctor: ready (database, game, SSH, every team's account and API, the pages' port)")
+    state = game_on_port(port)
+    pages = f"the game is up on port {port} ({state})" if state else f"port {port} free for `run`"
+    click.echo(f"doctor: ready (database, game, SSH, every team's account and API; {pages})")

@@ -37,7 +37,7 @@ def teams_add(
 ) -> None:
     """Register a team and print its token (shown this once only)."""
     try:
-        token = registry.add_team(database.make_engine(obj["db"]), name, url, protocol, model)
+        token = registry.add_team(database.command_engine(obj["db"]), name, url, protocol, model)
     except (registry.TeamError, games.NotInitialised) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -52,13 +52,18 @@ def teams_add(
 def teams_list(obj: dict, as_json: bool) -> None:
     """List the registered teams."""
     try:
-        with database.make_engine(obj["db"]).connect() as conn:
+        with database.command_engine(obj["db"]).connect() as conn:
             rows = registry.list_teams(conn)
     except games.NotInitialised as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        click.echo(
+            "no teams yet: `game-server users create ROSTER.csv` on the workshop server, "
+            "or `game-server teams add NAME --url URL`"
+        )
     for r in rows:
         state = "active" if r["active"] else "disabled"
         model = f" model={r['model']}" if r["model"] else ""
@@ -68,7 +73,7 @@ def teams_list(obj: dict, as_json: bool) -> None:
 def _set_active(obj: dict, name: str, active: bool) -> None:
     """Enable or disable a team, with a one-line error when that is refused."""
     try:
-        registry.set_active(database.make_engine(obj["db"]), name, active)
+        registry.set_active(database.command_engine(obj["db"]), name, active)
     except (registry.TeamError, games.NotInitialised) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"team {name} {'enabled' if active else 'disabled'}")
@@ -97,7 +102,7 @@ def teams_enable(obj: dict, name: str) -> None:
 def teams_token(obj: dict, name: str, as_json: bool) -> None:
     """Give a team a new token and print it (shown this once only); the old one stops working."""
     try:
-        token = registry.rotate_token(database.make_engine(obj["db"]), name)
+        token = registry.rotate_token(database.command_engine(obj["db"]), name)
     except (registry.TeamError, games.NotInitialised) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -114,9 +119,9 @@ def allow(obj: dict, entries: tuple[str, ...]) -> None:
     any, print it. The running game calls them within a second, no restart."""
     try:
         if entries:
-            listed = registry.allow_hosts(database.make_engine(obj["db"]), list(entries))
+            listed = registry.allow_hosts(database.command_engine(obj["db"]), list(entries))
         else:
-            with database.make_engine(obj["db"]).connect() as conn:
+            with database.command_engine(obj["db"]).connect() as conn:
                 listed = registry.allowed_hosts(conn)
     except (registry.TeamError, games.NotInitialised) as exc:
         raise click.ClickException(str(exc)) from None

@@ -33,7 +33,8 @@ LINK=/usr/local/bin/game-server
 # The venvs are built from the system's Python, never the first python3 on root's PATH:
 # that may be root's own (a pyenv under /root) that no team can run.
 SYSTEM_PYTHON=/usr/bin/python3
-# tmux, curl: the participant guide; openssl, make, git: the instructor guide.
+# tmux, curl: the participant guide; openssl, make, git: the instructor guide. And npm for
+# the deck's pinned reveal.js, unless a Node.js that brings its own is installed.
 PACKAGES=(python3 python3-venv python3-pip postgresql postgresql-client openssh-server
   sudo procps iproute2 tar passwd tmux curl openssl make git)
 
@@ -103,6 +104,7 @@ need=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$check" -eq 1 ]; then todo "packages ${need[*]}"; else
     say "installing ${need[*]}"
@@ -180,7 +182,44 @@ if [ "$(readlink "$LINK" || true)" != "$GAME_VENV/bin/game-server" ]; then
   fi
 fi
 
-# 4. The systemd unit of the game server (enabled only when systemd runs).
+# 4. The deck, served by the game at /slides/: built in the checkout (a pinned reveal.js from
+# npm, as `make slides` does), copied where the game's own user can read it, and named by
+# GAME_SLIDES_DIR in the env file.
+SLIDES_DIR="$WORKSHOP_DIR/slides"
+if [ ! -f "$SLIDES_DIR/index.html" ] || ! diff -rq "$REPO/slides/build" "$SLIDES_DIR" >/dev/null 2>&1; then
+  if [ "$check" -eq 1 ]; then todo "the deck in $SLIDES_DIR (served at /slides/)"; else
+    if [ ! -f "$REPO/slides/build/index.html" ]; then
+      say "building the deck (scripts/build_slides.py)"
+      "$GAME_VENV/bin/python" "$REPO/scripts/build_slides.py" --no-pdf >/dev/null
+    fi
+    say "copying the deck to $SLIDES_DIR"
+    rm -rf "$SLIDES_DIR"; cp -r "$REPO/slides/build" "$SLIDES_DIR"; chmod -R a+rX "$SLIDES_DIR"
+  fi
+fi
+if [ -f "$ENV_FILE" ] && ! grep -q '^GAME_SLIDES_DIR=' "$ENV_FILE"; then
+  if [ "$check" -eq 1 ]; then todo "GAME_SLIDES_DIR in $ENV_FILE"; else
+    say "naming the deck in $ENV_FILE"; echo "GAME_SLIDES_DIR=$SLIDES_DIR" >> "$ENV_FILE"
+  fi
+fi
+
+# 5. The instructor's notebooks, run as the game's own user (Jupyter refuses root, and that
+# user may read the game database): a venv with Jupyter and the game server, and the
+# notebooks with the training data in the game's own folder (copied once: edits stay).
+INSTRUCTOR_VENV="$WORKSHOP_DIR/instructor-venv"
+GAME_HOME=/var/lib/game-server
+make_venv "$INSTRUCTOR_VENV" game_server "${REPO}[pg,notebooks]"
+if [ ! -f "$GAME_HOME/notebooks/3.0-instructor-debrief.ipynb" ] || [ ! -f "$GAME_HOME/data/train_data.csv" ]; then
+  if [ "$check" -eq 1 ]; then todo "the instructor's notebooks in $GAME_HOME/notebooks"; else
+    say "copying the instructor's notebooks and the training data to $GAME_HOME"
+    install -d -o "$SERVICE_USER" -g "$SERVICE_USER" -m 700 "$GAME_HOME/notebooks" "$GAME_HOME/data"
+    for f in "$REPO"/notebooks/*.ipynb "$REPO/data/train_data.csv" "$REPO/data/README.md"; do
+      dir="$GAME_HOME/$(basename "$(dirname "$f")")"
+      [ -e "$dir/$(basename "$f")" ] || install -o "$SERVICE_USER" -g "$SERVICE_USER" -m 600 "$f" "$dir/"
+    done
+  fi
+fi
+
+# 6. The systemd unit of the game server (enabled only when systemd runs).
 unit_text() {
   cat <<EOF
 [Unit]
@@ -228,9 +267,14 @@ if [ -d /run/systemd/system ] && { [ ! -f "$PG_DROPIN" ] || ! pg_dropin_text | c
   fi
 fi
 
+# A game database that still holds a finished game is no fault, but worth a line.
+if pg_up && [ "$(as_postgres psql -X -Atq -d "$GAME_DB" -c "SELECT state FROM games" 2>/dev/null)" = finished ]; then
+  say "note: database $GAME_DB holds a finished game: \`game-server new\` starts a fresh one"
+fi
+
 if [ "$check" -eq 1 ]; then
   if [ "$missing" -eq 0 ]; then say "everything is in place"; exit 0; fi
   say "$missing thing(s) missing: run sudo scripts/setup_server.sh"; exit 1
 fi
 say "done; next, the game database (then the teams: docs/INSTRUCTOR.md, The day before):"
-echo "  sudo sh -c 'set -a; . $ENV_FILE; game-server init --game workshop'"
+echo "  sudo sh -c 'set -a; . $ENV_FILE; game-server new --game workshop'"

@@ -15,6 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+# A workshop server's settings file tells every command to load it (storage/database.py).
+# The end-to-end tests set up a server on this machine; the other tests, and the commands
+# they start, must not depend on whether one ran before: they see no such file.
+os.environ["GAME_SYSTEM_ENV"] = "/nonexistent/game-server/env"
 PG_ADMIN_URL = os.environ.get(
     "GAME_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -5,6 +5,10 @@ import pandas as pd
 
 from game_server.scenario import population
 
+# A fixed stream secret, for the tests that need the same stream twice or a stable
+# statistic; the game itself makes a random one at `init` (test_stream_secret.py).
+TEST_SECRET = "5e" * 32
+
 CATEGORIES = [f.name for f in population.FEATURES if f.kind == "category"]
 NUMBERS = [f.name for f in population.FEATURES if f.kind != "category"]
 

@@ -49,3 +49,29 @@ def test_users_create_takes_the_level(monkeypatch, tmp_path):
         assert seen["s"].starter_level == level
     result = CliRunner().invoke(users_cli.create, [str(roster), "--starter", "easy"], obj={})
     assert result.exit_code == 2 and "'easy' is not one of 'complete', 'exercises'" in result.output
+
+
+def test_handout_defaults_to_a_private_state_folder(tmp_path, monkeypatch):
+    """The handout (every team's password) goes to GAME_STATE_DIR/handout, folders 0700,
+    never to the folder the command runs in."""
+    from game_server.accounts import handout
+    from game_server.accounts.config import Settings
+
+    monkeypatch.setenv("GAME_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.handout_dir == str(tmp_path / "state" / "handout")
+    json_path, _ = handout.save(settings.handout_dir, {"Red": {"name": "Red"}})
+    assert json_path.stat().st_mode & 0o777 == 0o600
+    for folder in (tmp_path / "state", tmp_path / "state" / "handout"):
+        assert folder.stat().st_mode & 0o777 == 0o700
+    assert not (tmp_path / "handout").exists()
+
+
+def test_empty_lists_say_no_teams_yet(tmp_path):
+    """`users list` with nobody provisioned says so, with the command that adds teams."""
+    result = CliRunner().invoke(
+        users_cli.list_, ["--registry", str(tmp_path / "accounts.json")], obj={}
+    )
+    assert result.exit_code == 0, result.output
+    assert "no teams yet" in result.output and "users create" in result.output

@@ -72,3 +72,33 @@ def test_a_ready_server_and_a_team_whose_api_is_down(tmp_path):
     finally:
         ssh.close()
         api.shutdown()
+
+
+def test_the_running_game_on_its_port_is_ready_and_a_finished_game_is_named(tmp_path):
+    """The pages' port held by the game itself is "the game is up", exit 0; a finished game
+    left in the database is a line that says `game-server new`."""
+    from werkzeug.serving import make_server
+
+    from game_server.web.app import create_app
+
+    db = f"sqlite:///{tmp_path / 'game.sqlite'}"
+    assert CliRunner().invoke(main, ["--db", db, "init", "--game", "demo"]).exit_code == 0
+    ssh = listener()
+    registry = tmp_path / "accounts.json"
+    registry.write_text(json.dumps({"teams": []}))
+    pages = make_server("127.0.0.1", 0, create_app({"DATABASE_URL": db}), threaded=True)
+    threading.Thread(target=pages.serve_forever, daemon=True).start()
+    common = ["--ssh-port", str(ssh.getsockname()[1]), "--registry", str(registry)]
+    try:
+        up = doctor(db, *common, "--port", str(pages.server_port))
+        assert up.exit_code == 0, up.output
+        assert f"the game is up on port {pages.server_port} (lobby)" in up.output
+        for action in ("start", "finish"):
+            assert CliRunner().invoke(main, ["--db", db, "control", action]).exit_code == 0
+        done = doctor(db, *common, "--port", str(free_port()))
+        assert done.exit_code == 1 and "`game-server new`" in done.output, done.output
+        assert CliRunner().invoke(main, ["--db", db, "new", "--no-export"]).exit_code == 0
+        assert doctor(db, *common, "--port", str(free_port())).exit_code == 0
+    finally:
+        ssh.close()
+        pages.shutdown()

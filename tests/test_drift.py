@@ -108,3 +108,50 @@ def test_compare_frame_handles_missing_features_and_bad_rows():
     out = drift.compare_frame(frame, [{"age": 30}, "garbage", {"region": "n"}], ["age", "region"])
     assert [f["feature"] for f in out] == ["age", "region"]
     assert out[0]["missing_current"] == 2 and out[1]["missing_current"] == 2
+
+
+def _requests(n: int, seed: int, shift=None) -> list[dict]:
+    """n applicants as the customer sends them (missing values as null)."""
+    from game_server.scenario import population
+
+    frame, _ = population.draw(n, np.random.default_rng(seed), shift or population.Shift())
+    features = frame[list(population.FEATURE_NAMES)].astype(object)
+    return features.where(features.notna(), None).to_dict("records")
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13, 14, 15])
+def test_flags_mean_drift_clean_warmup_none_shift_the_shifted(seed):
+    """200 clean requests flag no feature; the workshop game's shift flags what it moves."""
+    from game_server.scenario import population
+    from game_server.scenario.gamefile import builtin_game_path, load_game_file
+
+    train = population.training_data()
+    features = list(population.FEATURE_NAMES)
+    clean = drift.compare_frame(train, _requests(200, seed), features)
+    assert [f["feature"] for f in clean if f["drifted"]] == []
+    game = load_game_file(builtin_game_path("workshop"))
+    shift = next(p.shift for p in game.phases if p.kind == "shift")
+    moved = {
+        f["feature"]
+        for f in drift.compare_frame(train, _requests(200, seed, shift), features)
+        if f["drifted"]
+    }
+    assert {"age", "loan_amount", "region"} <= moved
+
+
+def test_too_few_values_never_flag():
+    """Under MIN_SAMPLE usable values the statistic is shown but no drift is flagged."""
+    ref = pd.Series(normal(5000))
+    few = drift.compare(ref, list(normal(drift.MIN_SAMPLE - 1, 3.0)))
+    enough = drift.compare(ref, list(normal(drift.MIN_SAMPLE, 3.0)))
+    assert few["statistic"] > 1 and few["drifted"] is False
+    assert enough["drifted"] is True
+
+
+def test_bonferroni_divides_alpha_by_the_features_compared():
+    """A p-value between 0.05/14 and 0.05 flags one feature alone, not one of 14."""
+    ref = pd.Series(list("ab") * 50)
+    cur = ["a"] * 66 + ["b"] * 34  # Z-test p ~ 0.02
+    alone, among = drift.compare(ref, cur), drift.compare(ref, cur, tests=14)
+    assert 0.05 / 14 < alone["p_value"] < 0.05
+    assert alone["drifted"] is True and among["drifted"] is False

@@ -15,7 +15,7 @@ from engine_helpers import FAST_GAME, peeking
 from team_apis import TeamAPIs, delayed, json_answer
 
 from game_server.cli import main
-from game_server.storage import database, games, schema, writes
+from game_server.storage import database, games, schema, shards, writes
 from game_server.storage.clock import PhaseClock
 
 
@@ -74,6 +74,91 @@ def test_commands_before_init_say_what_to_do(tmp_path):
     for args in (["teams", "list"], ["control", "start"], ["export", "--out", str(tmp_path)]):
         result = cli(url, *args, ok=False)
         assert result.exit_code == 1 and "game-server init" in result.output
+
+
+def test_no_silent_second_game(tmp_path, monkeypatch):
+    """Without a database chosen: on a server every command says to load its settings, and
+    no command but init creates a database in the current folder."""
+    monkeypatch.delenv("GAME_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    server_env = tmp_path / "env"
+    server_env.write_text("GAME_DATABASE_URL=postgresql+psycopg://game@127.0.0.1/game\n")
+    monkeypatch.setattr(database, "SYSTEM_ENV", server_env)
+    for args in (["teams", "list"], ["control", "start"], ["init"], ["export"], ["allow"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert f"set -a; . {server_env}; set +a" in result.output, result.output
+    monkeypatch.setattr(database, "SYSTEM_ENV", tmp_path / "absent")
+    for args in (["teams", "list"], ["control", "start"], ["teams", "add", "a", "--url", "x"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and "no game database in this folder" in result.output
+    assert not (tmp_path / "instance").exists()
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0  # asked: init creates it here
+    assert (tmp_path / "instance" / "game.sqlite").is_file()
+    listed = CliRunner().invoke(main, ["teams", "list"])
+    assert listed.exit_code == 0 and "no teams yet" in listed.output
+
+
+def test_export_defaults_to_a_private_state_folder(db_url, tmp_path, monkeypatch):
+    """`export` without --out writes into GAME_STATE_DIR/exports/<time>, folders 0700."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("GAME_STATE_DIR", str(state))
+    monkeypatch.chdir(tmp_path)
+    cli(db_url, "init", "--game", str(FAST_GAME))
+    cli(db_url, "teams", "add", "red", "--url", "http://127.0.0.1:9001/predict")
+    output = cli(db_url, "export").output
+    (folder,) = (state / "exports").iterdir()
+    assert str(folder) in output and (folder / "teams.csv").is_file()
+    for path in (state, state / "exports", folder):
+        assert path.stat().st_mode & 0o777 == 0o700, path
+    assert not (tmp_path / "exports").exists()
+
+
+def test_new_game_exports_the_old_one_keeps_the_teams_and_refuses_while_running(
+    db_url, tmp_path, monkeypatch
+):
+    """`new`: refused while the game runs or a loop serves it; then the old game exported,
+    its rows gone, a new game in the lobby, the teams kept with their tokens."""
+    import socket
+
+    from web_helpers import make_game, store_results
+
+    from game_server.play import teams as registry
+
+    monkeypatch.setenv("GAME_STATE_DIR", str(tmp_path / "state"))
+    engine, tokens = make_game(db_url)
+    store_results(engine, {"red": "correct", "blue": "failed"}, rounds=3)
+    with engine.connect() as conn:
+        old_key = games.game_row(conn)["key"]
+        old_secret = games.read_stream_secret(conn)
+    refused = cli(db_url, "new", ok=False)
+    assert refused.exit_code == 1 and "the game is running" in refused.output
+    cli(db_url, "control", "finish")
+    owner = f"{socket.gethostname()}:{os.getpid()}:test"  # a live loop: this very process
+    shards.acquire_lease(engine, owner)
+    busy = cli(db_url, "new", ok=False)
+    assert busy.exit_code == 1 and "still serves this game" in busy.output
+    shards.release_lease(engine, owner)
+    done = cli(db_url, "new").output
+    (export,) = (tmp_path / "state" / "exports").iterdir()
+    assert str(export) in done and "3 requests" in done and "2 teams kept" in done
+    assert len(pd.read_csv(export / "results.csv")) == 6  # the old game, kept in the export
+    with engine.connect() as conn:
+        row = games.game_row(conn)
+        assert row["state"] == "lobby" and row["key"] != old_key
+        assert games.read_stream_secret(conn) != old_secret  # a new game, a new stream
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.requests)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.results)).scalar() == 0
+        assert registry.authenticate(conn, tokens["red"])["name"] == "red"
+    assert "running" in cli(db_url, "control", "start").output  # the new game plays
+
+
+def test_new_on_an_empty_database_creates_the_game(tmp_path):
+    """The guide's day begins with `new`: on an empty database it is `init`."""
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    assert "0 requests of the old game removed, 0 teams kept" in cli(url, "new").output
+    with database.make_engine(url).connect() as conn:
+        assert games.game_row(conn)["state"] == "lobby"
 
 
 def read_rows(engine):

@@ -76,6 +76,11 @@ def test_the_sheet_holds_the_commands_of_the_day(tmp_path):
         "scripts/ready_model.py",
         "/admin",
         "0:10",
+        "setup_server.sh --check",  # the day from set-up ...
+        "users create",
+        "doctor",
+        "game-server new",
+        "users delete --all",  # ... to delete
     ):
         assert needle in text, needle
     assert "<!--" not in page, "markers stay out of the sheet"

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scenario_helpers import TEST_SECRET
 from starter_helpers import STARTER, TRAIN_CSV, copy_starter, run_notebook
 
 from game_server.scenario.gamefile import builtin_game_path, load_game_file
@@ -46,7 +47,7 @@ def accuracy(exercise_model) -> dict[str, dict[str, float]]:
     """Per phase of the workshop game: the accuracy of the model with the leak, of the
     complete level's model, of the baseline, and the share of applicants who default."""
     game = load_game_file(builtin_game_path("workshop"))
-    scenario = Scenario(game)
+    scenario = Scenario(game, TEST_SECRET)
     leaky, leaky_meta = exercise_model
     honest, honest_meta = train_pipeline(pd.read_csv(TRAIN_CSV))  # the complete notebook's
     found = {}

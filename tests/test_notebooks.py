@@ -21,6 +21,7 @@ import requests
 import sqlalchemy as sa
 from engine_helpers import FAST_GAME, peeking
 from nbclient import NotebookClient
+from scenario_helpers import TEST_SECRET
 from starter_helpers import STARTER, free_port
 from team_apis import Handler, Request, TeamAPIs, json_answer, refused_port, response
 
@@ -66,7 +67,7 @@ def run_notebook(name: str, tmp_path: Path, **env: str) -> nbformat.NotebookNode
 @pytest.fixture(scope="module")
 def workshop() -> Scenario:
     """The workshop game's applicants, with their true labels."""
-    return Scenario(load_game_file(builtin_game_path("workshop")))
+    return Scenario(load_game_file(builtin_game_path("workshop")), TEST_SECRET)
 
 
 def team_database(path: Path, scenario: Scenario, phases: list[tuple[int, int]], pred=None):

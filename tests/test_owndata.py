@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from scenario_helpers import TEST_SECRET
 
 from game_server.cli import main
 from game_server.scenario.gamefile import load_game_file
@@ -81,7 +82,7 @@ def test_a_game_draws_from_the_pool_with_baseline_only(tmp_path, own_csv):
             """
         )
     )
-    scenario = Scenario(load_game_file(game_path))
+    scenario = Scenario(load_game_file(game_path), TEST_SECRET)
     pool = pd.read_csv(tmp_path / "own" / "pool.csv")
     rows = {tuple(r) for r in pool.astype(object).where(pool.notna(), None).itertuples(index=False)}
     drawn = [scenario.draw(0, s) for s in range(500)]

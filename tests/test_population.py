@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from scenario_helpers import NUMBERS, expected_accuracy, for_trees, frame_of
+from scenario_helpers import NUMBERS, TEST_SECRET, expected_accuracy, for_trees, frame_of
 from sklearn.compose import make_column_transformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -68,7 +68,7 @@ def test_training_data_has_realistic_rates_and_types():
 
 
 def test_clean_requests_are_json_ready_training_distribution_without_leak():
-    scenario = Scenario(load_game_file(builtin_game_path("workshop")))
+    scenario = Scenario(load_game_file(builtin_game_path("workshop")), TEST_SECRET)
     drawn = [scenario.draw(0, seq) for seq in range(2000)]
     json.dumps([a.features for a in drawn], allow_nan=False)
     for a in drawn:
@@ -139,7 +139,7 @@ def test_the_leak_scores_offline_and_fails_on_requests():
     offline = np.mean(leaky.predict(for_trees(holdout[with_leak])) == holdout[population.LABEL])
     assert offline >= 0.97
 
-    scenario = Scenario(load_game_file(builtin_game_path("workshop")))
+    scenario = Scenario(load_game_file(builtin_game_path("workshop")), TEST_SECRET)
     drawn = [scenario.draw(0, seq) for seq in range(3000)]
     assert all(population.LEAK not in a.features for a in drawn)
     requests = frame_of(drawn)

@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from scenario_helpers import NUMBERS, expected_accuracy, for_trees, frame_of, psi
+from scenario_helpers import NUMBERS, TEST_SECRET, expected_accuracy, for_trees, frame_of, psi
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from game_server.scenario import oddities, population
@@ -18,7 +18,7 @@ FEATURES = list(population.FEATURE_NAMES)
 def workshop():
     """The builtin workshop game and a scenario for it."""
     game = load_game_file(builtin_game_path("workshop"))
-    return game, Scenario(game)
+    return game, Scenario(game, TEST_SECRET)
 
 
 def with_seed(game, seed):
@@ -30,10 +30,10 @@ def test_same_seed_same_stream_in_any_order_and_different_seed_differs(workshop)
     game, scenario = workshop
     seqs = [0, 1, BLOCK - 1, BLOCK, 5 * BLOCK + 3, 100_000]
     forward = [scenario.draw(phase, s) for phase in range(5) for s in seqs]
-    fresh = Scenario(game)  # a restarted game, drawing in another order
+    fresh = Scenario(game, TEST_SECRET)  # a restarted game, drawing in another order
     backward = [fresh.draw(phase, s) for phase in reversed(range(5)) for s in reversed(seqs)]
     assert forward == list(reversed(backward))
-    other = Scenario(with_seed(game, game.settings.seed + 1))
+    other = Scenario(with_seed(game, game.settings.seed + 1), TEST_SECRET)
     differ = [other.draw(0, s).features != scenario.draw(0, s).features for s in range(50)]
     assert sum(differ) >= 45
     # phases and blocks are independent streams, not copies of each other
@@ -103,7 +103,7 @@ def test_messy_phase_oddities_share_and_effects(workshop):
             for i, p in enumerate(game.phases)
         ),
     )
-    twin = Scenario(clean_game)
+    twin = Scenario(clean_game, TEST_SECRET)
     n = 3000
     seen = {kind: 0 for kind in oddities.KINDS}
     odd_count = 0

@@ -16,6 +16,7 @@ import nbformat
 import pytest
 import requests
 from flask import Flask
+from scenario_helpers import TEST_SECRET
 from starter_helpers import (
     NOTEBOOK,
     STARTER,
@@ -46,7 +47,7 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def scenario():
     """The demo game's applicants, with their true labels."""
-    return Scenario(load_game_file(builtin_game_path("demo")))
+    return Scenario(load_game_file(builtin_game_path("demo")), TEST_SECRET)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 import time
 import urllib.request
@@ -239,6 +240,10 @@ def test_a_team_follows_its_readme_and_plays(server, tmp_path):
             )
             row = team_row(game_url)
             assert row["points"] > 0 and row["failed"] == 0, row
+            notebooks = notebooks_script((REPO / "docs" / "INSTRUCTOR.md").read_text(), free_port())
+            root_sh(notebooks, timeout=600)  # the guide's Jupyter as the game's user, the debrief
+            summary = Path("/var/lib/game-server/output/debrief/summary.json")
+            assert TEAM in summary.read_text(), "the debrief did not see the team"
         finally:
             if game is not None:
                 game.terminate()
@@ -273,20 +278,64 @@ def instructor_script(markdown: str, port: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def notebooks_script(markdown: str, port: int) -> str:
+    """The guide's instructor's notebooks on the server as one root script (`set -e`):
+    Jupyter started in the background on `port`, waited for and stopped; the rest run."""
+    section = markdown.split("## The instructor's notebooks", 1)[1].split("\n## ", 1)[0]
+    lines = ["set -e"]
+    for block in server_blocks(section):
+        for command in block.commands:
+            if LONG_RUNNING in block.tags:
+                command = command.replace("--port 8888", f"--port {port}")
+                lines += [
+                    f"setsid bash -c {shlex.quote(command)} > /tmp/e2e-jupyter.log 2>&1 &",
+                    "pid=$!",
+                    f"curl -s --retry 90 --retry-connrefused -o /dev/null localhost:{port}/api",
+                    'kill -- -"$pid"; wait "$pid" || true',
+                ]
+            else:
+                lines.append(command)
+    return "\n".join(lines) + "\n"
+
+
 def test_the_instructors_commands_work_as_typed(server, tmp_path):
-    """docs/INSTRUCTOR.md's commands of the day, in order, in a root login shell."""
+    """docs/INSTRUCTOR.md's commands of the day, in order, in a root login shell: twice on
+    one server, as a second workshop after the first; the second starts from a fresh game."""
     drop = "DROP DATABASE IF EXISTS game WITH (FORCE)"
     subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-Xqc", drop], cwd="/tmp")
     subprocess.run(["bash", str(REPO / "scripts" / "setup_server.sh")], check=True,
                    capture_output=True, timeout=1800)  # fmt: skip
     port = free_port()
     script = instructor_script((REPO / "docs" / "INSTRUCTOR.md").read_text(), port)
+    state = tmp_path / "state"  # where handouts and exports go (root's ~/.local/state)
+    env = {**os.environ, "GAME_STATE_DIR": str(state)}
     try:
-        done = subprocess.run(["bash", "-l", "-c", script], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=600)  # fmt: skip
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        exports = list((tmp_path / "exports").iterdir())
-        assert len(exports) == 1 and (exports[0] / "results.csv").exists()
-        assert get_json(f"http://127.0.0.1:{port}/api/leaderboard")["game"]["state"] == "finished"
+        for day in (1, 2):
+            done = subprocess.run(["bash", "-l", "-c", script], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=600)  # fmt: skip
+            assert done.returncode == 0, f"day {day}: " + done.stdout[-3000:] + done.stderr[-3000:]
+            board = get_json(f"http://127.0.0.1:{port}/api/leaderboard")
+            assert board["game"]["state"] == "finished"
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(f"http://127.0.0.1:{port}/slides/", timeout=5) as deck:
+                assert deck.status == 200 and b"reveal" in deck.read()  # GAME_SLIDES_DIR
+            # The debrief is over: the guide's Ctrl-C (systemctl stop) ends `run`.
+            subprocess.run(["pkill", "-f", f"game-server run --port {port}"])
+            wait_until("run stopped", lambda: not listening(port), 30)
+        # Day 1's export, day 2's `new` exporting game 1 again, day 2's own export.
+        exports = sorted((state / "exports").iterdir())
+        assert len(exports) == 3 and all((e / "results.csv").exists() for e in exports)
+        assert (state / "exports").stat().st_mode & 0o777 == 0o700
+        assert not (tmp_path / "exports").exists() and not (tmp_path / "instance").exists()
+        first, second = (json.loads((e / "control_log.json").read_text()) for e in exports[1:])
+        assert [r["action"] for r in first].count("start") == 1  # game 1, exported by `new`
+        assert [r["action"] for r in second].count("start") == 1  # game 2 alone, from fresh
+        assert min(r["at"] for r in second) > max(r["at"] for r in first)
     finally:
         subprocess.run(["pkill", "-f", f"game-server run --port {port}"])
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

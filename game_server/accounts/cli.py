@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from game_server import state_dir
 from game_server.accounts import checks, limits, provision, teardown
 from game_server.accounts.config import TEAM_VENV, AccountsError, Settings, TeamLimits
 from game_server.accounts.executors import (
@@ -58,9 +59,9 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Prefix of every team's Linux user, role and schema."),
         click.option("--registry", default=Settings.registry, show_default=True,
                      help="Provisioning registry on the server (JSON, mode 0600)."),
-        click.option("--handout-dir", default="handout", show_default=True,
-                     type=click.Path(file_okay=False),
-                     help="Where the instructor's handout is kept, on this machine."),
+        click.option("--handout-dir", default=state_dir.default_path("handout"),
+                     show_default=True, type=click.Path(file_okay=False),
+                     help="Where the instructor's handout is kept, on this machine (0700)."),
         click.option("--psql-admin", envvar="GAME_PSQL_ADMIN", show_default=True,
                      default=shlex.join(Settings().psql_admin),
                      help="The database admin's psql command on the server (`-d DB` is added)."),
@@ -210,7 +211,10 @@ def delete(
 @server_options
 def list_(ex: Executor, settings: Settings) -> None:
     """List the provisioned teams (from the registry on the server)."""
-    for t in list_teams(ex, settings):
+    provisioned = list_teams(ex, settings)
+    if not provisioned:
+        click.echo(f"no teams yet in {settings.registry}: `game-server users create ROSTER.csv`")
+    for t in provisioned:
         step = interrupted_at(t)
         click.echo(
             f"{t['user']:<32} {t['name']:<40} api={t['api_port']} jupyter={t['jupyter_port']} "

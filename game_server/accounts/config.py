@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from game_server import state_dir
 from game_server.accounts import roster
 
 PACKAGE = Path(__file__).resolve().parents[1]  # game_server/
@@ -55,7 +56,7 @@ class Settings:
 
     prefix: str = roster.DEFAULT_PREFIX
     registry: str = "/var/lib/game-server/accounts.json"
-    handout_dir: str = "handout"
+    handout_dir: str = field(default_factory=lambda: state_dir.default_path("handout"))
     api_ports: tuple[int, int] = (9000, 9499)  # also the debug ports (`flask --debug`)
     jupyter_ports: tuple[int, int] = (9500, 9999)
     psql_admin: list[str] = field(

@@ -1,6 +1,7 @@
 """The instructor's handout: every team's secrets in one 0600 JSON file, and a printable page.
 
-The handout lives where the `users` command runs (the instructor's side): `handout.json`
+The handout lives where the `users` command runs (the instructor's side), by default in
+the private state folder (`game_server.state_dir`, 0700): `handout.json`
 (read back by the next run: passwords cannot be re-derived, so this file is how a re-run
 knows them) and `handout.html` (one card per team, every value escaped), both mode 0600.
 """
@@ -11,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from game_server import state_dir
+
 JSON_NAME = "handout.json"
 HTML_NAME = "handout.html"
 NOT_STORED = "(unchanged, not stored)"
@@ -18,7 +21,7 @@ NOT_STORED = "(unchanged, not stored)"
 
 def write_private(path: Path, text: str) -> None:
     """Write `text` to `path` atomically (temp file + rename), mode 0600 from the start."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    state_dir.private_dir(path.parent)  # a folder it creates is 0700
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -102,6 +102,8 @@ class Game:
         """
         self._stop = asyncio.Event()
         prepare_game(self.engine, self.game_file)
+        with self.engine.connect() as conn:  # every shard draws with the game's own secret
+            self.scenario = self.scenario.keyed(games.read_stream_secret(conn))
         acquire_lease(self.engine, self.owner, self.shard)
         self.writer.start()
         try:

@@ -62,7 +62,15 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[object], str | None]:
 
 GAME_KEYS = (
     Key("name", "str", "Loan default game", "Title shown on the leaderboard."),
-    Key("seed", "int", 1, "Seed of the request stream: same seed, same applicants.", _at_least(0)),
+    Key(
+        "seed",
+        "int",
+        1,
+        "Varies the request stream. Public, like this file: the stream also draws from a "
+        "random secret made by `game-server init` and kept in the game database, so the "
+        "same seed in another game gives other applicants.",
+        _at_least(0),
+    ),
     Key(
         "label_delay",
         "duration",

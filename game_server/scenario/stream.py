@@ -1,11 +1,22 @@
 """What the customer asks in each phase: applicants, their truth, the oracle and the baseline.
 
-Applicants are generated in blocks of `BLOCK` with a random generator seeded from
-(seed, phase index, block number), so `draw(phase_index, seq)` is deterministic and a
-restarted game continues the same stream. A small LRU cache keeps the recent blocks.
+Applicants are generated in blocks of `BLOCK` with a random generator seeded from the
+game's secret and (seed, phase index, block number), so `draw(phase_index, seq)` is
+deterministic for one game: every shard and a restarted game send the same stream. A
+small LRU cache keeps the recent blocks.
+
+The secret (GAME.md §8a) is what keeps the stream private: the code and the game file are
+readable by every user and the request id carries `seq`, so without it a team could
+compute every applicant and label. The game loop keys its scenario with the game
+database's secret (`keyed`); a scenario made without one draws with a fresh random secret
+of its own, a stream nobody can recompute. The training data depends on its public
+`data_seed` only.
 """
 
+import copy
 import logging
+import secrets
+import string
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,6 +31,17 @@ log = logging.getLogger(__name__)
 
 BLOCK = 256
 CACHE_BLOCKS = 32
+MIN_SECRET_HEX = 32  # 128 bits at least
+
+
+def _secret_number(secret: str) -> int:
+    """The secret (hex digits) as the entropy of the stream's seeds; never echoes it."""
+    if len(secret) < MIN_SECRET_HEX or not all(c in string.hexdigits for c in secret):
+        raise ValueError(
+            f"the stream secret must be at least {MIN_SECRET_HEX} hex digits "
+            f"({MIN_SECRET_HEX * 4} bits); run `game-server init` on a new database"
+        )
+    return int(secret, 16)
 
 
 @dataclass(frozen=True)
@@ -55,8 +77,10 @@ def _records(frame: pd.DataFrame, kinds: dict[str, str]) -> list[dict]:
 class Scenario:
     """Draws the applicants of a game file, from the generator or an instructor's pool."""
 
-    def __init__(self, game: GameFile):
+    def __init__(self, game: GameFile, secret: str | None = None):
+        """The game's scenario drawing with `secret` (hex), or a fresh random one."""
         self.game = game
+        self._secret = _secret_number(secret or secrets.token_hex(32))  # 256 bits
         self.settings = game.settings
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[int, int], list[Applicant]] = OrderedDict()
@@ -91,13 +115,22 @@ class Scenario:
             rate,
         )
 
+    def keyed(self, secret: str) -> "Scenario":
+        """This scenario drawing with `secret` (hex); the training data and pool are shared."""
+        twin = copy.copy(self)
+        twin._secret = _secret_number(secret)
+        twin._lock = threading.Lock()
+        twin._cache = OrderedDict()
+        return twin
+
     @property
     def feature_names(self) -> tuple[str, ...]:
         """The features a clean request carries, in order."""
         return tuple(self.kinds)
 
     def draw(self, phase_index: int, seq: int) -> Applicant:
-        """The `seq`-th applicant of phase `phase_index` (deterministic in seed, phase, seq)."""
+        """The `seq`-th applicant of phase `phase_index` (deterministic in secret, seed, phase,
+        seq)."""
         if not 0 <= phase_index < len(self.game.phases):
             raise IndexError(f"no phase {phase_index} (the game has {len(self.game.phases)})")
         if seq < 0:
@@ -120,7 +153,10 @@ class Scenario:
     def _make_block(self, phase_index: int, block: int) -> list[Applicant]:
         """Generate one block of applicants (vectorised), oddities applied row by row."""
         phase = self.game.phases[phase_index]
-        seeds = np.random.SeedSequence([self.settings.seed, phase_index, block])
+        # Everything drawn below (who applies, shift and drift, label, oddities) comes from
+        # these seeds, and so depends on the secret.
+        key = (self.settings.seed, phase_index, block)
+        seeds = np.random.SeedSequence(self._secret, spawn_key=key)
         rng = np.random.default_rng(seeds)
         if self._pool is None:
             frame, p = population.draw(BLOCK, rng, phase.shift, phase.drift)

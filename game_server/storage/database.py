@@ -5,10 +5,11 @@ database is the only state shared between processes: the game loop writes rounds
 totals (`writes`), the web app (maybe several WSGI workers) and the CLI read (`standings`,
 `queries`), and control actions are conditional updates of the game row (`games`).
 
-The game database holds every label and the web app's secret key, and teams have shell
-accounts on the game's machine: a SQLite database's folder is created 0700 and its files
-0600 (`private_sqlite_file`); PostgreSQL's game database takes connections from its owner
-role only (`database_docker/initdb/01-workshop.sql`).
+The game database holds every label, the secret of the customer's stream and the web
+app's secret key, and teams have shell accounts on the game's machine: a SQLite
+database's folder is created 0700 and its files 0600 (`private_sqlite_file`);
+PostgreSQL's game database takes connections from its owner role only
+(`database_docker/initdb/01-workshop.sql`).
 """
 
 import dataclasses
@@ -38,6 +39,36 @@ def database_url(url: str | None = None) -> sa.URL:
     if url:
         return sa.make_url(url)
     return sa.URL.create("sqlite", database=str(DEFAULT_DB_PATH))
+
+
+# The server's settings (scripts/setup_server.sh); GAME_SYSTEM_ENV moves it (the test suite
+# does, so a server set up on the test machine does not change what other tests see).
+SYSTEM_ENV = Path(os.environ.get("GAME_SYSTEM_ENV", "/etc/game-server/env"))
+
+
+class NoDatabase(games.NotInitialised):
+    """No database was chosen and the default one would be the wrong one (one line)."""
+
+
+def command_engine(url: str | None, create: bool = False) -> sa.Engine:
+    """The engine of a command: `url` or $GAME_DATABASE_URL, else the default file here.
+
+    Never a silent second game: with no database chosen, on a server whose settings are in
+    SYSTEM_ENV, every command says to load them; and only a command that creates a game
+    (`create`: init, run) may create the default file in the current folder.
+    """
+    if not (url or os.environ.get("GAME_DATABASE_URL")):
+        if SYSTEM_ENV.exists():
+            raise NoDatabase(
+                f"the game's settings are in {SYSTEM_ENV} but not in this shell: run "
+                f"`set -a; . {SYSTEM_ENV}; set +a` first (or pass --db URL)"
+            )
+        if not create and not DEFAULT_DB_PATH.exists():
+            raise NoDatabase(
+                f"no game database in this folder ({DEFAULT_DB_PATH.resolve()}): run "
+                "`game-server init` here, or set GAME_DATABASE_URL"
+            )
+    return make_engine(url)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
@@ -113,6 +144,11 @@ def init_db(engine: sa.Engine, name: str = "", game_file: str | None = None) -> 
         created = games.create_game(conn, name, game_file)
     if created:
         log.info("game database created url=%s", safe_url(engine))
+    try:
+        with engine.begin() as conn:
+            games.add_stream_secret(conn)
+    except sa.exc.IntegrityError:
+        pass  # another process (a shard) made it at the same moment: every one reads that one
     return created
 
 

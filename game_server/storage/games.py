@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import string
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from game_server.storage.clock import PhaseClock
-from game_server.storage.schema import GAME_ID, games, phases
+from game_server.storage.schema import GAME_ID, games, phases, stream_secret
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 GameRow = Mapping[Any, Any]
 
 NO_TABLES = "the game database has no tables: run `game-server init`"
+SECRET_BYTES = 32  # the stream's secret: 256 random bits (scenario.stream wants >= 128)
 
 
 class NotInitialised(RuntimeError):
@@ -80,6 +82,47 @@ def create_game(conn: sa.Connection, name: str = "", game_file: str | None = Non
         )
     )
     return True
+
+
+def add_stream_secret(conn: sa.Connection) -> bool:
+    """Make the stream's secret when the database has none; True when it was made.
+
+    A new game gets it with its game row. A database made before the secret gets one at
+    its next start: the rounds stored are unchanged, later rounds draw with the secret.
+    """
+    if conn.execute(sa.select(stream_secret.c.id)).first() is not None:
+        return False
+    conn.execute(
+        stream_secret.insert().values(
+            id=GAME_ID, secret=secrets.token_hex(SECRET_BYTES), created_at=time.time()
+        )
+    )
+    state = conn.execute(sa.select(games.c.state)).scalar()
+    if state not in (None, "lobby"):
+        log.warning("stream secret added to a game started without one state=%s", state)
+    log.info("stream secret made bits=%d", SECRET_BYTES * 8)  # never the secret itself
+    return True
+
+
+def read_stream_secret(conn: sa.Connection) -> str:
+    """The stream's secret (hex), for the game loops only; NotInitialised when missing."""
+    try:
+        secret = conn.execute(sa.select(stream_secret.c.secret)).scalar()
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            secret = None  # a database made before the secret
+        else:
+            raise
+    if secret is None:
+        raise NotInitialised("the game database has no stream secret: run `game-server init`")
+    secret = str(secret)
+    if len(secret) < SECRET_BYTES or not all(c in string.hexdigits for c in secret):
+        # one line that does not show it: the game cannot draw a private stream from it
+        raise NotInitialised(
+            "the game database's stream secret is damaged (not 128+ bits of hex): restore "
+            "the database, or start a new game with `game-server init` on a new one"
+        )
+    return secret
 
 
 def configure_game(

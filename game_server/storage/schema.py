@@ -246,3 +246,14 @@ web_settings = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+# The secret of the customer's stream (`scenario.stream`): random, made at `init`, read by
+# the game loops only. With it the game's code and game file (readable by every user) are
+# not enough to compute an applicant or a label; nothing shows, exports or logs it.
+stream_secret = sa.Table(
+    "stream_secret",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # GAME_ID
+    sa.Column("secret", sa.String(64), nullable=False),  # hex, SECRET_BYTES random bytes
+    sa.Column("created_at", Double, nullable=False),
+)

@@ -123,6 +123,16 @@ def acquire_lease(engine: sa.Engine, owner: str, shard: Shard = WHOLE) -> None:
         games.note_loop(conn, owner, now)
 
 
+def live_loops(conn: sa.Connection, now: float) -> list[str]:
+    """Every shard (`I/N`) whose game loop holds a live lease: a `run` serving this game."""
+    rows = conn.execute(sa.select(loop_leases)).mappings()
+    return [
+        f"{r['shard']}/{r['shard_count']}"
+        for r in rows
+        if _owner_alive(r["owner"], r["heartbeat"], now)
+    ]
+
+
 def others_alive(conn: sa.Connection, shard: Shard, now: float) -> list[str]:
     """The shards (`I/N`) other than `shard` whose loop holds a live lease."""
     rows = conn.execute(sa.select(loop_leases).where(loop_leases.c.shard != shard.index))

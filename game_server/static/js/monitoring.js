@@ -42,8 +42,11 @@
     c.box.className = "feature" + (f.drifted ? " drifted" : "");
     Game.setText(c.badge, f.drifted === null ? "no data" : f.drifted ? "drift" : "no drift");
     c.badge.className = "badge " + (f.drifted ? "drift" : f.drifted === false ? "ok" : "");
+    // A distance flags drift only with a significant test too (p < alpha, corrected for
+    // the number of features) and enough values: see web/drift.py.
     const test = f.method ? f.method + " " + fmt(f.statistic) +
-      (f.method.indexOf("p-value") >= 0 ? " (drift if < " : " (drift if ≥ ") + f.threshold + ")" : "";
+      (f.method.indexOf("p-value") >= 0 ? " (drift if < " + fmt(f.threshold)
+        : " (drift if ≥ " + f.threshold + " and p < " + fmt(f.alpha)) + ")" : "";
     Game.setText(c.stat, test + " · PSI " + fmt(f.psi));
     Game.setText(c.extra, "missing " + f.missing_current + " of " + f.n_current +
       " (training " + Math.round(f.missing_reference * 100) + "%)" +
