@@ -61,7 +61,10 @@ class Api(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Api).serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # a burst of 20 fits in the backlog, as in waitress's
+
+Server(("127.0.0.1", int(sys.argv[1])), Api).serve_forever()
 """
 # Two busy processes per core (a grid search with n_jobs=-1 and its BLAS threads), and a
 # frame that does not fit, loaded again each time the kernel kills it.
