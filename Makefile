@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint pytest clean lock plotly-js bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-drift figures slides cheatsheet ready-model participant-kit
+.PHONY: install demo test test-fast lint pytest clean lock plotly-js bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-rehearsal bench-drift figures slides cheatsheet ready-model participant-kit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ bench-shards: $(STAMP)
 # about 2 minutes): healthy teams' latency and failures; writes docs/PERFORMANCE.md.
 bench-flood: $(STAMP)
 	$(BIN)/python bench/flood_bench.py
+
+# The dress rehearsal on this machine, as root: bot teams' whole day and a compressed game
+# (docs/PERFORMANCE.md "Rehearsal", the sizing table of docs/INSTRUCTOR.md, game_server/sizing.py).
+bench-rehearsal: $(STAMP)
+	$(BIN)/python bench/rehearsal_bench.py $(REHEARSAL_ARGS)
 
 # The game server's memory over a 3-minute peak phase against 100 stub teams.
 bench-memory: $(STAMP)

@@ -4,12 +4,13 @@ import time
 
 import click
 
-from game_server import prefork, state_dir, teams_cli
+from game_server import oom, prefork, state_dir, teams_cli
 from game_server.accounts import cli as users_cli
 from game_server.demo.command import demo
 from game_server.doctor import doctor
 from game_server.logs import LEVELS, configure_logging
 from game_server.play import teams as registry
+from game_server.rehearsal.cli import rehearse_command
 from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
 from game_server.storage import control as controls
 from game_server.storage import database, fresh, games, shards
@@ -292,6 +293,7 @@ def run(
         shard = shards.Shard.parse(shard_text)
     except ValueError as exc:
         raise click.ClickException(f"--shard: {exc}") from None
+    oom.protect_self()  # a team's runaway process, not the game, is the OOM killer's pick
     engine = _engine(obj, create=True)
     database.init_db(engine)
     if game_name is None:
@@ -362,5 +364,6 @@ for _command in users_cli.COMMANDS:
 
 main.add_command(demo)
 main.add_command(doctor)
+main.add_command(rehearse_command)
 main.add_command(teams_cli.teams)
 main.add_command(teams_cli.allow)

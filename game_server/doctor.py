@@ -17,7 +17,10 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
+from game_server import oom, sizing
+from game_server.accounts import limits
 from game_server.accounts.config import Settings
+from game_server.accounts.executors import LocalExecutor
 from game_server.accounts.state import starter_paths
 from game_server.storage import database, fresh, games
 
@@ -120,8 +123,16 @@ def problems(url: str | None, port: int, ssh_port: int, registry: str) -> list[s
         )
     teams, trouble = registry_teams(registry)
     found += trouble
+    ex = LocalExecutor()
+    how = limits.mechanism(ex)
     for record in teams:
         found += team_problems(record)
+        user = record["user"]
+        if limits.uid_of(ex, user) and not limits.in_place(ex, Settings(), user, how):
+            found.append(
+                f"team {record['name']}: no fair share ({how}): run `game-server users create "
+                "ROSTER.csv` again (it applies the limits)"
+            )
     if listening(port) and game_on_port(port) is None:
         found.append(
             f"port {port} is in use by something that is not the game: the pages need it "
@@ -136,9 +147,26 @@ def problems(url: str | None, port: int, ssh_port: int, registry: str) -> list[s
 @click.option("--ssh-port", type=click.IntRange(1, 65535), default=22, show_default=True)
 @click.option("--registry", default=Settings().registry, show_default=True,
               help="The provisioning registry (`users create --registry`).")  # fmt: skip
+@click.option(
+    "--teams",
+    type=click.IntRange(1, 10000),
+    default=None,
+    help="Warn when this server is smaller than the sizing table says for N teams.",
+)
 @click.pass_obj
-def doctor(obj: dict, port: int, ssh_port: int, registry: str) -> None:
+def doctor(obj: dict, port: int, ssh_port: int, registry: str, teams: int | None) -> None:
     """Check this server is ready for the workshop: one line per problem, exit 0 when ready."""
+    if teams is not None:
+        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        small = sizing.too_small(teams, os.cpu_count() or 1, memory_gb)
+        click.echo(
+            f"doctor: warning: {small}"
+            if small
+            else f"doctor: size: this server is large enough for {teams} teams (sizing table)"
+        )
+    click.echo(f"doctor: fair shares: {limits.DESCRIPTIONS[limits.mechanism(LocalExecutor())]}")
+    for line in oom.warnings():
+        click.echo(f"doctor: warning: {line}")
     found = problems(obj["db"], port, ssh_port, registry)
     for line in found:
         click.echo(f"doctor: {line}")

@@ -45,7 +45,7 @@ say() { echo "setup_server: $*"; }
 todo() { missing=$((missing + 1)); say "missing: $*"; }
 # Each step says what it does and, when the next begins, how long it took (a pip install
 # runs for minutes: the instructor sees where the time goes).
-STEPS=6
+STEPS=7
 step_no=0
 step_started=$SECONDS
 step() {
@@ -271,6 +271,8 @@ ExecStart=$GAME_VENV/bin/game-server run --host 127.0.0.1 --port $GAME_PORT
 # game-server run exits 0 only when stopped (SIGTERM, Ctrl-C); any other end is non-zero: restarted.
 Restart=on-failure
 RestartSec=2
+# A team's runaway notebook, not the game, is what the OOM killer picks (game_server/oom.py).
+OOMScoreAdjust=-900
 NoNewPrivileges=true
 ProtectSystem=full
 PrivateTmp=true
@@ -289,12 +291,29 @@ if [ ! -f "$UNIT" ] || ! unit_text | cmp -s - "$UNIT" \
   fi
 fi
 
+step "PostgreSQL last for the OOM killer (where systemd runs)"
+# 7. PostgreSQL's postmaster last for the OOM killer (its backends stay killable), where
+# systemd runs; it takes effect at PostgreSQL's next start (never restarted here).
+# Elsewhere `game-server doctor` says how to lower the running postmaster's score.
+PG_DROPIN=/etc/systemd/system/postgresql@.service.d/workshop-oom.conf
+pg_dropin_text() {
+  printf '%s\n' "[Service]" "OOMScoreAdjust=-900" \
+    "Environment=PG_OOM_ADJUST_FILE=/proc/self/oom_score_adj PG_OOM_ADJUST_VALUE=0"
+}
+if [ -d /run/systemd/system ] && { [ ! -f "$PG_DROPIN" ] || ! pg_dropin_text | cmp -s - "$PG_DROPIN"; }; then
+  if [ "$check" -eq 1 ]; then todo "$PG_DROPIN (PostgreSQL last for the OOM killer)"; else
+    say "writing $PG_DROPIN (applies at PostgreSQL's next start)"
+    mkdir -p "$(dirname "$PG_DROPIN")"; pg_dropin_text > "$PG_DROPIN"; systemctl daemon-reload
+  fi
+fi
+
 say "   ... $((SECONDS - step_started)) s (all steps: $SECONDS s)"
 
 # A game database that still holds a finished game is no fault, but worth a line.
 if pg_up && [ "$(as_postgres psql -X -Atq -d "$GAME_DB" -c "SELECT state FROM games" 2>/dev/null)" = finished ]; then
   say "note: database $GAME_DB holds a finished game: \`game-server new\` starts a fresh one"
 fi
+
 if [ "$check" -eq 1 ]; then
   if [ "$missing" -eq 0 ]; then say "everything is in place"; exit 0; fi
   say "$missing thing(s) missing: run sudo scripts/setup_server.sh"; exit 1

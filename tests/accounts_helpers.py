@@ -5,6 +5,7 @@ known_hosts). Test teams get a test-only prefix; a finalizer removes every user,
 profile, role and schema with that prefix, also when a test fails.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -72,6 +73,11 @@ def cleanup(prefix: str, settings: config.Settings) -> None:
             subprocess.run(["userdel", "-r", user], capture_output=True)
     for snippet in Path(settings.profile_dir).glob(f"workshop-{prefix}*.sh"):
         snippet.unlink()
+    for pam in Path("/etc/security/limits.d").glob(f"workshop-{prefix}*.conf"):
+        pam.unlink()
+    for group in Path("/sys/fs/cgroup").glob(f"*/workshop-{prefix}*"):
+        with contextlib.suppress(OSError):  # its processes were killed with the users
+            group.rmdir()
     with psycopg.connect(ADMIN + "postgres", autocommit=True) as conn:
         for db in (settings.workshop_db, settings.game_db):
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

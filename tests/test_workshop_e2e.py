@@ -200,7 +200,7 @@ def server():
     check = subprocess.run(["bash", script, "--check"], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     steps = [line for line in setup.stdout.splitlines() if line.startswith("setup_server: [")]
-    assert [line.split("]")[0] for line in steps] == [f"setup_server: [{n}/6" for n in range(1, 7)]
+    assert [line.split("]")[0] for line in steps] == [f"setup_server: [{n}/7" for n in range(1, 8)]
     assert "(all steps: " in setup.stdout  # and each step's time
     return setup.stdout
 

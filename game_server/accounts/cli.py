@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from game_server import state_dir
-from game_server.accounts import checks, provision, teardown
-from game_server.accounts.config import TEAM_VENV, AccountsError, Settings
+from game_server.accounts import checks, limits, provision, teardown
+from game_server.accounts.config import TEAM_VENV, AccountsError, Settings, TeamLimits
 from game_server.accounts.executors import (
     ExecError,
     Executor,
@@ -33,6 +33,14 @@ def _span(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
     if not (low.isdigit() and high.isdigit() and 1024 <= int(low) <= int(high) <= 65535):
         raise click.BadParameter(f"{value!r}: expected LOW-HIGH within 1024-65535")
     return int(low), int(high)
+
+
+def _limits(value: str) -> TeamLimits:
+    """Parse `--limits` (limits.parse), as a usage error when it is wrong."""
+    try:
+        return limits.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -160,6 +168,10 @@ def _settings(
     show_default=True,
     help="Seconds for each command run as a team: a team that stops one fails alone.",
 )
+@click.option("--limits", "limits_text", default=limits.text(TeamLimits()),
+              show_default=True, callback=lambda c, p, v: _limits(v),
+              help="Each team's fair share: CPU weight, memory ceiling (MB), processes; "
+              "or off (docs/INSTRUCTOR.md, Fair shares).")  # fmt: skip
 @server_options
 def create(
     ex: Executor,
@@ -173,11 +185,13 @@ def create(
     team_venv: str,
     starter_level: str,
     team_timeout: float,
+    limits_text: TeamLimits,
 ) -> None:
     """Create the accounts of every team in ROSTER (a CSV: name, members, ssh_key)."""
     settings.rotate, settings.api_ports, settings.jupyter_ports = rotate, api_ports, jupyter_ports
     settings.team_venv, settings.starter_level = team_venv, starter_level
     settings.team_timeout = team_timeout
+    settings.limits = limits_text
     provision.create(ex, settings, roster, dry_run=dry_run, echo=click.echo)
     if not (dry_run or no_check) and not checks.check(ex, settings, echo=click.echo):
         raise click.ClickException("the check after provisioning found problems (above)")

@@ -31,6 +31,21 @@ def kit_path(relative: str) -> Path:
     return (REPO if checkout else KIT) / relative
 
 
+@dataclass(frozen=True)
+class TeamLimits:
+    """Each team's fair share of the server (limits.py applies them; docs/INSTRUCTOR.md).
+
+    Sized from the rehearsal's measurements (docs/PERFORMANCE.md): a team's API, Jupyter
+    kernel and a training run of the starter together stay well under the memory ceiling;
+    the process limit counts threads too (Jupyter, tmux, the API's, BLAS's).
+    """
+
+    enabled: bool = True
+    cpu_weight: int = 100  # relative, as systemd's CPUWeight: every team the same share
+    memory_max_mb: int = 2048  # past it the kernel kills inside the team only
+    tasks_max: int = 512  # processes and threads
+
+
 class AccountsError(RuntimeError):
     """Provisioning that cannot go on; one line (or one per bad roster row)."""
 
@@ -67,6 +82,8 @@ class Settings:
     known_hosts: str | None = None  # for the check's SSH logins
     rotate: bool = False
     team_timeout: float = 30.0  # seconds for each command run as a team (it may stop it)
+    limits: TeamLimits = field(default_factory=TeamLimits)  # fair shares (limits.py)
+    cgroup_root: str = "/sys/fs/cgroup"
 
     def psql(self, db: str) -> list[str]:
         """The admin psql command for database `db`."""

@@ -17,7 +17,7 @@ database passwords, the game token) are kept only in the handout and in the team
 from collections.abc import Callable
 from typing import Any
 
-from game_server.accounts import handout
+from game_server.accounts import handout, limits
 from game_server.accounts.apply import apply_plan
 from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import ExecError, Executor
@@ -88,6 +88,7 @@ def provision_team(ex: Executor, settings: Settings, plan: TeamPlan, state: Stat
             write_registry(ex, settings, state.registry)
 
         apply_plan(ex, settings, plan, state, before=journal)
+    limits.apply_team(ex, settings, plan.team.user)  # idempotent: also fixes changed limits
     old = state.kept.get(name, {})
     state.kept[name] = with_known_secrets(handout_entry(settings, plan), old)
     handout.save(settings.handout_dir, state.kept)

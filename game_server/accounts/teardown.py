@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from game_server.accounts import handout, pgsql
+from game_server.accounts import handout, limits, pgsql
 from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
 from game_server.accounts.files import as_team
@@ -47,8 +47,10 @@ def delete(
         rec = registry[name]
         user = rec["user"]
         progress.next(f"{user} ({name}): deleting")
+        uid = limits.uid_of(ex, user) if user in users else None
         if user in users:
             remove_user(ex, user, users[user], archive_dir, echo)
+        limits.remove_team(ex, settings, user, uid)
         ex.run(["rm", "-f", "--", profile_path(settings, user)])
         drop_database(ex, settings, rec)
         if settings.game_cmd:
@@ -60,7 +62,7 @@ def delete(
         log.info("team deleted team=%s user=%s", name, user)
         ports = "/".join(str(rec[key]) for key in PORT_KEYS if rec.get(key))
         echo(
-            f"{user} ({name}): deleted (user, home, login profile, role, schema, "
+            f"{user} ({name}): deleted (user, home, login profile, limits, role, schema, "
             f"ports {ports}, game)"
         )
 
