@@ -89,6 +89,8 @@ SYSTEM_TESTS = (
     "tests/test_setup_server.py::",
     "tests/test_workshop_e2e.py::",
     "tests/test_accounts.py::test_bad_roster_changes_nothing",
+    "tests/test_rehearsal.py::",  # uses /opt/workshop/venv, which setup_server.sh rebuilds
+    "tests/test_fair_shares.py::",  # cgroups and pam limits of the machine
 )
 
 
