@@ -238,7 +238,7 @@ def new_game(obj: dict, game_name: str, no_export: bool) -> None:
     try:
         with engine.connect() as conn:
             reason = fresh.still_running(conn, time.time())
-            played = fresh.has_requests(conn)
+            played = fresh.was_played(conn)
         if reason:
             raise games.GameBusy(f"cannot start a new game: {reason}")
         if played and not no_export:

@@ -18,7 +18,7 @@
 #   GAME_ROLE (game_server)
 set -euo pipefail
 
-REPO="$(cd "$(dirname "$0")/.." && pwd)"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"  # also when sourced (the tests)
 WORKSHOP_DIR="${WORKSHOP_DIR:-/opt/workshop}"
 TEAM_VENV="$WORKSHOP_DIR/venv"
 GAME_VENV="$WORKSHOP_DIR/game-venv"

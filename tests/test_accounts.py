@@ -44,8 +44,8 @@ def provision_and_remove(ex, settings, roster, sshd):
     provision.create(ex, settings, roster, echo=lines.append)
     assert len(lines) == 6 and "create user" in lines[0] and "register in game" in lines[1]
     assert lines[2] == "the participant starter in new homes: level complete"
-    assert lines[3].startswith("[1/2] team-") and lines[3].endswith("provisioning")
-    assert lines[4].startswith("[2/2] team-") and lines[4].endswith(" left")  # an estimate
+    assert lines[3].startswith(f"[1/2] {settings.prefix}") and lines[3].endswith("provisioning")
+    assert lines[4].startswith(f"[2/2] {settings.prefix}") and lines[4].endswith(" left")
     assert checks.check(ex, settings, echo=lines.append), lines
     teams = handout.load(settings.handout_dir)
     assert set(teams) == {"Red Team", "Blue"}

@@ -68,6 +68,9 @@ def test_the_watermark_stops_at_the_first_hidden_or_unscored_request(game):
         "void": 0,
         "oracle_points": 0.8,
         "baseline_points": 0.2,
+        "skipped": {},  # no round skipped: not overloaded, no advice
+        "overloaded": False,
+        "advice": None,
     }
     with engine.begin() as conn:
         writes.store_rounds(conn, [scored(2, {red: "wrong", blue: TIMEOUT})])
@@ -168,6 +171,9 @@ def test_the_freeze_keeps_public_standings_and_the_end_shows_the_truth(game):
         "void": 0,
         "oracle_points": 1.6,
         "baseline_points": 0.4,
+        "skipped": {},  # no round skipped: not overloaded, no advice
+        "overloaded": False,
+        "advice": None,
     }
 
 

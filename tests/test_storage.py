@@ -125,6 +125,9 @@ def test_rounds_update_results_and_running_totals(engine):
         "void": 0,
         "oracle_points": 2.4,
         "baseline_points": 1.2,
+        "skipped": {},  # no round skipped: not overloaded, no advice
+        "overloaded": False,
+        "advice": None,
     }
     assert statuses == ["scored"] * 3
     assert [tuple(r) for r in per_phase] == [(0, 2), (1, -1)]

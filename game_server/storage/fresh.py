@@ -30,8 +30,10 @@ def still_running(conn: sa.Connection, now: float) -> str | None:
     return None
 
 
-def has_requests(conn: sa.Connection) -> bool:
-    """Whether the stored game sent anything (so there is something to export)."""
+def was_played(conn: sa.Connection) -> bool:
+    """Whether the stored game was started or sent anything (then `new` exports it first)."""
+    if games.game_row(conn)["state"] != "lobby":
+        return True
     return conn.execute(sa.select(requests.c.seq).limit(1)).first() is not None
 
 

@@ -100,6 +100,9 @@ def app(tmp_path, model_path):
             "MODEL_PATH": str(model_path),
             "MODEL_CHECK_SECONDS": "0",
             "DATABASE_URL": f"sqlite:///{tmp_path / 'predictions.sqlite'}",
+            # as on your own computer: your shell's TEAM_TOKEN (the server's login exports
+            # it) would make /predict answer only the game (test_access.py tests that)
+            "TEAM_TOKEN": "",
         }
     )
     yield app

@@ -165,7 +165,7 @@ def test_a_broken_model_file_keeps_the_old_model(client, applicant, model_path):
 
 def test_a_missing_model_fails_at_start_with_a_clear_message(tmp_path):
     with pytest.raises(StartupError, match="no model file at .*train one"):
-        create_app({"TESTING": True, "MODEL_PATH": str(tmp_path / "nothing.pkl")})
+        create_app({"TESTING": True, "MODEL_PATH": str(tmp_path / "nothing.pkl"), "TEAM_TOKEN": ""})
 
 
 def test_absurdly_nested_json_is_a_400_not_a_crash(client):
@@ -181,7 +181,9 @@ def test_nan_is_not_json(client):
 @pytest.mark.exercise(1)
 def test_the_api_answers_while_the_database_is_down(model_path, applicant, caplog):
     down = "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1"
-    app = create_app({"TESTING": True, "MODEL_PATH": str(model_path), "DATABASE_URL": down})
+    app = create_app(
+        {"TESTING": True, "MODEL_PATH": str(model_path), "DATABASE_URL": down, "TEAM_TOKEN": ""}
+    )
     body = assert_valid(app.test_client().post("/predict", json=applicant))
     assert "fallback" not in body
     writer = app.extensions["db_writer"]

@@ -170,6 +170,7 @@ def test_the_api_answers_the_same_with_batching_off(tmp_path, model_path, applic
             {
                 "TESTING": True,
                 "MODEL_PATH": str(model_path),
+                "TEAM_TOKEN": "",  # as on your own computer
                 "DATABASE_URL": f"sqlite:///{tmp_path / f'p{window}.sqlite'}",
                 "BATCH_WINDOW_MS": window,
             }

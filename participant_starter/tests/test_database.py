@@ -94,6 +94,7 @@ def test_a_full_queue_drops_records_instead_of_waiting(engine, caplog):
     assert writer.dropped == 1 and "queue full" in caplog.text
 
 
+@pytest.mark.exercise(3)
 def test_a_burst_of_records_a_few_ms_apart_is_saved_in_one_transaction(engine, monkeypatch):
     transactions = []
     save = database.save_predictions
