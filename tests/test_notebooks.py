@@ -266,6 +266,8 @@ def played(tmp_path_factory):
     db = f"sqlite:///{tmp / 'game.sqlite'}"
     game_server("--db", db, "init", "--game", str(FAST_GAME))
     engine = sa.create_engine(db)
+    with engine.begin() as conn:  # the same applicants every run: the test's own secret
+        conn.execute(sa.update(schema.stream_secret).values(secret=TEST_SECRET))
     apis = TeamAPIs()
     port = free_port()
     try:

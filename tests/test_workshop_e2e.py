@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import time
@@ -182,6 +183,9 @@ def remove_leftovers() -> None:
     subprocess.run(["pkill", "-KILL", "-u", TEAM_USER], capture_output=True)
     subprocess.run(["userdel", "-r", TEAM_USER], capture_output=True)
     Path(f"/etc/profile.d/workshop-{TEAM_USER}.sh").unlink(missing_ok=True)
+    # pytest's folder of an earlier run's team user: a new user of the same name but
+    # another uid may not use it ("not owned by the current user")
+    shutil.rmtree(f"/tmp/pytest-of-{TEAM_USER}", ignore_errors=True)
     drop = f'DROP OWNED BY "{TEAM_USER}" CASCADE; DROP ROLE "{TEAM_USER}"'
     for db in ("workshop", "postgres"):
         subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-Xq", "-d", db, "-c", drop],
