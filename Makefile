@@ -10,9 +10,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall only when the declared dependencies change.
+# Reinstall only when the declared dependencies change. The checkout gets every extra the
+# suite uses (the game alone is `pip install .`, as the Dockerfile does; pyproject.toml).
 $(STAMP): $(BIN)/python pyproject.toml participant_starter/requirements.txt constraints.txt
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,pg,notebooks]' -r participant_starter/requirements.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,pg,notebooks,demo,accounts]' -r participant_starter/requirements.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -124,7 +125,7 @@ bench-starter: $(STAMP)
 lock: $(BIN)/python
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --custom-compile-command "make lock" \
-	  --extra pg --extra test --extra notebooks --extra bench \
+	  --extra pg --extra demo --extra accounts --extra test --extra notebooks --extra bench \
 	  pyproject.toml participant_starter/requirements.txt -o constraints.txt
 
 # Plotly.js for the pages, from npm at the version pinned in scripts/vendor/package.json:

@@ -5,7 +5,7 @@ import click
 from game_server.accounts import limits
 from game_server.accounts.config import TEAM_VENV, Settings, TeamLimits
 from game_server.accounts.levels import COMPLETE, LEVELS
-from game_server.rehearsal.run import Options, rehearse
+from game_server.extras import require
 
 
 @click.command("rehearse")
@@ -51,6 +51,9 @@ def rehearse_command(
 ) -> None:  # fmt: skip
     """Rehearse the workshop with N bot teams on this server (as root), then clean up."""
     import shlex
+
+    require("accounts", "game-server rehearse")  # the bots log in over SSH (paramiko)
+    from game_server.rehearsal.run import Options, rehearse
 
     settings = Settings(workshop_db=workshop_db, team_venv=team_venv)
     if psql_admin:
