@@ -9,12 +9,12 @@ from game_server.accounts import cli as users_cli
 from game_server.demo.command import demo
 from game_server.doctor import doctor
 from game_server.logs import LEVELS, configure_logging
-from game_server.play import teams as registry
 from game_server.rehearsal.cli import rehearse_command
 from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
 from game_server.storage import control as controls
 from game_server.storage import database, fresh, games, shards
 from game_server.storage import export as exporter
+from game_server.storage import teams as registry
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -29,6 +29,7 @@ from game_server.accounts import pgsql
 from game_server.play import loop as game
 from game_server.play import teams
 from game_server.storage import control, database, games, standings
+from game_server.storage import teams as registry
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "database_docker"
@@ -182,7 +183,7 @@ def test_the_game_runs_on_it_as_the_game_role(names):
         with engine.connect() as conn:
             assert games.game_row(conn)["state"] == "finished"
             board = standings.leaderboard(conn)["teams"]
-            assert teams.authenticate(conn, token)["name"] == "good"
+            assert registry.authenticate(conn, token)["name"] == "good"
         assert board[0]["name"] == "good" and board[0]["points"] == board[0]["correct"] > 20
     finally:
         apis.close()

@@ -37,7 +37,7 @@ from game_server.demo.machine import (
 from game_server.demo.own import OwnTeam, announce, check_teams, report
 from game_server.demo.report import phase_table, standings_line, standings_table
 from game_server.logs import configure_logging
-from game_server.play import teams as registry
+from game_server.play import teams as registration
 from game_server.play.loop import Game
 from game_server.scenario.gamefile import GameFile
 from game_server.storage import database, export, games, schema, standings
@@ -173,11 +173,11 @@ class Demo:
         engine = self.engine
         self.fleet.start(
             free_ports(len(self.plan)),
-            lambda name, url: registry.add_team(engine, name, url),
+            lambda name, url: registration.add_team(engine, name, url),
             self.web_url,
         )
         for team in self.own_teams:
-            team.token = registry.add_team(engine, team.name, team.url)
+            team.token = registration.add_team(engine, team.name, team.url)
         self._write_record()
         self.fleet.wait_ready()
         self.echo(f"{len(self.fleet.bots)} bots up in {time.monotonic() - self.began:.1f} s:")

@@ -20,7 +20,7 @@ import aiohttp
 
 from game_server.play import hosts, http1, listeners, pool, protocols, scoring
 from game_server.play.resolver import AllowListResolver
-from game_server.play.scoring import Result
+from game_server.records import Result, Score
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ class Customer:
 
     async def _exchange(
         self, target: Target, ep: http1.Endpoint, tail: bytes, deadline: pool.Deadline, label: int
-    ) -> scoring.Score:
+    ) -> Score:
         """POST the request, read the answer with a cap (by `deadline`), and score it."""
         if self._pool is None:
             raise RuntimeError("Customer used outside `async with Customer(...)`")
