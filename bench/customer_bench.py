@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import bench_storage  # noqa: E402  (beside this file)
 import performance_doc  # noqa: E402
+import stopping  # noqa: E402
 
 from game_server.play import eventloop  # noqa: E402
 from game_server.play.customer import Customer, Target  # noqa: E402
@@ -486,6 +487,7 @@ by team (issue 16, shards).
 
 def main() -> None:
     """Start the stubs, measure, print the table and write docs/PERFORMANCE.md."""
+    stopping.on_sigterm_clean_up()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teams", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=200, help="rounds for the latency")

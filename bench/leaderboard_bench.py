@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import performance_doc  # noqa: E402
+import stopping  # noqa: E402
 from bench_storage import scratch_database  # noqa: E402
 from floor_server import serve_floor, serve_game  # noqa: E402
 
@@ -271,6 +272,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     """Fill, load, measure, report."""
     args = parse_args()
+    stopping.on_sigterm_clean_up()
     if shutil.which("wrk") is None:
         print("leaderboard bench: `wrk` is not installed (apt-get install -y wrk)")
         return 1

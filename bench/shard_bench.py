@@ -47,6 +47,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import stopping  # noqa: E402
 from bench_storage import scratch_database  # noqa: E402
 from customer_bench import machine, stub_teams  # noqa: E402
 from performance_doc import PERFORMANCE, write_section  # noqa: E402
@@ -668,6 +669,7 @@ def section(args, numbers: dict, load: str) -> str:
 
 def main() -> None:
     """Run the ceiling, the scale-out and the write benchmark; print, write PERFORMANCE.md."""
+    stopping.on_sigterm_clean_up()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teams", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0, help="each scale-out game's length")
