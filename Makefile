@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint pytest clean lock plotly-js bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-rehearsal bench-drift figures slides cheatsheet ready-model participant-kit
+.PHONY: install demo test test-fast lint pytest clean lock plotly-js bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-rehearsal bench-drift figures slides cheatsheet ready-model participant-kit settings-doc
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,10 @@ figures: $(STAMP)
 slides: $(STAMP)
 	@command -v npm >/dev/null || { echo "make slides: npm is not installed (Node.js 18+; Debian: apt-get install npm)"; exit 1; }
 	$(BIN)/python scripts/build_slides.py
+
+# docs/SETTINGS.md from the one declaration of the settings (game_server/settings.py).
+settings-doc: $(STAMP)
+	$(BIN)/python scripts/settings_doc.py
 
 # The instructor's one-page cheat sheet, from the marked parts of docs/INSTRUCTOR.md:
 # build/cheatsheet.html and (with Chromium) build/cheatsheet.pdf.

@@ -4,11 +4,11 @@ import time
 
 import click
 
-from game_server import oom, prefork, state_dir, teams_cli
+from game_server import oom, prefork, settings, state_dir, teams_cli
 from game_server.accounts import cli as users_cli
 from game_server.demo.command import demo
 from game_server.doctor import doctor
-from game_server.logs import LEVELS, configure_logging
+from game_server.logs import configure_logging
 from game_server.rehearsal.cli import rehearse_command
 from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
 from game_server.storage import control as controls
@@ -18,20 +18,8 @@ from game_server.storage import teams as registry
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--log-level",
-    type=click.Choice(LEVELS, case_sensitive=False),
-    default="INFO",
-    show_default=True,
-    envvar="GAME_LOG_LEVEL",
-    help="Least severe log records to show.",
-)
-@click.option(
-    "--db",
-    envvar="GAME_DATABASE_URL",
-    default=None,
-    help="Game database URL (default: sqlite:///instance/game.sqlite in this directory).",
-)
+@settings.option(settings.LOG_LEVEL)
+@settings.option(settings.DATABASE_URL)
 @click.version_option(package_name="game-server")
 @click.pass_context
 def main(ctx: click.Context, log_level: str, db: str | None) -> None:
@@ -341,7 +329,7 @@ def web(obj: dict, host: str, port: int, listen_fd: int | None, workers: int) ->
     type=click.Path(file_okay=False),
     default=None,
     help="Directory (default: exports/<date and time> in the private state folder, "
-    f"${state_dir.ENV} or ~/.local/state/game-server).",
+    f"${settings.STATE_DIR.env} or ~/.local/state/game-server).",
 )
 @click.pass_obj
 def export_command(obj: dict, out: str | None) -> None:

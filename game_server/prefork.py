@@ -24,11 +24,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from game_server.settings import STOP_SECONDS
+
 log = logging.getLogger(__name__)
 
 WORKERS_MAX = 16  # bounded: each worker holds a database pool and its memory
 WATCH_SECONDS = 0.25  # how often the parent reaps and restarts workers
-STOP_SECONDS = 5.0  # SIGTERM, then SIGKILL after this long
 RESTART_BACKOFF_MAX = 30.0
 
 

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
-from game_server import activation, webserver
+from game_server import activation, settings, webserver
 from game_server.play import eventloop
 from game_server.play.loop import Game
 from game_server.play.metrics import MetricsServer
@@ -39,7 +39,6 @@ from game_server.web.app import create_app
 log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 1.0  # how often the web process is checked
-STOP_SECONDS = 5.0  # SIGTERM, then SIGKILL after this long
 RESTART_BACKOFF_MAX = 30.0  # a web process that keeps dying is restarted at most this often
 
 
@@ -77,8 +76,8 @@ class WebProcess:
         fd = self.sock.fileno()
         env = {
             **os.environ,
-            "GAME_DATABASE_URL": self.url,
-            "GAME_LOG_LEVEL": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+            settings.DATABASE_URL.env: self.url,
+            settings.LOG_LEVEL.env: logging.getLevelName(logging.getLogger().getEffectiveLevel()),
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "game_server", "web", "--listen-fd", str(fd)]
@@ -134,7 +133,7 @@ class WebProcess:
         if process.poll() is None:
             process.terminate()
             try:
-                process.wait(STOP_SECONDS)
+                process.wait(settings.STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()

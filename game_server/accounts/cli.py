@@ -26,6 +26,8 @@ from game_server.accounts.levels import COMPLETE, LEVELS
 from game_server.accounts.registry import interrupted_at, list_teams
 from game_server.accounts.roster import DEFAULT_PREFIX
 from game_server.extras import require
+from game_server.settings import PSQL_ADMIN
+from game_server.settings import option as setting_option
 
 
 def _span(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
@@ -63,9 +65,7 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--handout-dir", default=state_dir.default_path("handout"),
                      show_default=True, type=click.Path(file_okay=False),
                      help="Where the instructor's handout is kept, on this machine (0700)."),
-        click.option("--psql-admin", envvar="GAME_PSQL_ADMIN", show_default=True,
-                     default=shlex.join(Settings().psql_admin),
-                     help="The database admin's psql command on the server (`-d DB` is added)."),
+        setting_option(PSQL_ADMIN),
         click.option("--workshop-db", default="workshop", show_default=True,
                      help="The database that holds the teams' schemas."),
         click.option("--game-db", default="game", show_default=True,

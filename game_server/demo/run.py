@@ -23,7 +23,7 @@ from typing import IO
 
 import sqlalchemy as sa
 
-from game_server import serve
+from game_server import serve, settings
 from game_server.demo.bots import TRAIN_CSV, missing_parts, team_plan
 from game_server.demo.fleet import Fleet
 from game_server.demo.machine import (
@@ -135,7 +135,8 @@ class Demo:
         self.echo(f"demo folder: {self.folder} (the game's log: game.log)")
         self.echo(f"leaderboard: {self.web_url} (live once the bots are up, 10-20 s from now)")
         # The instructor page (pause, next phase, ...) needs a token; the demo makes one.
-        token = os.environ.setdefault("GAME_ADMIN_TOKEN", secrets.token_urlsafe(16))
+        token = settings.get(settings.ADMIN_TOKEN) or secrets.token_urlsafe(16)
+        os.environ[settings.ADMIN_TOKEN.env] = token  # the web process reads it there
         self.echo(f"instructor page: {self.web_url}admin (token: {token})")
         if self.starter_level == "exercises":
             self.echo(

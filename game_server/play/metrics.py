@@ -41,7 +41,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from game_server.play.metrics_child import LENGTH
+from game_server.play.metrics_child import CACHE_SECONDS, LENGTH
 from game_server.play.shedding import Skips
 from game_server.records import FAILED, ScoredRound
 from game_server.scenario.gamefile import Phase
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 # Seconds. The default timeout is 1 s, so the buckets are finer below it.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-CACHE_SECONDS = 5.0  # renderings of the text at most this often, however often scraped
 
 
 class RunningGame(Protocol):

@@ -15,9 +15,9 @@ import subprocess
 import threading
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from game_server.settings import STOP_SECONDS
 
-STOP_SECONDS = 5.0  # a child gets this long to exit after SIGTERM, then SIGKILL
+log = logging.getLogger(__name__)
 
 
 class ChildProcesses:
