@@ -117,13 +117,11 @@ def run(
     """Run the game loop until Ctrl-C or SIGTERM, with the web app in a child process.
 
     Returns after such a stop only; `LoopEnded` when the loop stopped by itself.
-
     `shard`: the teams this loop plays (`storage.shards`); `port` None: no web app;
     `beside(game, web_url)` (the demo's supervisor) runs in the loop once the web app is
     up; the game stops when it returns, and it is cancelled when the game stops first.
-    The web logs to `log_file` (default: stderr), in `web_workers` processes, each killed
-    and replaced when silent for `worker_timeout` seconds (`supervisor`);
-    `metrics_port`: the loop's metrics on 127.0.0.1 (play/metrics.py).
+    The web logs to `log_file` (default: stderr), in `web_workers` processes, replaced when
+    silent `worker_timeout` s; `metrics_port`: the loop's metrics (play/metrics.py).
     """
     url = engine.url.render_as_string(hide_password=False)
     create_app({"DATABASE_URL": url})  # a bad setting stops here (ConfigError), first

@@ -1,25 +1,18 @@
-"""One way to start, restart and stop the game's child processes (issue 25).
+"""One way to start, restart and stop the game's child processes (issue 25): the forked
+web workers (`Fork`), `run`'s `game-server web` and the demo's bots (`Command`).
 
-Three places run children: `game-server web --workers N` forks its web workers (`Fork`),
-`game-server run` starts `game-server web`, and the demo its bots and their training jobs
-(`Command`). Each is a child of a `Supervisor`, and one set of rules holds for all:
-
-- **Start.** A child's stdin is the read end of a pipe whose only writer is its supervisor;
-  the child ends by itself when that closes (`end_with_stdin`), so a supervisor killed by
-  SIGKILL leaves no child behind. A `Command` with `group` leads a process group of its
-  own (Ctrl-C in a terminal reaches only the supervisor) and is signalled as a group.
-- **Restart, one backoff.** A child with `restart` that ends is started again: at once
-  when it had run `BACKOFF_MAX` seconds, else 1, 2, 4 ... up to 30 s after its previous
-  start while it keeps dying. One ERROR line each.
-- **Hung.** A child with `hung_after` beats (`Heartbeat.beat`, from its serving loop)
-  about once a second on a pipe of its own. Silent for `hung_after` seconds (or
-  `START_SECONDS` before its first beat: importing and connecting take a while), it is
-  killed with SIGKILL (a hung process may not handle SIGTERM, a stopped one cannot) and
-  restarted like a child that died.
-- **Stop.** SIGTERM, SIGKILL after `STOP_SECONDS`, reaped (`terminate`): never a zombie.
+- **Start.** A child's stdin is a pipe whose only writer is its supervisor; the child ends
+  itself when it closes (`end_with_stdin`): a supervisor killed by SIGKILL leaves no
+  child. A `Command` with `group` leads a process group and is signalled as one.
+- **Restart, one backoff** (`restart_delay`): at once after a child that ran
+  `BACKOFF_MAX` s, else 1, 2, 4 ... up to 30 s after its previous start. One ERROR line.
+- **Hung.** A child with `hung_after` beats (`Heartbeat`, from its serving loop) on a pipe
+  of its own; silent that long (`START_SECONDS` before its first beat) it gets SIGKILL (a
+  stuck or stopped process cannot handle SIGTERM) and is restarted like a dead one.
+- **Stop** (`terminate`): SIGTERM, SIGKILL after `STOP_SECONDS`, reaped: never a zombie.
 
 The supervisor starts no thread, so forking from it is safe. `check()` reaps, kills the
-hung and restarts; `run()` calls it in a loop, others call it from their own loop.
+hung and restarts: `run()` calls it in a loop, `run`'s web process from the event loop's.
 """
 
 import contextlib
@@ -34,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +39,6 @@ HUNG_SECONDS = 30.0  # the web's default: a worker silent this long is killed
 START_SECONDS = 60.0  # the least time a starting child gets for its first beat
 HEARTBEAT_ENV = "GAME_HEARTBEAT_FD"  # where a child finds its heartbeat's pipe
 WORKERS_MAX = 16  # web workers, bounded: each holds a database pool and its memory
-
-
-class Process(Protocol):
-    """A child process as `subprocess.Popen` shows one."""
-
-    pid: int
-
-    def poll(self) -> int | None: ...
-
-    def wait(self, timeout: float | None = None) -> int: ...
 
 
 @dataclass
@@ -89,14 +72,13 @@ class Child:
     detail: str = ""  # what its start line adds (" slot=0")
     restart: bool = False
     hung_after: float | None = None
-    process: Process | None = None
+    process: "subprocess.Popen | Forked | None" = None
     started_at: float = 0.0
     due_at: float = 0.0  # when an ended child may start again
     restarts: int = 0
     exit_code: int | None = None  # of a child that ended and is not restarted
     beat_fd: int | None = None  # the read end of its heartbeat's pipe
-    beat_at: float = 0.0
-    beaten: bool = False
+    beat_at: float | None = None  # its latest beat (None: none since its start)
 
 
 class Forked:
@@ -131,7 +113,9 @@ def restart_delay(ran: float, restarts: int) -> tuple[int, float]:
     return restarts, min(2.0 ** (restarts - 1), BACKOFF_MAX) if restarts else 0.0
 
 
-def terminate(process: Process, group: bool = False, timeout: float = STOP_SECONDS) -> int:
+def terminate(
+    process: "subprocess.Popen | Forked", group: bool = False, timeout: float = STOP_SECONDS
+) -> int:
     """Stop a child: SIGTERM (to its group with `group`), SIGKILL after `timeout`; reaped.
     Its exit code."""
     _send(process, signal.SIGTERM, group)
@@ -146,7 +130,7 @@ def terminate(process: Process, group: bool = False, timeout: float = STOP_SECON
     return code
 
 
-def _send(process: Process, sig: int, group: bool) -> None:
+def _send(process: "subprocess.Popen | Forked", sig: int, group: bool) -> None:
     """`sig` to a child (or its group) that has not been reaped (its pid is still its own)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if group:
@@ -215,7 +199,8 @@ class Supervisor:
         if child is None or child.process is None:
             return None if child is None else child.exit_code
         code = terminate(child.process, child.how.group, timeout)
-        self._forget(child)
+        _close(child.beat_fd)  # its heartbeat's pipe
+        child.beat_fd = None
         log.info("%s stopped pid=%d exit=%s", child.label, child.process.pid, code)
         return code
 
@@ -233,9 +218,8 @@ class Supervisor:
         """Wait for child `name` to end by itself (a training job), then forget it; its exit
         code (`subprocess.TimeoutExpired` after `timeout`, the child stopped)."""
         process = self.children[name].process
-        assert process is not None
         try:
-            return process.wait(timeout)
+            return process.wait(timeout)  # type: ignore[union-attr]
         finally:
             self.stop(name)
 
@@ -245,16 +229,10 @@ class Supervisor:
         with self._lock:
             return {c.name: c.exit_code for c in self.children.values() if c.exit_code is not None}
 
-    def pids(self) -> dict[str, int]:
-        """The running children's pids by name."""
-        with self._lock:
-            return {c.name: c.process.pid for c in self.children.values() if c.process}
-
     def close(self) -> None:
         """Close the lifeline: children still running see their stdin end."""
-        for fd in (self._lifeline_r, self._lifeline_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        _close(self._lifeline_r)
+        _close(self._lifeline_w)
 
     def _on_signal(self, _signum: int, _frame: object) -> None:
         """SIGTERM or SIGINT: `run` leaves its loop (at its next turn)."""
@@ -282,15 +260,14 @@ class Supervisor:
             else:
                 child.process = self._popen(child.how, beat_w)
         except BaseException:
-            for fd in (beat_r, beat_w):
-                if fd is not None:
-                    os.close(fd)
+            _close(beat_r)
             raise
-        if beat_r is not None and beat_w is not None:
-            os.close(beat_w)
+        finally:  # the child's now (or nobody's: it did not start)
+            _close(beat_w)
+        if beat_r is not None:
             os.set_blocking(beat_r, False)
         now = time.monotonic()
-        child.beat_fd, child.beat_at, child.beaten = beat_r, now, False
+        child.beat_fd, child.beat_at = beat_r, None
         child.started_at, child.exit_code = now, None
         self.started.append(child.process.pid)
         log.info("%s started pid=%d%s", child.label, child.process.pid, child.detail)
@@ -302,20 +279,17 @@ class Supervisor:
         if beat_w is not None:
             env[HEARTBEAT_ENV] = str(beat_w)
             fds += (beat_w,)
-        out = open(how.log_path, "ab") if how.log_path is not None else None  # noqa: SIM115
-        try:
+        log_file = open(how.log_path, "ab") if how.log_path else None  # noqa: SIM115
+        with log_file or contextlib.nullcontext():
             return subprocess.Popen(
                 list(how.argv),
                 env=env,
                 stdin=self._lifeline_r,
-                stdout=out,
-                stderr=subprocess.STDOUT if out is not None else how.stderr,
+                stdout=log_file,
+                stderr=subprocess.STDOUT if log_file else how.stderr,
                 pass_fds=fds,
                 start_new_session=how.group,
             )
-        finally:
-            if out is not None:
-                out.close()
 
     def _fork(self, how: Fork, beat_r: int | None, beat_w: int | None) -> Forked:
         """This process forked; the child runs `how.work()` and never returns."""
@@ -327,8 +301,7 @@ class Supervisor:
             os.dup2(self._lifeline_r, 0)
             theirs = [c.beat_fd for c in self.children.values()] + [beat_r]
             for fd in [self._lifeline_r, self._lifeline_w, *theirs]:
-                if fd is not None:
-                    os.close(fd)
+                _close(fd)
             if beat_w is not None:
                 os.environ[HEARTBEAT_ENV] = str(beat_w)
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -348,17 +321,13 @@ class Supervisor:
             return None
         with contextlib.suppress(BlockingIOError):
             if os.read(child.beat_fd, 4096):
-                child.beat_at, child.beaten = now, True
-        limit = child.hung_after if child.beaten else max(child.hung_after, START_SECONDS)
-        if now - child.beat_at < limit:
+                child.beat_at = now
+        limit = child.hung_after if child.beat_at else max(child.hung_after, START_SECONDS)
+        silent = now - (child.beat_at or child.started_at)
+        if silent < limit:
             return None
-        log.error(
-            "%s hung pid=%d%s: no heartbeat for %.0f s; killing it",
-            child.label,
-            child.process.pid,
-            child.detail,
-            now - child.beat_at,
-        )
+        hung = f"{child.label} hung pid={child.process.pid}{child.detail}"
+        log.error("%s: no heartbeat for %.0f s; killing it", hung, silent)
         _send(child.process, signal.SIGKILL, child.how.group)
         return child.process.wait()
 
@@ -366,7 +335,8 @@ class Supervisor:
         """A child ended by itself (or was killed as hung): one line; restart it when due."""
         assert child.process is not None
         pid = child.process.pid
-        self._forget(child)
+        _close(child.beat_fd)  # its heartbeat's pipe
+        child.beat_fd = None
         child.process = None
         if not child.restart or self.stopping:
             child.exit_code = code
@@ -377,11 +347,12 @@ class Supervisor:
         child.due_at = child.started_at + wait
         log.error("%s died pid=%d exit=%s%s; restarting it", child.label, pid, code, child.detail)
 
-    def _forget(self, child: Child) -> None:
-        """Close the heartbeat's pipe of a child that ended."""
-        if child.beat_fd is not None:
-            os.close(child.beat_fd)
-            child.beat_fd = None
+
+def _close(fd: int | None) -> None:
+    """Close `fd` if it is one and still open."""
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class Heartbeat:

@@ -46,6 +46,12 @@ def supervised():
         children.close()
 
 
+def pid(children: supervisor.Supervisor, name: str) -> int | None:
+    """The pid of child `name` now (None while it is not running)."""
+    process = children.children[name].process
+    return None if process is None else process.pid
+
+
 def checking(children: supervisor.Supervisor, condition, limit: float = 60.0):
     """`wait_for(condition)`, the supervisor checking its children before each look."""
 
@@ -69,17 +75,17 @@ def test_a_child_that_dies_is_restarted_and_one_not_restarted_is_reported():
         first = children.add("web", python("import time; time.sleep(600)"), restart=True)
         once = children.add("job", python("raise SystemExit(3)"))
         os.kill(first, signal.SIGKILL)
-        checking(children, lambda: children.pids().get("web") not in (None, first))
+        checking(children, lambda: pid(children, "web") not in (None, first))
         assert wait_for(children.exited) == {"job": 3}  # reported, never started again
-        assert children.started == [first, once, children.pids()["web"]]
+        assert children.started == [first, once, pid(children, "web")]
 
 
 def test_a_hung_child_is_killed_and_replaced(caplog):
     with supervised() as children:
         first = children.add("beating", python(BEATING), restart=True, hung_after=2)
-        checking(children, lambda: children.children["beating"].beaten)
+        checking(children, lambda: children.children["beating"].beat_at)
         os.kill(first, signal.SIGSTOP)  # alive, but silent
-        checking(children, lambda: children.pids().get("beating") not in (None, first))
+        checking(children, lambda: pid(children, "beating") not in (None, first))
         assert not alive(first)
         assert f"child beating hung pid={first}" in caplog.text
         assert f"child beating died pid={first} exit=-9; restarting it" in caplog.text
@@ -89,19 +95,19 @@ def test_a_child_deaf_to_sigterm_is_killed_after_the_grace(tmp_path):
     log_path = tmp_path / "deaf.log"
     with supervised() as children:
         command = supervisor.Command([sys.executable, "-c", DEAF], log_path=log_path, group=True)
-        pid = children.add("deaf", command)
+        deaf = children.add("deaf", command)
         wait_for(lambda: "ready" in log_path.read_text())
         assert children.stop("deaf", timeout=0.5) == -signal.SIGKILL
-        assert not alive(pid) and children.pids() == {}
+        assert not alive(deaf) and children.children == {}
 
 
 def test_a_child_ends_when_its_supervisor_is_gone():
     with supervised() as children:
-        pid = children.add("orphan", python(LIFELINE))
+        orphan = children.add("orphan", python(LIFELINE))
         children.close()  # what the supervisor's death does to the lifeline
         checking(children, lambda: "orphan" in children.exited(), 30)
         assert children.exited()["orphan"] == -signal.SIGTERM  # it stopped itself
-        assert not alive(pid)
+        assert not alive(orphan)
 
 
 @pytest.mark.parametrize("workers", [0, supervisor.WORKERS_MAX + 1])
