@@ -27,6 +27,7 @@ from pathlib import Path
 import capacity_fleet as fleet_mod  # beside this file
 import capacity_profile
 import performance_doc
+import stopping
 
 # The starter before micro-batching (the commit this work started from): the anchor.
 OLD_COMMIT = "282832772576373549e304843740e841ccfc61e6"
@@ -169,6 +170,7 @@ Every game of the search (latencies in ms, over every result of every team):
 
 def main() -> None:
     """Prepare both starters, search both capacities, profile, print and write."""
+    stopping.on_sigterm_clean_up()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each game")
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for the searches")

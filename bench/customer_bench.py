@@ -43,12 +43,13 @@ sys.path.insert(0, str(ROOT))
 
 import bench_storage  # noqa: E402  (beside this file)
 import performance_doc  # noqa: E402
+import stopping  # noqa: E402
 
 from game_server.play import eventloop  # noqa: E402
 from game_server.play.customer import Customer, Target  # noqa: E402
-from game_server.play.scoring import Result  # noqa: E402
 from game_server.play.writer import DbWriter  # noqa: E402
-from game_server.storage import schema, writes  # noqa: E402
+from game_server.records import Result, ScoredRound  # noqa: E402
+from game_server.storage import schema  # noqa: E402
 
 FEATURES = {
     "age": 34,
@@ -154,7 +155,7 @@ class Store:
         row["features"] = FEATURES
         await self.writer.sent(row)
         results = await customer.ask(targets, row["request_id"], FEATURES, 1)
-        await self.writer.scored(writes.ScoredRound(seq, 0, 0.7, 0.7, results))
+        await self.writer.scored(ScoredRound(seq, 0, 0.7, 0.7, results))
         return results
 
     def count(self) -> int:
@@ -486,6 +487,7 @@ by team (issue 16, shards).
 
 def main() -> None:
     """Start the stubs, measure, print the table and write docs/PERFORMANCE.md."""
+    stopping.on_sigterm_clean_up()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teams", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=200, help="rounds for the latency")

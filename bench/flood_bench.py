@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import customer_bench  # noqa: E402  (beside this file: the stub team APIs)
 import performance_doc  # noqa: E402
+import stopping  # noqa: E402
 
 from game_server.play import teams  # noqa: E402
 from game_server.storage import database, games, schema  # noqa: E402
@@ -379,6 +380,7 @@ def verdict(runs: list[tuple[str, dict]]) -> str:
 
 def main() -> None:
     """Start the stubs, play the games, print the table and write docs/PERFORMANCE.md."""
+    stopping.on_sigterm_clean_up()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teams", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0, help="the game's length")

@@ -30,12 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import performance_doc  # noqa: E402
+import stopping  # noqa: E402
 from bench_storage import scratch_database  # noqa: E402
 from floor_server import serve_floor, serve_game  # noqa: E402
 
 from game_server.play import teams  # noqa: E402
-from game_server.play.scoring import Result, Score  # noqa: E402
+from game_server.records import Result, Score, ScoredRound  # noqa: E402
 from game_server.storage import control, database, games, reveal, standings, writes  # noqa: E402
+from game_server.storage import teams as registry  # noqa: E402
 from game_server.webserver import WEB_THREADS  # noqa: E402
 
 # The issue's goal: the leaderboard's p99 within this factor of the floor's, same run.
@@ -60,7 +62,7 @@ def setup(url: str):
         teams.add_team(engine, f"team-{i:03d}", f"http://127.0.0.1:{20000 + i}/p", resolve=False)
     control.apply(engine, "start", "bench")
     with engine.connect() as conn:
-        ids = [t["id"] for t in teams.active_teams(conn)]
+        ids = [t["id"] for t in registry.active_teams(conn)]
     return engine, ids
 
 
@@ -87,7 +89,7 @@ def fill(engine, ids: list[int], first_seq: int, rounds: int) -> None:
             for s in seqs
         ]
         rounds_ = [
-            writes.ScoredRound(
+            ScoredRound(
                 s,
                 0,
                 0.7,
@@ -271,6 +273,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     """Fill, load, measure, report."""
     args = parse_args()
+    stopping.on_sigterm_clean_up()
     if shutil.which("wrk") is None:
         print("leaderboard bench: `wrk` is not installed (apt-get install -y wrk)")
         return 1

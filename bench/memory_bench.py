@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import performance_doc  # noqa: E402
+import stopping  # noqa: E402
 from customer_bench import stub_teams  # noqa: E402
 
 from game_server.play import teams  # noqa: E402
@@ -149,6 +150,7 @@ running totals.
 
 def main() -> None:
     """Start the stubs, play the game, print and write the numbers."""
+    stopping.on_sigterm_clean_up()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teams", type=int, default=100)
     parser.add_argument("--rate", type=float, default=30.0, help="rounds per second")

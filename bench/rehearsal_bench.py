@@ -26,6 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from performance_doc import write_section  # noqa: E402
 from sshd_server import sshd  # noqa: E402
+from stopping import on_sigterm_clean_up  # noqa: E402
 
 from game_server import sizing  # noqa: E402
 from game_server.rehearsal.run import Options, Result, rehearse  # noqa: E402
@@ -183,6 +184,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    on_sigterm_clean_up()
     if os.geteuid() != 0:
         raise SystemExit("rehearsal bench: run as root (it creates Linux users)")
     team_venv_ready()

@@ -47,14 +47,15 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import stopping  # noqa: E402
 from bench_storage import scratch_database  # noqa: E402
 from customer_bench import machine, stub_teams  # noqa: E402
 from performance_doc import PERFORMANCE, write_section  # noqa: E402
 
-from game_server.play.scoring import Result, Score  # noqa: E402
-from game_server.play.teams import hash_token  # noqa: E402
+from game_server.records import RequestRow, Result, Score, ScoredRound  # noqa: E402
 from game_server.scenario import gamefile  # noqa: E402
 from game_server.storage import control, database, schema, writes  # noqa: E402
+from game_server.storage.teams import hash_token  # noqa: E402
 
 ADMIN_URL = os.environ.get(
     "GAME_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -300,7 +301,7 @@ def write_rounds(url: str, shard: int, n: int, teams: int, burst: int, go, secon
         for s in range(seq, seq + burst):
             reqs.append(request_row(s, now))
             results = [Result(t, Score("correct", None, 1, 1, 200), 3.0) for t in mine]
-            rounds.append(writes.ScoredRound(s, 0, 0.7, 0.7, results))
+            rounds.append(ScoredRound(s, 0, 0.7, 0.7, results))
         with engine.begin() as conn:
             writes.insert_requests(conn, reqs, shard)
         with engine.begin() as conn:
@@ -309,7 +310,7 @@ def write_rounds(url: str, shard: int, n: int, teams: int, burst: int, go, secon
     out.put(rows / (time.monotonic() - start))
 
 
-def request_row(seq: int, now: float) -> writes.RequestRow:
+def request_row(seq: int, now: float) -> RequestRow:
     """A request as the loop stores it (the direct write benchmark's)."""
     return {
         "seq": seq,
@@ -668,6 +669,7 @@ def section(args, numbers: dict, load: str) -> str:
 
 def main() -> None:
     """Run the ceiling, the scale-out and the write benchmark; print, write PERFORMANCE.md."""
+    stopping.on_sigterm_clean_up()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teams", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0, help="each scale-out game's length")

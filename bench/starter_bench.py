@@ -36,6 +36,7 @@ from pathlib import Path
 
 import performance_doc  # beside this file
 import requests
+import stopping
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTER = ROOT / "participant_starter"
@@ -241,6 +242,7 @@ def measure_batched(starter: Path, database: Path, bodies: list[dict]) -> list[f
 
 def main() -> None:
     """Train, serve, measure, print the section and write it to docs/PERFORMANCE.md."""
+    stopping.on_sigterm_clean_up()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="sequential requests")
     parser.add_argument("--seconds", type=float, default=10.0, help="throughput run length")

@@ -4,35 +4,23 @@ import time
 
 import click
 
-from game_server import oom, state_dir, teams_cli
+from game_server import oom, settings, state_dir, teams_cli
 from game_server.accounts import cli as users_cli
 from game_server.demo.command import demo
 from game_server.doctor import doctor
-from game_server.logs import LEVELS, configure_logging
-from game_server.play import teams as registry
+from game_server.logs import configure_logging
 from game_server.rehearsal.cli import rehearse_command
 from game_server.scenario import gamefile, gamekeys, owndata, population, timeline
 from game_server.storage import control as controls
 from game_server.storage import database, fresh, games, shards
 from game_server.storage import export as exporter
+from game_server.storage import teams as registry
 from game_server.supervisor import HUNG_SECONDS, WORKERS_MAX
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--log-level",
-    type=click.Choice(LEVELS, case_sensitive=False),
-    default="INFO",
-    show_default=True,
-    envvar="GAME_LOG_LEVEL",
-    help="Least severe log records to show.",
-)
-@click.option(
-    "--db",
-    envvar="GAME_DATABASE_URL",
-    default=None,
-    help="Game database URL (default: sqlite:///instance/game.sqlite in this directory).",
-)
+@settings.option(settings.LOG_LEVEL)
+@settings.option(settings.DATABASE_URL)
 @click.version_option(package_name="game-server")
 @click.pass_context
 def main(ctx: click.Context, log_level: str, db: str | None) -> None:
@@ -355,7 +343,7 @@ def web(
     type=click.Path(file_okay=False),
     default=None,
     help="Directory (default: exports/<date and time> in the private state folder, "
-    f"${state_dir.ENV} or ~/.local/state/game-server).",
+    f"${settings.STATE_DIR.env} or ~/.local/state/game-server).",
 )
 @click.pass_obj
 def export_command(obj: dict, out: str | None) -> None:

@@ -4,7 +4,6 @@ import logging
 import sys
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class OneLineFormatter(logging.Formatter):

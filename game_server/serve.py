@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
-from game_server import activation, supervisor, webserver
+from game_server import activation, settings, supervisor, webserver
 from game_server.play import eventloop
 from game_server.play.loop import Game
 from game_server.play.metrics import MetricsServer
@@ -73,8 +73,8 @@ class WebProcess:
         fd = self.sock.fileno()
         env = {
             **os.environ,
-            "GAME_DATABASE_URL": self.url,
-            "GAME_LOG_LEVEL": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+            settings.DATABASE_URL.env: self.url,
+            settings.LOG_LEVEL.env: logging.getLevelName(logging.getLogger().getEffectiveLevel()),
         }
         argv = [sys.executable, "-m", "game_server", "web", "--listen-fd", str(fd)]
         argv += ["--workers", str(self.workers), "--worker-timeout", str(self.hung_after)]

@@ -29,15 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from game_server.settings import STOP_SECONDS
+
 log = logging.getLogger(__name__)
 
-STOP_SECONDS = 5.0  # SIGTERM, then SIGKILL after this long
 BACKOFF_MAX = 30.0  # a child that keeps dying is restarted at most this often
 WATCH_SECONDS = 0.25  # how often `run` checks its children
 BEAT_SECONDS = 1.0  # a child beats at most this often
 HUNG_SECONDS = 30.0  # the web's default: a worker silent this long is killed
 START_SECONDS = 60.0  # the least time a starting child gets for its first beat
-HEARTBEAT_ENV = "GAME_HEARTBEAT_FD"  # where a child finds its heartbeat's pipe
+HEARTBEAT_ENV = "SUPERVISOR_HEARTBEAT_FD"  # where a child finds its heartbeat's pipe
 WORKERS_MAX = 16  # web workers, bounded: each holds a database pool and its memory
 
 

@@ -123,7 +123,7 @@ def test_new_game_exports_the_old_one_keeps_the_teams_and_refuses_while_running(
 
     from web_helpers import make_game, store_results
 
-    from game_server.play import teams as registry
+    from game_server.storage import teams as registry
 
     monkeypatch.setenv("GAME_STATE_DIR", str(tmp_path / "state"))
     engine, tokens = make_game(db_url)

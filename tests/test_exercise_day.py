@@ -43,24 +43,30 @@ def readme_table(starter: Path) -> list[tuple[int, str]]:
     return [(int(n), f) for n, f in re.findall(r"^\| (\d) \| `([^`]+)`", text, re.MULTILINE)]
 
 
-def first_failure(starter: Path, tmp_path: Path) -> str | None:
-    """`pytest -x` in the starter: the message of its first failure, None when all pass."""
+def failures(starter: Path, tmp_path: Path, *options: str) -> list[str]:
+    """pytest in the starter: "test: message" of each failure or error, in order."""
     report = tmp_path / "report.xml"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options]
         + [f"--junit-xml={report}"],
         cwd=starter,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    for case in ET.parse(report).getroot().iter("testcase"):
-        for tag in ("failure", "error"):
-            problem = case.find(tag)
-            if problem is not None:
-                return f"{case.get('name')}: {problem.get('message', '')}"
-    assert done.returncode == 0, done.stdout[-2000:]
-    return None
+    found = [
+        f"{case.get('name')}: {problem.get('message', '')}"
+        for case in ET.parse(report).getroot().iter("testcase")
+        for problem in (case.find("failure"), case.find("error"))
+        if problem is not None
+    ]
+    assert found or done.returncode == 0, done.stdout[-2000:]
+    return found
+
+
+def first_failure(starter: Path, tmp_path: Path) -> str | None:
+    """`pytest -x` in the starter: the message of its first failure, None when all pass."""
+    return next(iter(failures(starter, tmp_path, "-x")), None)
 
 
 def next_exercise(starter: Path) -> str:
@@ -94,6 +100,11 @@ def test_walking_the_exercises_in_order_pytest_selfcheck_and_the_readme_agree(tm
     gaps = levels.gaps_of(splits)
     table = readme_table(starter)
     assert table == [(gap.number, gap.file) for gap in gaps]
+    # With every exercise open, the whole suite fails only where an exercise is missing:
+    # the tests that need none pass (and at the end, with all done). They run after the
+    # others, so the walk's `pytest -x` below stops before them.
+    every = failures(starter, tmp_path)
+    assert every and all(re.search(r": Exercise \d: .* still open", f) for f in every), every
     for gap in gaps:
         failure = first_failure(starter, tmp_path)
         assert failure is not None and f"Exercise {gap.number}: {gap.hint}" in failure, (

@@ -5,6 +5,7 @@ import time
 import sqlalchemy as sa
 from engine_helpers import request_row, result
 
+from game_server import records
 from game_server.play import teams
 from game_server.scenario import gamefile
 from game_server.storage import control, database, reveal, schema, writes
@@ -51,7 +52,7 @@ def store_results(engine: sa.Engine, outcomes: dict[str, str], rounds: int = 1, 
         writes.store_rounds(
             conn,
             [
-                writes.ScoredRound(
+                records.ScoredRound(
                     s,
                     0,
                     0.8,

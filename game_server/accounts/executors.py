@@ -19,11 +19,12 @@ import os
 import shlex
 import time
 from collections.abc import Sequence
-from typing import Protocol, Self
-
-import paramiko
+from typing import TYPE_CHECKING, Protocol, Self
 
 from game_server.accounts.bounded import TooMuchOutput, run_bounded
+
+if TYPE_CHECKING:  # imported where SSH is used: the game's install has no paramiko (extras.py)
+    import paramiko
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +172,10 @@ def ssh_client(
     password: str | None = None,
     accept_new_host_key: bool = False,
     timeout: float = 15.0,
-) -> paramiko.SSHClient:
+) -> "paramiko.SSHClient":
     """A connected SSHClient with the host key checked against `known_hosts`."""
+    import paramiko  # the accounts extra
+
     client = paramiko.SSHClient()
     if accept_new_host_key and not os.path.exists(known_hosts):
         os.makedirs(os.path.dirname(os.path.abspath(known_hosts)), exist_ok=True)
@@ -258,6 +261,8 @@ class SSHExecutor:
         root: bool = True,
     ) -> tuple[int, str, str]:
         """Run `argv` on the server, feed `stdin` (text or bytes), return (rc, stdout, stderr)."""
+        import paramiko  # the accounts extra (imported by ssh_client when connecting)
+
         argv, timeout = list(argv), timeout or self.timeout
         full = ["sudo", "-n", "--", *argv] if root and self.sudo else argv
         transport = self.client.get_transport()
@@ -301,7 +306,7 @@ class SSHExecutor:
         self.close()
 
 
-def _drain(chan: paramiko.Channel, deadline: float, limit: int) -> tuple[str, str]:
+def _drain(chan: "paramiko.Channel", deadline: float, limit: int) -> tuple[str, str]:
     """Read stdout and stderr together until the command exits (no window deadlock).
 
     Each is bounded by `limit` bytes: more stops the read (TooMuchOutput).

@@ -25,6 +25,7 @@ import requests
 
 from game_server.demo.bots import Variant
 from game_server.demo.machine import HOST, DemoError, tail
+from game_server.settings import ADMIN_TOKEN
 from game_server.supervisor import Command, Supervisor
 
 READY_SECONDS = 60.0  # bots must answer /health within this
@@ -153,7 +154,7 @@ class Fleet:
 
     def _env(self, **settings: str) -> dict:
         """The environment of a child: this one, single-threaded maths, the starter's settings."""
-        env = {k: v for k, v in os.environ.items() if k != "GAME_ADMIN_TOKEN"}
+        env = {k: v for k, v in os.environ.items() if k != ADMIN_TOKEN.env}  # never a bot's
         return {**env, **SINGLE_THREADED, **settings}
 
     def _start_bot(self, bot: Bot) -> None:

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from game_server.records import RequestRow, ScoredRound
 from game_server.storage import writes
-from game_server.storage.writes import RequestRow, ScoredRound
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from game_server.play.scoring import CORRECT, FAILED, WRONG
+from game_server.records import CORRECT, FAILED, WRONG
 from game_server.storage.schema import (
     GAME_ID,
     phase_totals,

@@ -15,12 +15,12 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from game_server.play.scoring import CORRECT, FAILED, WRONG, Result, Score
+from game_server.records import CORRECT, FAILED, WRONG, RequestRow, Result, Score, ScoredRound
 from game_server.storage.schema import (
     Double,
     phase_totals,
@@ -35,33 +35,6 @@ from game_server.storage.schema import (
 )
 
 EXCERPT_CHARS = 500  # stored of a failure's body excerpt
-
-
-class RequestRow(TypedDict):
-    """The columns of one request as the loop stores it before sending (status aside)."""
-
-    seq: int
-    request_id: str
-    phase_index: int
-    features: dict[str, Any]  # exactly the JSON "features" object sent
-    oddities: list[str]
-    label: int
-    p_default: float | None  # None with the instructor's own data
-    oracle_points: float | None
-    baseline_points: float
-    sent_at: float
-    label_visible_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ScoredRound:
-    """One round whose every team's result is in: what `store_rounds` writes."""
-
-    seq: int
-    phase_index: int
-    oracle_points: float | None  # the oracle's expected points; None with own data
-    baseline_points: float
-    results: Sequence[Result]
 
 
 @dataclass(slots=True)

@@ -4,9 +4,10 @@ The made-up data has the same shape as the workshop data (numbers with gaps, cat
 a 0/1 label), so these tests run without `data/train_data.csv`.
 
 At the exercise level a test marked `@pytest.mark.exercise(N, ...)` needs those exercises
-done: the tests run in the order of the exercises they need, and one that needs an open
-exercise fails at once, naming it and its hint. So `pytest -x` stops at the next exercise
-to do, the one `python selfcheck.py` names and the README's table lists next.
+done: the tests run in the order of the exercises they need (the others after them), and
+one that needs an open exercise fails at once, naming it and its hint. So `pytest -x` stops
+at the next exercise to do, the one `python selfcheck.py` names and the README's table
+lists next.
 """
 
 import threading
@@ -31,9 +32,10 @@ def needs(item: pytest.Item) -> set[int]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests in the order of the exercises they need (the README's table); the
+    """Run the tests in the order of the exercises they need (the README's table), then
+    the tests that need none: `pytest -x` reaches the next exercise to do in seconds. The
     sort is stable, so within one exercise the files keep their order."""
-    items.sort(key=lambda item: max(needs(item), default=0))
+    items.sort(key=lambda item: max(needs(item), default=float("inf")))
 
 
 @pytest.fixture(scope="session")
