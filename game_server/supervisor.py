@@ -11,8 +11,7 @@ web workers (`Fork`), `run`'s `game-server web` and the demo's bots (`Command`).
   stuck or stopped process cannot handle SIGTERM) and is restarted like a dead one.
 - **Stop** (`terminate`): SIGTERM, SIGKILL after `STOP_SECONDS`, reaped: never a zombie.
 
-The supervisor starts no thread, so forking from it is safe. `check()` reaps, kills the
-hung and restarts: `run()` calls it in a loop, `run`'s web process from the event loop's.
+No thread is started here (forking stays safe); `check()` reaps, kills and restarts.
 """
 
 import contextlib
@@ -108,8 +107,7 @@ class Forked:
 
 
 def restart_delay(ran: float, restarts: int) -> tuple[int, float]:
-    """The one backoff: a child that ran `ran` seconds died after `restarts` quick deaths;
-    its new count of quick deaths, and how long after its start it may start again."""
+    """The one backoff: (quick deaths so far, seconds after its start it may start again)."""
     restarts = restarts + 1 if ran < BACKOFF_MAX else 0
     return restarts, min(2.0 ** (restarts - 1), BACKOFF_MAX) if restarts else 0.0
 
@@ -193,8 +191,7 @@ class Supervisor:
                 signal.signal(sig, handler)
 
     def stop(self, name: str, timeout: float = STOP_SECONDS) -> int | None:
-        """Stop child `name` (SIGTERM, SIGKILL after `timeout`); its exit code, None if it
-        was not running."""
+        """Stop child `name` (`terminate`); its exit code (None if it was not running)."""
         with self._lock:
             child = self.children.pop(name, None)
         if child is None or child.process is None:
@@ -216,8 +213,7 @@ class Supervisor:
             self.stop(name, timeout)
 
     def wait(self, name: str, timeout: float) -> int:
-        """Wait for child `name` to end by itself (a training job), then forget it; its exit
-        code (`subprocess.TimeoutExpired` after `timeout`, the child stopped)."""
+        """Child `name`'s exit code once it ends (a training job); stopped after `timeout`."""
         process = self.children[name].process
         try:
             return process.wait(timeout)  # type: ignore[union-attr]
@@ -318,11 +314,15 @@ class Supervisor:
 
     def _unless_hung(self, child: Child, now: float) -> int | None:
         """Take in `child`'s beats; SIGKILL it when silent too long: then its exit code."""
-        if child.beat_fd is None or child.hung_after is None or child.process is None:
+        if child.hung_after is None or child.process is None:
             return None
         with contextlib.suppress(BlockingIOError):
-            if os.read(child.beat_fd, 4096):
+            beats = os.read(child.beat_fd, 4096) if child.beat_fd is not None else None
+            if beats:
                 child.beat_at = now
+            elif beats == b"":  # it closed its end: no more beats (and no busy `select`)
+                _close(child.beat_fd)
+                child.beat_fd = None
         limit = child.hung_after if child.beat_at else max(child.hung_after, START_SECONDS)
         silent = now - (child.beat_at or child.started_at)
         if silent < limit:

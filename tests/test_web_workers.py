@@ -83,12 +83,14 @@ def only(web: Web, serving: int):
     """Every worker but `serving` stopped (SIGSTOP) for the block."""
     others = [pid for pid in web.running() if pid != serving]
     for pid in others:
-        os.kill(pid, signal.SIGSTOP)
+        with contextlib.suppress(ProcessLookupError):  # one killed may be reaped meanwhile
+            os.kill(pid, signal.SIGSTOP)
     try:
         yield
     finally:
         for pid in others:
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 def test_every_worker_is_a_child_of_the_parent_and_serves_the_same_document(tmp_path):
