@@ -42,6 +42,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from game_server import supervisor
+from game_server.logs import first_line
 from game_server.play.metrics_child import CACHE_SECONDS, LENGTH
 from game_server.play.shedding import Skips
 from game_server.records import FAILED, ScoredRound
@@ -174,7 +175,7 @@ class _GameState:
             with self.game.engine.connect() as conn:
                 rows = conn.execute(query).all()
         except sa.exc.SQLAlchemyError as exc:  # the rest of the metrics still count
-            log.warning("metrics: team names not read error=%s", str(exc).splitlines()[0])
+            log.warning("metrics: team names not read error=%s", first_line(exc))
             rows = []
         for team_id, name in rows:
             teams.add_metric([str(team_id), name], 1.0)
