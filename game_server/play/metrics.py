@@ -41,6 +41,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from game_server import supervisor
 from game_server.logs import first_line
 from game_server.play.metrics_child import CACHE_SECONDS, LENGTH
 from game_server.play.shedding import Skips
@@ -228,12 +229,7 @@ class MetricsServer:
         self._listener.close()
         self._link.close()
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            supervisor.terminate(self.process, timeout=10)
             if self.process.stdin is not None:
                 self.process.stdin.close()
 
