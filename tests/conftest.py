@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 import shutil
+import signal
 import uuid
 
 # One thread per model fit, in this process and every process a test starts (the demo's
@@ -17,6 +18,13 @@ import uuid
 # on a busy machine: a HistGradientBoosting fit took 20 s instead of 1 s on 2 cores.
 for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_threads, "1")
+
+# Started in the background by a shell without job control (`make test &`, a script),
+# pytest begins with SIGINT ignored, and every process a test starts inherits that: the
+# Ctrl-C tests would press Ctrl-C on processes deaf to it. A handled signal is reset to
+# its default in a new program, so from here on the tests' processes hear it again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest  # noqa: E402 (after the thread settings, before any library reads them)
 import sqlalchemy as sa  # noqa: E402

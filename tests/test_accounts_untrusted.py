@@ -8,6 +8,7 @@ file it refused.
 """
 
 import os
+import pwd
 import subprocess
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from accounts_helpers import as_user
 from game_server.accounts import handout, provision
 from game_server.accounts.config import AccountsError
 from game_server.accounts.executors import ExecError, LocalExecutor, SSHExecutor
-from game_server.accounts.files import RefusedFile, read_team_file
+from game_server.accounts.files import RefusedFile, as_team, read_team_file
 
 pytestmark = [pytest.mark.root, pytest.mark.postgres, pytest.mark.timeout(180)]
 sshd, setup = accounts_helpers.sshd, accounts_helpers.setup  # the fixtures
@@ -217,10 +218,14 @@ def test_no_process_run_as_a_team_sees_roots_environment(two_teams, monkeypatch)
     settings.rotate = True  # every team file written again, as the team
     try:
         provision.create(LocalExecutor(), settings, roster, echo=lambda line: None)
+        # Provisioning's commands are over in milliseconds: a watcher on a busy machine may
+        # miss them all. One that lasts, run the same way (files.as_team), it cannot miss.
+        home = pwd.getpwnam(red["user"]).pw_dir
+        LocalExecutor().run(as_team(red["user"], home, ["sleep", "1.5"]))
     finally:
         seen = stop_watcher(watcher)
     ran = [cmd for cmd, env in seen if any(env)]  # (an exiting process shows nothing)
-    assert ran, seen  # provisioning's commands as the team were seen, their environment read
+    assert [b"sleep", b"1.5", b""] in ran, seen  # the environment of a team's command, read
     given = {b"PATH", b"HOME", b"LANG", b"USER", b"LOGNAME"}  # and what a script sets itself
     for cmd, env in seen:
         assert not any(sentinel.encode() in var for var in env), cmd
