@@ -31,7 +31,7 @@ from game_server.play.metrics import MetricsServer
 from game_server.scenario.gamefile import GameFile
 from game_server.storage import database
 from game_server.storage.shards import WHOLE, Shard
-from game_server.web.app import create_app
+from game_server.web.app import check_settings
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def run(
     silent `worker_timeout` s; `metrics_port`: the loop's metrics (play/metrics.py).
     """
     url = engine.url.render_as_string(hide_password=False)
-    create_app({"DATABASE_URL": url})  # a bad setting stops here (ConfigError), first
+    check_settings()  # a bad setting stops here (ConfigError), before anything starts
     # systemd's socket (activation.py) if it passed one, else our own; a busy port: OSError
     sock = None if port is None else activation.inherited_socket() or webserver.listen(host, port)
     web = WebProcess(url, sock, log_file, web_workers, worker_timeout)

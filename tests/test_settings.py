@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from game_server import settings, state_dir
 from game_server.cli import main
 from game_server.storage import database
-from game_server.web.app import ConfigError, create_app
+from game_server.web.app import ConfigError, check_settings, create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "game_server"
@@ -219,3 +219,15 @@ def test_the_web_app_and_the_database_take_their_settings_from_the_environment(
     monkeypatch.setenv("GAME_ADMIN_TOKEN", "short")
     with pytest.raises(ConfigError, match="^GAME_ADMIN_TOKEN is 5 characters long"):
         create_app()
+
+
+def test_run_checks_the_apps_settings_without_building_the_app(tmp_path, monkeypatch):
+    """`run` checks the web's settings first, touching no database (no secret key written)."""
+    game_db = tmp_path / "game.sqlite"
+    monkeypatch.setenv("GAME_DATABASE_URL", f"sqlite:///{game_db}")
+    monkeypatch.setenv("GAME_ADMIN_TOKEN", "x" * 16)
+    check_settings()
+    assert not game_db.exists()
+    monkeypatch.setenv("GAME_ADMIN_TOKEN", "short")
+    with pytest.raises(ConfigError, match="^GAME_ADMIN_TOKEN is 5 characters long"):
+        check_settings()

@@ -7,12 +7,13 @@ dict tests pass. No app is built at import time.
 
 import logging
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Config, Flask, Response, current_app, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from game_server import settings
@@ -112,7 +113,13 @@ def refuse_big_bodies() -> None:
 ConfigError = settings.SettingError
 
 
-def check_config(config: Config) -> None:
+def check_settings() -> None:
+    """The app's settings from the environment, checked without building the app (`run`
+    checks them before it starts anything): a bad one is a ConfigError."""
+    check_config({key: settings.get(each) for key, each in APP_SETTINGS.items()})
+
+
+def check_config(config: Mapping[str, Any]) -> None:
     """Refuse an instructor token that is set but short, wherever it came from (a test's
     dict too), by the setting's own rule (ConfigError)."""
     token = config.get("ADMIN_TOKEN")
