@@ -2,7 +2,7 @@
 
 Not a test. Loopback only, bounded in time (about six minutes), stops by itself. On the
 local PostgreSQL (a fresh database per game, dropped after), it plays the builtin workshop
-game's peak phase (its rate and burst) to stub team APIs (bench/customer_bench.py's, in
+game's peak phase (its rate and burst) to stub team APIs (bench/stub_apis.py, in
 two processes of their own) with `game-server run --shard I/N --no-web` as real processes:
 
 1. the per-process ceiling: one shard, 100, 200, 400, ... teams until fewer than 99 % of
@@ -45,11 +45,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stopping  # noqa: E402
 from bench_storage import scratch_database  # noqa: E402
-from customer_bench import stub_teams  # noqa: E402
 from performance_doc import write_section  # noqa: E402
 from shard_games import ADMIN_URL, Games, holds  # noqa: E402
 from shard_report import report, section, slope_block, write_slope  # noqa: E402
 from shard_writes import direct_writes  # noqa: E402
+from stub_apis import stub_teams  # noqa: E402
 
 WRITE_SECONDS = 6.0  # the direct write benchmark's length per configuration
 FIRST_STEP = 100  # teams at the ceiling search's first step (then doubled, then bisected)

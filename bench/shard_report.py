@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from customer_bench import machine  # noqa: E402
-from performance_doc import PERFORMANCE  # noqa: E402
+from performance_doc import (
+    PERFORMANCE,  # noqa: E402
+    machine,  # noqa: E402
+)
 from shard_games import (  # noqa: E402
     IN_TIME,
     STOP_SECONDS,
@@ -77,7 +79,7 @@ SECTION = """\
 
 Measured {when} with `make bench-shards` on {machine}; load average before the run
 {load}. The builtin workshop game's peak phase ({rate:g} rounds/s in bursts of {burst}) to
-stub team APIs on loopback (bench/customer_bench.py's stubs, in two processes), so each
+stub team APIs on loopback (bench/stub_apis.py, in two processes), so each
 team is asked for {rate:g} results/s; PostgreSQL on the same machine (a fresh database per
 game). The shards are `game-server run --shard I/N --no-web`, real processes. Counted: the
 results of the rounds sent inside the measured window (after a {warm:g} s warm-up), scored
