@@ -4,15 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint pytest clean lock plotly-js bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-rehearsal bench-drift figures slides cheatsheet ready-model participant-kit
+.PHONY: install demo test test-fast lint pytest clean lock plotly-js bench-customer bench-capacity bench-shards bench-starter bench-leaderboard bench-memory bench-flood bench-rehearsal bench-drift figures slides cheatsheet ready-model participant-kit settings-doc
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall only when the declared dependencies change.
+# Reinstall only when the declared dependencies change. The checkout gets every extra the
+# suite uses (the game alone is `pip install .`, as the Dockerfile does; pyproject.toml).
 $(STAMP): $(BIN)/python pyproject.toml participant_starter/requirements.txt constraints.txt
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,pg,notebooks]' -r participant_starter/requirements.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,pg,notebooks,demo,accounts]' -r participant_starter/requirements.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -85,6 +86,10 @@ slides: $(STAMP)
 	@command -v npm >/dev/null || { echo "make slides: npm is not installed (Node.js 18+; Debian: apt-get install npm)"; exit 1; }
 	$(BIN)/python scripts/build_slides.py
 
+# docs/SETTINGS.md from the one declaration of the settings (game_server/settings.py).
+settings-doc: $(STAMP)
+	$(BIN)/python scripts/settings_doc.py
+
 # The instructor's one-page cheat sheet, from the marked parts of docs/INSTRUCTOR.md:
 # build/cheatsheet.html and (with Chromium) build/cheatsheet.pdf.
 cheatsheet: $(STAMP)
@@ -124,7 +129,7 @@ bench-starter: $(STAMP)
 lock: $(BIN)/python
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --custom-compile-command "make lock" \
-	  --extra pg --extra test --extra notebooks --extra bench \
+	  --extra pg --extra demo --extra accounts --extra test --extra notebooks --extra bench \
 	  pyproject.toml participant_starter/requirements.txt -o constraints.txt
 
 # Plotly.js for the pages, from npm at the version pinned in scripts/vendor/package.json:

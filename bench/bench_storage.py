@@ -26,9 +26,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from game_server.play import teams
-from game_server.play.scoring import Result, Score
 from game_server.play.writer import DbWriter
-from game_server.storage import database, games, reveal, writes
+from game_server.records import Result, Score, ScoredRound
+from game_server.storage import database, games, reveal
 
 
 @contextlib.contextmanager
@@ -111,7 +111,7 @@ async def one_round(writer: DbWriter, seq: int, n_teams: int, label_delay: float
     row, results = round_of(seq, n_teams, label_delay)
     start = time.perf_counter()
     await writer.sent(row)
-    await writer.scored(writes.ScoredRound(seq, 0, 0.7, 0.7, results))
+    await writer.scored(ScoredRound(seq, 0, 0.7, 0.7, results))
     return time.perf_counter() - start
 
 

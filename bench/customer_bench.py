@@ -45,9 +45,9 @@ from stub_apis import stub_teams  # noqa: E402
 
 from game_server.play import eventloop  # noqa: E402
 from game_server.play.customer import Customer, Target  # noqa: E402
-from game_server.play.scoring import Result  # noqa: E402
 from game_server.play.writer import DbWriter  # noqa: E402
-from game_server.storage import schema, writes  # noqa: E402
+from game_server.records import Result, ScoredRound  # noqa: E402
+from game_server.storage import schema  # noqa: E402
 
 # --- the game's storage path ------------------------------------------------------
 
@@ -76,7 +76,7 @@ class Store:
         row["features"] = FEATURES
         await self.writer.sent(row)
         results = await customer.ask(targets, row["request_id"], FEATURES, 1)
-        await self.writer.scored(writes.ScoredRound(seq, 0, 0.7, 0.7, results))
+        await self.writer.scored(ScoredRound(seq, 0, 0.7, 0.7, results))
         return results
 
     def count(self) -> int:

@@ -35,8 +35,9 @@ from bench_storage import scratch_database  # noqa: E402
 from floor_server import serve_floor, serve_game  # noqa: E402
 
 from game_server.play import teams  # noqa: E402
-from game_server.play.scoring import Result, Score  # noqa: E402
+from game_server.records import Result, Score, ScoredRound  # noqa: E402
 from game_server.storage import control, database, games, reveal, standings, writes  # noqa: E402
+from game_server.storage import teams as registry  # noqa: E402
 from game_server.webserver import WEB_THREADS  # noqa: E402
 
 # The goal: the leaderboard's p99 within this factor of the floor's, same run.
@@ -61,7 +62,7 @@ def setup(url: str):
         teams.add_team(engine, f"team-{i:03d}", f"http://127.0.0.1:{20000 + i}/p", resolve=False)
     control.apply(engine, "start", "bench")
     with engine.connect() as conn:
-        ids = [t["id"] for t in teams.active_teams(conn)]
+        ids = [t["id"] for t in registry.active_teams(conn)]
     return engine, ids
 
 
@@ -88,7 +89,7 @@ def fill(engine, ids: list[int], first_seq: int, rounds: int) -> None:
             for s in seqs
         ]
         rounds_ = [
-            writes.ScoredRound(
+            ScoredRound(
                 s,
                 0,
                 0.7,
@@ -347,7 +348,7 @@ Measured by `make bench-leaderboard` on {date}: {machine}, Python {python}, {bac
 worker processes on one socket, {threads} waitress threads each, as `game-server run
 --workers {workers}` serves the pages) on 127.0.0.1, loaded by `wrk -t2 -c50 -d{seconds}s`
 (50 concurrent connections, on the same 2-core machine; load average {load} when the run
-started). **The floor** is the same server (`webserver.serve_app` on `prefork.Workers`,
+started). **The floor** is the same server (`webserver.serve_app` on `webserver.supervise_workers`,
 the same worker count and threads) answering a fixed JSON document of the same byte size
 (`bench/floor_server.py`, a bare WSGI app, no route of the game), started in the same
 run; floor and leaderboard are loaded alternately, {runs} runs each at each size of the

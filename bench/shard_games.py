@@ -20,9 +20,9 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_storage import scratch_database  # noqa: E402
 
-from game_server.play.teams import hash_token  # noqa: E402
 from game_server.scenario import gamefile  # noqa: E402
 from game_server.storage import control, database, schema  # noqa: E402
+from game_server.storage.teams import hash_token  # noqa: E402
 
 ADMIN_URL = os.environ.get(
     "GAME_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

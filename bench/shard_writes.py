@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shard_games import game_file, peak_phase, register  # noqa: E402
 
-from game_server.play.scoring import Result, Score  # noqa: E402
+from game_server.records import RequestRow, Result, Score, ScoredRound  # noqa: E402
 from game_server.scenario import gamefile  # noqa: E402
 from game_server.storage import database, writes  # noqa: E402
 
@@ -31,7 +31,7 @@ def write_rounds(url: str, shard: int, n: int, teams: int, burst: int, go, secon
         for s in range(seq, seq + burst):
             reqs.append(request_row(s, now))
             results = [Result(t, Score("correct", None, 1, 1, 200), 3.0) for t in mine]
-            rounds.append(writes.ScoredRound(s, 0, 0.7, 0.7, results))
+            rounds.append(ScoredRound(s, 0, 0.7, 0.7, results))
         with engine.begin() as conn:
             writes.insert_requests(conn, reqs, shard)
         with engine.begin() as conn:
@@ -40,7 +40,7 @@ def write_rounds(url: str, shard: int, n: int, teams: int, burst: int, go, secon
     out.put(rows / (time.monotonic() - start))
 
 
-def request_row(seq: int, now: float) -> writes.RequestRow:
+def request_row(seq: int, now: float) -> RequestRow:
     """A request as the loop stores it (the direct write benchmark's)."""
     return {
         "seq": seq,

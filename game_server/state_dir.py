@@ -11,13 +11,14 @@ import os
 import time
 from pathlib import Path
 
-ENV = "GAME_STATE_DIR"
+from game_server import settings
 
 
 def state_dir() -> Path:
     """The private state folder of the user running the command (not created here)."""
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV]).expanduser()
+    chosen = settings.get(settings.STATE_DIR)
+    if chosen:
+        return chosen
     base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return Path(base) / "game-server"
 

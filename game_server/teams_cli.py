@@ -1,7 +1,8 @@
 """`game-server teams` and `game-server allow`: who plays, and which hosts the game may call.
 
 Kept apart from `cli.py` (the composition root) so each file stays one screenful of
-commands; both write only through `play.teams` (the registry and the allow-list it stores).
+commands; both write only through the registry: `play.teams` (its checks, the allow-list)
+and `storage.teams` (its tables).
 """
 
 import json
@@ -9,8 +10,9 @@ from urllib.parse import urlsplit
 
 import click
 
-from game_server.play import teams as registry
+from game_server.play import teams as registration
 from game_server.storage import database, games
+from game_server.storage import teams as registry
 
 
 @click.group()
@@ -50,7 +52,7 @@ def teams_add(
     """Register a team and print its token (shown this once only)."""
     try:
         engine = database.command_engine(obj["db"])
-        token = registry.add_team(engine, name, url, protocol, model, user=user)
+        token = registration.add_team(engine, name, url, protocol, model, user=user)
     except (registry.TeamError, games.NotInitialised) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -151,10 +153,10 @@ def allow(obj: dict, entries: tuple[str, ...]) -> None:
     any, print it. The running game calls them within a second, no restart."""
     try:
         if entries:
-            listed = registry.allow_hosts(database.command_engine(obj["db"]), list(entries))
+            listed = registration.allow_hosts(database.command_engine(obj["db"]), list(entries))
         else:
             with database.command_engine(obj["db"]).connect() as conn:
-                listed = registry.allowed_hosts(conn)
+                listed = registration.allowed_hosts(conn)
     except (registry.TeamError, games.NotInitialised) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"allow-list: {', '.join(listed)}")

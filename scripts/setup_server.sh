@@ -189,7 +189,7 @@ step "the teams' and the game's virtual environments (pip, a few minutes)"
 # 3. The teams' shared virtual environment and the game server's own, and `game-server`
 # on the instructor's PATH (and sudo's secure_path).
 make_venv "$TEAM_VENV" sklearn -r "$REPO/participant_starter/requirements.txt" jupyter
-make_venv "$GAME_VENV" game_server "${REPO}[pg]"
+make_venv "$GAME_VENV" game_server "${REPO}[pg,accounts]"  # users and rehearse: SSH
 if [ "$(readlink "$LINK" || true)" != "$GAME_VENV/bin/game-server" ]; then
   if [ "$check" -eq 1 ]; then todo "$LINK -> $GAME_VENV/bin/game-server"; else
     say "linking $LINK -> $GAME_VENV/bin/game-server"

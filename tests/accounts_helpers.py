@@ -21,8 +21,7 @@ from sshd_server import keygen
 from sshd_server import sshd as sshd_server
 
 from game_server.accounts import config
-from game_server.play import teams
-from game_server.storage import database
+from game_server.storage import database, teams
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/"
 PSQL_ADMIN = ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"]

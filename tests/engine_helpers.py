@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from team_apis import Handler, Request, response
 
 from game_server.play import loop as game
-from game_server.play.scoring import Result, Score
+from game_server.records import Result, Score
 from game_server.scenario import gamefile
 from game_server.storage import games, schema
 
@@ -23,6 +23,11 @@ def fast_game(**settings) -> gamefile.GameFile:
     if settings:
         game = dataclasses.replace(game, settings=dataclasses.replace(game.settings, **settings))
     return game
+
+
+def next_seq(conn: sa.Connection) -> int:
+    """The sequence number after the highest stored: where a test's own rounds go."""
+    return int(conn.execute(sa.select(sa.func.max(schema.requests.c.seq))).scalar() or 0) + 1
 
 
 def request_row(seq: int, phase_index: int = 0, label: int = 1, sent_at=None, delay=0.0):

@@ -6,6 +6,7 @@ import time
 import pytest
 from engine_helpers import request_row, result
 
+from game_server import records
 from game_server.play import teams
 from game_server.storage import control, database, games, reveal, writes
 from game_server.web.app import create_app
@@ -51,7 +52,7 @@ def game(db_url):
         writes.store_rounds(
             conn,
             [
-                writes.ScoredRound(
+                records.ScoredRound(
                     s,
                     0,
                     0.8,

@@ -17,7 +17,7 @@ from team_apis import (
 )
 
 from game_server.play.customer import Customer, Target
-from game_server.play.scoring import Result
+from game_server.records import Result
 
 TIMEOUT = 0.3
 FEATURES = {"age": 31, "income": 4200.5, "region": "north", "owns_home": True, "debt": None}

@@ -29,6 +29,7 @@ from game_server.accounts import pgsql
 from game_server.play import loop as game
 from game_server.play import teams
 from game_server.storage import control, database, games, standings
+from game_server.storage import teams as registry
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "database_docker"
@@ -197,7 +198,7 @@ def test_the_game_runs_on_it_as_the_game_role(names):
         with engine.connect() as conn:
             assert games.game_row(conn)["state"] == "finished"
             board = standings.leaderboard(conn)["teams"]
-            assert teams.authenticate(conn, token)["name"] == "good"
+            assert registry.authenticate(conn, token)["name"] == "good"
         assert board[0]["name"] == "good" and board[0]["points"] == board[0]["correct"] > 20
     finally:
         apis.close()
@@ -278,7 +279,9 @@ def test_dockerfile_installs_the_package_and_runs_it_unprivileged():
     steps = dockerfile()
     assert steps[0] == ("FROM", "python:3.11-slim")
     runs = [args for op, args in steps if op == "RUN"]
-    assert any("pip install" in r and "[pg]" in r for r in runs)
+    installs = [r for r in runs if "pip install" in r]
+    # the game alone and its PostgreSQL driver: no demo, accounts or notebooks extra
+    assert len(installs) == 1 and re.findall(r"\[([^\]]*)\]", installs[0]) == ["pg"]
     users = [i for i, (op, _) in enumerate(steps) if op == "USER"]
     cmd = [i for i, (op, _) in enumerate(steps) if op == "CMD"]
     assert users and cmd and users[-1] < cmd[-1]

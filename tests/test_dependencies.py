@@ -4,6 +4,7 @@ that works only because another package pulled it in breaks on the day it stops 
 
 import ast
 import importlib.metadata
+import json
 import sys
 import tomllib
 from pathlib import Path
@@ -12,20 +13,29 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from game_server import extras
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def imported_modules(folder: Path) -> set[str]:
-    """The top-level names of every absolute import in the Python files under `folder`."""
+def imports_of(tree: ast.AST) -> set[str]:
+    """The top-level names of every absolute import in `tree`."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def imported_modules(folder: Path, skip: tuple[Path, ...] = ()) -> set[str]:
+    """The top-level names imported by the Python files under `folder` (not under `skip`)."""
     names = set()
     for path in folder.rglob("*.py"):
-        if "_kit" in path.parts:
+        if "_kit" in path.parts or any(path.is_relative_to(s) for s in skip):
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names.add(node.module.split(".")[0])
+        names |= imports_of(ast.parse(path.read_text(encoding="utf-8")))
     return names
 
 
@@ -50,12 +60,66 @@ def missing(imports: dict[str, set[str]], allowed: set[str]) -> list[str]:
     return [f"{m} ({', '.join(sorted(d))})" for m, d in imports.items() if not d & allowed]
 
 
-def test_the_game_server_declares_what_it_imports():
+def project_requirements(extra: str | None = None) -> set[str]:
+    """The canonical names pyproject.toml declares: the core's, or one extra's."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    core = declared(project["dependencies"])
-    own = {"game_server", "main", "modules"}  # main, modules: the starter's (demo bots)
-    imports = third_party(imported_modules(ROOT / "game_server"), own)
-    assert missing(imports, core) == [], "declare these in pyproject.toml [project] dependencies"
+    return declared(project["optional-dependencies"][extra] if extra else project["dependencies"])
+
+
+# The parts of the install (game_server/extras.py): an extra's folders may import the
+# core's libraries and its own. The demo's bots run the participant starter (not its tests).
+EXTRA_PARTS = {
+    "demo": ["game_server/demo", "participant_starter"],
+    "accounts": ["game_server/accounts", "game_server/rehearsal"],
+}
+OWN = {"game_server", "main", "modules"}  # main, modules: the starter's (the demo's bots)
+
+
+def test_the_game_server_declares_what_it_imports():
+    """Everything but the extras' folders imports only the core (the image's install)."""
+    skip = tuple(ROOT / f for folders in EXTRA_PARTS.values() for f in folders)
+    names = imported_modules(ROOT / "game_server", skip=skip)
+    imports = third_party(names, OWN)
+    assert missing(imports, project_requirements()) == [], (
+        "declare these in pyproject.toml [project] dependencies"
+    )
+
+
+@pytest.mark.parametrize("extra", sorted(EXTRA_PARTS))
+def test_each_extra_declares_what_its_part_imports(extra):
+    starter_tests = (ROOT / "participant_starter" / "tests",)  # the team's, not the bots'
+    names = set().union(*(imported_modules(ROOT / f, starter_tests) for f in EXTRA_PARTS[extra]))
+    imports = third_party(names, OWN)
+    allowed = project_requirements() | project_requirements(extra)
+    assert missing(imports, allowed) == [], f"declare these in pyproject.toml's {extra} extra"
+
+
+def test_the_hints_name_exactly_each_extras_libraries():
+    """extras.MODULES (what `require` looks for) is each extra's requirements, no more, no
+    less, and none of them is in the core install already."""
+    providers = importlib.metadata.packages_distributions()
+    for extra, modules in extras.MODULES.items():
+        dists = {canonicalize_name(d) for m in modules for d in providers[m]}
+        assert dists == project_requirements(extra), extra
+        assert not dists & project_requirements(), f"{extra}: already in the core install"
+
+
+def notebook_imports() -> set[str]:
+    """The top-level names the instructor's notebooks import."""
+    names = set()
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                code = "".join(cell["source"])
+                lines = [line for line in code.splitlines() if not line.startswith(("%", "!"))]
+                names |= imports_of(ast.parse("\n".join(lines)))
+    return names
+
+
+def test_the_notebooks_declare_what_they_import():
+    allowed = project_requirements() | project_requirements("notebooks")
+    imports = third_party(notebook_imports(), OWN)
+    assert missing(imports, allowed) == [], "declare these in pyproject.toml's notebooks extra"
 
 
 @pytest.mark.parametrize("folder", ["participant_starter"])
@@ -120,7 +184,7 @@ def test_the_floors_are_the_series_that_is_tested():
 @pytest.mark.parametrize(
     ("installer", "needle"),
     [
-        ("Makefile", "pip install --quiet -c constraints.txt -e '.[test,pg,notebooks]'"),
+        ("Makefile", "-c constraints.txt -e '.[test,pg,notebooks,demo,accounts]'"),
         ("scripts/setup_server.sh", 'pip install --quiet -c "$REPO/constraints.txt"'),
         ("Dockerfile", "pip install --no-cache-dir -c /src/constraints.txt"),
     ],

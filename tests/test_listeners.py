@@ -19,8 +19,9 @@ from starter_helpers import free_port
 
 from game_server.play import listeners, teams
 from game_server.play.customer import Customer, Target
-from game_server.play.teams import TeamError
 from game_server.storage import database
+from game_server.storage import teams as registry
+from game_server.storage.teams import TeamError
 
 # A team API (native protocol) that always answers 1, on 127.0.0.1:PORT.
 API = r"""
@@ -137,5 +138,5 @@ def test_a_teams_linux_user_is_recorded_at_registration(db_url):
     with pytest.raises(TeamError, match="bad Linux user name"):
         teams.add_team(engine, "Green", "http://127.0.0.1:9003/predict", user="-rf")
     with engine.connect() as conn:
-        red = next(t["id"] for t in teams.active_teams(conn) if t["name"] == "Red")
+        red = next(t["id"] for t in registry.active_teams(conn) if t["name"] == "Red")
         assert teams.team_uids(conn) == {red: pwd.getpwnam("nobody").pw_uid}

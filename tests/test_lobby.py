@@ -17,6 +17,7 @@ from game_server.play import loop as game
 from game_server.play import protocols, teams
 from game_server.play.customer import Customer, Health, Target
 from game_server.storage import control, database, health, schema
+from game_server.storage import teams as registry
 from game_server.web.app import create_app
 
 ADMIN = "instructor-secret-token"
@@ -126,7 +127,7 @@ def test_the_loop_probes_in_the_lobby_and_paused_never_while_running(sqlite_url,
     asyncio.run(play(game.Game(engine, game_file), engine, until="-", limit=11.0, during=during))
     lobby_rows, lobby_gets = seen["lobby"]
     with engine.connect() as conn:
-        ids = {t["name"]: t["id"] for t in teams.list_teams(conn)}
+        ids = {t["name"]: t["id"] for t in registry.list_teams(conn)}
         results = conn.execute(
             sa.select(sa.func.count())
             .select_from(schema.results)
@@ -152,7 +153,7 @@ def lobby(db_url):
 def store_probes(engine, probes: dict[str, tuple], at: float) -> None:
     """Store a probe row per named team: (up, reason, status)."""
     with engine.begin() as conn:
-        ids = {t["name"]: t["id"] for t in teams.list_teams(conn)}
+        ids = {t["name"]: t["id"] for t in registry.list_teams(conn)}
         health.store(
             conn,
             [

@@ -9,6 +9,7 @@ import pytest
 from engine_helpers import request_row, result
 from web_helpers import make_game, team_ids
 
+from game_server import records
 from game_server.storage import control, export, reveal, standings, writes
 from game_server.web.app import create_app
 
@@ -23,7 +24,7 @@ def game(db_url):
     engine.dispose()
 
 
-def scored(seq: int, outcomes: dict[int, tuple]) -> writes.ScoredRound:
+def scored(seq: int, outcomes: dict[int, tuple]) -> records.ScoredRound:
     """Round `seq` (phase 0) with each team's outcome: "correct", "wrong" or TIMEOUT."""
     results = [
         result(t, o[0], o[1], status=None)
@@ -31,7 +32,7 @@ def scored(seq: int, outcomes: dict[int, tuple]) -> writes.ScoredRound:
         else result(t, o, pred=int(o == "correct"))
         for t, o in outcomes.items()
     ]
-    return writes.ScoredRound(seq, 0, 0.8, 0.2, results)
+    return records.ScoredRound(seq, 0, 0.8, 0.2, results)
 
 
 def reveal_now(engine, now=None) -> int:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from game_server import records
 from game_server.play import protocols, scoring
 from game_server.play.scoring import failure, score_response, score_status, valid_pred
 
@@ -11,7 +12,7 @@ native = protocols.PROTOCOLS["native"].extract
 CAP = 1000
 
 
-def score(body: bytes | str, status: int = 200, label: int = 1) -> scoring.Score:
+def score(body: bytes | str, status: int = 200, label: int = 1) -> records.Score:
     """Score a native answer with the test cap."""
     data = body.encode() if isinstance(body, str) else body
     return score_response(status, data, label, native, CAP)
@@ -35,8 +36,8 @@ def test_invalid_predictions(value):
 
 def test_correct_and_wrong():
     """+1 for the label, 0 for the other class; no reason or excerpt."""
-    assert score('{"pred": 1}', label=1) == scoring.Score("correct", None, 1, 1, 200, None)
-    assert score('{"pred": 1}', label=0) == scoring.Score("wrong", None, 1, 0, 200, None)
+    assert score('{"pred": 1}', label=1) == records.Score("correct", None, 1, 1, 200, None)
+    assert score('{"pred": 1}', label=0) == records.Score("wrong", None, 1, 0, 200, None)
     assert score('{"pred": false, "proba": 0.2}', label=0).outcome == "correct"
 
 
@@ -92,7 +93,7 @@ def test_the_status_comes_before_the_body():
 def test_exchange_failures_without_an_answer():
     """Timeouts and connection failures have no status and no excerpt unless given."""
     for reason in ("timeout", "connect_error", "connection_closed", "host_not_allowed"):
-        assert failure(reason) == scoring.Score("failed", reason, None, -1, None, None)
+        assert failure(reason) == records.Score("failed", reason, None, -1, None, None)
     assert failure("too_large", 200, b"abc").body_excerpt == "abc"
 
 

@@ -5,9 +5,10 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from engine_helpers import request_row, result
+from engine_helpers import next_seq, request_row, result
 
-from game_server.play import scoring, teams
+from game_server import records
+from game_server.play import teams
 from game_server.storage import database, games, queries, reveal, schema, standings, writes
 
 
@@ -70,10 +71,10 @@ def test_rounds_update_results_and_running_totals(engine):
         engine,
         rows,
         [
-            writes.ScoredRound(
+            records.ScoredRound(
                 1, 0, 0.8, 0.2, [result(1, "correct", pred=1), result(2, "wrong", pred=0)]
             ),
-            writes.ScoredRound(
+            records.ScoredRound(
                 2,
                 0,
                 0.8,
@@ -86,7 +87,7 @@ def test_rounds_update_results_and_running_totals(engine):
         engine,
         [],
         [
-            writes.ScoredRound(
+            records.ScoredRound(
                 3,
                 1,
                 0.8,
@@ -138,11 +139,11 @@ def test_a_round_is_never_counted_twice(engine):
     store(
         engine,
         [request_row(1)],
-        [writes.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])],
+        [records.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])],
     )
     with pytest.raises(RuntimeError, match="not `sent`"), engine.begin() as conn:
         writes.store_rounds(
-            conn, [writes.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])]
+            conn, [records.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])]
         )
     assert totals(engine)["red"]["points"] == 1
 
@@ -151,31 +152,21 @@ def test_void_counts_for_nobody_and_next_seq_goes_on(engine):
     store(
         engine,
         [request_row(1), request_row(2), request_row(3)],
-        [writes.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])],
+        [records.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])],
     )
     with engine.begin() as conn:
         assert writes.void_requests(conn) == 2
         assert writes.void_requests(conn) == 0
-        assert writes.next_seq(conn) == 4
+        assert next_seq(conn) == 4
         ref = standings.leaderboard_teams(conn)["reference"]
     assert ref["requests"] == 1 and ref["void"] == 2
     assert totals(engine)["red"]["points"] == 1
 
 
-def test_store_round_is_the_benchmarks_one_call(engine):
-    writes.store_round(
-        engine, request_row(7), [result(1, "wrong", pred=0), result(2, "correct", pred=1)]
-    )
-    with engine.begin() as conn:
-        reveal.reveal_labels(conn)
-    board = totals(engine)
-    assert (board["red"]["wrong"], board["blue"]["correct"]) == (1, 1)
-
-
 def test_nul_bytes_in_a_body_excerpt_are_stored(engine):
     r = result(1, "failed", "invalid_json")
     r = dataclasses.replace(r, score=dataclasses.replace(r.score, body_excerpt="a\x00b"))
-    store(engine, [request_row(1)], [writes.ScoredRound(1, 0, 0.8, 0.2, [r])])
+    store(engine, [request_row(1)], [records.ScoredRound(1, 0, 0.8, 0.2, [r])])
     with engine.connect() as conn:
         got = queries.team_results(conn, 1, 10)
     assert got[0]["body_excerpt"] == "a\\x00b"
@@ -188,8 +179,8 @@ def test_team_results_hide_outcome_until_the_label_is_revealed(engine):
         engine,
         rows,
         [
-            writes.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)]),
-            writes.ScoredRound(2, 0, 0.8, 0.2, [result(1, "wrong", pred=0)]),
+            records.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)]),
+            records.ScoredRound(2, 0, 0.8, 0.2, [result(1, "wrong", pred=0)]),
         ],
     )
     with engine.connect() as conn:
@@ -229,7 +220,7 @@ def test_feedback_returns_only_a_fully_visible_prefix(engine):
         writes.store_rounds(
             conn,
             [
-                writes.ScoredRound(
+                records.ScoredRound(
                     s, 0, 0.8, 0.2, [result(1, "correct", pred=1), result(2, "wrong", pred=0)]
                 )
                 for s in (1, 3, 4, 5, 6)
@@ -241,7 +232,7 @@ def test_feedback_returns_only_a_fully_visible_prefix(engine):
         writes.store_rounds(
             conn,
             [
-                writes.ScoredRound(
+                records.ScoredRound(
                     2, 0, 0.8, 0.2, [result(1, "failed", "timeout", latency=300.0, status=None)]
                 )
             ],
@@ -264,10 +255,10 @@ def test_feedback_shows_a_team_only_its_own_answers(engine):
         writes.store_rounds(
             conn,
             [
-                writes.ScoredRound(
+                records.ScoredRound(
                     1, 0, 0.8, 0.2, [result(1, "correct", pred=1), result(2, "wrong", pred=0)]
                 ),
-                writes.ScoredRound(
+                records.ScoredRound(
                     2, 0, 0.8, 0.2, [result(2, "correct", pred=1)]
                 ),  # red was not asked
             ],
@@ -283,7 +274,7 @@ def test_void_requests_appear_in_feedback_without_an_outcome(engine):
     with engine.begin() as conn:
         writes.insert_requests(conn, [request_row(1, sent_at=sent), request_row(2, sent_at=sent)])
         writes.store_rounds(
-            conn, [writes.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])]
+            conn, [records.ScoredRound(1, 0, 0.8, 0.2, [result(1, "correct", pred=1)])]
         )
         writes.void_requests(conn)
     items, cursor = feedback_walk(engine, "red", now=sent + 1)
@@ -299,7 +290,7 @@ def test_history_samples_points_and_reference(engine):
         engine,
         [request_row(1)],
         [
-            writes.ScoredRound(
+            records.ScoredRound(
                 1,
                 0,
                 0.8,
@@ -331,6 +322,6 @@ def test_game_clock_reports_phase_and_time_left(engine):
 
 
 def test_percentile_nearest_rank():
-    assert scoring.percentile([], 0.5) is None
-    assert scoring.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
-    assert scoring.percentile(list(range(1, 101)), 0.95) == 95
+    assert records.percentile([], 0.5) is None
+    assert records.percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
+    assert records.percentile(list(range(1, 101)), 0.95) == 95

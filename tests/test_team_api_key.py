@@ -1,5 +1,5 @@
 """Team APIs answer only the game and the team (issue 21 item 7): the customer shows each
-team's API a key made from that team's token digest (`teams.api_key`), and the starter
+team's API a key made from that team's token digest (`registry.api_key`), and the starter
 (participant_starter/modules/access.py) makes the same key from the team's TEAM_TOKEN and
 refuses `/predict` without it (its own tests: tests/test_access.py, test_connections.py)."""
 
@@ -15,6 +15,7 @@ from game_server.play import loop as game
 from game_server.play import teams
 from game_server.play.customer import Customer, Target
 from game_server.storage import database
+from game_server.storage import teams as registry
 
 ACCESS = Path(__file__).parents[1] / "participant_starter" / "modules" / "access.py"
 
@@ -38,9 +39,9 @@ def starter_access():
 
 @pytest.mark.parametrize("token", ["a", "x" * 43, "Zq-_09"])
 def test_the_game_and_the_starter_make_the_same_key(token):
-    key = teams.api_key(teams.hash_token(token))
+    key = registry.api_key(registry.hash_token(token))
     assert key == starter_access().game_key(token)
-    assert len(key) == 64 and key != teams.hash_token(token)  # never the stored digest
+    assert len(key) == 64 and key != registry.hash_token(token)  # never the stored digest
 
 
 def test_the_customer_shows_each_team_its_own_key(apis):

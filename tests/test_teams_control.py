@@ -5,6 +5,7 @@ import sqlalchemy as sa
 
 from game_server.play import teams
 from game_server.storage import control, database, games, schema, standings
+from game_server.storage import teams as registry
 
 
 @pytest.fixture
@@ -39,43 +40,43 @@ def test_add_prints_a_token_stored_only_as_its_hash(engine):
     assert len(token) >= 43
     with engine.connect() as conn:
         stored = conn.execute(sa.select(schema.teams.c.token_hash)).scalar_one()
-        assert stored == teams.hash_token(token) and token not in stored
-        assert teams.authenticate(conn, token)["name"] == "Team red-1"
-        assert teams.authenticate(conn, token + "x") is None
-        assert teams.authenticate(conn, "") is None
-        assert "token_hash" not in teams.list_teams(conn)[0]
+        assert stored == registry.hash_token(token) and token not in stored
+        assert registry.authenticate(conn, token)["name"] == "Team red-1"
+        assert registry.authenticate(conn, token + "x") is None
+        assert registry.authenticate(conn, "") is None
+        assert "token_hash" not in registry.list_teams(conn)[0]
 
 
 @pytest.mark.parametrize(
     "name", ["", "x" * 41, "bad\nname", "tab\tname", " padded", "trailing ", "a/b", "nul\x00"]
 )
 def test_bad_team_names_are_refused(engine, name):
-    with pytest.raises(teams.TeamError, match="bad team name"):
+    with pytest.raises(registry.TeamError, match="bad team name"):
         teams.add_team(engine, name, "http://127.0.0.1:9001/predict")
 
 
 def test_duplicate_names_are_refused_whatever_the_case(engine):
     teams.add_team(engine, "red", "http://127.0.0.1:9001/predict")
-    with pytest.raises(teams.TeamError, match="exists already"):
+    with pytest.raises(registry.TeamError, match="exists already"):
         teams.add_team(engine, "RED", "http://127.0.0.1:9002/predict")
 
 
 def test_a_host_off_the_allow_list_is_refused_with_one_line(engine):
-    with pytest.raises(teams.TeamError) as info:
+    with pytest.raises(registry.TeamError) as info:
         teams.add_team(engine, "red", "http://10.1.2.3:9001/predict")
     assert "allow-list" in str(info.value) and "\n" not in str(info.value)
-    with pytest.raises(teams.TeamError, match="protocol"):
+    with pytest.raises(registry.TeamError, match="protocol"):
         teams.add_team(engine, "red", "http://127.0.0.1:9001", protocol="grpc")
 
 
 def test_disable_stops_a_team_from_being_active(engine):
     teams.add_team(engine, "red", "http://127.0.0.1:9001/predict")
     teams.add_team(engine, "blue", "http://127.0.0.1:9002/predict")
-    teams.set_active(engine, "red", False)
+    registry.set_active(engine, "red", False)
     with engine.connect() as conn:
-        assert [t["name"] for t in teams.active_teams(conn)] == ["blue"]
-    with pytest.raises(teams.TeamError, match="no team called"):
-        teams.set_active(engine, "green", False)
+        assert [t["name"] for t in registry.active_teams(conn)] == ["blue"]
+    with pytest.raises(registry.TeamError, match="no team called"):
+        registry.set_active(engine, "green", False)
 
 
 def state(engine):

@@ -6,8 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from game_server.cli import main
-from game_server.play import teams
-from game_server.storage import database
+from game_server.storage import database, teams
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from web_helpers import XSS_NAME, make_game, store_results, team_ids
 
+from game_server import records
 from game_server.storage import games, queries, schema, writes
 from game_server.web.app import create_app
 
@@ -209,15 +210,15 @@ def test_team_results_public_and_private(client, game):
 def test_private_view_shows_body_excerpts(client, game):
     engine, tokens = game
     ids = team_ids(engine)
-    from engine_helpers import request_row
+    from engine_helpers import next_seq, request_row
 
-    from game_server.play.scoring import Result, Score
+    from game_server.records import Result, Score
 
     with engine.begin() as conn:
-        seq = writes.next_seq(conn)
+        seq = next_seq(conn)
         writes.insert_requests(conn, [request_row(seq)])
         bad = Result(ids["blue"], Score("failed", "invalid_json", None, -1, 200, "<oops>"), 5.0)
-        writes.store_rounds(conn, [writes.ScoredRound(seq, 0, 0.8, 0.2, [bad])])
+        writes.store_rounds(conn, [records.ScoredRound(seq, 0, 0.8, 0.2, [bad])])
     auth = {"Authorization": f"Bearer {tokens['blue']}"}
     mine = client.get("/api/teams/blue/results", headers=auth).get_json()["results"][0]
     assert mine["body_excerpt"] == "<oops>" and mine["reason"] == "invalid_json"

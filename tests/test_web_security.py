@@ -16,8 +16,7 @@ from itsdangerous import TimestampSigner
 from web_helpers import make_game
 
 from game_server import webserver
-from game_server.play import teams
-from game_server.storage import database, games
+from game_server.storage import database, games, teams
 from game_server.web.app import ConfigError, create_app
 from game_server.web.ratelimit import FailureLimit
 

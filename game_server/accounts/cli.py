@@ -25,6 +25,9 @@ from game_server.accounts.executors import (
 from game_server.accounts.levels import COMPLETE, LEVELS
 from game_server.accounts.registry import interrupted_at, list_teams
 from game_server.accounts.roster import DEFAULT_PREFIX
+from game_server.extras import require
+from game_server.settings import PSQL_ADMIN
+from game_server.settings import option as setting_option
 
 
 def _span(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
@@ -92,13 +95,7 @@ _SETUP_OPTIONS = (
         type=click.Path(file_okay=False),
         help="Where the instructor's handout is kept, on this machine (0700).",
     ),
-    click.option(
-        "--psql-admin",
-        envvar="GAME_PSQL_ADMIN",
-        show_default=True,
-        default=shlex.join(Settings().psql_admin),
-        help="The database admin's psql command on the server (`-d DB` is added).",
-    ),
+    setting_option(PSQL_ADMIN),
     click.option(
         "--workshop-db",
         default="workshop",
@@ -145,25 +142,13 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(ctx_obj: dict[str, Any] | None, **kw: Any) -> Any:
+        # paramiko: `check` logs in as the teams over SSH, `--ssh` runs everything over it
+        require("accounts", click.get_current_context().command_path)
         target = kw.pop("target")
         conn = {k: kw.pop(k) for k in ("key", "known_hosts", "accept_new_host_key", "timeout")}
         settings = _settings(ctx_obj, target, kw, conn["known_hosts"])
         try:
-            ex: Executor
-            if target:
-                user, host, port = parse_target(target)
-                ex = SSHExecutor(
-                    host,
-                    user,
-                    port,
-                    key_path=conn["key"],
-                    known_hosts=conn["known_hosts"],
-                    accept_new_host_key=conn["accept_new_host_key"],
-                    timeout=conn["timeout"],
-                )
-            else:
-                ex = LocalExecutor(timeout=conn["timeout"])
-            with ex:
+            with _executor(target, conn) as ex:
                 return func(ex, settings, **kw)
         except (ValueError, ExecError, AccountsError) as exc:
             raise click.ClickException(str(exc)) from None
@@ -171,6 +156,22 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(_CONNECTION_OPTIONS + _SETUP_OPTIONS):
         wrapper = option(wrapper)
     return click.pass_obj(wrapper)
+
+
+def _executor(target: str | None, conn: dict[str, Any]) -> Executor:
+    """Where the commands run: on this machine, or on `--ssh`'s server."""
+    if not target:
+        return LocalExecutor(timeout=conn["timeout"])
+    user, host, port = parse_target(target)
+    return SSHExecutor(
+        host,
+        user,
+        port,
+        key_path=conn["key"],
+        known_hosts=conn["known_hosts"],
+        accept_new_host_key=conn["accept_new_host_key"],
+        timeout=conn["timeout"],
+    )
 
 
 def _settings(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from game_server import state_dir
 from game_server.accounts import roster
+from game_server.settings import DATABASE_URL, PSQL_ADMIN
 
 PACKAGE = Path(__file__).resolve().parents[1]  # game_server/
 REPO = PACKAGE.parent  # the source checkout, when the package runs from one
@@ -59,9 +60,7 @@ class Settings:
     handout_dir: str = field(default_factory=lambda: state_dir.default_path("handout"))
     api_ports: tuple[int, int] = (9000, 9499)  # also the debug ports (`flask --debug`)
     jupyter_ports: tuple[int, int] = (9500, 9999)
-    psql_admin: list[str] = field(
-        default_factory=lambda: shlex.split("sudo -n -u postgres psql -X -v ON_ERROR_STOP=1")
-    )
+    psql_admin: list[str] = field(default_factory=lambda: shlex.split(PSQL_ADMIN.default))
     db_host: str = "127.0.0.1"
     db_port: int = 5432
     workshop_db: str = "workshop"
@@ -95,7 +94,8 @@ class Settings:
             raise AccountsError("no game command (--no-game): cannot reach the game")
         if not self.game_db_url:
             return [*self.game_cmd, *args], ""
-        script = 'IFS= read -r GAME_DATABASE_URL; export GAME_DATABASE_URL; exec "$@"'
+        var = DATABASE_URL.env
+        script = f'IFS= read -r {var}; export {var}; exec "$@"'
         return ["sh", "-c", script, "sh", *self.game_cmd, *args], self.game_db_url + "\n"
 
     def team_psql(self, role: str, db: str) -> list[str]:

@@ -19,11 +19,13 @@ import os
 import shlex
 import time
 from collections.abc import Sequence
-from typing import Protocol, Self
-
-import paramiko
+from typing import TYPE_CHECKING, Protocol, Self
 
 from game_server.accounts.bounded import TooMuchOutput, run_bounded
+from game_server.logs import first_line
+
+if TYPE_CHECKING:  # imported where SSH is used: the game's install has no paramiko (extras.py)
+    import paramiko
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +78,6 @@ def _summary(argv: list[str]) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _first_line(text: str) -> str:
-    """The first non-empty line of `text` (for one-line errors)."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else "(no output on stderr)"
-
-
 def _bytes(stdin: str | bytes | None) -> bytes:
     """Text or bytes for a command's stdin, as bytes (a tarball is bytes, SQL is text)."""
     return stdin.encode() if isinstance(stdin, str) else (stdin or b"")
@@ -91,7 +87,9 @@ def _checked(argv: list[str], rc: int, out: str, err: str, check: bool) -> tuple
     """Raise ExecError for a failed command when `check`, else return the result."""
     log.debug("ran cmd=%s rc=%s", _summary(argv), rc)
     if check and rc != 0:
-        raise ExecError(f"{_summary(argv)} failed (exit {rc}): {_first_line(err)}")
+        raise ExecError(
+            f"{_summary(argv)} failed (exit {rc}): {first_line(err) or '(no output on stderr)'}"
+        )
     return rc, out, err
 
 
@@ -171,8 +169,10 @@ def ssh_client(
     password: str | None = None,
     accept_new_host_key: bool = False,
     timeout: float = 15.0,
-) -> paramiko.SSHClient:
+) -> "paramiko.SSHClient":
     """A connected SSHClient with the host key checked against `known_hosts`."""
+    import paramiko  # the accounts extra
+
     client = paramiko.SSHClient()
     if accept_new_host_key and not os.path.exists(known_hosts):
         os.makedirs(os.path.dirname(os.path.abspath(known_hosts)), exist_ok=True)
@@ -258,6 +258,8 @@ class SSHExecutor:
         root: bool = True,
     ) -> tuple[int, str, str]:
         """Run `argv` on the server, feed `stdin` (text or bytes), return (rc, stdout, stderr)."""
+        import paramiko  # the accounts extra (imported by ssh_client when connecting)
+
         argv, timeout = list(argv), timeout or self.timeout
         full = ["sudo", "-n", "--", *argv] if root and self.sudo else argv
         transport = self.client.get_transport()
@@ -301,7 +303,7 @@ class SSHExecutor:
         self.close()
 
 
-def _drain(chan: paramiko.Channel, deadline: float, limit: int) -> tuple[str, str]:
+def _drain(chan: "paramiko.Channel", deadline: float, limit: int) -> tuple[str, str]:
     """Read stdout and stderr together until the command exits (no window deadlock).
 
     Each is bounded by `limit` bytes: more stops the read (TooMuchOutput).

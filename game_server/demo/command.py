@@ -5,6 +5,7 @@ import logging
 import click
 
 from game_server.accounts.levels import LEVELS as STARTER_LEVELS
+from game_server.extras import require
 from game_server.logs import configure_logging
 from game_server.scenario import gamefile
 
@@ -59,6 +60,7 @@ def demo(
     team_specs: tuple[str, ...],
 ) -> None:
     """Play a whole demo game on this machine with bot teams (leaderboard on --port)."""
+    require("demo", "game-server demo")  # the bots train and serve the starter
     from game_server.demo import run as demos  # the bots' machinery, only for this command
     from game_server.demo.own import parse_team
     from game_server.web.app import ConfigError

@@ -23,7 +23,7 @@ from typing import IO
 
 import sqlalchemy as sa
 
-from game_server import serve
+from game_server import serve, settings
 from game_server.demo.bots import TRAIN_CSV, missing_parts, team_plan
 from game_server.demo.fleet import Fleet
 from game_server.demo.machine import (
@@ -37,7 +37,7 @@ from game_server.demo.machine import (
 from game_server.demo.own import OwnTeam, announce, check_teams, report
 from game_server.demo.report import phase_table, standings_line, standings_table
 from game_server.logs import configure_logging
-from game_server.play import teams as registry
+from game_server.play import teams as registration
 from game_server.play.loop import Game
 from game_server.scenario.gamefile import GameFile
 from game_server.storage import database, export, games, schema, standings
@@ -135,7 +135,8 @@ class Demo:
         self.echo(f"demo folder: {self.folder} (the game's log: game.log)")
         self.echo(f"leaderboard: {self.web_url} (live once the bots are up, 10-20 s from now)")
         # The instructor page (pause, next phase, ...) needs a token; the demo makes one.
-        token = os.environ.setdefault("GAME_ADMIN_TOKEN", secrets.token_urlsafe(16))
+        token = settings.get(settings.ADMIN_TOKEN) or secrets.token_urlsafe(16)
+        os.environ[settings.ADMIN_TOKEN.env] = token  # the web process reads it there
         self.echo(f"instructor page: {self.web_url}admin (token: {token})")
         if self.starter_level == "exercises":
             self.echo(
@@ -173,11 +174,11 @@ class Demo:
         engine = self.engine
         self.fleet.start(
             free_ports(len(self.plan)),
-            lambda name, url: registry.add_team(engine, name, url),
+            lambda name, url: registration.add_team(engine, name, url),
             self.web_url,
         )
         for team in self.own_teams:
-            team.token = registry.add_team(engine, team.name, team.url)
+            team.token = registration.add_team(engine, team.name, team.url)
         self._write_record()
         self.fleet.wait_ready()
         self.echo(f"{len(self.fleet.bots)} bots up in {time.monotonic() - self.began:.1f} s:")

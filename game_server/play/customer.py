@@ -20,12 +20,11 @@ import aiohttp
 
 from game_server.play import hosts, http1, listeners, pool, protocols, scoring
 from game_server.play.resolver import AllowListResolver
-from game_server.play.scoring import Result
+from game_server.records import Result, Score
+from game_server.scenario.gamekeys import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 1.0
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
 # Idle connections are dropped before the shortest common server idle timeout (gunicorn's
 # 2 s), so the customer never sends on a connection the team's server is closing.
 KEEPALIVE_SECONDS = 1.5
@@ -299,7 +298,7 @@ class Customer:
 
     async def _exchange(
         self, target: Target, ep: http1.Endpoint, tail: bytes, deadline: pool.Deadline, label: int
-    ) -> scoring.Score:
+    ) -> Score:
         """POST the request, read the answer with a cap (by `deadline`), and score it."""
         if self._pool is None:
             raise RuntimeError("Customer used outside `async with Customer(...)`")

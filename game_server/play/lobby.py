@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from game_server.logs import first_line
 from game_server.play.customer import Customer, Health, Target
-from game_server.play.writer import DbWriter, first_line
+from game_server.play.writer import DbWriter
 from game_server.storage import health
 
 log = logging.getLogger(__name__)

@@ -1,14 +1,14 @@
 """The one object that owns a running game: state, schedule, rounds and their persistence.
 
-`Game.run()` is the game loop. It follows the game row in the database (control actions
-are written there by the CLI or the admin page, see `storage.control`), starts rounds
-open-loop at the phase's rate, sends each round to every active team through the
-`Customer`, and stores every result through one database thread (`writer.DbWriter`) so
-the event loop never blocks on the database.
+`Game.run()` is the game loop. It follows the game row (control actions are written
+there by the CLI or the admin page, `storage.control`), starts rounds open-loop at the
+phase's rate, asks every active team through the `Customer` and fires each round's results
+(`Game.results`) to the recent window, the database thread (`writer.DbWriter`: the event
+loop never blocks on the database) and the metrics.
 
-Crash safety: a round's request row is committed as `sent` before the round is sent; when
-every team's result is in, results, totals and status `scored` are written in one
-transaction. On start, requests still `sent` (a crash mid-round) become `void`.
+Crash safety: a round's request row is committed as `sent` before the round is sent, its
+results, totals and status `scored` in one transaction; on start, requests still `sent`
+(a crash mid-round) become `void`.
 
 Faults bend the game, never end it: the tasks run `supervised` (only a stop ends them),
 rounds are skipped whole while the database is down or the loop overloaded (`shedding`).
@@ -30,22 +30,23 @@ import sqlalchemy as sa
 
 from game_server.play import teams
 from game_server.play.customer import Customer, Target
+from game_server.play.events import Event
 from game_server.play.lobby import Prober
 from game_server.play.metrics import GameMetrics
 from game_server.play.rounds import log_changes, request_row
 from game_server.play.schedule import SeqPlan, rounds_due
-from game_server.play.scoring import Result
 from game_server.play.shedding import DATABASE_DOWN, DATABASE_SLOW, OVERLOAD, Admission, Skips
 from game_server.play.supervise import supervised
 from game_server.play.window import RECENT_WINDOW, RecentWindows
 from game_server.play.writer import DbWriter, unreachable
+from game_server.records import RequestRow, Result, ScoredRound
 from game_server.scenario.gamefile import GameFile, Phase
 from game_server.scenario.stream import Scenario
 from game_server.storage import control, games, reveal, shards, skips, writes
+from game_server.storage import teams as registry
 from game_server.storage.clock import PhaseClock
 from game_server.storage.database import prepare_game
 from game_server.storage.shards import WHOLE, Shard, acquire_lease, release_lease
-from game_server.storage.writes import RequestRow, ScoredRound
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class Game:
         self._customer: Customer | None = None
         self._last_warning = 0.0
         self.metrics = GameMetrics(self)  # rounds, failures, latency: `run --metrics-port`
+        self.results: Event[ScoredRound] = Event("results")  # a round's results are in; in turn:
+        self.results.subscribe(self.recent.remember, self.writer.scored, self.metrics.answered)
 
     def stop(self, reason: str = "stop") -> None:
         """Ask the loop to stop (safe from a signal handler in the loop's thread).
@@ -195,9 +198,10 @@ class Game:
 
     def _targets(self, conn: sa.Connection) -> list[Target]:
         """The customer's view of the shard's active teams."""
+        uids = teams.team_uids(conn)  # the Linux user each team's port must belong to
         return [
-            Target(t["id"], t["url"], t["protocol"], t["model"], t["key"], t["owner"])
-            for t in teams.active_teams(conn)
+            Target(t["id"], t["url"], t["protocol"], t["model"], t["key"], uids.get(t["id"]))
+            for t in registry.active_teams(conn)
             if self.shard.owns(t["id"])
         ]
 
@@ -334,7 +338,7 @@ class Game:
         self._spawn(self._round(seq, phase_index, list(self.targets)))
 
     async def _round(self, seq: int, phase_index: int, targets: list[Target]) -> None:
-        """One round: commit the request, ask every team, store the scored results."""
+        """One round: commit the request, ask every team, fire its results (`self.results`)."""
         request_id = f"{self.key}-{seq:07d}"
         try:
             row = request_row(self.scenario, self.settings, phase_index, seq, request_id)
@@ -348,26 +352,23 @@ class Game:
             else:
                 log.exception("round not sent request_id=%s", request_id)
             return
+        handled = False  # every handler of the results did its part (the writer stored them)
         try:
-            if self._customer is None:
-                raise RuntimeError("no customer: the game is not running")
             results = await self._ask(targets, request_id, row)
-            self.recent.remember(results)
-            await self.writer.scored(
-                ScoredRound(seq, phase_index, row["oracle_points"], row["baseline_points"], results)
-            )
-            self.metrics.scored(results)
-        except Exception as exc:
-            if not unreachable(exc):  # an outage is one line, by the writer
-                log.error("round not scored request_id=%s error=%s; voiding it", request_id, exc)
-            self._unvoided.append(seq)  # with the next snapshot: now, or once the database is back
-            self.metrics.voided()
+            refs = row["oracle_points"], row["baseline_points"]
+            handled = await self.results.fire(ScoredRound(seq, phase_index, *refs, results))
+        except Exception as exc:  # a handler's error is logged by the event (handled: False)
+            log.error("round not scored request_id=%s error=%s; voiding it", request_id, exc)
         finally:
             self.in_flight -= 1
+        if not handled:
+            self._unvoided.append(seq)  # with the next snapshot: now, or once the database is back
+        self.metrics.finished(scored=handled)
 
     async def _ask(self, targets: list[Target], request_id: str, row: RequestRow) -> list[Result]:
         """Ask every team of the round; its requests leave the admission's count when done."""
-        assert self._customer is not None  # checked by the caller
+        if self._customer is None:
+            raise RuntimeError("no customer: the game is not running")
         results: list[Result] = []
         try:
             results = await self._customer.ask(targets, request_id, row["features"], row["label"])

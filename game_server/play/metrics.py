@@ -41,9 +41,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from game_server.play.metrics_child import LENGTH
-from game_server.play.scoring import FAILED, Result
+from game_server import supervisor
+from game_server.logs import first_line
+from game_server.play.metrics_child import CACHE_SECONDS, LENGTH
 from game_server.play.shedding import Skips
+from game_server.records import FAILED, ScoredRound
 from game_server.scenario.gamefile import Phase
 from game_server.storage import schema
 
@@ -51,7 +53,6 @@ log = logging.getLogger(__name__)
 
 # Seconds. The default timeout is 1 s, so the buckets are finer below it.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-CACHE_SECONDS = 5.0  # renderings of the text at most this often, however often scraped
 
 
 class RunningGame(Protocol):
@@ -70,7 +71,8 @@ class RunningGame(Protocol):
 
 
 class GameMetrics:
-    """The game's metrics; the loop calls `sent`, `scored` and `voided` for each round."""
+    """The game's metrics: `answered` is a handler of the loop's result event (`Game.results`);
+    the loop counts each round's fate with `sent`, then `finished` (scored and stored, or void)."""
 
     def __init__(self, game: RunningGame):
         """Define the metrics in a registry of this game's own."""
@@ -104,19 +106,18 @@ class GameMetrics:
         """A round's request was stored and is being sent."""
         self.rounds.labels("sent").inc()
 
-    def scored(self, results: list[Result]) -> None:
-        """A round was scored: count its failures and every team's latency."""
-        self.rounds.labels("scored").inc()
-        for result in results:
+    def answered(self, rnd: ScoredRound) -> None:
+        """A round's results are in: count its failures and every team's latency."""
+        for result in rnd.results:
             score = result.score
             if score.outcome == FAILED:
                 self.failures.labels(str(result.team_id), score.reason or "unknown").inc()
             if score.counts_latency:
                 self._latency(result.team_id).observe(result.latency_ms / 1000)
 
-    def voided(self) -> None:
-        """A round could not be scored and was voided."""
-        self.rounds.labels("void").inc()
+    def finished(self, scored: bool) -> None:
+        """A round ended: scored (and stored), or not, and then voided."""
+        self.rounds.labels("scored" if scored else "void").inc()
 
     def _latency(self, team_id: int) -> Any:
         """The latency histogram of one team."""
@@ -174,7 +175,7 @@ class _GameState:
             with self.game.engine.connect() as conn:
                 rows = conn.execute(query).all()
         except sa.exc.SQLAlchemyError as exc:  # the rest of the metrics still count
-            log.warning("metrics: team names not read error=%s", str(exc).splitlines()[0])
+            log.warning("metrics: team names not read error=%s", first_line(exc))
             rows = []
         for team_id, name in rows:
             teams.add_metric([str(team_id), name], 1.0)
@@ -228,12 +229,7 @@ class MetricsServer:
         self._listener.close()
         self._link.close()
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            supervisor.terminate(self.process, timeout=10)
             if self.process.stdin is not None:
                 self.process.stdin.close()
 

@@ -28,7 +28,8 @@ from game_server.logs import configure_logging
 
 log = logging.getLogger("game_server.play.metrics")
 
-CACHE_SECONDS = 5.0  # a scrape within this long of the last rendering gets the same text
+CACHE_SECONDS = 5.0  # the loop renders the text at most this often (metrics.py), and a scrape
+# within this long of the last rendering gets the same text
 CONNECTION_LIMIT = 64  # connections held at once; at the limit the stalest idle one goes
 NICE = 10  # the loop's process comes first
 LENGTH = struct.Struct("!I")  # the rendered text's length, before the text

@@ -8,9 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from game_server.records import RequestRow
 from game_server.scenario.gamefile import Phase, Settings
 from game_server.scenario.stream import Scenario
-from game_server.storage.writes import RequestRow
 
 log = logging.getLogger(__name__)
 

@@ -4,19 +4,15 @@ Pure functions, no I/O: `customer.py` does the HTTP and hands over what came bac
 the reason nothing valid did). The rules are GAME.md §2 and §3: a valid answer is HTTP
 200 with a JSON body the protocol reads a prediction from, and that prediction is 0 or 1.
 
-`Score` and `Result` (a team's scored answer) are the records the loop hands to storage;
-the latency rule (which answers say how fast an API is, and their percentiles) is here
-too, so the totals, the recent window and the team pages count latency alike.
+`Score` and `Result` (a team's scored answer), the outcomes and the latency rule are
+records play and storage share: `game_server.records`.
 """
 
 import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
-CORRECT, WRONG, FAILED = "correct", "wrong", "failed"
-OUTCOMES = (CORRECT, WRONG, FAILED)
-POINTS = {CORRECT: 1, WRONG: 0, FAILED: -1}
+from game_server.records import CORRECT, FAILED, POINTS, WRONG, Score
 
 # Every reason a request can fail for, with what it tells the team. Declared once: the
 # storage, the web pages and the docs read this table.
@@ -36,49 +32,6 @@ REASONS = {
 }
 
 EXCERPT_BYTES = 300  # how much of a failed answer's body is kept for the team to see
-
-
-@dataclass(frozen=True, slots=True)
-class Score:
-    """The scored outcome of one exchange."""
-
-    outcome: str  # correct | wrong | failed
-    reason: str | None  # for failed: one of REASONS
-    pred: int | None
-    points: int  # +1 / 0 / -1
-    status_code: int | None = None
-    body_excerpt: str | None = None  # first bytes of what came back, for failures
-
-    @property
-    def counts_latency(self) -> bool:
-        """Whether this exchange's latency says how fast the API is (see `counts_latency`)."""
-        return counts_latency(self.status_code, self.reason)
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """One team's answer to one request, scored: who, the score, and how long it took."""
-
-    team_id: int
-    score: Score
-    latency_ms: float
-
-
-def counts_latency(status_code: int | None, reason: str | None) -> bool:
-    """Whether a result's latency says how fast the API is: it answered, or timed out.
-
-    A refused connection's latency says nothing about the API's speed. The one rule for
-    the running mean, the recent window and the team page's series.
-    """
-    return status_code is not None or reason == "timeout"
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    """The q-quantile (0..1) of already sorted values, nearest rank; None when empty."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 def excerpt(body: bytes | None) -> str | None:

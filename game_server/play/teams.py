@@ -1,50 +1,26 @@
-"""The team registry: add, list, disable and enable teams; their tokens (issued, rotated).
+"""Registering a team by play's rules, and the game's allow-list; the tables are storage's.
 
-A team token is `secrets.token_urlsafe(32)` (256 random bits), shown once at registration
-and stored only as its SHA-256 hex digest. A fast hash is right for a high-entropy token
-(there is nothing to brute-force), and lets a request's token be found by its digest.
+A team's name, Linux user, protocol and URL are checked here (the URL against the
+allow-list, resolving names: `hosts.check_url`), before `storage.teams` stores it; the
+DNS look-up happens outside any database transaction. The allow-list is the game file's
+(loopback by default) plus what `game-server allow` added; the running game re-reads it
+every second. A team's Linux user becomes the uid the customer expects on its loopback
+port (`listeners`).
 """
 
-import hashlib
-import hmac
-import json
 import logging
 import re
-import secrets
-import time
-from typing import Any
 
 import sqlalchemy as sa
 
 from game_server.play import hosts, listeners, protocols
-from game_server.storage import schema
-from game_server.storage.games import game_row
+from game_server.storage import teams as registry
+from game_server.storage.teams import TeamError
 from game_server.team_names import NAME_RULE, name_ok
 
 log = logging.getLogger(__name__)
 
-
-API_KEY_PURPOSE = b"workshop-game customer key v1"
-
-
-class TeamError(ValueError):
-    """A registration that is refused; the message is one line for the instructor."""
-
-
-def hash_token(token: str) -> str:
-    """The stored form of a token: its SHA-256 hex digest."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def api_key(token_hash: str) -> str:
-    """What the customer sends a team's API (`X-Game-Key`) to show it is the game.
-
-    Made from the stored digest, so only the game (its private database) and the team (its
-    token, in its `.env`) can make it: the starter refuses `/predict` without it, and no
-    other user of the server can use the team's model (docs/SECURITY.md). The starter
-    computes the same (participant_starter/modules/access.py; a test checks they agree).
-    """
-    return hmac.new(token_hash.encode(), API_KEY_PURPOSE, hashlib.sha256).hexdigest()
+LINUX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
 def check_name(name: str) -> None:
@@ -53,24 +29,11 @@ def check_name(name: str) -> None:
         raise TeamError(f"bad team name {name!r}: {NAME_RULE}")
 
 
-TEAM_USER = "team_user:"  # + a team's id: its Linux user (web_settings), when it has one
-LINUX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
-ALLOWED_ADDED = "allowed_hosts_added"  # the entries `game-server allow` added (web_settings)
-
-
-def added_hosts(conn: sa.Connection) -> tuple[str, ...]:
-    """The entries `game-server allow` added to the game file's allow-list."""
-    query = sa.select(schema.web_settings.c.value).where(schema.web_settings.c.key == ALLOWED_ADDED)
-    value = conn.execute(query).scalar()
-    return tuple(json.loads(value)) if value else ()
-
-
 def allowed_hosts(conn: sa.Connection) -> tuple[str, ...]:
     """The allow-list: the game file's, stored in the database (loopback by default), and
     the entries added since. The running game re-reads it every second."""
-    settings = game_row(conn)["settings"] or {}
-    listed = tuple(settings.get("allowed_hosts") or hosts.DEFAULT_ALLOWED_HOSTS)
-    return listed + tuple(e for e in added_hosts(conn) if e not in listed)
+    listed = registry.game_hosts(conn) or hosts.DEFAULT_ALLOWED_HOSTS
+    return listed + tuple(e for e in registry.added_hosts(conn) if e not in listed)
 
 
 def allow_hosts(engine: sa.Engine, entries: list[str]) -> tuple[str, ...]:
@@ -82,13 +45,8 @@ def allow_hosts(engine: sa.Engine, entries: list[str]) -> tuple[str, ...]:
     except ValueError as exc:
         raise TeamError(str(exc)) from None
     typed = [e.strip() for e in entries]
-    table = schema.web_settings
-    with engine.begin() as conn:
-        game_row(conn)  # NotInitialised with a hint when there is no game
-        added = added_hosts(conn)
-        added += tuple(e for e in dict.fromkeys(typed) if e not in added)
-        conn.execute(table.delete().where(table.c.key == ALLOWED_ADDED))
-        conn.execute(table.insert().values(key=ALLOWED_ADDED, value=json.dumps(added)))
+    registry.add_hosts(engine, typed)
+    with engine.connect() as conn:
         whole = allowed_hosts(conn)
     log.info("allow-list extended added=%s allowed_hosts=%s", ",".join(typed), ",".join(whole))
     return whole
@@ -115,104 +73,17 @@ def add_team(
         protocols.check_protocol(protocol, model)
     except ValueError as exc:
         raise TeamError(str(exc)) from None
-    token = secrets.token_urlsafe(32)
-    with engine.begin() as conn:
-        try:
-            hosts.check_url(url, allowed_hosts(conn), resolve=resolve)
-        except ValueError as exc:
-            raise TeamError(str(exc)) from None
-        taken = conn.execute(
-            sa.select(schema.teams.c.name).where(sa.func.lower(schema.teams.c.name) == name.lower())
-        ).first()
-        if taken:
-            raise TeamError(f"a team called {taken[0]!r} exists already")
-        added = conn.execute(
-            schema.teams.insert().values(
-                name=name,
-                url=url,
-                protocol=protocol,
-                model=model,
-                token_hash=hash_token(token),
-                active=True,
-                created_at=time.time(),
-            )
-        )
-        if user is not None and added.inserted_primary_key is not None:
-            key = f"{TEAM_USER}{added.inserted_primary_key[0]}"
-            conn.execute(schema.web_settings.insert().values(key=key, value=user))
-    log.info("team added team=%s url=%s protocol=%s user=%s", name, url, protocol, user)
-    return token
-
-
-def list_teams(conn: sa.Connection) -> list[dict]:
-    """Every team (without its token hash), by name."""
-    game_row(conn)  # NotInitialised with a hint when there is no game
-    cols = [c for c in schema.teams.c if c.name != "token_hash"]
-    rows = conn.execute(sa.select(*cols).order_by(schema.teams.c.name)).mappings()
-    return [dict(r) for r in rows]
-
-
-def set_active(engine: sa.Engine, name: str, active: bool) -> None:
-    """Disable (or enable again) a team; it stops (or starts) receiving requests."""
-    with engine.begin() as conn:
-        game_row(conn)
-        done = conn.execute(
-            schema.teams.update()
-            .where(schema.teams.c.name == name)
-            .values(active=active, disabled_at=None if active else time.time())
-        ).rowcount
-    if not done:
-        raise TeamError(f"no team called {name!r}")
-    log.info("team %s team=%s", "enabled" if active else "disabled", name)
-
-
-def rotate_token(engine: sa.Engine, name: str) -> str:
-    """Give team `name` a new token (the old one stops working); returns it, seen only now."""
-    token = secrets.token_urlsafe(32)
-    with engine.begin() as conn:
-        game_row(conn)
-        done = conn.execute(
-            schema.teams.update()
-            .where(schema.teams.c.name == name)
-            .values(token_hash=hash_token(token))
-        ).rowcount
-    if not done:
-        raise TeamError(f"no team called {name!r}")
-    log.info("team token rotated team=%s", name)
-    return token
+    with engine.connect() as conn:
+        allowed = allowed_hosts(conn)
+    try:
+        hosts.check_url(url, allowed, resolve=resolve)
+    except ValueError as exc:
+        raise TeamError(str(exc)) from None
+    return registry.insert_team(engine, name, url, protocol, model, user)
 
 
 def team_uids(conn: sa.Connection) -> dict[int, int]:
     """The teams' Linux users on this server, as uids by team id (a user it lacks: none)."""
-    table = schema.web_settings
-    rows = conn.execute(sa.select(table).where(table.c.key.startswith(TEAM_USER))).all()
-    known = listeners.user_uids() if rows else {}  # one read of the users for every team
-    uids = {}
-    for key, user in rows:
-        if user in known and key[len(TEAM_USER) :].isdigit():
-            uids[int(key[len(TEAM_USER) :])] = known[user]
-    return uids
-
-
-def active_teams(conn: sa.Connection) -> list[dict[str, Any]]:
-    """The teams that receive requests, by id; with `key` (the API key the game sends it) and
-    `owner` (its Linux user's uid on this server, or None)."""
-    q = sa.select(schema.teams).where(schema.teams.c.active).order_by(schema.teams.c.id)
-    uids = team_uids(conn)
-    rows = conn.execute(q).mappings()
-    return [{**r, "key": api_key(r["token_hash"]), "owner": uids.get(r["id"])} for r in rows]
-
-
-def authenticate(conn: sa.Connection, token: str | None) -> sa.RowMapping | None:
-    """The team whose token this is, or None."""
-    if not token:
-        return None
-    digest = hash_token(token)
-    row = (
-        conn.execute(sa.select(schema.teams).where(schema.teams.c.token_hash == digest))
-        .mappings()
-        .first()
-    )
-    if row is None or not hmac.compare_digest(row["token_hash"], digest):
-        return None
-    return row
+    users = registry.team_users(conn)
+    known = listeners.user_uids() if users else {}  # one read of the users for every team
+    return {team_id: known[user] for team_id, user in users.items() if user in known}

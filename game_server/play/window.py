@@ -1,7 +1,7 @@
 """The recent window: each team's last results in memory, and the snapshot rows they give.
 
 The leaderboard shows, per team, latency p50/p95 (nearest rank) over the answers that say
-how fast the API is (`scoring.counts_latency`), and whether it is up (one of its last
+how fast the API is (`records.counts_latency`), and whether it is up (one of its last
 `UP_WINDOW` answers was valid). The loop writes the rows of the teams with new results
 to `team_recent` about once a second. Its rows tell valid from failed, never correct from
 wrong: an accuracy over the last rounds would tell their labels before their time, so the
@@ -9,11 +9,10 @@ leaderboard's accuracy comes from the rounds whose label is visible (`storage.re
 """
 
 from collections import defaultdict, deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from game_server.play.scoring import FAILED, Result, percentile
+from game_server.records import FAILED, ScoredRound, percentile
 
 RECENT_WINDOW = 100  # results per team in the recent window
 UP_WINDOW = 5  # a team is up when one of its last 5 answers was valid
@@ -40,9 +39,9 @@ class RecentWindows:
         self._windows: defaultdict[int, deque[Seen]] = defaultdict(lambda: deque(maxlen=size))
         self._dirty: set[int] = set()
 
-    def remember(self, results: Iterable[Result]) -> None:
-        """Add results to their teams' windows."""
-        for r in results:
+    def remember(self, rnd: ScoredRound) -> None:
+        """Add a round's results to their teams' windows (a handler of `Game.results`)."""
+        for r in rnd.results:
             latency = r.latency_ms if r.score.counts_latency else None
             self._windows[r.team_id].append(Seen(r.score.outcome, latency))
             self._dirty.add(r.team_id)

@@ -5,7 +5,9 @@ import click
 from game_server.accounts import limits
 from game_server.accounts.config import TEAM_VENV, Settings, TeamLimits
 from game_server.accounts.levels import COMPLETE, LEVELS
-from game_server.rehearsal.run import Options, rehearse
+from game_server.extras import require
+from game_server.settings import PSQL_ADMIN
+from game_server.settings import option as setting_option
 
 
 @click.command("rehearse")
@@ -35,12 +37,7 @@ from game_server.rehearsal.run import Options, rehearse
     type=click.Path(dir_okay=False),
     help="The SSH server's host key (default: this server's /etc/ssh keys).",
 )
-@click.option(
-    "--psql-admin",
-    envvar="GAME_PSQL_ADMIN",
-    default=None,
-    help="The database admin's psql command (as `users create`).",
-)
+@setting_option(PSQL_ADMIN)
 @click.option("--workshop-db", default="workshop", show_default=True)
 @click.option("--team-venv", default=TEAM_VENV, show_default=True)
 @click.option(
@@ -56,13 +53,16 @@ def rehearse_command(
     minutes: float,
     ssh_port: int,
     known_hosts: str | None,
-    psql_admin: str | None,
+    psql_admin: str,
     workshop_db: str,
     team_venv: str,
     limits_text: str,
 ) -> None:
     """Rehearse the workshop with N bot teams on this server (as root), then clean up."""
     import shlex
+
+    require("accounts", "game-server rehearse")  # the bots log in over SSH (paramiko)
+    from game_server.rehearsal.run import Options, rehearse
 
     settings = Settings(workshop_db=workshop_db, team_venv=team_venv)
     if psql_admin:

@@ -13,6 +13,9 @@ from game_server.scenario.oddities import KINDS as ODDITY_KINDS
 from game_server.scenario.population import DEFAULT_DATA_SEED, DEFAULT_ROWS, EMPLOYMENT, LABEL
 
 PHASE_KINDS = ("warmup", "messy", "shift", "peak", "drift")
+# Defaults the customer also takes when built without a game file (play/customer.py).
+DEFAULT_TIMEOUT = 1.0
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
 KIND_DESCRIPTIONS = {
     "warmup": "Warm-up: clean requests from the training population. Get your API up.",
     "messy": "Messy input: some requests carry missing fields, nulls, strings, odd values.",
@@ -81,11 +84,17 @@ GAME_KEYS = (
     Key(
         "timeout",
         "duration",
-        1.0,
+        DEFAULT_TIMEOUT,
         "Seconds a team has to answer one request (total).",
         _at_least(0, strict=True),
     ),
-    Key("max_body_bytes", "int", 65536, "Largest answer body accepted, in bytes.", _at_least(1)),
+    Key(
+        "max_body_bytes",
+        "int",
+        DEFAULT_MAX_BODY_BYTES,
+        "Largest answer body accepted, in bytes.",
+        _at_least(1),
+    ),
     Key(
         "allowed_hosts",
         "strings",

@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from game_server import settings
 from game_server.scenario.gamefile import GameFile
 from game_server.storage import games
 from game_server.storage.games import GameBusy
@@ -36,7 +37,7 @@ SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")  # the database file and SQLi
 
 def database_url(url: str | None = None) -> sa.URL:
     """`url`, else $GAME_DATABASE_URL, else the SQLite file instance/game.sqlite (cwd)."""
-    url = url or os.environ.get("GAME_DATABASE_URL")
+    url = url or settings.get(settings.DATABASE_URL)
     if url:
         return sa.make_url(url)
     return sa.URL.create("sqlite", database=str(DEFAULT_DB_PATH))
@@ -44,7 +45,7 @@ def database_url(url: str | None = None) -> sa.URL:
 
 # The server's settings (scripts/setup_server.sh); GAME_SYSTEM_ENV moves it (the test suite
 # does, so a server set up on the test machine does not change what other tests see).
-SYSTEM_ENV = Path(os.environ.get("GAME_SYSTEM_ENV", "/etc/game-server/env"))
+SYSTEM_ENV = settings.get(settings.SYSTEM_ENV)
 
 
 class NoDatabase(games.NotInitialised):
@@ -58,7 +59,7 @@ def command_engine(url: str | None, create: bool = False) -> sa.Engine:
     SYSTEM_ENV, every command says to load them; and only a command that creates a game
     (`create`: init, run) may create the default file in the current folder.
     """
-    if not (url or os.environ.get("GAME_DATABASE_URL")):
+    if not (url or settings.get(settings.DATABASE_URL)):
         if SYSTEM_ENV.exists():
             raise NoDatabase(
                 f"the game's settings are in {SYSTEM_ENV} but not in this shell: run "

@@ -1,9 +1,9 @@
 """The instructor page (`/admin`): log in with the instructor token, then control the game.
 
 Every action is a POST from a logged-in instructor carrying the session's CSRF token
-(`auth.admin_session_required`), goes through `control.py` or `teams.py` (the same code as
-the CLI) and is logged with who (client address) and when in `control_log`. GET never
-changes anything.
+(`auth.admin_session_required`), goes through `control.py`, `play/teams.py` or
+`storage/teams.py` (the same code as the CLI) and is logged with who (client address) and
+when in `control_log`. GET never changes anything.
 """
 
 import logging
@@ -20,8 +20,8 @@ from flask import (
     url_for,
 )
 
-from game_server.play import teams
-from game_server.storage import control, health, queries, skips, standings
+from game_server.play import teams as registration
+from game_server.storage import control, health, queries, skips, standings, teams
 from game_server.team_names import looks_like_a_name
 from game_server.web.auth import (
     Refused,
@@ -133,7 +133,7 @@ def add_team():
     protocol = form_text("protocol") or "native"
     model = form_text("model") or None
     try:
-        token = teams.add_team(engine(), name, url, protocol, model)
+        token = registration.add_team(engine(), name, url, protocol, model)
     except teams.TeamError as e:
         record("add-team", False, f"team={name[:40]!r} {e}")
         flash(str(e), "error")

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, g, request, session
 
-from game_server.play import teams
+from game_server.storage import teams
 from game_server.web import ratelimit
 from game_server.web.db import engine
 from game_server.web.ratelimit import FailureLimit
