@@ -21,14 +21,9 @@ status in one transaction. Prints a table and writes the numbers into docs/PERFO
 import argparse
 import asyncio
 import contextlib
-import csv
 import json
 import os
-import platform
-import re
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -44,89 +39,15 @@ sys.path.insert(0, str(ROOT))
 import bench_storage  # noqa: E402  (beside this file)
 import performance_doc  # noqa: E402
 import stopping  # noqa: E402
+from performance_doc import machine  # noqa: E402
+from reference_loads import FEATURES, run_locust, run_wrk  # noqa: E402
+from stub_apis import stub_teams  # noqa: E402
 
 from game_server.play import eventloop  # noqa: E402
 from game_server.play.customer import Customer, Target  # noqa: E402
 from game_server.play.writer import DbWriter  # noqa: E402
 from game_server.records import Result, ScoredRound  # noqa: E402
 from game_server.storage import schema  # noqa: E402
-
-FEATURES = {
-    "age": 34,
-    "income": 4100.0,
-    "loan_amount": 12000.0,
-    "loan_term_months": 36,
-    "employment_years": 6.5,
-    "region": "north",
-    "home_ownership": "rent",
-    "purpose": "car",
-    "credit_lines": 4,
-    "late_payments_12m": 0,
-    "debt_to_income": 0.31,
-}
-STUB_ANSWER = b'{"pred": 1, "proba": 0.73}'
-STUB_RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-    % (len(STUB_ANSWER), STUB_ANSWER)
-)
-
-
-# --- the stub team APIs (run in their own process) ---------------------------------------
-
-
-class StubProtocol(asyncio.Protocol):
-    """A minimal keep-alive HTTP/1.1 server that answers every POST with a fixed pred."""
-
-    def connection_made(self, transport):
-        """Start with an empty buffer."""
-        self.transport, self.buffer = transport, b""
-
-    def data_received(self, data):
-        """Answer every complete request in the buffer (pipelining-safe)."""
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            match = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", self.buffer[:end])
-            size = end + 4 + (int(match.group(1)) if match else 0)
-            if len(self.buffer) < size:
-                return
-            self.buffer = self.buffer[size:]
-            self.transport.write(STUB_RESPONSE)
-
-
-async def serve_stubs(teams: int) -> None:
-    """Listen on `teams` free ports, print them as one JSON line, serve until stdin closes."""
-    loop = asyncio.get_running_loop()
-    servers = [await loop.create_server(StubProtocol, "127.0.0.1", 0) for _ in range(teams)]
-    print(json.dumps([s.sockets[0].getsockname()[1] for s in servers]), flush=True)
-    await loop.run_in_executor(None, sys.stdin.read)  # the parent closes stdin to stop us
-
-
-@contextlib.contextmanager
-def stub_teams(teams: int, pids: list[int] | None = None):
-    """`teams` stub team APIs in a process of their own; yields their ports.
-
-    `pids`, when given, gets the stub process's pid (to measure its CPU time).
-    """
-    stubs = subprocess.Popen(
-        [sys.executable, __file__, "--serve-stubs", str(teams)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    if pids is not None:
-        pids.append(stubs.pid)
-    try:
-        yield json.loads(stubs.stdout.readline())
-    finally:
-        stubs.stdin.close()  # the stubs stop when their stdin closes
-        try:
-            stubs.wait(10)
-        except subprocess.TimeoutExpired:
-            stubs.kill()
-
 
 # --- the game's storage path ------------------------------------------------------
 
@@ -223,101 +144,6 @@ async def sustained(customer, store, targets, seconds: float, in_flight: int) ->
     elapsed = time.perf_counter() - start
     whole = [per_second.get(i, 0) for i in range(int(elapsed))]  # the last, partial one out
     return {**done, "seconds": elapsed, "rps": done["requests"] / elapsed, "per_second": whole}
-
-
-WRK_LUA = """
-wrk.method = "POST"
-wrk.body = '{body}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-Request-ID"] = "wrk"
-"""
-
-
-def run_wrk(url: str, seconds: int, connections: int) -> float | None:
-    """Requests per second `wrk` (one thread, like the customer's one loop) gets from a stub."""
-    if shutil.which("wrk") is None:
-        return None
-    body = json.dumps({"id": "wrk", "features": FEATURES})
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_LUA.format(body=body))
-    try:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name, url],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 30,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(script.name)
-    match = re.search(r"Requests/sec:\s*([\d.]+)", out)
-    return float(match.group(1)) if match else None
-
-
-LOCUSTFILE = """
-import itertools
-
-from locust import constant, task
-from locust.contrib.fasthttp import FastHttpUser
-
-BODY = {body!r}
-PORTS = itertools.cycle({ports!r})
-
-
-class Customer(FastHttpUser):
-    wait_time = constant(0)
-    network_timeout = connection_timeout = {timeout!r}  # the customer's time limit
-
-    def __init__(self, environment):
-        self.host = f"http://127.0.0.1:{{next(PORTS)}}"  # one stub port per user
-        super().__init__(environment)
-
-    @task
-    def predict(self):
-        self.client.post("/predict", data=BODY,
-                         headers={{"Content-Type": "application/json", "X-Request-ID": "l"}})
-"""
-
-
-def run_locust(ports: list[int], seconds: int, timeout: float) -> dict | None:
-    """Locust (FastHttpUser, headless, one process): one user per stub port, as the customer.
-
-    The same body and time limit as the customer's; returns its requests per second and
-    failures, or None when Locust is not installed.
-    """
-    locust = Path(sys.executable).with_name("locust")
-    if not locust.exists():
-        return None
-    body = json.dumps({"id": "locust", "features": FEATURES})
-    users = len(ports)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp, "locustfile.py")
-        path.write_text(LOCUSTFILE.format(body=body, ports=ports, timeout=timeout))
-        command = [str(locust), "-f", str(path), "--headless", "-u", str(users)]
-        command += ["-r", str(users * 10), "-t", f"{seconds}s", "--only-summary"]
-        command += ["--csv", f"{tmp}/out", "--loglevel", "ERROR"]
-        subprocess.run(command, capture_output=True, timeout=seconds + 60, check=False)
-        stats = Path(tmp, "out_stats.csv")
-        if not stats.exists():
-            return None
-        for row in csv.DictReader(stats.open()):
-            if row["Name"] == "Aggregated":
-                return {"rps": float(row["Requests/s"]), "failed": int(row["Failure Count"])}
-    return None
-
-
-def machine() -> str:
-    """A one-line description of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}"
-    return f"{os.cpu_count()} cores, {cpu}; {versions}"
 
 
 async def measure(args, ports: list[int], db: Path) -> dict:
@@ -497,12 +323,7 @@ def main() -> None:
     parser.add_argument("--tool-seconds", type=int, default=10, help="wrk's run length")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/PERFORMANCE.md")
     parser.add_argument("--profile", action="store_true", help="pyinstrument the sustained run")
-    parser.add_argument("--serve-stubs", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_stubs:
-        asyncio.run(serve_stubs(args.serve_stubs))
-        return
-
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     with stub_teams(args.teams) as ports:
         with tempfile.TemporaryDirectory() as tmp:

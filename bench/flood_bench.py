@@ -2,7 +2,7 @@
 
 Not a test. Loopback only, bounded in time and in requests, stops by itself. It plays the
 same short game twice, with the real `game-server run` (game loop, and the web app as its
-own process) against a few fast stub team APIs (bench/customer_bench.py's, in a process
+own process) against a few fast stub team APIs (bench/stub_apis.py, in a process
 of their own): once quiet, once while several client threads request every public page
 and API endpoint as fast as they can (expensive ones included: monitoring with every
 window, invalid windows, team results of 500 rows, feedback with wrong tokens, the
@@ -11,20 +11,19 @@ stored it) and failures, and writes the "Flood" section of docs/PERFORMANCE.md.
 
     python bench/flood_bench.py [--teams 4] [--seconds 30] [--rate 20] [--threads 8]
         [--runs 2] [--flood-nice 10] [--no-write]
+
+The flood's clients are bench/flood_clients.py.
 """
 
 import argparse
-import collections
 import contextlib
 import os
-import random
 import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -34,9 +33,10 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import customer_bench  # noqa: E402  (beside this file: the stub team APIs)
-import performance_doc  # noqa: E402
+import performance_doc  # noqa: E402  (beside this file)
 import stopping  # noqa: E402
+from flood_clients import HELD, Flood  # noqa: E402
+from stub_apis import stub_teams  # noqa: E402
 
 from game_server.play import teams  # noqa: E402
 from game_server.storage import database, games, schema  # noqa: E402
@@ -55,102 +55,6 @@ kind = "warmup"
 duration = "{seconds}s"
 rate = {rate}
 """
-MAX_REQUESTS_PER_THREAD = 200_000  # a bound besides the game's length
-HELD = {"web idle": 300, "web slow": 100, "metrics idle": 100}  # connections held open
-
-
-def flood_paths(names: list[str]) -> list[str]:
-    """Every public GET endpoint (pages, API, static files), expensive variants included."""
-    team = names[0]
-    paths = [
-        "/",
-        f"/teams/{team}",
-        "/monitoring",
-        "/admin",
-        "/api/health",
-        "/api/leaderboard",
-        "/api/history",
-        f"/api/teams/{team}",
-        f"/api/teams/{team}/results?limit=500",
-        "/api/feedback?after=0&limit=1000",
-        "/api/openapi.json",
-        "/static/js/leaderboard.js",
-        "/static/vendor/plotly.min.js",
-        "/api/admin/control-log",
-        "/slides/",
-    ]
-    for phase in ("all", "0"):
-        paths += [f"/api/monitoring?phase={phase}&last={n}" for n in (200, 1000, 5000)]
-    return paths
-
-
-class Flood:
-    """Client threads requesting every public endpoint until stopped; status counts."""
-
-    def __init__(self, base: str, names: list[str], threads: int, nice: int = 0, metrics: str = ""):
-        self.base = base
-        self.nice = nice
-        self.paths = [base + p for p in flood_paths(names)] + ([metrics] if metrics else [])
-        self.held: list[socket.socket] = []
-        self.stop = threading.Event()
-        self.counts: collections.Counter[str] = collections.Counter()
-        self.lock = threading.Lock()
-        self.seconds = 0.0
-        self.threads = [threading.Thread(target=self._client, args=(i,)) for i in range(threads)]
-
-    def __enter__(self) -> "Flood":
-        """Start the client threads."""
-        self.started = time.monotonic()
-        if self.threads:
-            self.held = hold_connections(self.base, self.paths[-1])
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        """Stop and join the client threads."""
-        self.stop.set()
-        for t in self.threads:
-            t.join()
-        self.seconds = time.monotonic() - self.started
-        for sock in self.held:
-            sock.close()
-
-    def _client(self, seed: int) -> None:
-        """One client: keep-alive, no waiting, a random endpoint each time."""
-        if self.nice:  # a thread's own priority (Linux): the flood's client, not the pages
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
-        rng = random.Random(seed)
-        session = requests.Session()
-        local: collections.Counter[str] = collections.Counter()
-        for _ in range(MAX_REQUESTS_PER_THREAD):
-            if self.stop.is_set():
-                break
-            url = rng.choice(self.paths)
-            if rng.random() < 0.2:  # any window: the attack of issue 15
-                url = f"{self.base}/api/monitoring?last={rng.randint(10, 5000)}"
-            headers = {"Authorization": "Bearer wrong"} if "feedback" in url else {}
-            try:
-                status = session.get(url, headers=headers, timeout=10).status_code
-            except requests.RequestException:
-                status = "error"
-            local[str(status)] += 1
-        with self.lock:
-            self.counts.update(local)
-
-
-def hold_connections(base: str, metrics: str) -> list[socket.socket]:
-    """Idle connections and slow ones (a head never finished) to the web and metrics ports
-    (issue 21: 110 idle ones silenced the pages, 9 the metrics), held during the flood."""
-    web, scrape = (int(u.split(":")[2].split("/")[0]) for u in (base, metrics))
-    held = []
-    for (what, count), port in zip(HELD.items(), (web, web, scrape), strict=True):
-        for _ in range(count):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-            if "slow" in what:
-                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
-            held.append(sock)
-    return held
 
 
 def cpu_seconds(pid: int) -> float:
@@ -394,7 +298,7 @@ def main() -> None:
     args = parser.parse_args()
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     runs: list[tuple[str, dict]] = []
-    with customer_bench.stub_teams(args.teams) as ports, tempfile.TemporaryDirectory() as tmp:
+    with stub_teams(args.teams) as ports, tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
             for flood in (False, True):
                 name = f"{'flood' if flood else 'quiet'} {i + 1}"
@@ -411,7 +315,7 @@ def main() -> None:
             "Flood",
             SECTION.format(
                 when=time.strftime("%Y-%m-%d"),
-                machine=customer_bench.machine(),
+                machine=performance_doc.machine(),
                 load=load,
                 seconds=args.seconds,
                 rate=args.rate,

@@ -326,9 +326,19 @@ def report(args, rows: list, heap: list[float], backend: str, load: str) -> str:
 
 
 COLUMNS = (
-    "results", "bytes", "p50 ms", "p99 ms", "floor p99 ms", "ratio", "p99 of each run",
-    "floor's", "req/s", "floor req/s", "errors", "query alone, ms",
-)  # fmt: skip
+    "results",
+    "bytes",
+    "p50 ms",
+    "p99 ms",
+    "floor p99 ms",
+    "ratio",
+    "p99 of each run",
+    "floor's",
+    "req/s",
+    "floor req/s",
+    "errors",
+    "query alone, ms",
+)
 HEADER = f"| {' | '.join(COLUMNS)} |\n|{'---|' * len(COLUMNS)}"
 
 TEXT = """## Leaderboard (`bench/leaderboard_bench.py`)

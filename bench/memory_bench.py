@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import performance_doc  # noqa: E402
 import stopping  # noqa: E402
-from customer_bench import stub_teams  # noqa: E402
+from stub_apis import stub_teams  # noqa: E402
 
 from game_server.play import teams  # noqa: E402
 from game_server.scenario import gamefile  # noqa: E402

@@ -1,7 +1,13 @@
-"""Writing one benchmark's section of docs/PERFORMANCE.md, leaving the others as they are."""
+"""Writing one benchmark's section of docs/PERFORMANCE.md (the others left as they are), and
+the one-line description of the machine each section names.
+"""
 
+import os
+import platform
 import re
 from pathlib import Path
+
+import aiohttp
 
 PERFORMANCE = Path(__file__).resolve().parent.parent / "docs" / "PERFORMANCE.md"
 
@@ -16,3 +22,17 @@ def write_section(title: str, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + body
     PERFORMANCE.write_text(text.rstrip("\n") + "\n")
+
+
+def machine() -> str:
+    """A one-line description of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}"
+    return f"{os.cpu_count()} cores, {cpu}; {versions}"

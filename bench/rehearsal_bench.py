@@ -64,8 +64,10 @@ def costs(result: Result, teams: int) -> dict:
     warm, peak = window(result, "warmup"), window(result, "peak")
     whole = [s for s in result.samples if s.at > result.morning[1]]
     peak_phase = next(p for p in result.phases if p.kind == "peak")
-    training_cpu = max((sum(s.kinds.get(k, (0.0, 0, 0))[0] for k in ("training", "kernel"))
-                        for s in morning), default=0.0)  # fmt: skip
+    training_cpu = max(
+        (sum(s.kinds.get(k, (0.0, 0, 0))[0] for k in ("training", "kernel")) for s in morning),
+        default=0.0,
+    )
     return {
         "api_idle_cores": rate(warm, ("api",)) / teams,
         "api_idle_mb": peak_mb(warm, ("api",)) / teams,
@@ -86,8 +88,16 @@ def anchor(seconds: float = 5.0) -> tuple[float, float]:
     b0, t0 = cpu_times()
     time.sleep(seconds)
     b1, t1 = cpu_times()
-    avail = float(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                       if line.startswith("MemAvailable:"))) / 1024  # fmt: skip
+    avail = (
+        float(
+            next(
+                line.split()[1]
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemAvailable:")
+            )
+        )
+        / 1024
+    )
     return (b1 - b0) / (t1 - t0) * (os.cpu_count() or 1), total_mb() - avail
 
 
@@ -101,8 +111,16 @@ def team_venv_ready() -> None:
 def run_level(level: str, teams: int, minutes: float) -> tuple[Result, dict]:
     """One rehearsal at `level`, and one team's cost from it."""
     with tempfile.TemporaryDirectory() as folder, sshd(Path(folder)) as ssh:
-        result = rehearse(Options(teams, level, minutes, ssh.port, ssh.known_hosts,
-                                  echo=lambda line: print(line, flush=True)))  # fmt: skip
+        result = rehearse(
+            Options(
+                teams,
+                level,
+                minutes,
+                ssh.port,
+                ssh.known_hosts,
+                echo=lambda line: print(line, flush=True),
+            )
+        )
     return result, (costs(result, teams) if result.phases else {})
 
 
@@ -145,17 +163,25 @@ def cost_of(c: dict, base_mb: float) -> sizing.Cost:
     """A team's cost for the sizing table: its share of the machine at the peak, and its
     memory with everyone retraining at once (the API, Jupyter, a training run)."""
     mb = c["api_peak_mb"] + c["jupyter_mb"] + c["training_mb"]
-    return sizing.Cost(round(c["team_peak_cores"], 3), round(max(mb, c["team_peak_mb"])),
-                       round(base_mb))  # fmt: skip
+    return sizing.Cost(
+        round(c["team_peak_cores"], 3), round(max(mb, c["team_peak_mb"])), round(base_mb)
+    )
 
 
 def write_sizing(costs_by_level: dict[str, sizing.Cost]) -> None:
     """The measured costs into game_server/sizing.py (what `doctor --teams` compares with)."""
     path = ROOT / "game_server" / "sizing.py"
-    body = "".join(f'    "{lv}": Cost(cores={c.cores}, mb={c.mb}, base_mb={c.base_mb}),\n'
-                   for lv, c in costs_by_level.items())  # fmt: skip
-    text = re.sub(r"(MEASURED = \{\n).*?(\})", lambda m: m[1] + body + m[2], path.read_text(),
-                  count=1, flags=re.S)  # fmt: skip
+    body = "".join(
+        f'    "{lv}": Cost(cores={c.cores}, mb={c.mb}, base_mb={c.base_mb}),\n'
+        for lv, c in costs_by_level.items()
+    )
+    text = re.sub(
+        r"(MEASURED = \{\n).*?(\})",
+        lambda m: m[1] + body + m[2],
+        path.read_text(),
+        count=1,
+        flags=re.S,
+    )
     path.write_text(text)
 
 

@@ -240,16 +240,9 @@ def measure_batched(starter: Path, database: Path, bodies: list[dict]) -> list[f
         process.wait(30)
 
 
-def main() -> None:
-    """Train, serve, measure, print the section and write it to docs/PERFORMANCE.md."""
-    stopping.on_sigterm_clean_up()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000, help="sequential requests")
-    parser.add_argument("--seconds", type=float, default=10.0, help="throughput run length")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
-    parser.add_argument("--no-write", action="store_true", help="do not touch the docs")
-    args = parser.parse_args()
-
+def measure(args: argparse.Namespace) -> dict:
+    """Train the starter's model; time it bare, then behind its API (batched or not, alone
+    and under concurrent clients); count the rows its API logged."""
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         print("training the model with the starter's notebook ...")
@@ -268,15 +261,29 @@ def main() -> None:
             process.wait(30)
         rows, view = logged_rows(database)
         features = len(json.loads((starter / "models" / "model.json").read_text())["features"])
+    return {
+        "bare": bare,
+        "batched": batched,
+        "api": api,
+        "flow": flow,
+        "rows": rows,
+        "view": view,
+        "features": features,
+    }
 
+
+def section(args: argparse.Namespace, numbers: dict) -> str:
+    """The "Participant starter" section of docs/PERFORMANCE.md from one run's numbers."""
+    bare, batched, api, flow = (numbers[k] for k in ("bare", "batched", "api", "flow"))
+    rows, view = numbers["rows"], numbers["view"]
     sent = 100 + len(api) + flow["requests"]
     predict50, api50 = percentile(bare["predict"], 0.5), percentile(api, 0.5)
     over50 = api50 - predict50
-    section = SECTION.format(
+    return SECTION.format(
         day=date.today().isoformat(),
         cores=os.cpu_count(),
         python=platform.python_version(),
-        features=features,
+        features=numbers["features"],
         predict50=predict50,
         predict99=percentile(bare["predict"], 0.99),
         clean50=percentile(bare["clean"], 0.5),
@@ -303,10 +310,23 @@ def main() -> None:
             else f"Not met: {over50:.2f} ms (see below for where the time goes)."
         ),
     )
-    print(section)
-    print(f"mean POST /predict {statistics.mean(api):.2f} ms")
+
+
+def main() -> None:
+    """Train, serve, measure, print the section and write it to docs/PERFORMANCE.md."""
+    stopping.on_sigterm_clean_up()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="sequential requests")
+    parser.add_argument("--seconds", type=float, default=10.0, help="throughput run length")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
+    parser.add_argument("--no-write", action="store_true", help="do not touch the docs")
+    args = parser.parse_args()
+    numbers = measure(args)
+    text = section(args, numbers)
+    print(text)
+    print(f"mean POST /predict {statistics.mean(numbers['api']):.2f} ms")
     if not args.no_write:
-        performance_doc.write_section("Participant starter", section)
+        performance_doc.write_section("Participant starter", text)
         print("written to docs/PERFORMANCE.md")
 
 

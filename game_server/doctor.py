@@ -143,11 +143,20 @@ def problems(url: str | None, port: int, ssh_port: int, registry: str) -> list[s
 
 
 @click.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
-              help="The pages' port: free, or the game's own while it runs.")  # fmt: skip
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    help="The pages' port: free, or the game's own while it runs.",
+)
 @click.option("--ssh-port", type=click.IntRange(1, 65535), default=22, show_default=True)
-@click.option("--registry", default=Settings().registry, show_default=True,
-              help="The provisioning registry (`users create --registry`).")  # fmt: skip
+@click.option(
+    "--registry",
+    default=Settings().registry,
+    show_default=True,
+    help="The provisioning registry (`users create --registry`).",
+)
 @click.option(
     "--teams",
     type=click.IntRange(1, 10000),

@@ -41,9 +41,14 @@ def teams() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print {name, token, url, protocol} as JSON.")
 @click.pass_obj
 def teams_add(
-    obj: dict, name: str, url: str, protocol: str, model: str | None, user: str | None,
+    obj: dict,
+    name: str,
+    url: str,
+    protocol: str,
+    model: str | None,
+    user: str | None,
     as_json: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Register a team and print its token (shown this once only)."""
     try:
         engine = database.command_engine(obj["db"])

@@ -21,10 +21,11 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any, NoReturn
 
 import click
 import sqlalchemy.exc
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from modules import access, config, database, metrics
 from modules.batching import Batcher
 from modules.db_writer import BackgroundWriter
@@ -91,7 +92,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     return app
 
 
-def _request_id(body) -> str:
+def _request_id(body: object) -> str:
     """The request's id: from the body, else the X-Request-ID header, else a new one."""
     value = body.get("id") if isinstance(body, dict) else None
     value = value if value is not None else request.headers.get("X-Request-ID")
@@ -101,13 +102,13 @@ def _request_id(body) -> str:
     return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
 
 
-def _not_json(constant: str):
+def _not_json(constant: str) -> NoReturn:
     """NaN and Infinity are not JSON (Python accepts them; PostgreSQL does not)."""
     raise ValueError(f"{constant} is not JSON")
 
 
 @api.post("/predict")
-def predict():
+def predict() -> Response | tuple[Response, int]:
     """Answer one applicant with a prediction, whatever state its features are in."""
     started = time.perf_counter()
     try:
@@ -166,7 +167,7 @@ def predict():
 
 
 @api.get("/health")
-def health():
+def health() -> Response:
     """Is the API up, which model does it serve, and is the database keeping up?"""
     _, metadata = current_app.extensions["model"].current()
     writer = current_app.extensions["db_writer"]
@@ -179,12 +180,12 @@ def health():
 
 
 @api.app_errorhandler(HTTPException)
-def http_error(error: HTTPException):
+def http_error(error: HTTPException) -> tuple[Response, int]:
     """Errors (404, 405, 413, ...) as one-line JSON reasons instead of HTML pages."""
-    return jsonify(error=f"{error.code} {error.name}: {error.description}"), error.code
+    return jsonify(error=f"{error.code} {error.name}: {error.description}"), error.code or 500
 
 
-def make_server(app: Flask, host: str, port: int, threads: int):
+def make_server(app: Flask, host: str, port: int, threads: int) -> Any:
     """The waitress server of the API on host:port (not yet serving)."""
     import waitress  # imported here: `flask run` and the tests of the app do not need it
 

@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pandas as pd
 import requests
@@ -32,7 +33,7 @@ MAX_BODY = 64 * 1024  # bytes: the game's default limit for an answer
 OPEN_EXERCISE = re.compile(r'raise NotImplementedError\(\s*"Exercise (\d+): ([^"]*)"')
 
 
-def open_exercises(root=config.ROOT) -> list[tuple[int, str, str]]:
+def open_exercises(root: Path = config.ROOT) -> list[tuple[int, str, str]]:
     """The exercises still open in the code: (number, file:line, hint), the next one first."""
     found = []
     for path in [*root.glob("*.py"), *root.glob("modules/*.py"), *root.glob("tests/*.py")]:
@@ -45,8 +46,8 @@ def open_exercises(root=config.ROOT) -> list[tuple[int, str, str]]:
 
 def judge(response: requests.Response | None, elapsed: float, error: str | None) -> str | None:
     """Why the game would score this answer -1, in plain words; None when it is valid."""
-    if error:
-        return error
+    if error or response is None:
+        return error or "no answer"
     if elapsed > TIMEOUT:
         return f"too slow: {elapsed * 1000:.0f} ms (the game waits {TIMEOUT * 1000:.0f} ms)"
     if response.status_code != 200:
@@ -70,7 +71,7 @@ _token = config.load_settings()["TEAM_TOKEN"]
 GAME_KEY = {"X-Game-Key": access.game_key(_token)} if _token else {}
 
 
-def send(session: requests.Session, url: str, features) -> tuple[str | None, float, dict]:
+def send(session: requests.Session, url: str, features: object) -> tuple[str | None, float, dict]:
     """POST one request as the customer does; return (problem or None, seconds, answer)."""
     request_id = uuid.uuid4().hex
     body = json.dumps({"id": request_id, "features": features})
@@ -89,7 +90,7 @@ def send(session: requests.Session, url: str, features) -> tuple[str | None, flo
         error = f"broken HTTP answer: {type(exc).__name__}: {exc}"
     elapsed = time.perf_counter() - started
     problem = judge(response, elapsed, error)
-    answer = response.json() if problem is None else {}
+    answer = response.json() if response is not None and problem is None else {}
     return problem, elapsed, answer
 
 
@@ -123,7 +124,7 @@ def messy_cases(clean: dict) -> list[tuple[str, object]]:
     """(name, features) for every kind of messy input the customer sends."""
     numbers = [k for k, v in clean.items() if isinstance(v, (int, float))]
     words = [k for k, v in clean.items() if isinstance(v, str)]
-    cases = [
+    cases: list[tuple[str, object]] = [
         ("extra fields", {**clean, "comment": "urgent, customer called twice", "_debug": True}),
         ("no features at all", {}),
         ("features is not an object", [1, 2, 3]),

@@ -63,73 +63,81 @@ def request_stream(game) -> pd.DataFrame:
     return frame, scenario.training_frame()
 
 
+AGE_BINS = np.arange(18, 84, 5)
+LOAN_BINS = np.geomspace(500, 250_000, 26)
+
+
+def counts(frame: pd.DataFrame, regions: list[str]) -> tuple[np.ndarray, ...]:
+    """Histograms of age, loan amount and region for one window of requests."""
+    region = frame["region"].value_counts().reindex(regions, fill_value=0).to_numpy()
+    return (
+        np.histogram(frame["age"].dropna(), AGE_BINS)[0],
+        np.histogram(frame["loan_amount"].dropna(), LOAN_BINS)[0],
+        region,
+    )
+
+
+def draw_numbers(axes, base: tuple, now: tuple) -> None:
+    """Age and loan amount: the window's bars against the training data's outline."""
+    panels = [
+        (axes[0], AGE_BINS[:-1], np.diff(AGE_BINS), "age (years)", False),
+        (axes[1], LOAN_BINS[:-1], np.diff(LOAN_BINS), "loan amount (EUR)", True),
+    ]
+    for i, (ax, left, width, label, log_x) in enumerate(panels):
+        ax.bar(
+            left,
+            now[i] / max(now[i].sum(), 1),
+            width,
+            align="edge",
+            color=NOW,
+            label="recent requests",
+        )
+        edges = np.append(left, left[-1] + width[-1])
+        ax.stairs(base[i] / base[i].sum(), edges, color="black", linewidth=2, label="training data")
+        ax.set_xlabel(label)
+        if log_x:
+            ax.set_xscale("log")
+
+
+def draw_regions(ax, regions: list[str], base: tuple, now: tuple) -> None:
+    """Region: the window's bars against the training data's outline."""
+    x = np.arange(len(regions))
+    ax.bar(x, now[2] / now[2].sum(), 0.7, color=NOW)
+    ax.bar(x, base[2] / base[2].sum(), 0.7, fill=False, edgecolor="black", lw=2)
+    ax.set_xticks(x, regions, rotation=30, fontsize=9)
+    ax.set_xlabel("region")
+
+
+def draw(fig, axes, stream: pd.DataFrame, train: pd.DataFrame, regions: list[str], step: int):
+    """Draw one frame: the window starting `step / STEPS` of the way into the shift."""
+    start = round(WINDOW * step / STEPS)
+    base, now = counts(train, regions), counts(stream.iloc[start : start + WINDOW], regions)
+    for ax in axes:
+        ax.clear()
+    draw_numbers(axes, base, now)
+    draw_regions(axes[2], regions, base, now)
+    for ax, name, i in zip(axes, ("age", "loan amount", "region"), range(3), strict=True):
+        ax.set_title(f"{name}: PSI {psi(base[i], now[i]):.2f}", fontsize=12)
+        ax.set_yticks([])
+        for side in ("left", "right", "top"):
+            ax.spines[side].set_visible(False)
+    axes[0].legend(frameon=False, fontsize=9, loc="upper right")
+    share = round(100 * step / STEPS)
+    fig.suptitle(
+        f"The last {WINDOW} requests: {share}% from the population-shift phase",
+        fontsize=13,
+    )
+    fig.tight_layout()
+
+
 def animate(game, out: Path) -> Path:
     """Write the GIF of the monitoring window sliding into the shifted population."""
     stream, train = request_stream(game)
     shifted_region = game.phases[phase_index(game, "shift")].shift.new_region
     regions = sorted(set(train["region"].dropna())) + ([shifted_region] if shifted_region else [])
-    age_bins = np.arange(18, 84, 5)
-    loan_bins = np.geomspace(500, 250_000, 26)
-
-    def counts(frame: pd.DataFrame):
-        """Histograms of age, loan amount and region for one window of requests."""
-        region = frame["region"].value_counts().reindex(regions, fill_value=0).to_numpy()
-        return (
-            np.histogram(frame["age"].dropna(), age_bins)[0],
-            np.histogram(frame["loan_amount"].dropna(), loan_bins)[0],
-            region,
-        )
-
-    base = counts(train)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.0), dpi=DPI)
     frames = [0] * HOLD + list(range(STEPS + 1)) + [STEPS] * HOLD
-
-    def draw(step: int):
-        """Draw one frame: the window starting `step / STEPS` of the way into the shift."""
-        start = round(WINDOW * step / STEPS)
-        window = stream.iloc[start : start + WINDOW]
-        now = counts(window)
-        for ax in axes:
-            ax.clear()
-        panels = [
-            (axes[0], age_bins[:-1], np.diff(age_bins), "age (years)", False),
-            (axes[1], loan_bins[:-1], np.diff(loan_bins), "loan amount (EUR)", True),
-        ]
-        for i, (ax, left, width, label, log_x) in enumerate(panels):
-            ax.bar(
-                left,
-                now[i] / max(now[i].sum(), 1),
-                width,
-                align="edge",
-                color=NOW,
-                label="recent requests",
-            )
-            edges = np.append(left, left[-1] + width[-1])
-            ax.stairs(
-                base[i] / base[i].sum(), edges, color="black", linewidth=2, label="training data"
-            )
-            ax.set_xlabel(label)
-            if log_x:
-                ax.set_xscale("log")
-        x = np.arange(len(regions))
-        axes[2].bar(x, now[2] / now[2].sum(), 0.7, color=NOW)
-        axes[2].bar(x, base[2] / base[2].sum(), 0.7, fill=False, edgecolor="black", lw=2)
-        axes[2].set_xticks(x, regions, rotation=30, fontsize=9)
-        axes[2].set_xlabel("region")
-        for ax, name, i in zip(axes, ("age", "loan amount", "region"), range(3), strict=True):
-            ax.set_title(f"{name}: PSI {psi(base[i], now[i]):.2f}", fontsize=12)
-            ax.set_yticks([])
-            for side in ("left", "right", "top"):
-                ax.spines[side].set_visible(False)
-        axes[0].legend(frameon=False, fontsize=9, loc="upper right")
-        share = round(100 * step / STEPS)
-        fig.suptitle(
-            f"The last {WINDOW} requests: {share}% from the population-shift phase",
-            fontsize=13,
-        )
-        fig.tight_layout()
-
-    anim = FuncAnimation(fig, draw, frames=frames)
+    anim = FuncAnimation(fig, lambda step: draw(fig, axes, stream, train, regions, step), frames)
     path = out / NAME
     anim.save(path, writer=PillowWriter(fps=5), dpi=DPI)
     plt.close(fig)

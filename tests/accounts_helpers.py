@@ -80,8 +80,9 @@ def cleanup(prefix: str, settings: config.Settings) -> None:
     with psycopg.connect(ADMIN + "postgres", autocommit=True) as conn:
         for db in (settings.workshop_db, settings.game_db):
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        for (role,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
-                                    (prefix + "%",)).fetchall():  # fmt: skip
+        for (role,) in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (prefix + "%",)
+        ).fetchall():
             conn.execute(f'DROP ROLE "{role}"')
         conn.execute(f'DROP ROLE IF EXISTS "{settings.game_role}"')
 
@@ -96,12 +97,19 @@ def setup(tmp_path, sshd):
     game_cmd = [sys.executable, "-m", "game_server", "--db", game_url]
     subprocess.run([*game_cmd, "init"], check=True, capture_output=True)
     settings = config.Settings(
-        prefix=prefix, registry=str(tmp_path / "state" / "accounts.json"),
-        handout_dir=str(tmp_path / "handout"), api_ports=(19000, 19099),
-        jupyter_ports=(19500, 19599), psql_admin=PSQL_ADMIN, workshop_db=f"gs_test_ws_{tag}",
-        game_db=f"gs_test_game_{tag}", game_role=f"gs_test_gr_{tag}", game_cmd=game_cmd,
-        ssh_port=port, known_hosts=known_hosts,
-    )  # fmt: skip
+        prefix=prefix,
+        registry=str(tmp_path / "state" / "accounts.json"),
+        handout_dir=str(tmp_path / "handout"),
+        api_ports=(19000, 19099),
+        jupyter_ports=(19500, 19599),
+        psql_admin=PSQL_ADMIN,
+        workshop_db=f"gs_test_ws_{tag}",
+        game_db=f"gs_test_game_{tag}",
+        game_role=f"gs_test_gr_{tag}",
+        game_cmd=game_cmd,
+        ssh_port=port,
+        known_hosts=known_hosts,
+    )
     with psycopg.connect(ADMIN + "postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{settings.game_db}"')
     roster = tmp_path / "roster.csv"
@@ -114,8 +122,9 @@ def setup(tmp_path, sshd):
 
 def game_teams(settings) -> dict:
     """The game's teams, name -> active."""
-    out = subprocess.run([*settings.game_cmd, "teams", "list", "--json"], capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [*settings.game_cmd, "teams", "list", "--json"], capture_output=True, text=True, check=True
+    ).stdout
     return {t["name"]: t["active"] for t in json.loads(out)}
 
 
@@ -124,8 +133,15 @@ def ssh_as(port, known_hosts, user, password, command="id -un") -> str:
     client = paramiko.SSHClient()
     client.load_host_keys(known_hosts)
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect("127.0.0.1", port, user, password=password, allow_agent=False,
-                   look_for_keys=False, timeout=10)  # fmt: skip
+    client.connect(
+        "127.0.0.1",
+        port,
+        user,
+        password=password,
+        allow_agent=False,
+        look_for_keys=False,
+        timeout=10,
+    )
     try:
         return client.exec_command(command, timeout=20)[1].read().decode().strip()
     finally:
@@ -134,5 +150,9 @@ def ssh_as(port, known_hosts, user, password, command="id -un") -> str:
 
 def as_user(user: str, script: str, *args: str) -> subprocess.CompletedProcess:
     """Run a shell script as `user` (what a team can do in its own home)."""
-    return subprocess.run(["runuser", "-u", user, "--", "sh", "-c", script, "sh", *args],
-                          capture_output=True, text=True, cwd="/")  # fmt: skip
+    return subprocess.run(
+        ["runuser", "-u", user, "--", "sh", "-c", script, "sh", *args],
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )

@@ -31,8 +31,9 @@ def snapshot(settings: config.Settings) -> tuple:
         ).fetchall()
 
     def ours(path: str) -> list[str]:
-        return [line for line in Path(path).read_text().splitlines()
-                if line.startswith(settings.prefix)]  # fmt: skip
+        return [
+            line for line in Path(path).read_text().splitlines() if line.startswith(settings.prefix)
+        ]
 
     return (ours("/etc/passwd"), ours("/etc/shadow"), Path(settings.registry).read_text(), roles)
 
@@ -63,8 +64,9 @@ def provision_and_remove(ex, settings, roster, sshd):
         assert f"DEBUG_PORT={team['debug_port']}\n" in env
         assert (home / "participant_starter" / ".env").stat().st_mode & 0o777 == 0o600
         assert (home / "participant_starter" / "data" / "train_data.csv").stat().st_size > 1000
-        assert "sudo" not in subprocess.run(["id", "-Gn", user], capture_output=True,
-                                            text=True).stdout  # fmt: skip
+        assert (
+            "sudo" not in subprocess.run(["id", "-Gn", user], capture_output=True, text=True).stdout
+        )
     assert (
         Path("/home") / blue["user"] / ".ssh" / "authorized_keys"
     ).read_text() == team_key + "\n"
@@ -85,23 +87,34 @@ def provision_and_remove(ex, settings, roster, sshd):
     lines.clear()
     provision.create(ex, settings, roster, dry_run=True, echo=lines.append)
     assert lines[2].startswith("would: ") and lines[:2] == [
-        f"{red['user']} (Red Team): unchanged", f"{blue['user']} (Blue): unchanged"
-    ]  # fmt: skip
+        f"{red['user']} (Red Team): unchanged",
+        f"{blue['user']} (Blue): unchanged",
+    ]
     assert snapshot(settings) == before  # a dry run changes nothing
 
     lines.clear()
     teardown.delete(ex, settings, None, echo=lines.append)
     assert registry.list_teams(ex, settings) == [] and game_teams(settings) == {
-        "Red Team": False, "Blue": False}  # fmt: skip
+        "Red Team": False,
+        "Blue": False,
+    }
     passwd = Path("/etc/passwd").read_text()
     assert settings.prefix not in passwd
     assert not list(Path(settings.profile_dir).glob(f"workshop-{settings.prefix}*"))
     assert not list(Path("/home").glob(settings.prefix + "*"))
     with psycopg.connect(ADMIN + settings.workshop_db) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname LIKE %s",
-                            (settings.prefix + "%",)).fetchone()[0] == 0  # fmt: skip
-        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE %s",
-                            (settings.prefix + "%",)).fetchone()[0] == 0  # fmt: skip
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM pg_roles WHERE rolname LIKE %s", (settings.prefix + "%",)
+            ).fetchone()[0]
+            == 0
+        )
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM pg_namespace WHERE nspname LIKE %s", (settings.prefix + "%",)
+            ).fetchone()[0]
+            == 0
+        )
     assert handout.load(settings.handout_dir) == {}
 
 
@@ -110,8 +123,7 @@ def provision_and_remove(ex, settings, roster, sshd):
 def test_provisioning_over_ssh(setup, sshd):
     settings, roster = setup
     port, known_hosts, client_key, _ = sshd
-    with SSHExecutor("127.0.0.1", "root", port, key_path=client_key,
-                     known_hosts=known_hosts) as ex:  # fmt: skip
+    with SSHExecutor("127.0.0.1", "root", port, key_path=client_key, known_hosts=known_hosts) as ex:
         provision_and_remove(ex, settings, roster, sshd)
 
 
@@ -162,8 +174,14 @@ def test_unknown_or_changed_host_key_is_refused(tmp_path, sshd):
     with pytest.raises(ExecError, match="does not match"):
         SSHExecutor("127.0.0.1", "root", port, key_path=client_key, known_hosts=str(empty))
     fresh = tmp_path / "fresh_known_hosts"  # explicit opt-in: accepted and recorded
-    with SSHExecutor("127.0.0.1", "root", port, key_path=client_key, known_hosts=str(fresh),
-                     accept_new_host_key=True) as ex:  # fmt: skip
+    with SSHExecutor(
+        "127.0.0.1",
+        "root",
+        port,
+        key_path=client_key,
+        known_hosts=str(fresh),
+        accept_new_host_key=True,
+    ) as ex:
         assert ex.run(["id", "-un"])[1].strip() == "root"
         rc, _, err = ex.run(["sh", "-c", "echo oops >&2; exit 7"], check=False)
         assert (rc, err.strip()) == (7, "oops")
@@ -184,8 +202,12 @@ def test_bad_roster_changes_nothing(setup):
     assert not Path(settings.registry).exists()
     assert not Path(settings.handout_dir).exists()
     with psycopg.connect(ADMIN + "postgres") as conn:
-        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
-                            (settings.workshop_db,)).fetchone()[0] == 0  # fmt: skip
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM pg_database WHERE datname = %s", (settings.workshop_db,)
+            ).fetchone()[0]
+            == 0
+        )
 
 
 def test_delete_refuses_users_not_in_the_registry(setup):
@@ -202,8 +224,15 @@ def test_cli_reports_every_bad_row_and_refuses_both_names_and_all(tmp_path):
 
     roster = tmp_path / "roster.csv"
     roster.write_text("name\nRed\nRED\nx/y\n")
-    args = ["--registry", str(tmp_path / "reg.json"), "--handout-dir", str(tmp_path / "h"),
-            "--prefix", "gstcli-", "--no-game"]  # fmt: skip
+    args = [
+        "--registry",
+        str(tmp_path / "reg.json"),
+        "--handout-dir",
+        str(tmp_path / "h"),
+        "--prefix",
+        "gstcli-",
+        "--no-game",
+    ]
     result = CliRunner().invoke(main, ["users", "create", str(roster), *args])
     assert result.exit_code == 1
     assert f"{roster}:3: duplicate team name 'RED'" in result.output

@@ -23,8 +23,15 @@ from accounts_helpers import PSQL_ADMIN
 from game_server.accounts import config
 
 REPO = Path(__file__).resolve().parents[1]
-PARTS = ["pyproject.toml", "setup.py", "README.md", "game_server", "participant_starter", "data",
-         "database_docker"]  # fmt: skip
+PARTS = [
+    "pyproject.toml",
+    "setup.py",
+    "README.md",
+    "game_server",
+    "participant_starter",
+    "data",
+    "database_docker",
+]
 KIT = "game_server/_kit/"
 WANTED = [
     "participant_starter/main.py",
@@ -39,10 +46,13 @@ WANTED = [
     "data/README.md",
     "database_docker/initdb/01-workshop.sql",
 ]
-LEFTOVERS = ["participant_starter/.env", "participant_starter/models/model.pkl",
-             "participant_starter/output/predictions.sqlite",
-             "participant_starter/__pycache__/main.cpython-311.pyc",
-             "participant_starter/data/train_data.csv"]  # fmt: skip
+LEFTOVERS = [
+    "participant_starter/.env",
+    "participant_starter/models/model.pkl",
+    "participant_starter/output/predictions.sqlite",
+    "participant_starter/__pycache__/main.cpython-311.pyc",
+    "participant_starter/data/train_data.csv",
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +69,11 @@ def wheel(tmp_path_factory) -> Path:
         (src / leftover).parent.mkdir(parents=True, exist_ok=True)
         (src / leftover).write_text("left over from a trial run\n")
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
-                    str(src)], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)],
+        check=True,
+        capture_output=True,
+    )
     (whl,) = out.glob("game_server-*.whl")
     return whl
 
@@ -86,23 +99,46 @@ def test_the_kit_is_found_in_the_checkout_first():
 def test_an_installed_wheel_finds_its_kit(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
-                    "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
     site = Path(
-        subprocess.run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig."
-                        "get_paths()['purelib'])"], capture_output=True, text=True,
-                       check=True).stdout.strip()
-    )  # fmt: skip
+        subprocess.run(
+            [
+                venv / "bin" / "python",
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     # The dependencies from this environment, after the installed package (a plain path).
     (site / "zz_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     kit = site / "game_server" / "_kit"
 
-    show = ("from game_server.accounts import config, starter; s = config.Settings(); "
-            "print(starter.missing_kit(s), s.starter_dir); import sys; "
-            "sys.stdout.buffer.write(starter.starter_tarball(s))")  # fmt: skip
-    out = subprocess.run([venv / "bin" / "python", "-c", show], capture_output=True,
-                         check=True, cwd=tmp_path).stdout  # fmt: skip
+    show = (
+        "from game_server.accounts import config, starter; s = config.Settings(); "
+        "print(starter.missing_kit(s), s.starter_dir); import sys; "
+        "sys.stdout.buffer.write(starter.starter_tarball(s))"
+    )
+    out = subprocess.run(
+        [venv / "bin" / "python", "-c", show], capture_output=True, check=True, cwd=tmp_path
+    ).stdout
     head, _, tarball = out.partition(b"\n")
     assert head.decode() == f"[] {kit / 'participant_starter'}"
     with tarfile.open(fileobj=BytesIO(tarball)) as tar:
@@ -114,11 +150,24 @@ def test_an_installed_wheel_finds_its_kit(wheel, tmp_path):
 
     roster = tmp_path / "roster.csv"
     roster.write_text("name,members,ssh_key\nRed,Ann,\n")
-    args = ["users", "create", str(roster), "--dry-run", "--no-game", "--prefix", "gstkit-",
-            "--registry", str(tmp_path / "reg.json"), "--handout-dir", str(tmp_path / "h"),
-            "--psql-admin", " ".join(PSQL_ADMIN)]  # fmt: skip
-    result = subprocess.run([venv / "bin" / "game-server", *args], capture_output=True,
-                            text=True, cwd=tmp_path)  # fmt: skip
+    args = [
+        "users",
+        "create",
+        str(roster),
+        "--dry-run",
+        "--no-game",
+        "--prefix",
+        "gstkit-",
+        "--registry",
+        str(tmp_path / "reg.json"),
+        "--handout-dir",
+        str(tmp_path / "h"),
+        "--psql-admin",
+        " ".join(PSQL_ADMIN),
+    ]
+    result = subprocess.run(
+        [venv / "bin" / "game-server", *args], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert f"kit: the starter from {kit / 'participant_starter'}, the init SQL " in result.stdout
     assert "would: gstkit-red (Red): assign ports" in result.stdout

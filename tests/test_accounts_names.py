@@ -67,8 +67,14 @@ def test_every_command_line_puts_dashes_before_a_name(name):
     plan = TeamPlan(Team(name, user, "", None, 2), {}, Secrets())
     apply.create_user(ex, settings, plan, State({}, {}, {}, DbState(), {}, set(), set(), {}))
     teardown.remove_user(ex, user, f"/home/{user}", None, print)
-    checks.check_team(ex, settings, {"user": user, "name": name, "role": user, "schema": user},
-                      None, {}, f"/home/{user}")  # fmt: skip
+    checks.check_team(
+        ex,
+        settings,
+        {"user": user, "name": name, "role": user, "schema": user},
+        None,
+        {},
+        f"/home/{user}",
+    )
     useradd = next(argv for argv in ex.commands if argv[0] == "useradd")
     assert ":" not in useradd[useradd.index("--comment") + 1]
     positional = [argv for argv in ex.commands if argv[0] in ("useradd", "userdel", "id")]

@@ -57,18 +57,35 @@ def killed(ex, settings, plan, state):
 apply.STEPS[step] = killed
 provision.create(LocalExecutor(), settings, sys.argv[2], echo=print)
 """
-NEW_TEAM = [Step.ASSIGN_PORTS, Step.CREATE_USER, Step.SET_PASSWORD, Step.WRITE_SSH_KEY,
-            Step.CREATE_ROLE_AND_SCHEMA, Step.REGISTER_IN_GAME, Step.COPY_STARTER,
-            Step.WRITE_ENV, Step.WRITE_PROFILE]  # fmt: skip
+NEW_TEAM = [
+    Step.ASSIGN_PORTS,
+    Step.CREATE_USER,
+    Step.SET_PASSWORD,
+    Step.WRITE_SSH_KEY,
+    Step.CREATE_ROLE_AND_SCHEMA,
+    Step.REGISTER_IN_GAME,
+    Step.COPY_STARTER,
+    Step.WRITE_ENV,
+    Step.WRITE_PROFILE,
+]
 AGAIN = [Step.ENABLE_IN_GAME, Step.NEW_GAME_TOKEN]  # a team deleted, then created again
 
 
 def kill_create_at(settings, roster: Path, step: Step) -> dict:
     """Run `users create` in a child killed at `step`; the team's registry record after."""
     proc = subprocess.run(
-        [sys.executable, "-c", KILLER, json.dumps(dataclasses.asdict(settings)), str(roster),
-         step.value], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            KILLER,
+            json.dumps(dataclasses.asdict(settings)),
+            str(roster),
+            step.value,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
     (record,) = registry.list_teams(LocalExecutor(), settings)
     assert registry.interrupted_at(record) == step.value
@@ -82,14 +99,21 @@ def assert_gone(settings, record: dict) -> None:
     assert not Path("/home", user).exists()
     assert not Path(settings.profile_dir, f"workshop-{user}.sh").exists()
     with psycopg.connect(ADMIN + "postgres") as conn:
-        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s",
-                            (user,)).fetchone()[0] == 0  # fmt: skip
-        has_db = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
-                              (settings.workshop_db,)).fetchone()[0]  # fmt: skip
+        assert (
+            conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (user,)).fetchone()[0]
+            == 0
+        )
+        has_db = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname = %s", (settings.workshop_db,)
+        ).fetchone()[0]
     if has_db:  # the init SQL ran (at the team's first database step)
         with psycopg.connect(ADMIN + settings.workshop_db) as conn:
-            assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s",
-                                (user,)).fetchone()[0] == 0  # fmt: skip
+            assert (
+                conn.execute(
+                    "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (user,)
+                ).fetchone()[0]
+                == 0
+            )
     assert game_teams(settings).get(record["name"]) in (None, False)  # never, or disabled
     assert registry.list_teams(LocalExecutor(), settings) == []
 

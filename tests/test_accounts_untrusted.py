@@ -152,8 +152,9 @@ def test_every_commands_output_is_bounded_locally_and_over_ssh(sshd):
     assert local.run(["head", "-c", "1000", "/dev/zero"])[1] == "\0" * 1000
     with pytest.raises(ExecError, match=r"^sleep 30 timed out after 1 s$"):
         local.run(["sleep", "30"], timeout=1)
-    with SSHExecutor("127.0.0.1", "root", port, key_path=client_key, known_hosts=known_hosts,
-                     limit=1 << 20) as ex:  # fmt: skip
+    with SSHExecutor(
+        "127.0.0.1", "root", port, key_path=client_key, known_hosts=known_hosts, limit=1 << 20
+    ) as ex:
         with pytest.raises(ExecError, match=r"^cat /dev/zero printed more than 1048576 bytes"):
             ex.run(["cat", "/dev/zero"])
         assert ex.run(["echo", "still connected"])[1] == "still connected\n"
@@ -195,8 +196,16 @@ while True:
 
 def start_watcher(user: str, mode: str) -> subprocess.Popen:
     """The team `user` watching its own new processes (WATCHER), started with no environment."""
-    argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
-            "/usr/bin/python3", "-c", WATCHER, mode]  # fmt: skip
+    argv = [
+        "setpriv",
+        f"--reuid={user}",
+        f"--regid={user}",
+        "--init-groups",
+        "/usr/bin/python3",
+        "-c",
+        WATCHER,
+        mode,
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env={}, cwd="/")
     assert proc.stdout and proc.stdout.readline() == b"ready\n"
     return proc

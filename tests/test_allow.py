@@ -53,10 +53,14 @@ def test_allow_lets_the_running_game_call_a_host_it_refused(sqlite_url, apis, ke
     with engine.begin() as conn:
         conn.execute(
             schema.teams.insert().values(
-                name="far", url=far_url, protocol="native", token_hash="f" * 64,
-                active=True, created_at=time.time(),
+                name="far",
+                url=far_url,
+                protocol="native",
+                token_hash="f" * 64,
+                active=True,
+                created_at=time.time(),
             )
-        )  # fmt: skip
+        )
     control.apply(engine, "start", "tester")
     marks: dict[str, object] = {}
 

@@ -42,9 +42,13 @@ PASSWORD = "test-Pw_" + uuid.uuid4().hex[:16]
 def admin_conn(db: str = "postgres") -> psycopg.Connection:
     """An autocommit connection as the admin of the test server."""
     return psycopg.connect(
-        host=ADMIN.host, port=ADMIN.port or 5432, user=ADMIN.username, password=ADMIN.password,
-        dbname=db, autocommit=True,
-    )  # fmt: skip
+        host=ADMIN.host,
+        port=ADMIN.port or 5432,
+        user=ADMIN.username,
+        password=ADMIN.password,
+        dbname=db,
+        autocommit=True,
+    )
 
 
 def pg_env(**extra) -> dict:
@@ -145,13 +149,23 @@ def test_init_sql_is_idempotent_and_sets_up_the_game_role(names):
 def test_role_script_sets_the_password_and_refuses_a_weak_one(names):
     assert apply_init_sql(names).returncode == 0
     env = pg_env(GAME_ROLE=names["game_role"])
-    weak = subprocess.run(["bash", str(ROLE_SCRIPT)], env={**env, "GAME_DB_PASSWORD": "short"},
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    weak = subprocess.run(
+        ["bash", str(ROLE_SCRIPT)],
+        env={**env, "GAME_DB_PASSWORD": "short"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert weak.returncode == 1 and weak.stderr.count("\n") == 1 and "16+" in weak.stderr
     missing = subprocess.run(["bash", str(ROLE_SCRIPT)], env=env, capture_output=True, text=True)
     assert missing.returncode == 1 and "GAME_DB_PASSWORD is not set" in missing.stderr
-    ok = subprocess.run(["bash", str(ROLE_SCRIPT)], env={**env, "GAME_DB_PASSWORD": PASSWORD},
-                        capture_output=True, text=True, timeout=60)  # fmt: skip
+    ok = subprocess.run(
+        ["bash", str(ROLE_SCRIPT)],
+        env={**env, "GAME_DB_PASSWORD": PASSWORD},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stderr
     with admin_conn() as conn:
         verifier = conn.execute(
@@ -173,8 +187,9 @@ def test_the_game_runs_on_it_as_the_game_role(names):
         assert database.init_db(engine)
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT current_user")).scalar() == names["game_role"]
-            assert not conn.execute(sa.text("SELECT rolsuper FROM pg_roles "
-                                             "WHERE rolname = current_user")).scalar()  # fmt: skip
+            assert not conn.execute(
+                sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            ).scalar()
         game_file = fast_game()
         database.prepare_game(engine, game_file)
         token = teams.add_team(engine, "good", apis.start(peeking(engine)).url)
@@ -295,8 +310,9 @@ def test_the_images_healthcheck_asks_the_game(tmp_path):
     env = {**os.environ, "GAME_PORT": str(port)}
     argv[0] = sys.executable  # the image's python: here, this one
     assert subprocess.run(argv, env=env, capture_output=True).returncode != 0  # nothing yet
-    web = subprocess.Popen([*game, "web", "--port", str(port)], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)  # fmt: skip
+    web = subprocess.Popen(
+        [*game, "web", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         for _ in range(100):
             if subprocess.run(argv, env=env, capture_output=True).returncode == 0:

@@ -38,8 +38,15 @@ def doctor(db: str, *args: str):
 def test_an_empty_database_and_no_sshd_are_named_with_what_to_do(tmp_path):
     """No game and no SSH server: one line each, with the command that fixes it; exit 1."""
     db = f"sqlite:///{tmp_path / 'game.sqlite'}"
-    result = doctor(db, "--ssh-port", str(free_port()), "--port", str(free_port()),
-                    "--registry", str(tmp_path / "none.json"))  # fmt: skip
+    result = doctor(
+        db,
+        "--ssh-port",
+        str(free_port()),
+        "--port",
+        str(free_port()),
+        "--registry",
+        str(tmp_path / "none.json"),
+    )
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert any("game-server init" in line for line in lines), result.output

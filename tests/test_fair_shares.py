@@ -88,8 +88,12 @@ def cgroup_of(pid: int, controller: str) -> str:
 
 def login(user: str, command: str) -> subprocess.Popen:
     """`command` in a login shell of `user` (it reads /etc/profile, as an SSH login does)."""
-    return subprocess.Popen(["runuser", "-l", user, "-c", command], cwd="/",
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.Popen(
+        ["runuser", "-l", user, "-c", command],
+        cwd="/",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def the_api(user: str) -> int:
@@ -109,8 +113,18 @@ def play(workdir: Path, urls: list[str], name: str) -> tuple[dict, int | None]:
     game_path, db_path = workdir / f"{name}.toml", workdir / f"{name}.sqlite"
     game_path.write_text(fleet.PEAK_GAME.format(seconds=GAME_SECONDS))
     fleet.prepare_game(f"sqlite:///{db_path}", game_path, urls)
-    command = [sys.executable, "-m", "game_server", "--log-level", "WARNING", "--db",
-               f"sqlite:///{db_path}", "run", "--no-web", "--start"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "game_server",
+        "--log-level",
+        "WARNING",
+        "--db",
+        f"sqlite:///{db_path}",
+        "run",
+        "--no-web",
+        "--start",
+    ]
     with (workdir / f"{name}.log").open("w") as log:
         game = subprocess.Popen(command, stdout=log, stderr=log)
         deadline = time.monotonic() + GAME_SECONDS + 60

@@ -40,8 +40,16 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 def api_as(user: str, port: int) -> subprocess.Popen:
     """The API above run as Linux user `user`, listening once this returns."""
     entry = pwd.getpwnam(user)
-    argv = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
-            sys.executable, "-c", API, str(port)]  # fmt: skip
+    argv = [
+        "setpriv",
+        f"--reuid={entry.pw_uid}",
+        f"--regid={entry.pw_gid}",
+        "--clear-groups",
+        sys.executable,
+        "-c",
+        API,
+        str(port),
+    ]
     proc = subprocess.Popen(argv, cwd="/", env={})
     for _ in range(300):
         try:
@@ -72,12 +80,14 @@ def test_a_listener_of_another_user_is_scored_wrong_owner(monkeypatch):
     api = api_as("nobody", port)
     url = f"http://127.0.0.1:{port}/predict"
     try:
-        reasons = ask([
-            Target(1, url, owner=daemon),  # daemon's team: nobody squats its port
-            Target(2, url, owner=nobody),  # nobody's own API
-            Target(3, url),  # no Linux user (a registered URL): not checked
-            Target(4, f"http://localhost:{port}/predict", owner=daemon),
-        ])  # fmt: skip
+        reasons = ask(
+            [
+                Target(1, url, owner=daemon),  # daemon's team: nobody squats its port
+                Target(2, url, owner=nobody),  # nobody's own API
+                Target(3, url),  # no Linux user (a registered URL): not checked
+                Target(4, f"http://localhost:{port}/predict", owner=daemon),
+            ]
+        )
     finally:
         api.kill()
         api.wait()

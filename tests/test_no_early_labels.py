@@ -117,9 +117,7 @@ def check_rows(where: str, rows: list[dict], known: dict) -> None:
 def check_export(data: dict, known: dict, zero_id: int) -> None:
     """The export of the unfinished game: public totals, hidden labels, hidden outcomes."""
     mine = [t for t in data["team_totals"] if t["team"] == "zero"]
-    check_counts(
-        "export", {k: sum(t[k] for t in mine) for k in ("correct", "wrong")}, known
-    )  # fmt: skip
+    check_counts("export", {k: sum(t[k] for t in mine) for k in ("correct", "wrong")}, known)
     ref = data["phase_totals"]
     check_reference(
         "export",

@@ -133,23 +133,38 @@ def game_database(path: Path, scenario: Scenario, phases: list[tuple[int, int]],
             seq += 1
             a = scenario.draw(phase, n)
             sent_at = start + seq
-            requests_.append({
-                "seq": seq, "request_id": f"t-{seq:07d}", "phase_index": phase,
-                "features": a.features, "oddities": list(a.oddities), "label": int(a.label),
-                "p_default": a.p_default, "oracle_points": 0.5, "baseline_points": 0.5,
-                "status": "scored", "sent_at": sent_at,
-                "label_visible_at": time.time() + 600 if seq > total - hidden else sent_at + 60,
-            })  # fmt: skip
+            requests_.append(
+                {
+                    "seq": seq,
+                    "request_id": f"t-{seq:07d}",
+                    "phase_index": phase,
+                    "features": a.features,
+                    "oddities": list(a.oddities),
+                    "label": int(a.label),
+                    "p_default": a.p_default,
+                    "oracle_points": 0.5,
+                    "baseline_points": 0.5,
+                    "status": "scored",
+                    "sent_at": sent_at,
+                    "label_visible_at": time.time() + 600 if seq > total - hidden else sent_at + 60,
+                }
+            )
             age = a.features.get("age")
             pred = int(isinstance(age, int | float) and age < 30)
             failed = seq % 50 == 0
             outcome = "failed" if failed else ("correct" if pred == a.label else "wrong")
-            results.append({
-                "seq": seq, "team_id": 1, "outcome": outcome,
-                "reason": "timeout" if failed else None, "pred": None if failed else pred,
-                "points": {"correct": 1, "wrong": 0, "failed": -1}[outcome],
-                "latency_ms": 2000.0 if failed else 5.0 + seq % 10, "status_code": 200,
-            })  # fmt: skip
+            results.append(
+                {
+                    "seq": seq,
+                    "team_id": 1,
+                    "outcome": outcome,
+                    "reason": "timeout" if failed else None,
+                    "pred": None if failed else pred,
+                    "points": {"correct": 1, "wrong": 0, "failed": -1}[outcome],
+                    "latency_ms": 2000.0 if failed else 5.0 + seq % 10,
+                    "status_code": 200,
+                }
+            )
     with engine.begin() as conn:
         conn.execute(schema.requests.insert(), requests_)
         conn.execute(schema.results.insert(), results)

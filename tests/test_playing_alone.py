@@ -149,10 +149,18 @@ def test_playing_alone_scores_the_players_own_api(tmp_path):
             subprocess.run(["bash", "-c", command], cwd=starter, check=True, env=activated(starter))
     assert (starter / ".env").is_file() and (starter / "data" / "train_data.csv").is_file()
     trained = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "ready_model.py"), "--out",
-         str(starter / "models" / "model.pkl"), "--data", str(starter / "data" / "train_data.csv")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "ready_model.py"),
+            "--out",
+            str(starter / "models" / "model.pkl"),
+            "--data",
+            str(starter / "data" / "train_data.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert trained.returncode == 0, trained.stderr
     api_port, web_port = free_port(), free_port()
     log = tmp_path / "api.out"
@@ -176,10 +184,13 @@ def test_playing_alone_scores_the_players_own_api(tmp_path):
             feedback = subprocess.run(
                 [sys.executable, "feedback.py"],
                 cwd=starter,
-                env=activated(starter, GAME_URL=f"http://127.0.0.1:{web_port}",
-                                TEAM_TOKEN=token.group(1)),
-                capture_output=True, text=True, timeout=60,
-            )  # fmt: skip
+                env=activated(
+                    starter, GAME_URL=f"http://127.0.0.1:{web_port}", TEAM_TOKEN=token.group(1)
+                ),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert feedback.returncode == 0, feedback.stderr
             assert re.search(r"feedback: [1-9]\d* new labels", feedback.stdout), feedback.stdout
             process.wait(timeout=150)

@@ -42,16 +42,27 @@ def dashboard_queries() -> dict[str, str]:
 def test_the_dashboard_covers_what_the_guide_promises():
     """Rounds, failures by reason, each team's latency, the phase, the starter's metrics."""
     text = " ".join(dashboard_queries().values())
-    for metric in ("game_rounds_total", "game_failures_total", "game_team_latency_seconds",
-                   "game_phase", "api_requests_total", "api_fallbacks_total",
-                   "api_cleaned_fields_total", "api_model_info"):  # fmt: skip
+    for metric in (
+        "game_rounds_total",
+        "game_failures_total",
+        "game_team_latency_seconds",
+        "game_phase",
+        "api_requests_total",
+        "api_fallbacks_total",
+        "api_cleaned_fields_total",
+        "api_model_info",
+    ):
         assert metric in text, metric
 
 
 def game_server(db: str, *args: str) -> str:
     """One `game-server --db DB ARGS` to completion; its output."""
-    done = subprocess.run([sys.executable, "-m", "game_server", "--db", db, *args],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "game_server", "--db", db, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -84,9 +95,17 @@ def test_prometheus_scrapes_the_game_and_a_starter_and_every_panel_has_series(tm
         "prometheus", None if binary else "no `prometheus` (Debian: apt-get install prometheus)"
     )
     starter = copy_starter(tmp_path / "starter")
-    subprocess.run([sys.executable, str(REPO / "scripts" / "ready_model.py"),
-                    "--out", str(starter / "models" / "model.pkl")], check=True,
-                   capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "ready_model.py"),
+            "--out",
+            str(starter / "models" / "model.pkl"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (tmp_path / "game.toml").write_text(GAME)
     db = f"sqlite:///{tmp_path / 'game.sqlite'}"
     game_server(db, "init", "--game", str(tmp_path / "game.toml"))
@@ -102,11 +121,25 @@ def test_prometheus_scrapes_the_game_and_a_starter_and_every_panel_has_series(tm
         jobs["game"]["static_configs"][0]["targets"] = [f"127.0.0.1:{metrics_port}"]
         jobs["teams"]["file_sd_configs"][0]["files"] = [str(tmp_path / "teams.json")]
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        game = [sys.executable, "-m", "game_server", "--db", db, "run", "--start",
-                "--port", str(free_port()), "--metrics-port", str(metrics_port)]  # fmt: skip
-        prometheus = [binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-                      f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                      f"--web.listen-address=127.0.0.1:{prom_port}"]  # fmt: skip
+        game = [
+            sys.executable,
+            "-m",
+            "game_server",
+            "--db",
+            db,
+            "run",
+            "--start",
+            "--port",
+            str(free_port()),
+            "--metrics-port",
+            str(metrics_port),
+        ]
+        prometheus = [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ]
         with (
             running(game, tmp_path / "game.log"),
             running(prometheus, tmp_path / "prometheus.log"),

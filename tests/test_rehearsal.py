@@ -50,9 +50,11 @@ def server():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     tag = uuid.uuid4().hex[:6]
     settings = config.Settings(
-        psql_admin=PSQL_ADMIN, workshop_db=f"gs_test_ws_{tag}", game_db=f"gs_test_game_{tag}",
+        psql_admin=PSQL_ADMIN,
+        workshop_db=f"gs_test_ws_{tag}",
+        game_db=f"gs_test_game_{tag}",
         game_role=f"gs_test_gr_{tag}",
-    )  # fmt: skip
+    )
     try:
         yield settings
     finally:
@@ -104,8 +106,7 @@ def test_ctrl_c_cleans_up(server, tmp_path):
             server.game_role,
         ]
         command = [sys.executable, "-u", "-c", child, *args]
-        run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)  # fmt: skip
+        run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         seen = []
         assert run.stdout is not None
         for line in run.stdout:

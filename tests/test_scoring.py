@@ -100,9 +100,16 @@ def test_exchange_failures_without_an_answer():
 def test_every_reason_is_declared_and_unknown_ones_are_refused():
     """The fixed set has a description for each reason; anything else is a bug."""
     assert set(scoring.REASONS) >= {
-        "timeout", "connect_error", "http_status", "invalid_json", "invalid_pred",
-        "too_large", "redirect", "host_not_allowed", "connection_closed",
-    }  # fmt: skip
+        "timeout",
+        "connect_error",
+        "http_status",
+        "invalid_json",
+        "invalid_pred",
+        "too_large",
+        "redirect",
+        "host_not_allowed",
+        "connection_closed",
+    }
     assert all(isinstance(text, str) and text for text in scoring.REASONS.values())
     with pytest.raises(ValueError, match="unknown failure reason"):
         failure("teapot")

@@ -40,9 +40,13 @@ def activated(sock: socket.socket, env: dict, *args: str) -> subprocess.Popen:
     """`game-server ARGS` started with `sock` as systemd passes it (in a session of its own)."""
     argv = ["bash", "-c", ACTIVATE, "bash", sys.executable, "-m", "game_server", *args]
     return subprocess.Popen(
-        argv, env={**env, "FD": str(sock.fileno())}, pass_fds=[sock.fileno()],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        argv,
+        env={**env, "FD": str(sock.fileno())},
+        pass_fds=[sock.fileno()],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def kill_all(proc: subprocess.Popen) -> None:
@@ -59,16 +63,25 @@ def nobody_can_listen_on(port: int) -> str:
         "try:\n    s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); print('listening')\n"
         "except OSError as exc:\n    print(exc.strerror)\n"
     )
-    argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-            sys.executable, "-c", script, str(port)]  # fmt: skip
+    argv = [
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        sys.executable,
+        "-c",
+        script,
+        str(port),
+    ]
     return subprocess.run(argv, capture_output=True, text=True, cwd="/", check=True).stdout.strip()
 
 
 def test_run_serves_on_systemds_socket_which_stays_held_across_a_restart(tmp_path):
     url = f"sqlite:///{tmp_path / 'game.sqlite'}"
     env = {**os.environ, "GAME_DATABASE_URL": url}
-    subprocess.run([sys.executable, "-m", "game_server", "init"], env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "game_server", "init"], env=env, check=True, capture_output=True
+    )
     sock = held_socket()
     port, unused = sock.getsockname()[1], free_port()
     game = activated(sock, env, "run", "--port", str(unused))
@@ -95,8 +108,9 @@ def test_run_serves_on_systemds_socket_which_stays_held_across_a_restart(tmp_pat
 def test_web_serves_on_systemds_socket(tmp_path):
     url = f"sqlite:///{tmp_path / 'game.sqlite'}"
     env = {**os.environ, "GAME_DATABASE_URL": url}
-    subprocess.run([sys.executable, "-m", "game_server", "init"], env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "game_server", "init"], env=env, check=True, capture_output=True
+    )
     sock = held_socket()
     web = activated(sock, env, "web", "--port", str(free_port()))
     try:

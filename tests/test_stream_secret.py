@@ -86,8 +86,15 @@ def every_view(db_url: str, tokens: dict[str, str], folder) -> list[str]:
     app = create_app({"DATABASE_URL": db_url, "TESTING": True, "ADMIN_TOKEN": ADMIN})
     client = app.test_client()
     texts = []
-    for path in ("/", "/api/health", "/api/leaderboard", "/api/history", "/api/monitoring",
-                 "/monitoring", "/api/openapi.json"):  # fmt: skip
+    for path in (
+        "/",
+        "/api/health",
+        "/api/leaderboard",
+        "/api/history",
+        "/api/monitoring",
+        "/monitoring",
+        "/api/openapi.json",
+    ):
         texts.append(client.get(path).get_data(as_text=True))
     for name, token in tokens.items():
         auth = {"Authorization": f"Bearer {token}"}

@@ -50,9 +50,12 @@ def team_db():
     """A fresh workshop and game database, two team roles in them; all dropped at the end."""
     tag = uuid.uuid4().hex[:8]
     settings = config.Settings(
-        prefix=f"gst{tag[:4]}-", psql_admin=PSQL_ADMIN, workshop_db=f"gs_test_ws_{tag}",
-        game_db=f"gs_test_game_{tag}", game_cmd=None,
-    )  # fmt: skip
+        prefix=f"gst{tag[:4]}-",
+        psql_admin=PSQL_ADMIN,
+        workshop_db=f"gs_test_ws_{tag}",
+        game_db=f"gs_test_game_{tag}",
+        game_cmd=None,
+    )
     roles = [f"{settings.prefix}a", f"{settings.prefix}b"]
     with admin() as conn:
         conn.execute(f"CREATE DATABASE {settings.game_db}")
@@ -71,8 +74,11 @@ def team_db():
         yield settings, roles
     finally:
         for role in roles:
-            ex.run(settings.psql(settings.workshop_db), stdin=pgsql.drop_team_sql(role, role),
-                   check=False)  # fmt: skip
+            ex.run(
+                settings.psql(settings.workshop_db),
+                stdin=pgsql.drop_team_sql(role, role),
+                check=False,
+            )
         with admin() as conn:
             for db in (settings.workshop_db, settings.game_db):
                 conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")

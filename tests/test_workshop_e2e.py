@@ -26,8 +26,13 @@ from readme_blocks import LONG_RUNNING, server_blocks
 from sshd_server import free_port, keygen, sshd, wait_for_port
 
 # setup_server.sh alone may take minutes (its own limit is 1800 s): not pyproject's 300 s.
-pytestmark = [pytest.mark.root, pytest.mark.ssh, pytest.mark.slow, pytest.mark.postgres,
-              pytest.mark.timeout(1800)]  # fmt: skip
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.ssh,
+    pytest.mark.slow,
+    pytest.mark.postgres,
+    pytest.mark.timeout(1800),
+]
 
 REPO = Path(__file__).resolve().parents[1]
 GAME_ENV = Path("/etc/game-server/env")
@@ -166,10 +171,19 @@ def nothing_left_of_the_team() -> list[str]:
         if os.path.lexists(path):
             left.append(path)
     roles = subprocess.run(
-        ["runuser", "-u", "postgres", "--", "psql", "-XAtc",
-         f"SELECT rolname FROM pg_roles WHERE rolname = '{TEAM_USER}'"],
-        capture_output=True, text=True, cwd="/tmp",
-    ).stdout.strip()  # fmt: skip
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            "psql",
+            "-XAtc",
+            f"SELECT rolname FROM pg_roles WHERE rolname = '{TEAM_USER}'",
+        ],
+        capture_output=True,
+        text=True,
+        cwd="/tmp",
+    ).stdout.strip()
     if roles:
         left.append(f"database role {roles}")
     teams = json.loads(root_sh("game-server teams list --json"))
@@ -188,8 +202,11 @@ def remove_leftovers() -> None:
     shutil.rmtree(f"/tmp/pytest-of-{TEAM_USER}", ignore_errors=True)
     drop = f'DROP OWNED BY "{TEAM_USER}" CASCADE; DROP ROLE "{TEAM_USER}"'
     for db in ("workshop", "postgres"):
-        subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-Xq", "-d", db, "-c", drop],
-                       cwd="/tmp", capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", "psql", "-Xq", "-d", db, "-c", drop],
+            cwd="/tmp",
+            capture_output=True,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -234,8 +251,10 @@ def test_a_team_follows_its_readme_and_plays(server, tmp_path):
             with open(tmp_path / "game.log", "w") as log:
                 game = subprocess.Popen(
                     ["bash", "-c", f"{run} --port {game_port}"],
-                    stdout=log, stderr=subprocess.STDOUT, cwd="/tmp",
-                )  # fmt: skip
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd="/tmp",
+                )
             assert wait_for_port(game_port, 60), (tmp_path / "game.log").read_text()[-3000:]
             readme = (REPO / "participant_starter" / "README.md").read_text()
             output = run_as_team(ssh.port, ssh.known_hosts, team_key, readme_script(readme), 900)
@@ -312,16 +331,26 @@ def test_the_instructors_commands_work_as_typed(server, tmp_path):
     one server, as a second workshop after the first; the second starts from a fresh game."""
     drop = "DROP DATABASE IF EXISTS game WITH (FORCE)"
     subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-Xqc", drop], cwd="/tmp")
-    subprocess.run(["bash", str(REPO / "scripts" / "setup_server.sh")], check=True,
-                   capture_output=True, timeout=1800)  # fmt: skip
+    subprocess.run(
+        ["bash", str(REPO / "scripts" / "setup_server.sh")],
+        check=True,
+        capture_output=True,
+        timeout=1800,
+    )
     port = free_port()
     script = instructor_script((REPO / "docs" / "INSTRUCTOR.md").read_text(), port)
     state = tmp_path / "state"  # where handouts and exports go (root's ~/.local/state)
     env = {**os.environ, "GAME_STATE_DIR": str(state)}
     try:
         for day in (1, 2):
-            done = subprocess.run(["bash", "-l", "-c", script], cwd=tmp_path, env=env,
-                                  capture_output=True, text=True, timeout=600)  # fmt: skip
+            done = subprocess.run(
+                ["bash", "-l", "-c", script],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             assert done.returncode == 0, f"day {day}: " + done.stdout[-3000:] + done.stderr[-3000:]
             board = get_json(f"http://127.0.0.1:{port}/api/leaderboard")
             assert board["game"]["state"] == "finished"

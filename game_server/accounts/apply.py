@@ -69,8 +69,19 @@ def create_user(ex: Executor, settings: Settings, plan: TeamPlan, state: State) 
     """Create the Linux user with its own group, bash, and a home only it can enter."""
     team = plan.team
     if team.user not in state.users:  # an interrupted run may have created it already
-        ex.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/bash",
-                "--comment", gecos(team.name), "--", team.user])  # fmt: skip
+        ex.run(
+            [
+                "useradd",
+                "--create-home",
+                "--user-group",
+                "--shell",
+                "/bin/bash",
+                "--comment",
+                gecos(team.name),
+                "--",
+                team.user,
+            ]
+        )
         state.users = system_users(ex)
     home = _home(plan, state)
     ex.run(as_team(team.user, home, ["chmod", "0700", "--", home]), timeout=settings.team_timeout)
@@ -86,8 +97,14 @@ def write_ssh_key(ex: Executor, settings: Settings, plan: TeamPlan, state: State
     user, home = plan.team.user, _home(plan, state)
     mkdir = as_team(user, home, ["mkdir", "-p", "-m", "700", "--", f"{home}/.ssh"])
     ex.run(mkdir, timeout=settings.team_timeout)
-    write_file(ex, f"{home}/.ssh/authorized_keys", f"{plan.team.ssh_key}\n", "600",
-               (user, home), settings.team_timeout)  # fmt: skip
+    write_file(
+        ex,
+        f"{home}/.ssh/authorized_keys",
+        f"{plan.team.ssh_key}\n",
+        "600",
+        (user, home),
+        settings.team_timeout,
+    )
 
 
 def _ensure_shared_setup(ex: Executor, settings: Settings, state: State) -> None:
@@ -144,9 +161,15 @@ def new_token(ex: Executor, settings: Settings, plan: TeamPlan, state: State) ->
 def copy_starter(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Unpack the participant starter into the home, as the team user."""
     home = _home(plan, state)
-    ex.run(as_team(plan.team.user, home, ["tar", "-xzf", "-", "-C", home, "--no-same-owner",
-                                          "--no-same-permissions"]),
-           stdin=starter_tarball(settings), timeout=settings.team_timeout)  # fmt: skip
+    ex.run(
+        as_team(
+            plan.team.user,
+            home,
+            ["tar", "-xzf", "-", "-C", home, "--no-same-owner", "--no-same-permissions"],
+        ),
+        stdin=starter_tarball(settings),
+        timeout=settings.team_timeout,
+    )
 
 
 def write_env(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
@@ -197,5 +220,9 @@ def apply_plan(
         before(i)
         STEPS[step](ex, settings, plan, state)
     user = plan.team.user
-    log.info("team provisioned team=%s user=%s steps=%s", plan.team.name, user,
-             ",".join(step_labels(plan)))  # fmt: skip
+    log.info(
+        "team provisioned team=%s user=%s steps=%s",
+        plan.team.name,
+        user,
+        ",".join(step_labels(plan)),
+    )

@@ -46,40 +46,99 @@ def _limits(value: str) -> TeamLimits:
         raise click.BadParameter(str(exc)) from None
 
 
+# The options every `users` command shares, in the order --help lists them: how to reach
+# the server (they make the executor) ...
+_CONNECTION_OPTIONS = (
+    click.option(
+        "--ssh",
+        "target",
+        metavar="USER@HOST[:PORT]",
+        help="Run on this server over SSH (default: on this machine, as root).",
+    ),
+    click.option("--key", type=click.Path(dir_okay=False), help="SSH private key for --ssh."),
+    click.option(
+        "--known-hosts",
+        type=click.Path(dir_okay=False),
+        help="known_hosts with the server's host key (default ~/.ssh/known_hosts).",
+    ),
+    click.option(
+        "--accept-new-host-key",
+        is_flag=True,
+        help="Trust (and record) the server's host key if it is unknown.",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(1, 3600),
+        default=120,
+        show_default=True,
+        help="Seconds per command on the server (connecting: 15).",
+    ),
+)
+# ... and how it is set up (they make the `Settings`).
+_SETUP_OPTIONS = (
+    click.option(
+        "--prefix",
+        default=DEFAULT_PREFIX,
+        show_default=True,
+        help="Prefix of every team's Linux user, role and schema.",
+    ),
+    click.option(
+        "--registry",
+        default=Settings.registry,
+        show_default=True,
+        help="Provisioning registry on the server (JSON, mode 0600).",
+    ),
+    click.option(
+        "--handout-dir",
+        default=state_dir.default_path("handout"),
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Where the instructor's handout is kept, on this machine (0700).",
+    ),
+    setting_option(PSQL_ADMIN),
+    click.option(
+        "--workshop-db",
+        default="workshop",
+        show_default=True,
+        help="The database that holds the teams' schemas.",
+    ),
+    click.option(
+        "--game-db",
+        default="game",
+        show_default=True,
+        help="The game's PostgreSQL database, which no team may connect to.",
+    ),
+    click.option(
+        "--game-role",
+        default="game_server",
+        show_default=True,
+        help="The game's own database role (created by the init SQL if missing).",
+    ),
+    click.option(
+        "--game-cmd",
+        default="game-server",
+        show_default=True,
+        help="The game-server command on the server (teams add/list/disable).",
+    ),
+    click.option("--no-game", is_flag=True, help="Do not register teams in the game."),
+    click.option(
+        "--game-url",
+        default="http://127.0.0.1:8000",
+        show_default=True,
+        help="The game's URL, written into each team's .env.",
+    ),
+    click.option(
+        "--ssh-port",
+        "team_ssh_port",
+        type=int,
+        default=None,
+        help="The port teams log in on (default: --ssh's port, else 22).",
+    ),
+)
+
+
 def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options every `users` command shares: where the server is and how it is set up."""
-    options = [
-        click.option("--ssh", "target", metavar="USER@HOST[:PORT]",
-                     help="Run on this server over SSH (default: on this machine, as root)."),
-        click.option("--key", type=click.Path(dir_okay=False), help="SSH private key for --ssh."),
-        click.option("--known-hosts", type=click.Path(dir_okay=False),
-                     help="known_hosts with the server's host key (default ~/.ssh/known_hosts)."),
-        click.option("--accept-new-host-key", is_flag=True,
-                     help="Trust (and record) the server's host key if it is unknown."),
-        click.option("--timeout", type=click.FloatRange(1, 3600), default=120, show_default=True,
-                     help="Seconds per command on the server (connecting: 15)."),
-        click.option("--prefix", default=DEFAULT_PREFIX, show_default=True,
-                     help="Prefix of every team's Linux user, role and schema."),
-        click.option("--registry", default=Settings.registry, show_default=True,
-                     help="Provisioning registry on the server (JSON, mode 0600)."),
-        click.option("--handout-dir", default=state_dir.default_path("handout"),
-                     show_default=True, type=click.Path(file_okay=False),
-                     help="Where the instructor's handout is kept, on this machine (0700)."),
-        setting_option(PSQL_ADMIN),
-        click.option("--workshop-db", default="workshop", show_default=True,
-                     help="The database that holds the teams' schemas."),
-        click.option("--game-db", default="game", show_default=True,
-                     help="The game's PostgreSQL database, which no team may connect to."),
-        click.option("--game-role", default="game_server", show_default=True,
-                     help="The game's own database role (created by the init SQL if missing)."),
-        click.option("--game-cmd", default="game-server", show_default=True,
-                     help="The game-server command on the server (teams add/list/disable)."),
-        click.option("--no-game", is_flag=True, help="Do not register teams in the game."),
-        click.option("--game-url", default="http://127.0.0.1:8000", show_default=True,
-                     help="The game's URL, written into each team's .env."),
-        click.option("--ssh-port", "team_ssh_port", type=int, default=None,
-                     help="The port teams log in on (default: --ssh's port, else 22)."),
-    ]  # fmt: skip
 
     @functools.wraps(func)
     def wrapper(ctx_obj: dict[str, Any] | None, **kw: Any) -> Any:
@@ -94,7 +153,7 @@ def server_options(func: Callable[..., Any]) -> Callable[..., Any]:
         except (ValueError, ExecError, AccountsError) as exc:
             raise click.ClickException(str(exc)) from None
 
-    for option in reversed(options):
+    for option in reversed(_CONNECTION_OPTIONS + _SETUP_OPTIONS):
         wrapper = option(wrapper)
     return click.pass_obj(wrapper)
 
@@ -104,9 +163,15 @@ def _executor(target: str | None, conn: dict[str, Any]) -> Executor:
     if not target:
         return LocalExecutor(timeout=conn["timeout"])
     user, host, port = parse_target(target)
-    return SSHExecutor(host, user, port, key_path=conn["key"], known_hosts=conn["known_hosts"],
-                       accept_new_host_key=conn["accept_new_host_key"],
-                       timeout=conn["timeout"])  # fmt: skip
+    return SSHExecutor(
+        host,
+        user,
+        port,
+        key_path=conn["key"],
+        known_hosts=conn["known_hosts"],
+        accept_new_host_key=conn["accept_new_host_key"],
+        timeout=conn["timeout"],
+    )
 
 
 def _settings(
@@ -172,10 +237,15 @@ def _settings(
     show_default=True,
     help="Seconds for each command run as a team: a team that stops one fails alone.",
 )
-@click.option("--limits", "limits_text", default=limits.text(TeamLimits()),
-              show_default=True, callback=lambda c, p, v: _limits(v),
-              help="Each team's fair share: CPU weight, memory ceiling (MB), processes; "
-              "or off (docs/INSTRUCTOR.md, Fair shares).")  # fmt: skip
+@click.option(
+    "--limits",
+    "limits_text",
+    default=limits.text(TeamLimits()),
+    show_default=True,
+    callback=lambda c, p, v: _limits(v),
+    help="Each team's fair share: CPU weight, memory ceiling (MB), processes; "
+    "or off (docs/INSTRUCTOR.md, Fair shares).",
+)
 @server_options
 def create(
     ex: Executor,
@@ -204,8 +274,13 @@ def create(
 @click.command("delete")
 @click.argument("names", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Delete every provisioned team.")
-@click.option("--archive-homes", type=str, default=None, metavar="DIR",
-              help="Archive each home as DIR/USER-TIME.tar.gz (0600), on the server.")  # fmt: skip
+@click.option(
+    "--archive-homes",
+    type=str,
+    default=None,
+    metavar="DIR",
+    help="Archive each home as DIR/USER-TIME.tar.gz (0600), on the server.",
+)
 @server_options
 def delete(
     ex: Executor,

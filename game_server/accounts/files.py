@@ -66,8 +66,7 @@ def write_file(
 
 def team_env(user: str, home: str) -> list[str]:
     """The whole environment of a command run as a team: nothing of root's."""
-    return [f"PATH={TEAM_PATH}", f"HOME={home}", "LANG=C.UTF-8", f"USER={user}",
-            f"LOGNAME={user}"]  # fmt: skip
+    return [f"PATH={TEAM_PATH}", f"HOME={home}", "LANG=C.UTF-8", f"USER={user}", f"LOGNAME={user}"]
 
 
 def as_team(user: str, home: str, argv: list[str]) -> list[str]:
@@ -179,8 +178,7 @@ def read_team_file(
     return out
 
 
-KINDS = {"regular file": "file", "directory": "dir", "symbolic link": "link",
-         "absent": "absent"}  # fmt: skip
+KINDS = {"regular file": "file", "directory": "dir", "symbolic link": "link", "absent": "absent"}
 
 
 def path_kinds(

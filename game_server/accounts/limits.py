@@ -160,8 +160,14 @@ def apply_team(ex: Executor, settings: Settings, user: str) -> str:
         args = [settings.cgroup_root, user, str(cpu_shares(limits)), mem, str(limits.tasks_max)]
         ex.run(["sh", "-c", _V1_APPLY, "sh", *args])
         _write(ex, join_path(settings, user), join_text(user, settings.cgroup_root))
-    log.info("team limits user=%s mechanism=%s cpu_weight=%d memory_max_mb=%d tasks_max=%d",
-             user, how, limits.cpu_weight, limits.memory_max_mb, limits.tasks_max)  # fmt: skip
+    log.info(
+        "team limits user=%s mechanism=%s cpu_weight=%d memory_max_mb=%d tasks_max=%d",
+        user,
+        how,
+        limits.cpu_weight,
+        limits.memory_max_mb,
+        limits.tasks_max,
+    )
     return how
 
 

@@ -175,8 +175,11 @@ def plan_steps(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -
 
 def assign_ports(settings: Settings, plan: TeamPlan, taken: set[int]) -> None:
     """Give a team the lowest free ports it lacks (API, Jupyter, debug) and its record."""
-    spans = {"api_port": ("API", settings.api_ports), "jupyter_port": ("Jupyter",
-             settings.jupyter_ports), "debug_port": ("debug", settings.api_ports)}  # fmt: skip
+    spans = {
+        "api_port": ("API", settings.api_ports),
+        "jupyter_port": ("Jupyter", settings.jupyter_ports),
+        "debug_port": ("debug", settings.api_ports),
+    }
     for key, (wanted, span) in spans.items():
         if not plan.record.get(key):
             plan.record[key] = allocate(wanted, taken, span)

@@ -25,8 +25,14 @@ SKIP_NAMES = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache
 SKIP_SUFFIXES = (".pyc", ".sqlite", ".sqlite3", ".db", ".pkl", ".joblib")
 # The keys of a team's .env, in order: the same keys its login shell exports.
 ENV_KEYS = (
-    "PORT", "JUPYTER_PORT", "DEBUG_PORT", "DATABASE_URL", "GAME_URL", "TEAM_TOKEN", "TEAM_NAME"
-)  # fmt: skip
+    "PORT",
+    "JUPYTER_PORT",
+    "DEBUG_PORT",
+    "DATABASE_URL",
+    "GAME_URL",
+    "TEAM_TOKEN",
+    "TEAM_NAME",
+)
 
 
 def wanted(rel: str) -> bool:

@@ -85,8 +85,9 @@ def remove_user(
     ex.run(["pkill", "-KILL", "-u", user], check=False)
     if archive_dir:
         out = f"{archive_dir}/{user}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.tar.gz"
-        tar = as_team(user, home, ["tar", "-czf", "-", "-C", str(Path(home).parent), "--",
-                                   Path(home).name])  # fmt: skip
+        tar = as_team(
+            user, home, ["tar", "-czf", "-", "-C", str(Path(home).parent), "--", Path(home).name]
+        )
         script = 'umask 077; out=$1; shift; "$@" > "$out"; rc=$?; [ "$rc" -le 1 ] || exit "$rc"'
         ex.run(["sh", "-c", script, "sh", out, *tar])  # tar's 1: a file changed while read
         ex.run(["pkill", "-KILL", "-u", user], check=False)

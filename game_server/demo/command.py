@@ -34,12 +34,22 @@ from game_server.scenario import gamefile
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--no-browser", is_flag=True, help="Do not open the leaderboard in a browser.")
-@click.option("--starter", "starter_level", type=click.Choice(STARTER_LEVELS), default="complete",
-              help="The starter's level the bots play (default: complete; exercises: they "
-              "begin with the leak).")  # fmt: skip
-@click.option("--team", "team_specs", multiple=True, metavar="NAME=URL",
-              help="Your own running API as a team beside the bots (repeatable), e.g. "
-              "--team me=http://127.0.0.1:5000/predict; its token is printed.")  # fmt: skip
+@click.option(
+    "--starter",
+    "starter_level",
+    type=click.Choice(STARTER_LEVELS),
+    default="complete",
+    help="The starter's level the bots play (default: complete; exercises: they "
+    "begin with the leak).",
+)
+@click.option(
+    "--team",
+    "team_specs",
+    multiple=True,
+    metavar="NAME=URL",
+    help="Your own running API as a team beside the bots (repeatable), e.g. "
+    "--team me=http://127.0.0.1:5000/predict; its token is printed.",
+)
 def demo(
     team_count: int,
     game_name: str,

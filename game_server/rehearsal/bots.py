@@ -38,8 +38,15 @@ class Bot:
         client = paramiko.SSHClient()
         client.load_host_keys(str(self.known_hosts))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(self.host, self.port, self.user, key_filename=str(self.key),
-                       allow_agent=False, look_for_keys=False, timeout=20)  # fmt: skip
+        client.connect(
+            self.host,
+            self.port,
+            self.user,
+            key_filename=str(self.key),
+            allow_agent=False,
+            look_for_keys=False,
+            timeout=20,
+        )
         return client
 
     def run(self, name: str, script: str, seconds: float) -> bool:

@@ -40,12 +40,24 @@ from game_server.settings import option as setting_option
 @setting_option(PSQL_ADMIN)
 @click.option("--workshop-db", default="workshop", show_default=True)
 @click.option("--team-venv", default=TEAM_VENV, show_default=True)
-@click.option("--limits", "limits_text", default=limits.text(TeamLimits()), show_default=True,
-              help="Each team's fair share, as `users create --limits`.")  # fmt: skip
+@click.option(
+    "--limits",
+    "limits_text",
+    default=limits.text(TeamLimits()),
+    show_default=True,
+    help="Each team's fair share, as `users create --limits`.",
+)
 def rehearse_command(
-    teams: int, level: str, minutes: float, ssh_port: int, known_hosts: str | None,
-    psql_admin: str, workshop_db: str, team_venv: str, limits_text: str,
-) -> None:  # fmt: skip
+    teams: int,
+    level: str,
+    minutes: float,
+    ssh_port: int,
+    known_hosts: str | None,
+    psql_admin: str,
+    workshop_db: str,
+    team_venv: str,
+    limits_text: str,
+) -> None:
     """Rehearse the workshop with N bot teams on this server (as root), then clean up."""
     import shlex
 

@@ -110,14 +110,14 @@ class Rehearsal:
         text, self.phases = gameplan.compressed(self.opts.minutes)
         path = self.work / "game.toml"
         path.write_text(text)
-        subprocess.run([*self.game_cmd, "init", "--game", str(path)], check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*self.game_cmd, "init", "--game", str(path)], check=True, capture_output=True
+        )
 
     def provision(self) -> None:
         """Every team through `users create`, one roster line at a time (progress N of M)."""
         key = self.work / "team_key"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-                       check=True)  # fmt: skip
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         public = key.with_suffix(".pub").read_text().strip()
         hosts = _pinned_hosts(self.work, self.opts.ssh_port, self.opts.known_hosts)
         n, started = self.opts.teams, time.monotonic()
@@ -150,8 +150,11 @@ class Rehearsal:
 
     def start_game(self) -> None:
         log_file = (self.work / "game.log").open("w")
-        self.game = subprocess.Popen([*self.game_cmd, "run", "--port", str(self.port)],
-                                     stdout=log_file, stderr=subprocess.STDOUT)  # fmt: skip
+        self.game = subprocess.Popen(
+            [*self.game_cmd, "run", "--port", str(self.port)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and _game_state(self.db)[0] != "lobby":
             time.sleep(0.5)
@@ -197,8 +200,11 @@ class Rehearsal:
     def leftovers(self) -> list[str]:
         """Whatever of the prefix is still on the machine (users, homes, files, roles)."""
         p = self.prefix
-        found = [line.split(":")[0] for line in Path("/etc/passwd").read_text().splitlines()
-                 if line.startswith(p)]  # fmt: skip
+        found = [
+            line.split(":")[0]
+            for line in Path("/etc/passwd").read_text().splitlines()
+            if line.startswith(p)
+        ]
         patterns = [
             f"/home/{p}*",
             f"{self.settings.profile_dir}/workshop-{p}*",
@@ -208,8 +214,9 @@ class Rehearsal:
         for pattern in patterns:
             found += [str(path) for path in Path("/").glob(pattern.lstrip("/"))]
         sql = f"select rolname from pg_roles where rolname like '{p}%'"
-        rc, out, _ = self.ex.run([*self.settings.psql("postgres"), "-Atc", sql], root=False,
-                                 check=False)  # fmt: skip
+        rc, out, _ = self.ex.run(
+            [*self.settings.psql("postgres"), "-Atc", sql], root=False, check=False
+        )
         found += [f"role {r}" for r in out.split()] if rc == 0 else ["(roles: psql failed)"]
         return found
 

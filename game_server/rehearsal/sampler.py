@@ -18,8 +18,12 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 # What a team's process is, by its command line: the API, Jupyter, a notebook's kernel, a
 # training run (nbconvert), the rest (shells, tmux, curl).
-KINDS = (("api", "main.py"), ("kernel", "ipykernel"), ("training", "nbconvert"),
-         ("jupyter", "jupyter"))  # fmt: skip
+KINDS = (
+    ("api", "main.py"),
+    ("kernel", "ipykernel"),
+    ("training", "nbconvert"),
+    ("jupyter", "jupyter"),
+)
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,12 @@ def _rows(url: str) -> tuple[list[Any], list[Any]]:
     try:
         with engine.connect() as conn:
             phases = conn.execute(sa.text("select idx, name, kind from phases order by idx")).all()
-            rows = conn.execute(sa.text(
-                "select q.phase_index, q.sent_at, r.outcome, r.latency_ms "
-                "from results r join requests q on q.seq = r.seq"
-            )).all()  # fmt: skip
+            rows = conn.execute(
+                sa.text(
+                    "select q.phase_index, q.sent_at, r.outcome, r.latency_ms "
+                    "from results r join requests q on q.seq = r.seq"
+                )
+            ).all()
     finally:
         engine.dispose()
     return list(phases), list(rows)
@@ -125,17 +127,25 @@ def capacity(teams: int, peak: Phase, idle_mb: float) -> tuple[int, int, float, 
 
 
 def report(
-    teams: int, level: str, measured: list[Phase], timeout_s: float, idle_mb: float,
+    teams: int,
+    level: str,
+    measured: list[Phase],
+    timeout_s: float,
+    idle_mb: float,
     errors: list[str],
-) -> tuple[bool, list[str]]:  # fmt: skip
+) -> tuple[bool, list[str]]:
     """(held the peak, the verdict's lines)."""
     peaks = [p for p in measured if p.kind == "peak"] or measured[-1:]
     peak = peaks[0]
     ok = held(peak, timeout_s) and not errors
-    lines = [f"rehearsal verdict: {teams} team(s), starter level {level}: "
-             + ("HELD the peak" if ok else "did NOT hold the peak")]  # fmt: skip
-    lines.append("  phase                 answered  failed   p95 ms  CPU headroom  memory headroom"
-                 "  teams' CPU  teams' memory")  # fmt: skip
+    lines = [
+        f"rehearsal verdict: {teams} team(s), starter level {level}: "
+        + ("HELD the peak" if ok else "did NOT hold the peak")
+    ]
+    lines.append(
+        "  phase                 answered  failed   p95 ms  CPU headroom  memory headroom"
+        "  teams' CPU  teams' memory"
+    )
     for p in measured:
         lines.append(
             f"  {p.name[:20]:<20} {p.results:>9} {p.failed:>7} {p.p95_ms:>8.1f} "
@@ -162,8 +172,10 @@ def advice(
 ) -> str:
     """One sentence the instructor can act on."""
     if errors:
-        return ("a team's day failed (bot lines above): fix that first, it is what a "
-                "participant would meet")  # fmt: skip
+        return (
+            "a team's day failed (bot lines above): fix that first, it is what a "
+            "participant would meet"
+        )
     if not ok:
         short = "cores" if by_cpu <= by_mem else "memory"
         return (

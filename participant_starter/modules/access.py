@@ -18,7 +18,7 @@ open: they tell nothing of your model's answers.
 import hashlib
 import hmac
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 # The same as the game's `teams.api_key` (a test of the game checks they agree).
 PURPOSE = b"workshop-game customer key v1"
@@ -38,7 +38,7 @@ def init_app(app: Flask, token: str) -> None:
     key, bearer = game_key(token).encode(), f"Bearer {token}".encode()
 
     @app.before_request
-    def only_the_game_and_the_team():
+    def only_the_game_and_the_team() -> tuple[Response, int] | None:
         if request.path != "/predict":
             return None
         shown_key = request.headers.get("X-Game-Key", "").encode("utf-8", "replace")

@@ -38,6 +38,8 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from sklearn.pipeline import Pipeline
+
 from modules.features import rows_frame
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 MAX_WAIT_WINDOWS = 20
 
 
-def predict_rows(pipeline, metadata: dict, rows: list[dict]) -> list[float]:
+def predict_rows(pipeline: Pipeline, metadata: dict, rows: list[dict]) -> list[float]:
     """The probability of class 1 for each cleaned row, in one call of the model."""
     probas = [float(p) for p in pipeline.predict_proba(rows_frame(rows, metadata))[:, 1]]
     if len(probas) != len(rows):
@@ -58,7 +60,7 @@ def predict_rows(pipeline, metadata: dict, rows: list[dict]) -> list[float]:
 class _Job:
     """One request's row, the model it was cleaned for, and where its answer goes."""
 
-    pipeline: object
+    pipeline: Pipeline
     metadata: dict
     row: dict
     answer: Future = field(default_factory=Future)
@@ -79,7 +81,9 @@ class Batcher:
             self._thread = threading.Thread(target=self._run, name="model-batcher", daemon=True)
             self._thread.start()
 
-    def predict_proba(self, pipeline, metadata: dict, row: dict, timeout: float = 30.0) -> float:
+    def predict_proba(
+        self, pipeline: Pipeline, metadata: dict, row: dict, timeout: float = 30.0
+    ) -> float:
         """The probability of class 1 for one cleaned row; raises what the model raised for it."""
         job = _Job(pipeline, metadata, row)
         with self._lock:

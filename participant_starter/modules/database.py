@@ -100,7 +100,7 @@ def load_cursor(engine: sa.Engine) -> str:
         return conn.execute(query).scalar() or "0"
 
 
-def _store_labels(conn, rows: list[dict], cursor: str) -> int:
+def _store_labels(conn: sa.Connection, rows: list[dict], cursor: str) -> int:
     """Insert the labels we do not have yet and move the cursor, in the caller's transaction."""
     ids = [row["request_id"] for row in rows]
     have = set(
@@ -161,7 +161,7 @@ def _fetch_feedback(game_url: str, token: str, cursor: str, timeout: float) -> d
     try:
         response = requests.get(
             url,
-            params={"after": cursor, "limit": 1000},
+            params={"after": cursor, "limit": "1000"},
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
         )

@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 
+import sqlalchemy as sa
 import sqlalchemy.exc
 
 from modules import database
@@ -24,7 +25,7 @@ LINGER_SECONDS = 0.2  # how long a batch waits for more records before it is sav
 class BackgroundWriter:
     """A thread that saves prediction records in batches; `submit` never blocks."""
 
-    def __init__(self, engine, max_queue: int = 10_000, batch_size: int = 500):
+    def __init__(self, engine: sa.Engine, max_queue: int = 10_000, batch_size: int = 500):
         """Start the writer thread for `engine` (it creates the tables if missing)."""
         self.engine = engine
         self.batch_size = batch_size

@@ -9,6 +9,7 @@ saved with it, so serving checks requests against what the model was actually tr
 """
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ def describe_training_data(frame: pd.DataFrame, label: str, features: list[str])
     }
 
 
-def _number(value) -> float:
+def _number(value: Any) -> float:
     """A float from a JSON value (numbers, or numbers sent as strings); NaN when it is none."""
     if isinstance(value, bool):  # True is an int in Python, but not an age or an income
         return MISSING
@@ -83,7 +84,7 @@ def _into_range(number: float, low: float, high: float) -> tuple[float, str | No
     # EXERCISE 2 END
 
 
-def _category(value, known: set[str]) -> tuple[object, str | None]:
+def _category(value: Any, known: set[str]) -> tuple[object, str | None]:
     """A known category, matched ignoring case and spaces; missing when unknown."""
     if value is None or _is_nan(value):
         return MISSING, "missing"
@@ -93,13 +94,14 @@ def _category(value, known: set[str]) -> tuple[object, str | None]:
     return MISSING, "unknown_category"
 
 
-def _clean_row(raw, metadata: dict, known: dict, problems: list | None) -> dict:
+def _clean_row(raw: Any, metadata: dict, known: dict, problems: list[str] | None) -> dict:
     """One cleaned row (a dict of every feature) from one raw features object."""
     note = problems.append if problems is not None else (lambda _note: None)
     if not isinstance(raw, dict):
         note("features:not_an_object")
         raw = {}
-    row = {}
+    row: dict[str, object] = {}
+    why: str | None
     for name in metadata["numeric"]:
         value = raw.get(name)
         number = _number(value)
@@ -121,12 +123,12 @@ def _clean_row(raw, metadata: dict, known: dict, problems: list | None) -> dict:
     return row
 
 
-def _is_nan(value) -> bool:
+def _is_nan(value: object) -> bool:
     """True for a float NaN (how pandas spells a missing value in a training table)."""
     return isinstance(value, float) and math.isnan(value)
 
 
-def clean_row(raw, metadata: dict, problems: list | None = None) -> dict:
+def clean_row(raw: Any, metadata: dict, problems: list[str] | None = None) -> dict:
     """One request's features, cleaned: a dict of every feature (`rows_frame` makes a table)."""
     known = {name: set(metadata["categories"][name]) for name in metadata["categorical"]}
     return _clean_row(raw, metadata, known, problems)
@@ -147,14 +149,14 @@ def rows_frame(rows: list[dict], metadata: dict) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def clean_records(records: list, metadata: dict, problems: list | None = None) -> pd.DataFrame:
+def clean_records(records: list, metadata: dict, problems: list[str] | None = None) -> pd.DataFrame:
     """A frame of the model's features, in training order, from raw feature dicts."""
     known = {name: set(metadata["categories"][name]) for name in metadata["categorical"]}
     rows = [_clean_row(raw, metadata, known, problems) for raw in records]
     return rows_frame(rows, metadata)
 
 
-def clean_features(raw, metadata: dict, problems: list | None = None) -> pd.DataFrame:
+def clean_features(raw: Any, metadata: dict, problems: list[str] | None = None) -> pd.DataFrame:
     """One request's features as a one-row frame; `problems` collects what was fixed."""
     return clean_records([raw], metadata, problems)
 

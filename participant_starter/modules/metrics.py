@@ -21,8 +21,9 @@ series and fill the memory.
 """
 
 import time
+from collections.abc import Iterator
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -83,7 +84,7 @@ class _StateCollector:
         """Keep the app: its model can be reloaded while it runs."""
         self.app = app
 
-    def collect(self):
+    def collect(self) -> Iterator[InfoMetricFamily | GaugeMetricFamily]:
         """The metrics of this moment (prometheus_client calls this on every scrape)."""
         _, metadata = self.app.extensions["model"].current()
         model = InfoMetricFamily("api_model", "The model serving now.")
@@ -125,7 +126,7 @@ def _start_timer() -> None:
     g.metrics_started = time.perf_counter()
 
 
-def _count_request(response):
+def _count_request(response: Response) -> Response:
     """Count the answered request by route and status; time it (errors too)."""
     metrics = current_app.extensions["metrics"]
     route = request.url_rule.rule if request.url_rule is not None else "unknown"
@@ -136,7 +137,7 @@ def _count_request(response):
     return response
 
 
-def _serve_metrics():
+def _serve_metrics() -> tuple[bytes, int, dict[str, str]]:
     """All metrics in Prometheus' text format."""
     body = generate_latest(current_app.extensions["metrics"].registry)
     return body, 200, {"Content-Type": CONTENT_TYPE_LATEST}

@@ -21,6 +21,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import sklearn
+from sklearn.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def save_model(pipeline, metadata: dict, path: str | Path) -> dict:
+def save_model(pipeline: Pipeline, metadata: dict, path: str | Path) -> dict:
     """Save the pipeline with its metadata atomically; return the metadata as saved.
 
     The file is written beside the target and then renamed over it (`os.replace`), so a
@@ -63,7 +64,7 @@ def save_model(pipeline, metadata: dict, path: str | Path) -> dict:
     return metadata
 
 
-def load_model(path: str | Path) -> tuple[object, dict]:
+def load_model(path: str | Path) -> tuple[Pipeline, dict]:
     """Load (pipeline, metadata) from a model file you trust (see the warning above)."""
     path = Path(path)
     if not path.is_file():
@@ -95,7 +96,7 @@ class ModelHolder:
         self._next_check = time.monotonic() + check_seconds
         self._log_loaded()
 
-    def current(self) -> tuple[object, dict]:
+    def current(self) -> tuple[Pipeline, dict]:
         """The (pipeline, metadata) to use for one request, after a cheap check for a new file."""
         if time.monotonic() >= self._next_check and self._lock.acquire(blocking=False):
             try:  # one thread checks; the others go on with the model they have

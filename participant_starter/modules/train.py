@@ -5,7 +5,9 @@ notebook, a retraining script and the API all agree on what "the model" is. Chan
 recipe here (another classifier, other preprocessing) and every caller gets it.
 """
 
+import numpy as np
 import pandas as pd
+from sklearn.base import ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -31,7 +33,7 @@ def feature_columns(frame: pd.DataFrame, label: str = LABEL) -> list[str]:
     # EXERCISES END
 
 
-def make_pipeline(metadata: dict, classifier=None) -> Pipeline:
+def make_pipeline(metadata: dict, classifier: ClassifierMixin | None = None) -> Pipeline:
     """Preprocessing for numbers and categories, then the classifier (logistic regression)."""
     numeric = Pipeline(
         [
@@ -62,8 +64,8 @@ def train_pipeline(
     frame: pd.DataFrame,
     label: str = LABEL,
     features: list[str] | None = None,
-    classifier=None,
-    sample_weight=None,
+    classifier: ClassifierMixin | None = None,
+    sample_weight: np.ndarray | None = None,
     metadata: dict | None = None,
 ) -> tuple[Pipeline, dict]:
     """Fit the pipeline on a whole table; return (pipeline, metadata) ready for `save_model`.

@@ -11,6 +11,7 @@ lists next.
 """
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from main import create_app
 from modules.model_io import save_model
 from modules.train import train_pipeline
 from selfcheck import open_exercises
+from sklearn.pipeline import Pipeline
 from werkzeug.serving import make_server
 
 FEATURES = ["age", "income", "loan_amount", "employment_type", "region"]
@@ -74,7 +76,7 @@ def make_applicants(n: int = 400, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def train_tiny_model(frame: pd.DataFrame):
+def train_tiny_model(frame: pd.DataFrame) -> tuple[Pipeline, dict]:
     """The notebook's pipeline (`modules/train.py`) fitted on `frame`; (pipeline, metadata)."""
     return train_pipeline(frame, label="default", features=FEATURES)
 
@@ -86,7 +88,7 @@ def tiny_model():
 
 
 @pytest.fixture
-def model_path(tmp_path, tiny_model):
+def model_path(tmp_path: Path, tiny_model: tuple[Pipeline, dict]) -> Path:
     """A model file saved the way the notebook saves it."""
     path = tmp_path / "models" / "model.pkl"
     save_model(*tiny_model, path)
@@ -138,7 +140,8 @@ class FeedbackServer:
 
     def __init__(self, labels: list[dict], page_size: int = 2):
         """Serve `labels` in pages of `page_size`, on a free loopback port."""
-        self.labels, self.page_size, self.calls = labels, page_size, []
+        self.labels, self.page_size = labels, page_size
+        self.calls: list[int] = []  # the cursors asked for
         app = Flask("feedback")
         app.add_url_rule("/api/feedback", view_func=self.feedback)
         self.server = make_server("127.0.0.1", 0, app, threaded=True)

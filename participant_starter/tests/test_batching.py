@@ -143,6 +143,7 @@ def test_close_answers_what_is_queued_and_leaves_no_thread(tiny_model, rows):
     pipeline, metadata = tiny_model
     batcher = Batcher(window_ms=200)
     thread = batcher._thread
+    assert thread is not None  # a window: the rows are batched on a thread
     answers = []
     asking = [
         threading.Thread(

@@ -18,7 +18,7 @@ def metadata():
 
 def clean(raw, metadata):
     """The cleaned row as a dict, and the problems found."""
-    problems = []
+    problems: list[str] = []
     row = clean_features(raw, metadata, problems)
     return row.iloc[0].to_dict(), problems
 

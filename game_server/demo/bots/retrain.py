@@ -11,6 +11,7 @@ writes the file atomically and the API reloads it by itself (model file mtime).
 import logging
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ RECENT_WEIGHT = 10.0  # one recent request counts as much as this many training 
 class Retrainer(threading.Thread):
     """Pulls feedback and retrains the served model while the API runs."""
 
-    def __init__(self, model_path: str, train_csv: str, label: str, database_url: str):
+    def __init__(self, model_path: str | Path, train_csv: str, label: str, database_url: str):
         """Prepare; `start()` runs it as a daemon thread beside the API."""
         super().__init__(name="retrain", daemon=True)
         self.model_path = model_path
