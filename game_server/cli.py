@@ -3,6 +3,7 @@
 import time
 
 import click
+import sqlalchemy as sa
 
 from game_server import oom, prefork, settings, state_dir, teams_cli
 from game_server.accounts import cli as users_cli
@@ -159,7 +160,7 @@ for _action, _help in (
     _control_command(_action, _help)
 
 
-def _engine(obj: dict, create: bool = False):
+def _engine(obj: dict, create: bool = False) -> sa.Engine:
     """The game database engine for `--db` / $GAME_DATABASE_URL / the default file; a
     one-line error when none is chosen and the default would be the wrong one."""
     try:
@@ -168,7 +169,7 @@ def _engine(obj: dict, create: bool = False):
         raise click.ClickException(str(exc)) from None
 
 
-def _load_game(file: str):
+def _load_game(file: str) -> gamefile.GameFile:
     """A game file from a path or a builtin name; ClickException with one line otherwise."""
     try:
         return gamefile.load_game_file(gamefile.game_path(file))

@@ -218,7 +218,7 @@ class SettingType(click.ParamType):
         choices = self.setting.choices
         return f"[{'|'.join(choices)}]" if choices else self.setting.metavar
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """The parsed value; a ClickException (one line) for a bad one from the variable."""
         if not isinstance(value, str):
             return value

@@ -7,6 +7,7 @@ shift), a `Drift` changes how the features relate to default (concept drift).
 """
 
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
@@ -338,12 +339,14 @@ def training_data(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_DATA_SEED) -> pd
     return frame
 
 
-def write_csv(frame: pd.DataFrame, path) -> None:
+def write_csv(frame: pd.DataFrame, path: str | PathLike[str]) -> None:
     """Write a frame so that the same data gives the same bytes on every platform."""
     frame.to_csv(path, index=False, lineterminator="\n")
 
 
-def write_training_csv(path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_DATA_SEED):
+def write_training_csv(
+    path: str | PathLike[str], rows: int = DEFAULT_ROWS, seed: int = DEFAULT_DATA_SEED
+) -> pd.DataFrame:
     """Generate the training data and write it to `path`; return the frame."""
     frame = training_data(rows, seed)
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -103,7 +103,7 @@ def _queries(final: bool, now: float) -> dict[str, sa.Select[Any]]:
     }
 
 
-def _cell(value):
+def _cell(value: object) -> object:
     """A CSV cell: JSON for lists and dicts, the value otherwise."""
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"))

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -190,7 +191,7 @@ def timeline(game: gamefile.GameFile) -> list[dict]:
     return out
 
 
-def changed(value, default) -> dict:
+def changed(value: Any, default: Any) -> dict:
     """The fields of a dataclass that differ from its default."""
     return {
         f.name: getattr(value, f.name)
