@@ -204,7 +204,7 @@ OTHER_VARIABLES = (
 )
 
 
-class SettingType(click.ParamType):
+class SettingType(click.ParamType[Any, Any]):
     """A command-line option's type that parses as `get` does. A bad value from the
     environment is one line naming the variable; from the command line, a usage error."""
 

@@ -125,13 +125,13 @@ def _pick(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     """One category index per row from per-row probabilities (rows sum to 1)."""
     cum = np.cumsum(probs, axis=1)
     u = rng.random((probs.shape[0], 1))
-    return np.minimum((u > cum).sum(axis=1), probs.shape[1] - 1)
+    return np.asarray(np.minimum((u > cum).sum(axis=1), probs.shape[1] - 1))
 
 
 def _annuity(amount: np.ndarray, rate_pct: np.ndarray, months: np.ndarray) -> np.ndarray:
     """Monthly payment of a loan repaid in equal instalments."""
     r = rate_pct / 1200.0
-    return amount * r / (1.0 - (1.0 + r) ** (-months))
+    return np.asarray(amount * r / (1.0 - (1.0 + r) ** (-months)))
 
 
 def sample_applicants(n: int, rng: np.random.Generator, shift: Shift = Shift()) -> pd.DataFrame:
@@ -256,7 +256,7 @@ def _loan(
 
 def _lookup(values: pd.Series, table: dict[str, float]) -> np.ndarray:
     """Map categories to numbers; categories not in the table count 0."""
-    return values.map(table).fillna(0.0).to_numpy(dtype=float)
+    return np.asarray(values.map(table).fillna(0.0).to_numpy(dtype=float))
 
 
 def default_logit(x: pd.DataFrame, drift: Drift = Drift()) -> np.ndarray:
@@ -296,12 +296,12 @@ def default_logit(x: pd.DataFrame, drift: Drift = Drift()) -> np.ndarray:
         z = z + drift.region_logit * (x["region"] == drift.region).to_numpy(float)
     if drift.employment:
         z = z + drift.employment_logit * (emp == drift.employment).to_numpy(float)
-    return z
+    return np.asarray(z)
 
 
 def p_default(x: pd.DataFrame, drift: Drift = Drift()) -> np.ndarray:
     """The hidden truth `p(default | x)`, from complete features."""
-    return 1.0 / (1.0 + np.exp(-default_logit(x, drift)))
+    return np.asarray(1.0 / (1.0 + np.exp(-default_logit(x, drift))))
 
 
 def mask_missing(x: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
