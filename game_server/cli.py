@@ -144,8 +144,8 @@ def _control_command(action: str, help_text: str) -> None:
             row = controls.apply(_engine(obj), action, controls.default_actor("cli"))
         except (controls.ControlError, games.NotInitialised) as exc:
             raise click.ClickException(str(exc)) from None
-        frozen = ", leaderboard frozen" if row["frozen"] else ""
-        click.echo(f"{action}: the game is {row['state']}, phase {row['phase_index']}{frozen}")
+        frozen = ", leaderboard frozen" if row.frozen else ""
+        click.echo(f"{action}: the game is {row.state}, phase {row.phase_index}{frozen}")
 
 
 for _action, _help in (
@@ -287,7 +287,7 @@ def run(
     database.init_db(engine)
     if game_name is None:
         with engine.connect() as conn:
-            game_name = games.game_row(conn)["game_file"] or "workshop"
+            game_name = games.game_row(conn).game_file or "workshop"
     from game_server import serve  # the web app and the loop: only for the commands that run them
     from game_server.web.app import ConfigError
 

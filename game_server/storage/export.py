@@ -117,7 +117,7 @@ def export(engine: sa.Engine, out_dir: str | Path) -> dict[str, int]:
     counts = {}
     now = time.time()
     with engine.connect() as conn:
-        final = game_row(conn)["state"] == "finished"  # a clear error when there is no game
+        final = game_row(conn).state == "finished"  # a clear error when there is no game
         for name, query in _queries(final, now).items():
             result = conn.execution_options(stream_results=True).execute(query)
             columns = list(result.keys())

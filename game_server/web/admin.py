@@ -121,8 +121,8 @@ def act(action: str) -> ResponseReturnValue:
     except control.ControlError as exc:
         flash(str(exc), "error")
     else:
-        log.info("admin action=%s client=%s state=%s", action, client(), row["state"])
-        flash(f"{action}: the game is {row['state']}", "ok")
+        log.info("admin action=%s client=%s state=%s", action, client(), row.state)
+        flash(f"{action}: the game is {row.state}", "ok")
     return redirect(url_for("admin.index"))
 
 

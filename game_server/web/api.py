@@ -34,7 +34,7 @@ def health() -> ResponseReturnValue:
     """Whether the database answers, and the game's state."""
     try:
         with engine().connect() as conn:
-            state = games.game_row(conn)["state"]
+            state = games.game_row(conn).state
     except games.NotInitialised as exc:
         return jsonify(ok=False, error=str(exc)), 503
     except Exception as exc:  # any database failure means the same: not healthy
@@ -127,7 +127,7 @@ def history_data() -> dict:
         g = games.game_row(conn)
         data = standings.history(conn)
         board = standings.leaderboard(conn)
-    end = g["frozen_at"] if board["frozen"] and g["frozen_at"] else None
+    end = g.frozen_at if board["frozen"] and g.frozen_at else None
     if end is not None:
         data = {
             "teams": {n: [p for p in s if p[0] <= end] for n, s in data["teams"].items()},
@@ -137,20 +137,20 @@ def history_data() -> dict:
     else:
         # The samples are seconds apart: end every line at the live totals.
         now = round(time.time(), 2)
-        if g["state"] == "finished" and g["finished_at"]:
-            now = g["finished_at"]
-        if g["state"] != "lobby":
+        if g.state == "finished" and g.finished_at:
+            now = g.finished_at
+        if g.state != "lobby":
             for row in board["teams"]:
                 data["teams"].setdefault(row["name"], []).append([now, row["points"]])
             data["oracle"].append([now, board["reference"]["oracle_points"]])
             data["baseline"].append([now, board["reference"]["baseline_points"]])
-    start = g["started_at"]
+    start = g.started_at
     if start is not None:  # every line starts at 0 when the game starts
         for line in (*data["teams"].values(), data["oracle"], data["baseline"]):
             if not line or line[0][0] > start:
                 line.insert(0, [start, 0])
     return {
-        "started_at": g["started_at"],
+        "started_at": g.started_at,
         "frozen_at": end,
         "teams": {n: downsample(s) for n, s in data["teams"].items()},
         "oracle": downsample(data["oracle"]),
@@ -169,7 +169,7 @@ def team_summary(name: str) -> ResponseReturnValue:
         board = standings.leaderboard(conn)
         team_health.overlay(conn, board)
         row = next((t for t in board["teams"] if t["name"] == team["name"]), None)
-        settings = games.game_row(conn)["settings"] or {}
+        settings = games.game_row(conn).settings or {}
         failures = queries.team_failure_counts(conn, team["id"])
         if board["frozen"]:
             failures = row["failures"] if row else {}

@@ -37,5 +37,5 @@ def admin_action(action: str) -> ResponseReturnValue:
         row = control.apply(engine(), action, f"api:{client()}")
     except control.ControlError as exc:
         return jsonify(error=str(exc)), 409
-    log.info("admin api action=%s client=%s state=%s", action, client(), row["state"])
-    return jsonify(state=row["state"], phase_index=row["phase_index"], frozen=row["frozen"])
+    log.info("admin api action=%s client=%s state=%s", action, client(), row.state)
+    return jsonify(state=row.state, phase_index=row.phase_index, frozen=row.frozen)

@@ -63,7 +63,7 @@ def game_name() -> str:
     """The game's name for the page title ("" before `game-server init`)."""
     try:
         with engine().connect() as conn:
-            return games.game_row(conn)["name"]
+            return games.game_row(conn).name
     except (games.NotInitialised, sa.exc.SQLAlchemyError):
         return ""  # the page still loads; its polls show what is wrong
 
