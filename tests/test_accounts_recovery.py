@@ -97,7 +97,7 @@ def assert_gone(settings, record: dict) -> None:
 def assert_complete(settings, name: str, key: str) -> None:
     """The team is finished: no journal, `users check` passes, its .env and game agree."""
     (record,) = registry.list_teams(LocalExecutor(), settings)
-    assert registry.JOURNAL not in record
+    assert record.journal is None
     lines: list[str] = []
     assert checks.check(LocalExecutor(), settings, echo=lines.append), lines
     team = handout.load(settings.handout_dir)[name]

@@ -159,11 +159,8 @@ def read_state(
     kept = handout.load(settings.handout_dir)
     db = db_state(ex, settings)
     in_game = game_teams(ex, settings)
-    assigned = {t[key] for t in registry.values() for key in PORT_KEYS if t.get(key)}
+    assigned = {port for t in registry.values() for port in t.ports() if port}
     taken = ports_in_use(ex) | assigned
     present, unreadable = present_in_homes(ex, users, teams, settings.team_timeout)
     profiles = {t.user: read_file(ex, profile_path(settings, t.user)) for t in teams}
     return State(registry, users, kept, db, in_game, taken, present, profiles, unreadable)
-
-
-PORT_KEYS = ("api_port", "jupyter_port", "debug_port")  # a team's ports in its record
