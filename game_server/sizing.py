@@ -10,6 +10,7 @@ the bench measured them apart.
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 USABLE = 0.8
 
@@ -31,12 +32,19 @@ MEASURED = {
 TEAMS = (10, 20, 30, 50)
 
 
-def needed(teams: int, level: str = "complete", cost: Cost | None = None) -> tuple[int, int]:
+class Need(NamedTuple):
+    """What a server needs: cores, and memory in GB."""
+
+    cores: int
+    gigabytes: int
+
+
+def needed(teams: int, level: str = "complete", cost: Cost | None = None) -> Need:
     """(cores, memory in GB) a server needs for `teams` teams at `level` (or at `cost`)."""
     cost = cost or MEASURED.get(level, MEASURED["complete"])
     cores = math.ceil(teams * cost.cores / USABLE)
     gigabytes = math.ceil((cost.base_mb + teams * cost.mb) / USABLE / 1024)
-    return max(cores, 2), gigabytes
+    return Need(max(cores, 2), gigabytes)
 
 
 def too_small(teams: int, cores: int, memory_gb: float, level: str = "complete") -> str | None:

@@ -8,6 +8,7 @@ no oracle, only the majority-class baseline.
 import logging
 from os import PathLike
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -101,9 +102,16 @@ def split_csv(
     }
 
 
+class OwnData(NamedTuple):
+    """An own-data game's hidden pool (in the training file's columns) and training file."""
+
+    pool: pd.DataFrame
+    training: pd.DataFrame
+
+
 def load_pool(
     pool_path: str | PathLike[str], training_path: str | PathLike[str] | None, label: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> OwnData:
     """Read the hidden pool and the public training file of a game that uses own data."""
     if training_path is None:  # a game file's pool always has one (gamefile.py)
         raise OwnDataError(f"{pool_path}: no training file beside the pool")
@@ -112,7 +120,7 @@ def load_pool(
     missing = set(training.columns) - set(pool.columns)
     if missing:
         raise OwnDataError(f"{pool_path}: lacks the training columns {sorted(missing)}")
-    return pool[list(training.columns)], training
+    return OwnData(pool[list(training.columns)], training)
 
 
 def feature_kinds(training: pd.DataFrame, label: str) -> dict[str, str]:

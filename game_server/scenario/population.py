@@ -9,6 +9,7 @@ shift), a `Drift` changes how the features relate to default (concept drift).
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -318,9 +319,14 @@ def mask_missing(x: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     return x
 
 
-def draw(
-    n: int, rng: np.random.Generator, shift: Shift = Shift(), drift: Drift = Drift()
-) -> tuple[pd.DataFrame, np.ndarray]:
+class Drawn(NamedTuple):
+    """Applicants drawn: their rows (features, leak, label) and the hidden truth of each."""
+
+    frame: pd.DataFrame
+    p_default: np.ndarray
+
+
+def draw(n: int, rng: np.random.Generator, shift: Shift = Shift(), drift: Drift = Drift()) -> Drawn:
     """Draw `n` applicants with label, leak and missing values; return (frame, p_default)."""
     x = sample_applicants(n, rng, shift)
     p = p_default(x, drift)
@@ -330,7 +336,7 @@ def draw(
     x = mask_missing(x, rng)
     x[LEAK] = calls.astype(int)
     x[LABEL] = label
-    return x, p
+    return Drawn(x, p)
 
 
 def training_data(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_DATA_SEED) -> pd.DataFrame:
