@@ -19,7 +19,7 @@ import os
 import shlex
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, NamedTuple, Protocol, Self
 
 from game_server.accounts.bounded import TooMuchOutput, run_bounded
 
@@ -36,6 +36,14 @@ class ExecError(RuntimeError):
     """A command that failed or could not run; the message is one line."""
 
 
+class Ran(NamedTuple):
+    """What a command gave: its exit status, stdout and stderr (decoded, bounded)."""
+
+    rc: int
+    out: str
+    err: str
+
+
 class Executor(Protocol):
     """Where provisioning commands run: every step of `accounts` goes through `run`."""
 
@@ -46,7 +54,7 @@ class Executor(Protocol):
         timeout: float | None = None,
         check: bool = True,
         root: bool = True,
-    ) -> tuple[int, str, str]:
+    ) -> Ran:
         """Run `argv` (as root unless `root=False`), feed `stdin`; (rc, stdout, stderr)."""
         ...
 
@@ -88,12 +96,12 @@ def _bytes(stdin: str | bytes | None) -> bytes:
     return stdin.encode() if isinstance(stdin, str) else (stdin or b"")
 
 
-def _checked(argv: list[str], rc: int, out: str, err: str, check: bool) -> tuple[int, str, str]:
+def _checked(argv: list[str], rc: int, out: str, err: str, check: bool) -> Ran:
     """Raise ExecError for a failed command when `check`, else return the result."""
     log.debug("ran cmd=%s rc=%s", _summary(argv), rc)
     if check and rc != 0:
         raise ExecError(f"{_summary(argv)} failed (exit {rc}): {_first_line(err)}")
-    return rc, out, err
+    return Ran(rc, out, err)
 
 
 class LocalExecutor:
@@ -116,7 +124,7 @@ class LocalExecutor:
         timeout: float | None = None,
         check: bool = True,
         root: bool = True,
-    ) -> tuple[int, str, str]:
+    ) -> Ran:
         """Run `argv`, feed `stdin` (text or bytes), return (rc, stdout, stderr)."""
         argv, timeout = list(argv), timeout or self.timeout
         full = ["sudo", "-n", "--", *argv] if root and self.sudo else argv
@@ -145,7 +153,15 @@ class LocalExecutor:
         self.close()
 
 
-def parse_target(target: str) -> tuple[str, str, int]:
+class SshTarget(NamedTuple):
+    """Whom to log in as, where."""
+
+    user: str
+    host: str
+    port: int
+
+
+def parse_target(target: str) -> SshTarget:
     """Split `USER@HOST[:PORT]` (or `HOST`) into (user, host, port); port 22 by default."""
     user, _, hostport = target.rpartition("@")
     host, port = hostport, 22
@@ -159,7 +175,7 @@ def parse_target(target: str) -> tuple[str, str, int]:
         port = int(p)
     if not host:
         raise ValueError(f"bad SSH target {target!r}: expected USER@HOST[:PORT]")
-    return user or "root", host, port
+    return SshTarget(user or "root", host, port)
 
 
 def ssh_client(
@@ -259,7 +275,7 @@ class SSHExecutor:
         timeout: float | None = None,
         check: bool = True,
         root: bool = True,
-    ) -> tuple[int, str, str]:
+    ) -> Ran:
         """Run `argv` on the server, feed `stdin` (text or bytes), return (rc, stdout, stderr)."""
         import paramiko  # the accounts extra (imported by ssh_client when connecting)
 

@@ -16,6 +16,7 @@ import secrets
 import string
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import NamedTuple
 
 from game_server.accounts import handout, roster
 from game_server.accounts.config import AccountsError, Settings
@@ -100,13 +101,20 @@ def allocate(wanted: str, taken: set[int], span: tuple[int, int]) -> int:
     raise AccountsError(f"no free {wanted} port left in {span[0]}-{span[1]}")
 
 
-def make_plan(ex: Executor, settings: Settings, roster_path: str) -> tuple[list[TeamPlan], State]:
+class Plans(NamedTuple):
+    """Every team's plan, in the roster's order, and the state they were planned on."""
+
+    plans: list[TeamPlan]
+    state: State
+
+
+def make_plan(ex: Executor, settings: Settings, roster_path: str) -> Plans:
     """Read the actual state, validate the roster against it, and plan every team's steps."""
     registry = read_registry(ex, settings)
     users = system_users(ex)
     teams = load_teams(settings, roster_path, registry, users)
     state = read_state(ex, settings, registry, users, teams)
-    return [plan_team(ex, settings, team, state) for team in teams], state
+    return Plans([plan_team(ex, settings, team, state) for team in teams], state)
 
 
 def load_teams(

@@ -7,6 +7,7 @@ the provisioning registry and the instructor's handout.
 """
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from game_server.accounts import handout, pgsql
 from game_server.accounts.config import STARTER_DIR_NAME, Settings
@@ -52,10 +53,17 @@ def home_of(users: dict[str, str], user: str) -> str:
     return users.get(user) or f"/home/{user}"
 
 
-def starter_paths(home: str) -> tuple[str, str]:
+class StarterPaths(NamedTuple):
+    """The participant starter's folder in a home, and its .env."""
+
+    folder: str
+    env: str
+
+
+def starter_paths(home: str) -> StarterPaths:
     """The participant starter's folder in `home` and its .env."""
     folder = f"{home}/{STARTER_DIR_NAME}"
-    return folder, f"{folder}/.env"
+    return StarterPaths(folder, f"{folder}/.env")
 
 
 ENV_REL = f"{STARTER_DIR_NAME}/.env"  # the .env, inside the home
