@@ -11,7 +11,8 @@ It does so twice in the same run: for the OLD starter (the anchor: `participant_
 as committed at OLD_COMMIT, before micro-batching, extracted with `git archive`) and for
 the starter of this checkout. Then it profiles one API of each under load with py-spy
 (what its threads spend their time on) and writes the "Capacity" section of
-docs/PERFORMANCE.md.
+docs/PERFORMANCE.md, and the new starter's capacity into game_server/sizing.py (BURST: what
+the peak's bursts need) with docs/INSTRUCTOR.md's sizing table.
 
     python bench/capacity_bench.py [--seconds 20] [--budget 480] [--no-write]
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 import capacity_fleet as fleet_mod  # beside this file
 import capacity_profile
 import performance_doc
+import sizing_table
 import stopping
 
 # The starter before micro-batching (the commit this work started from): the anchor.
@@ -176,7 +178,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for the searches")
     parser.add_argument("--max-teams", type=int, default=64, help="the most APIs to start")
     parser.add_argument("--new-start", type=int, default=4, help="the new search's first N")
-    parser.add_argument("--no-write", action="store_true", help="do not touch docs/PERFORMANCE.md")
+    parser.add_argument("--no-write", action="store_true", help="print only, write no file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="capacity-") as tmp:
         workdir = Path(tmp)
@@ -191,7 +193,9 @@ def main() -> None:
     print(section)
     if not args.no_write:
         performance_doc.write_section("Capacity", section)
-        print("written to docs/PERFORMANCE.md")
+        if new["capacity"]:  # the peak's bursts, for the sizing table
+            sizing_table.write_burst(new["capacity"], os.cpu_count() or 1)
+        print("written to docs/PERFORMANCE.md, game_server/sizing.py and docs/INSTRUCTOR.md")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The leaderboard benchmark's floor: the game's web server answering a fixed JSON document.
 
 The same waitress server as `game-server web --workers N` (`webserver.serve_app`: the
-same threads, body cap and socket options; `prefork.Workers`: the same worker processes
+same threads, body cap and socket options; `webserver.supervise_workers`: the same worker processes
 on one socket), serving a bare WSGI app that answers every request with one fixed JSON
 document of `--bytes` bytes. Whatever the real endpoint costs beyond this is the game's
 own work. Bench-only: no route of the game serves this.
@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from game_server import prefork, webserver
+from game_server import supervisor, webserver
 
 
 @contextlib.contextmanager
@@ -105,7 +105,7 @@ def main() -> int:
     if args.workers == 1:
         work()
     else:
-        prefork.Workers(args.workers, work).run()
+        webserver.supervise_workers(work, args.workers, supervisor.HUNG_SECONDS)
     print(f"floor server stopped pid={os.getpid()}", file=sys.stderr)
     return 0
 

@@ -338,7 +338,7 @@ Measured by `make bench-leaderboard` on {date}: {machine}, Python {python}, {bac
 worker processes on one socket, {threads} waitress threads each, as `game-server run
 --workers {workers}` serves the pages) on 127.0.0.1, loaded by `wrk -t2 -c50 -d{seconds}s`
 (50 concurrent connections, on the same 2-core machine; load average {load} when the run
-started). **The floor** is the same server (`webserver.serve_app` on `prefork.Workers`,
+started). **The floor** is the same server (`webserver.serve_app` on `webserver.supervise_workers`,
 the same worker count and threads) answering a fixed JSON document of the same byte size
 (`bench/floor_server.py`, a bare WSGI app, no route of the game), started in the same
 run; floor and leaderboard are loaded alternately, {runs} runs each at each size of the

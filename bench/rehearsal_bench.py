@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import sizing_table  # noqa: E402
 from performance_doc import write_section  # noqa: E402
 from sshd_server import sshd  # noqa: E402
 from stopping import on_sigterm_clean_up  # noqa: E402
@@ -31,11 +32,6 @@ from stopping import on_sigterm_clean_up  # noqa: E402
 from game_server import sizing  # noqa: E402
 from game_server.rehearsal.run import Options, Result, rehearse  # noqa: E402
 from game_server.rehearsal.sampler import cpu_times, total_mb  # noqa: E402
-
-INSTRUCTOR = ROOT / "docs" / "INSTRUCTOR.md"
-TABLE = re.compile(
-    r"(<!-- sizing table: make bench-rehearsal -->\n).*?(<!-- /sizing table -->)", re.S
-)
 
 
 def window(result: Result, kind: str) -> list:
@@ -153,20 +149,6 @@ def cost_of(c: dict, base_mb: float) -> sizing.Cost:
                        round(base_mb))  # fmt: skip
 
 
-def table(costs_by_level: dict[str, sizing.Cost], teams: int) -> str:
-    """docs/INSTRUCTOR.md's sizing table from this run's cost per team."""
-    levels = list(costs_by_level)
-    rows = ["| teams | " + " | ".join(f"{lv}: cores, memory" for lv in levels) + " | |",
-            "|---|" + "---|" * len(levels) + "---|"]  # fmt: skip
-    for n in sorted({teams, *sizing.TEAMS}):
-        cells = [sizing.needed(n, lv, costs_by_level[lv]) for lv in levels]
-        how = "measured" if n == teams else f"extrapolated from {teams} teams"
-        rows.append(
-            f"| {n} | " + " | ".join(f"{c} cores, {g} GB" for c, g in cells) + f" | {how} |"
-        )
-    return "\n".join(rows) + "\n"
-
-
 def write_sizing(costs_by_level: dict[str, sizing.Cost]) -> None:
     """The measured costs into game_server/sizing.py (what `doctor --teams` compares with)."""
     path = ROOT / "game_server" / "sizing.py"
@@ -194,13 +176,11 @@ def main() -> None:
         print(f"rehearsal bench: {level}: {c}", flush=True)
     text = section(runs, args.teams, args.minutes, base)
     costs_by_level = {lv: cost_of(c, base[1]) for lv, (_, c) in runs.items() if c}
-    sized = table(costs_by_level, args.teams) if costs_by_level else ""
-    print(text + "\n" + sized)
+    print(text + "\n" + str(costs_by_level))
     if not args.no_write and costs_by_level:
         write_section("Rehearsal", text)
-        guide = INSTRUCTOR.read_text()
-        INSTRUCTOR.write_text(TABLE.sub(lambda m: m[1] + sized + m[2], guide))
         write_sizing(costs_by_level)
+        sizing_table.write()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import time
 import click
 import sqlalchemy as sa
 
-from game_server import oom, prefork, settings, state_dir, teams_cli
+from game_server import oom, settings, state_dir, teams_cli
 from game_server.accounts import cli as users_cli
 from game_server.demo.command import demo
 from game_server.doctor import doctor
@@ -16,6 +16,7 @@ from game_server.storage import control as controls
 from game_server.storage import database, fresh, games, shards
 from game_server.storage import export as exporter
 from game_server.storage import teams as registry
+from game_server.supervisor import HUNG_SECONDS, WORKERS_MAX
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -179,10 +180,17 @@ def _load_game(file: str) -> gamefile.GameFile:
 
 WORKERS_OPTION = click.option(
     "--workers",
-    type=click.IntRange(1, prefork.WORKERS_MAX),
+    type=click.IntRange(1, WORKERS_MAX),
     default=1,
     show_default=True,
     help="Web worker processes on the one port (each 8 threads; a supervisor restarts them).",
+)
+WORKER_TIMEOUT_OPTION = click.option(
+    "--worker-timeout",
+    type=click.FloatRange(1, 3600),
+    default=HUNG_SECONDS,
+    show_default=True,
+    help="Seconds a web worker (or `run`'s web process) may be silent: then it is replaced.",
 )
 
 
@@ -257,6 +265,7 @@ def new_game(obj: dict, game_name: str, no_export: bool) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--start", is_flag=True, help="Start the game at once (when in the lobby).")
 @WORKERS_OPTION
+@WORKER_TIMEOUT_OPTION
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
@@ -273,6 +282,7 @@ def run(
     port: int,
     start: bool,
     workers: int,
+    worker_timeout: float,
     metrics_port: int | None,
     shard_text: str,
     no_web: bool,
@@ -302,6 +312,7 @@ def run(
             web_workers=workers,
             metrics_port=metrics_port,
             shard=shard,
+            worker_timeout=worker_timeout,
         )
     except (games.GameBusy, games.NotInitialised, OSError, ConfigError, serve.LoopEnded) as exc:
         raise click.ClickException(str(exc)) from None  # exit status 1: restarted
@@ -312,14 +323,17 @@ def run(
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--listen-fd", type=int, default=None, hidden=True)  # from `run`: its socket
 @WORKERS_OPTION
+@WORKER_TIMEOUT_OPTION
 @click.pass_obj
-def web(obj: dict, host: str, port: int, listen_fd: int | None, workers: int) -> None:
+def web(
+    obj: dict, host: str, port: int, listen_fd: int | None, workers: int, worker_timeout: float
+) -> None:
     """Serve the pages and the JSON API only (`run` starts this as a process of its own)."""
     from game_server import webserver
     from game_server.web.app import ConfigError
 
     try:
-        webserver.serve(obj["db"], host, port, listen_fd, workers)
+        webserver.serve(obj["db"], host, port, listen_fd, workers, worker_timeout)
     except (OSError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -23,6 +23,7 @@ from game_server.accounts.config import Settings
 from game_server.accounts.executors import LocalExecutor
 from game_server.accounts.registry import Record
 from game_server.accounts.state import starter_paths
+from game_server.logs import first_line
 from game_server.storage import database, fresh, games
 
 
@@ -57,7 +58,7 @@ def database_problems(url: str | None) -> list[str]:
     except games.NotInitialised:
         return ["the game database has no game yet: run `game-server init --game workshop`"]
     except sa.exc.SQLAlchemyError as exc:
-        first = str(exc).splitlines()[0][:160]
+        first = first_line(exc, 160)
         return [
             f"cannot reach the game database {database.safe_url(engine)} ({first}): "
             "is PostgreSQL running (`pg_isready`), and GAME_DATABASE_URL loaded?"

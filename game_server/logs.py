@@ -25,3 +25,15 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     # Libraries that log every connection drown the game's own records.
     for noisy in ("waitress.queue", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def first_line(error: BaseException | str, limit: int = 200) -> str:
+    """The first non-empty line of an error's message, for one-line errors and log records.
+
+    An exception without a message gives its type's name; empty text gives "".
+    """
+    text = str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__ if isinstance(error, BaseException) else ""
+    return lines[0][:limit]

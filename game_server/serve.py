@@ -3,8 +3,8 @@
 The pages run in `game-server web`, a process of its own that shares nothing with the
 game loop but the database: no page, however hammered, can slow a round (GAME.md §9).
 This process makes the listening socket (a busy port fails here, before anything starts)
-and hands it to the child, restarts the child if it dies (the socket stays open, so
-connections wait in its backlog meanwhile), and stops it with the loop.
+and hands it to the child, restarts the child if it dies or hangs (the socket stays open,
+so connections wait in its backlog meanwhile), and stops it with the loop (`supervisor`).
 
 Ctrl-C and SIGTERM stop the game loop cleanly: rounds in flight are stored, the phase
 clock is folded in and the lease released; then the web process is stopped. `run`
@@ -18,16 +18,13 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Coroutine
 from typing import IO, Any
 
 import sqlalchemy as sa
 
-from game_server import activation, settings, webserver
+from game_server import activation, settings, supervisor, webserver
 from game_server.play import eventloop
 from game_server.play.loop import Game
 from game_server.play.metrics import MetricsServer
@@ -39,7 +36,6 @@ from game_server.web.app import create_app
 log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 1.0  # how often the web process is checked
-RESTART_BACKOFF_MAX = 30.0  # a web process that keeps dying is restarted at most this often
 
 
 class LoopEnded(RuntimeError):
@@ -47,7 +43,8 @@ class LoopEnded(RuntimeError):
 
 
 class WebProcess:
-    """`game-server web` as a child process on a socket made here; restarted when it dies."""
+    """`game-server web` as a child process on a socket made here: started, restarted when
+    it dies or hangs, stopped (`supervisor`: the one way for every child of the game)."""
 
     def __init__(
         self,
@@ -55,22 +52,22 @@ class WebProcess:
         sock: socket.socket | None,
         stderr: IO[str] | None = None,
         workers: int = 1,
+        hung_after: float = supervisor.HUNG_SECONDS,
     ):
         """Settings only (nothing starts until `start()`; nothing at all without a socket);
-        `workers`: its worker processes."""
+        `workers`: its worker processes; `hung_after`: a web process (or worker) silent
+        this long is killed and replaced."""
         self.url = url
         self.workers = workers
+        self.hung_after = hung_after
         self.sock = sock
         self.stderr = stderr
-        self.process: subprocess.Popen[bytes] | None = None
-        self.closing = False
-        self.restarts = 0
-        self._started_at = 0.0
-        self._lock = threading.Lock()  # a check (in a thread) never races the stop
+        self.children = supervisor.Supervisor()
 
     def start(self) -> None:
         """Start the web process; its database URL goes in the environment, which only its
-        user and root can read (a command line is shown by `ps` to every team)."""
+        user and root can read (a command line is shown by `ps` to every team). It leads a
+        process group of its own: Ctrl-C in the terminal reaches the loop, which stops it."""
         if self.sock is None:
             return  # `run --no-web`
         fd = self.sock.fileno()
@@ -79,41 +76,17 @@ class WebProcess:
             settings.DATABASE_URL.env: self.url,
             settings.LOG_LEVEL.env: logging.getLevelName(logging.getLogger().getEffectiveLevel()),
         }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "game_server", "web", "--listen-fd", str(fd)]
-            + ["--workers", str(self.workers)],
-            env=env,
-            stdin=subprocess.PIPE,  # the child stops when this pipe closes (we died)
-            stderr=self.stderr,
-            pass_fds=(fd,),
-            process_group=0,  # Ctrl-C in the terminal reaches the loop; we stop the child
+        argv = [sys.executable, "-m", "game_server", "web", "--listen-fd", str(fd)]
+        argv += ["--workers", str(self.workers), "--worker-timeout", str(self.hung_after)]
+        command = supervisor.Command(argv, env, stderr=self.stderr, pass_fds=(fd,), group=True)
+        self.children.add(
+            "web", command, label="web process", restart=True, hung_after=self.hung_after
         )
-        self._started_at = time.monotonic()
-        log.info(
-            "web process started pid=%d url=%s", self.process.pid, webserver.base_url(self.sock)
-        )
+        log.info("web app url=%s", webserver.base_url(self.sock))
 
     def check(self) -> None:
-        """Restart the web process when it has died (one line in the log)."""
-        with self._lock:
-            self._check()
-
-    def _check(self) -> None:
-        """`check`, under the lock."""
-        if self.closing or self.process is None or self.process.poll() is None:
-            return
-        # One that dies at once again is restarted later each time, up to every 30 s.
-        wait = min(2.0**self.restarts, RESTART_BACKOFF_MAX)
-        if time.monotonic() - self._started_at < wait:
-            return
-        ran = time.monotonic() - self._started_at
-        self.restarts = self.restarts + 1 if ran < RESTART_BACKOFF_MAX else 0
-        log.error(
-            "web process died pid=%d exit=%s; restarting it",
-            self.process.pid,
-            self.process.returncode,
-        )
-        self.start()
+        """Restart the web process when it has died or hung (one line in the log)."""
+        self.children.check()
 
     async def watch(self) -> None:
         """Check the web process every second (off the event loop: starting one blocks)."""
@@ -123,21 +96,9 @@ class WebProcess:
 
     def stop(self) -> None:
         """Stop the web process: SIGTERM, then SIGKILL if it does not end in time."""
-        self.closing = True
-        with self._lock:
-            process = self.process
-        if process is None:
-            return
-        if process.stdin is not None:
-            process.stdin.close()
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(settings.STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.info("web process stopped pid=%d exit=%s", process.pid, process.returncode)
+        self.children.stopping = True
+        self.children.stop_all()
+        self.children.close()
 
 
 def run(
@@ -151,22 +112,22 @@ def run(
     web_workers: int = 1,
     metrics_port: int | None = None,
     shard: Shard = WHOLE,
+    worker_timeout: float = supervisor.HUNG_SECONDS,
 ) -> None:
     """Run the game loop until Ctrl-C or SIGTERM, with the web app in a child process.
 
     Returns after such a stop only; `LoopEnded` when the loop stopped by itself.
-
     `shard`: the teams this loop plays (`storage.shards`); `port` None: no web app;
     `beside(game, web_url)` (the demo's supervisor) runs in the loop once the web app is
     up; the game stops when it returns, and it is cancelled when the game stops first.
-    The web logs to `log_file` (default: stderr), in `web_workers` processes (`prefork`);
-    `metrics_port`: the loop's metrics on 127.0.0.1 (play/metrics.py).
+    The web logs to `log_file` (default: stderr), in `web_workers` processes, replaced when
+    silent `worker_timeout` s; `metrics_port`: the loop's metrics (play/metrics.py).
     """
     url = engine.url.render_as_string(hide_password=False)
     create_app({"DATABASE_URL": url})  # a bad setting stops here (ConfigError), first
     # systemd's socket (activation.py) if it passed one, else our own; a busy port: OSError
     sock = None if port is None else activation.inherited_socket() or webserver.listen(host, port)
-    web = WebProcess(url, sock, log_file, web_workers)
+    web = WebProcess(url, sock, log_file, web_workers, worker_timeout)
     game = Game(engine, game_file, shard=shard)
     exporter = None if metrics_port is None else _metrics_server(game, metrics_port, sock)
 
@@ -206,7 +167,7 @@ async def _stop_beside(
     web: WebProcess, watcher: asyncio.Task | None, companion: asyncio.Task | None
 ) -> None:
     """After the game: stop watching the web, cancel the companion, then stop the web."""
-    web.closing = True
+    web.children.stopping = True
     if watcher is not None:
         watcher.cancel()
     try:

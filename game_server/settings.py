@@ -201,6 +201,7 @@ OTHER_VARIABLES = (
     ("XDG_STATE_HOME", "the base of the default state folder (GAME_STATE_DIR)"),
     ("LISTEN_PID, LISTEN_FDS", "the socket systemd passes (`game-server.socket`), read once"),
     ("DISPLAY, WAYLAND_DISPLAY", "`game-server demo` opens a browser only with a display"),
+    ("SUPERVISOR_HEARTBEAT_FD", "set by the game for its child processes: the pipe they beat on"),
 )
 
 

@@ -3,9 +3,10 @@
 `game-server run` starts `game-server web` as a child process (`serve.WebProcess`) on a
 listening socket it made itself, so the game loop and the pages share nothing but the
 database: a flood of page requests spends the web process's CPU and GIL, never the loop's.
-`game-server web --workers N` serves from N worker processes on the one socket (see
-`prefork`: the GIL of one process is the ceiling of its p99 under load). `start_web`
-serves from a thread instead, for tests.
+`game-server web --workers N` serves from N worker processes on the one socket, forked and
+supervised by `supervisor` (the GIL of one process is the ceiling of its p99 under load);
+each worker beats from waitress' loop, and one silent for `--worker-timeout` seconds is
+killed and replaced. `start_web` serves from a thread instead, for tests.
 """
 
 import functools
@@ -13,7 +14,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from flask import Flask
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
-from game_server import activation, connections, prefork
+from game_server import activation, connections, supervisor
 from game_server.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -100,15 +100,23 @@ def base_url(sock: socket.socket) -> str:
 
 
 def serve(
-    url: str | None, host: str, port: int, listen_fd: int | None = None, workers: int = 1
+    url: str | None,
+    host: str,
+    port: int,
+    listen_fd: int | None = None,
+    workers: int = 1,
+    hung_after: float = supervisor.HUNG_SECONDS,
 ) -> None:
     """`game-server web`: serve until SIGTERM or Ctrl-C.
 
     With `listen_fd` (started by `game-server run`): serve on that inherited socket, at a
     lower CPU priority than the game loop, and stop when stdin (a pipe from `run`) closes,
     so that a killed `run` leaves no web process behind. With `workers` over 1: that many
-    worker processes on the one socket, this process their supervisor (`prefork`).
+    worker processes on the one socket, this process their supervisor (`supervisor`),
+    which kills and replaces a worker silent for `hung_after` seconds.
     """
+    if not 1 <= workers <= supervisor.WORKERS_MAX:
+        raise ValueError(f"workers must be between 1 and {supervisor.WORKERS_MAX}, not {workers}")
     if listen_fd is not None:
         os.nice(WEB_NICE)
     config = {"DATABASE_URL": url} if url else None
@@ -122,18 +130,40 @@ def serve(
     work = functools.partial(serve_app, functools.partial(create_app, config), sock)
     if workers == 1:
         if listen_fd is not None:
-            threading.Thread(target=_stop_when_stdin_closes, name="stdin", daemon=True).start()
+            supervisor.end_with_stdin()
         work()
     else:
-        prefork.Workers(workers, work, watch_stdin=listen_fd is not None).run()
+        supervise_workers(work, workers, hung_after, watch_stdin=listen_fd is not None)
     log.info("web app stopped pid=%d", os.getpid())
+
+
+def supervise_workers(
+    work: Callable[[], None], workers: int, hung_after: float, watch_stdin: bool = False
+) -> None:
+    """`workers` forks of this process running `work()`, supervised in this thread until
+    SIGTERM or SIGINT (or the end of stdin); this process's own heartbeat (`run` watches
+    it) beats from the supervisor's loop."""
+    heartbeat = supervisor.Heartbeat.from_environ()  # the workers get heartbeats of their own
+    children = supervisor.Supervisor()
+    for slot in range(workers):
+        children.add(
+            f"worker-{slot}",
+            supervisor.Fork(work),
+            label="web worker",
+            detail=f" slot={slot}",
+            restart=True,
+            hung_after=hung_after,
+        )
+    children.run(watch_stdin=watch_stdin, heartbeat=heartbeat)
 
 
 def serve_app(make_app: Callable[[], Any], sock: socket.socket) -> None:
     """Serve the WSGI app `make_app()` builds on the listening socket `sock` with waitress,
-    until SIGTERM or SIGINT (a web worker's whole life; the benchmark's floor uses it too)."""
+    until SIGTERM or SIGINT (a web worker's whole life; the benchmark's floor uses it too).
+    Each turn of waitress' loop (at least one a second) is a heartbeat for a supervisor."""
     app = make_app()
     server = make_server(app, sock=sock)
+    beat_each_turn(server, supervisor.Heartbeat.from_environ())
     try:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, _stop)
@@ -145,14 +175,20 @@ def serve_app(make_app: Callable[[], Any], sock: socket.socket) -> None:
         server.task_dispatcher.shutdown(timeout=2)
 
 
+def beat_each_turn(server: Any, heartbeat: supervisor.Heartbeat) -> None:
+    """`heartbeat` beats each time waitress' loop asks the listener whether it is readable
+    (before each poll, whose timeout is 1 s): a loop that turns is a worker that answers."""
+    readable = server.readable
+
+    def beating() -> bool:
+        heartbeat.beat()
+        return bool(readable())
+
+    server.readable = beating
+
+
 def _stop(_signum: int, _frame: object) -> None:
     """The signal handler: end the serving loop (in the main thread), once."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)  # a second signal must not break the clean-up
     raise Stop
-
-
-def _stop_when_stdin_closes() -> None:
-    """Wait for the end of stdin (the parent exited or closed it), then stop like SIGTERM."""
-    sys.stdin.buffer.read()
-    os.kill(os.getpid(), signal.SIGTERM)

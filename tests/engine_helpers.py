@@ -25,6 +25,11 @@ def fast_game(**settings) -> gamefile.GameFile:
     return game
 
 
+def next_seq(conn: sa.Connection) -> int:
+    """The sequence number after the highest stored: where a test's own rounds go."""
+    return int(conn.execute(sa.select(sa.func.max(schema.requests.c.seq))).scalar() or 0) + 1
+
+
 def request_row(seq: int, phase_index: int = 0, label: int = 1, sent_at=None, delay=0.0):
     """The columns of one request, as the game loop stores it before sending."""
     sent_at = time.time() if sent_at is None else sent_at

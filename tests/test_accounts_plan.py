@@ -130,3 +130,11 @@ def test_progress_counts_the_teams_and_estimates_the_time_left():
         "[2/30] team-b (B): provisioning, about 2 min left",
         "[3/30] team-c (C): provisioning, about 84 s left",
     ]
+
+
+def test_a_step_done_for_some_teams_says_the_time_left_for_the_others():
+    """`rehearse`'s "2 of 4 done, about 10 s left": from the mean so far; nothing at the end."""
+    from game_server.accounts.progress import still_to_go
+
+    assert still_to_go(10.0, 2, 4) == ", about 10 s left"
+    assert still_to_go(10.0, 0, 4) == "" and still_to_go(10.0, 4, 4) == ""

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from engine_helpers import FAST_GAME, peeking
+from engine_helpers import FAST_GAME, next_seq, peeking
 from team_apis import TeamAPIs, delayed, json_answer
 
 from game_server.cli import main
-from game_server.storage import database, games, schema, shards, writes
+from game_server.storage import database, games, schema, shards
 from game_server.storage.clock import PhaseClock
 
 
@@ -217,7 +217,7 @@ def test_kill_dash_9_mid_run_loses_and_duplicates_nothing(db_url, tmp_path):
         first.wait(10)
         with engine.connect() as conn:
             before = games.game_row(conn)
-            seq_before = writes.next_seq(conn)
+            seq_before = next_seq(conn)
 
         second = start_run(db_url, tmp_path / "second.log")
         wait_for(

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from game_server import sizing
 from game_server.rehearsal import gameplan, readme, verdict
 from game_server.scenario import gamefile
 
@@ -58,8 +59,11 @@ def test_the_verdict_says_held_or_not_per_phase_and_what_to_change():
 
 
 def test_capacity_divides_the_usable_machine_by_the_cost_per_team():
-    """Twice the measured cost per team halves the estimate."""
-    cheap = verdict.capacity(4, _phase("peak", 0, 10.0, team=0.3), 8000.0)
-    dear = verdict.capacity(4, _phase("peak", 0, 10.0, team=0.7), 8000.0)
+    """Twice the measured cost per team halves the estimate; a cost under what the peak's
+    bursts need (sizing.BURST) counts as that."""
+    cheap = verdict.capacity(4, _phase("peak", 0, 10.0, team=1.5), 8000.0)
+    dear = verdict.capacity(4, _phase("peak", 0, 10.0, team=3.1), 8000.0)
+    tiny = verdict.capacity(4, _phase("peak", 0, 10.0, team=0.01), 8000.0)
+    assert tiny[2] == pytest.approx(sizing.BURST.cores_per_team)
     assert cheap[0] == pytest.approx(2 * dear[0], abs=1) and cheap[2] * 2 == pytest.approx(dear[2])
     assert Path(gameplan.WORKSHOP).is_file()

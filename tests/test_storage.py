@@ -5,7 +5,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from engine_helpers import request_row, result
+from engine_helpers import next_seq, request_row, result
 
 from game_server import records
 from game_server.play import teams
@@ -168,20 +168,10 @@ def test_void_counts_for_nobody_and_next_seq_goes_on(engine):
     with engine.begin() as conn:
         assert writes.void_requests(conn) == 2
         assert writes.void_requests(conn) == 0
-        assert writes.next_seq(conn) == 4
+        assert next_seq(conn) == 4
         ref = standings.leaderboard_teams(conn)["reference"]
     assert ref["requests"] == 1 and ref["void"] == 2
     assert totals(engine)["red"]["points"] == 1
-
-
-def test_store_round_is_the_benchmarks_one_call(engine):
-    writes.store_round(
-        engine, request_row(7), [result(1, "wrong", pred=0), result(2, "correct", pred=1)]
-    )
-    with engine.begin() as conn:
-        reveal.reveal_labels(conn)
-    board = totals(engine)
-    assert (board["red"]["wrong"], board["blue"]["correct"]) == (1, 1)
 
 
 def test_nul_bytes_in_a_body_excerpt_are_stored(engine):

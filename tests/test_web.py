@@ -210,12 +210,12 @@ def test_team_results_public_and_private(client, game):
 def test_private_view_shows_body_excerpts(client, game):
     engine, tokens = game
     ids = team_ids(engine)
-    from engine_helpers import request_row
+    from engine_helpers import next_seq, request_row
 
     from game_server.records import Result, Score
 
     with engine.begin() as conn:
-        seq = writes.next_seq(conn)
+        seq = next_seq(conn)
         writes.insert_requests(conn, [request_row(seq)])
         bad = Result(ids["blue"], Score("failed", "invalid_json", None, -1, 200, "<oops>"), 5.0)
         writes.store_rounds(conn, [records.ScoredRound(seq, 0, 0.8, 0.2, [bad])])

@@ -1,7 +1,9 @@
 """`game-server web --workers N` (issue 16): N worker processes on one socket, supervised.
 
 Every worker serves the same document; a worker that dies is restarted while the others
-keep serving; SIGTERM or SIGINT of the parent, or its death by SIGKILL, leaves no worker.
+keep serving, and one that hangs (issue 25: SIGSTOP, so it neither answers nor beats) is
+killed and replaced; SIGTERM or SIGINT of the parent, or its death by SIGKILL, leaves no
+worker.
 Which worker answers is forced by stopping the others (SIGSTOP): a stopped process
 accepts nothing, so a new connection can only go to the one left running.
 """
@@ -22,6 +24,7 @@ from test_web_process import alive, healthy, parent_of, wait_for
 pytestmark = pytest.mark.slow
 
 WORKER = re.compile(r"web worker started pid=(\d+) slot=(\d+)")
+HUNG = 3  # seconds: `--worker-timeout` of the hung-worker test (30 by default)
 
 
 class Web:
@@ -47,14 +50,14 @@ class Web:
 
 
 @contextlib.contextmanager
-def started_web(tmp_path: Path, workers: int = 2, command: str = "web"):
+def started_web(tmp_path: Path, workers: int = 2, command: str = "web", *more: str):
     """`game-server <command> --workers N` on a fresh SQLite game; killed if a test fails."""
     env = {**os.environ, "GAME_DATABASE_URL": f"sqlite:///{tmp_path / 'game.sqlite'}"}
     subprocess.run(
         [sys.executable, "-m", "game_server", "init"], env=env, check=True, capture_output=True
     )
     port, log = free_port(), tmp_path / "web.log"
-    args = [command, "--port", str(port), "--workers", str(workers)]
+    args = [command, "--port", str(port), "--workers", str(workers), *more]
     with open(log, "w") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "game_server", *args], env=env, stderr=err, stdout=err
@@ -80,12 +83,14 @@ def only(web: Web, serving: int):
     """Every worker but `serving` stopped (SIGSTOP) for the block."""
     others = [pid for pid in web.running() if pid != serving]
     for pid in others:
-        os.kill(pid, signal.SIGSTOP)
+        with contextlib.suppress(ProcessLookupError):  # one killed may be reaped meanwhile
+            os.kill(pid, signal.SIGSTOP)
     try:
         yield
     finally:
         for pid in others:
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 def test_every_worker_is_a_child_of_the_parent_and_serves_the_same_document(tmp_path):
@@ -112,6 +117,22 @@ def test_a_dead_worker_is_restarted_and_the_others_keep_serving(tmp_path):
         assert died in web.log.read_text()
         assert parent_of(third) == web.process.pid
         with only(web, third):  # and the new one serves
+            assert web.board()["game"]
+
+
+def test_a_hung_worker_is_killed_and_replaced(tmp_path):
+    with started_web(tmp_path, 2, "web", "--worker-timeout", str(HUNG)) as web:
+        hung, other = web.running()
+        with only(web, hung):  # it has served, so its loop has turned: it has beaten
+            assert web.board()["game"]
+        os.kill(hung, signal.SIGSTOP)  # alive, but it answers and beats no more
+        new = wait_for(lambda: [p for p in web.running() if p not in (hung, other)])[0]
+        text = web.log.read_text()
+        assert re.search(rf"web worker hung pid={hung} slot=0: no heartbeat for \d+ s", text)
+        assert f"web worker died pid={hung} exit=-9 slot=0; restarting it" in text
+        assert not alive(hung) and alive(other)  # the other one was never silent
+        assert parent_of(new) == web.process.pid
+        with only(web, new):  # and the new one serves
             assert web.board()["game"]
 
 

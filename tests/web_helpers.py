@@ -3,7 +3,7 @@
 import time
 
 import sqlalchemy as sa
-from engine_helpers import request_row, result
+from engine_helpers import next_seq, request_row, result
 
 from game_server import records
 from game_server.play import teams
@@ -44,7 +44,7 @@ def store_results(engine: sa.Engine, outcomes: dict[str, str], rounds: int = 1, 
     ids = team_ids(engine)
     now = time.time()
     with engine.begin() as conn:
-        first = writes.next_seq(conn)
+        first = next_seq(conn)
         seqs = list(range(first, first + rounds))
         writes.insert_requests(
             conn, [request_row(s, sent_at=now - 1, delay=delay, label=1) for s in seqs]

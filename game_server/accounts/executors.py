@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol, Self
 
 from game_server.accounts.bounded import TooMuchOutput, run_bounded
+from game_server.logs import first_line
 
 if TYPE_CHECKING:  # imported where SSH is used: the game's install has no paramiko (extras.py)
     import paramiko
@@ -85,12 +86,6 @@ def _summary(argv: list[str]) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _first_line(text: str) -> str:
-    """The first non-empty line of `text` (for one-line errors)."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else "(no output on stderr)"
-
-
 def _bytes(stdin: str | bytes | None) -> bytes:
     """Text or bytes for a command's stdin, as bytes (a tarball is bytes, SQL is text)."""
     return stdin.encode() if isinstance(stdin, str) else (stdin or b"")
@@ -100,7 +95,9 @@ def _checked(argv: list[str], rc: int, out: str, err: str, check: bool) -> Ran:
     """Raise ExecError for a failed command when `check`, else return the result."""
     log.debug("ran cmd=%s rc=%s", _summary(argv), rc)
     if check and rc != 0:
-        raise ExecError(f"{_summary(argv)} failed (exit {rc}): {_first_line(err)}")
+        raise ExecError(
+            f"{_summary(argv)} failed (exit {rc}): {first_line(err) or '(no output on stderr)'}"
+        )
     return Ran(rc, out, err)
 
 

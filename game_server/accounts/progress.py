@@ -27,11 +27,17 @@ class Progress:
     def next(self, what: str) -> None:
         """Say that the next team begins: its place, `what`, and the time left."""
         line = f"[{self.done + 1}/{self.total}] {what}"
-        if self.done:
-            mean = (self.clock() - self.started) / self.done
-            line += f", {left(mean * (self.total - self.done))} left"
+        line += still_to_go(self.clock() - self.started, self.done, self.total)
         self.done += 1
         self.echo(line)
+
+
+def still_to_go(elapsed: float, done: int, total: int) -> str:
+    """ ", about 2 min left" from the mean time per team so far; "" before the first or after
+    the last."""
+    if not done or done >= total:
+        return ""
+    return f", {left(elapsed / done * (total - done))} left"
 
 
 def left(seconds: float) -> str:

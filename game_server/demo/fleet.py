@@ -24,9 +24,9 @@ from pathlib import Path
 import requests
 
 from game_server.demo.bots import Variant
-from game_server.demo.bots.processes import ChildProcesses
 from game_server.demo.machine import HOST, DemoError, tail
 from game_server.settings import ADMIN_TOKEN
+from game_server.supervisor import Command, Supervisor
 
 READY_SECONDS = 60.0  # bots must answer /health within this
 TRAIN_SECONDS = 180.0  # one model's training, at most
@@ -80,7 +80,7 @@ class Fleet:
         self.label = label
         self.echo = echo
         self.game_url = ""
-        self.children = ChildProcesses()
+        self.children = Supervisor()  # bots are not restarted: a crash is reported
         self.bots: list[Bot] = []
         down_for = min(FLAKY_DOWN_MAX, FLAKY_DOWN_SHARE * game_duration)
         self.flaky_down = (FLAKY_DOWN_AT * game_duration, down_for)
@@ -119,7 +119,7 @@ class Fleet:
         models = self.folder / "models"
         for kind in kinds:
             argv = [*self._worker("train"), "--kind", kind, "--out", str(models / f"{kind}.pkl")]
-            self.children.start(f"train-{kind}", argv, self._env(), models / f"{kind}.log")
+            self._start(f"train-{kind}", argv, self._env(), models / f"{kind}.log")
         for kind in kinds:
             try:
                 status = self.children.wait(f"train-{kind}", TRAIN_SECONDS)
@@ -182,7 +182,14 @@ class Fleet:
             "--folder",
             str(bot.folder),
         ]
-        bot.pid = self.children.start(bot.name, argv, env, bot.folder / "console.log").pid
+        bot.pid = self._start(bot.name, argv, env, bot.folder / "console.log")
+
+    def _start(self, name: str, argv: list[str], env: dict, log_path: Path) -> int:
+        """Start child `name`, output to `log_path`, in a process group of its own (a Ctrl-C
+        in the terminal reaches only the demo, which stops it); its pid."""
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = Command(argv, env, log_path=log_path, group=True)
+        return self.children.add(name, command)
 
     def _deploy(self, bot: Bot, kind: str) -> None:
         """Copy a kind's model to the bot's model file, atomically (its API reloads it)."""

@@ -9,8 +9,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from game_server.logs import first_line
 from game_server.play.customer import Customer, Health, Target
-from game_server.play.writer import DbWriter, first_line
+from game_server.play.writer import DbWriter
 from game_server.storage import health
 from game_server.storage.games import GameRow
 

@@ -41,6 +41,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from game_server import supervisor
+from game_server.logs import first_line
 from game_server.play.metrics_child import CACHE_SECONDS, LENGTH
 from game_server.play.shedding import Skips
 from game_server.records import FAILED, ScoredRound
@@ -174,7 +176,7 @@ class _GameState:
             with self.game.engine.connect() as conn:
                 rows = conn.execute(query).all()
         except sa.exc.SQLAlchemyError as exc:  # the rest of the metrics still count
-            log.warning("metrics: team names not read error=%s", str(exc).splitlines()[0])
+            log.warning("metrics: team names not read error=%s", first_line(exc))
             rows = []
         for team_id, name in rows:
             teams.add_metric([str(team_id), name], 1.0)
@@ -228,12 +230,7 @@ class MetricsServer:
         self._listener.close()
         self._link.close()
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            supervisor.terminate(self.process, timeout=10)
             if self.process.stdin is not None:
                 self.process.stdin.close()
 

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from game_server.logs import first_line
 from game_server.records import RequestRow, ScoredRound
 from game_server.storage import writes
 
@@ -78,11 +79,6 @@ class Call:
 
 
 Item = Sent | Scored | Call
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type when the message is empty)."""
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 class DbWriter:

@@ -27,6 +27,7 @@ from typing import Any
 from game_server.accounts import limits, provision, teardown
 from game_server.accounts.config import Settings
 from game_server.accounts.executors import LocalExecutor
+from game_server.accounts.progress import still_to_go
 from game_server.rehearsal import gameplan, readme, verdict
 from game_server.rehearsal.bots import Bot
 from game_server.rehearsal.sampler import Sampler, available_mb
@@ -119,21 +120,24 @@ class Rehearsal:
                        check=True)  # fmt: skip
         public = key.with_suffix(".pub").read_text().strip()
         hosts = _pinned_hosts(self.work, self.opts.ssh_port, self.opts.known_hosts)
-        n = self.opts.teams
+        n, started = self.opts.teams, time.monotonic()
         for i in range(1, n + 1):
             roster = self.work / f"roster-{i}.csv"
             roster.write_text(f"name,members,ssh_key\nRehearsal {i:02d},bot,{public}\n")
             provision.create(self.ex, self.settings, str(roster), echo=lambda line: None)
             user = f"{self.prefix}rehearsal-{i:02d}"
             self.bots.append(Bot(user, key, self.opts.ssh_port, hosts))
-            self.echo(f"rehearse: provisioned {i} of {n} ({user})")
+            to_go = still_to_go(time.monotonic() - started, i, n)
+            self.echo(f"rehearse: provisioned {i} of {n} ({user}){to_go}")
 
     def each(self, name: str, action: Callable[[Bot], Any]) -> None:
         """`action` for every bot at once (a room of teams typing at the same time)."""
         pool = concurrent.futures.ThreadPoolExecutor(len(self.bots) or 1)
+        n, started = len(self.bots), time.monotonic()
         try:  # on Ctrl-C, no waiting: the clean-up's `pkill -u` ends the bots' sessions
             for i, _ in enumerate(pool.map(action, self.bots), 1):
-                self.echo(f"rehearse: {name}: {i} of {len(self.bots)} done")
+                to_go = still_to_go(time.monotonic() - started, i, n)
+                self.echo(f"rehearse: {name}: {i} of {n} done{to_go}")
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from game_server.logs import first_line
 from game_server.scenario import oddities, population
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,7 @@ def read_labelled_csv(path: str | PathLike[str], label: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise OwnDataError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OwnDataError(f"{path}: not a readable CSV: {first}") from None
+        raise OwnDataError(f"{path}: not a readable CSV: {first_line(exc)}") from None
     if label not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:12]))
         raise OwnDataError(f"{path}: no label column {label!r} (columns: {shown})")

@@ -27,7 +27,6 @@ from collections import defaultdict
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from game_server.records import CORRECT, FAILED, WRONG
 from game_server.storage.schema import (
@@ -40,7 +39,7 @@ from game_server.storage.schema import (
     team_recent_labels,
     team_totals,
 )
-from game_server.storage.writes import PhaseTotals, TeamTotals, upsert_add
+from game_server.storage.writes import PhaseTotals, TeamTotals, dialect_insert, upsert_add
 
 IN_FLIGHT_LIMIT = 30.0  # s: a shard's round still `sent` this long after its send is lost
 RECENT_ROUNDS = 100  # the leaderboard's accuracy: over the last 100 rounds with visible labels
@@ -164,15 +163,10 @@ def _reveal_answers(conn: sa.Connection, mark: int, new: int) -> list[sa.Row[Any
     return older + window
 
 
-def _insert(conn: sa.Connection) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT into the watermark's table in the connection's dialect (for ON CONFLICT)."""
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(reveal_mark)
-
-
 def _set_mark(conn: sa.Connection, seq: int, now: float) -> None:
     """Store the watermark (insert the row the first time)."""
     conn.execute(
-        _insert(conn)
+        dialect_insert(conn, reveal_mark)
         .values(id=GAME_ID, seq=seq, at=now)
         .on_conflict_do_update(index_elements=["id"], set_={"seq": seq, "at": now})
     )
@@ -186,7 +180,9 @@ def reveal_labels(conn: sa.Connection, now: float | None = None) -> int:
     is locked first, so one moves it at a time and the next one starts from there.
     """
     now = time.time() if now is None else now
-    conn.execute(_insert(conn).values(id=GAME_ID, seq=0, at=now).on_conflict_do_nothing())
+    conn.execute(
+        dialect_insert(conn, reveal_mark).values(id=GAME_ID, seq=0, at=now).on_conflict_do_nothing()
+    )
     locked = sa.select(reveal_mark.c.seq).where(reveal_mark.c.id == GAME_ID).with_for_update()
     mark = int(conn.execute(locked).scalar() or 0)
     new = _next_mark(conn, mark, now)

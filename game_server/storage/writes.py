@@ -176,14 +176,13 @@ def upsert_add(
     """INSERT rows, or add their non-key values to the existing row (SQLite and PostgreSQL)."""
     if not rows:
         return
-    pg = conn.dialect.name == "postgresql"
-    stmt: postgresql.Insert | sqlite.Insert = (postgresql if pg else sqlite).insert(table)
+    stmt = dialect_insert(conn, table)
     adds = {c: table.c[c] + stmt.excluded[c] for c in rows[0] if c not in keys}
     conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=adds), rows)
 
 
-def _insert(conn: sa.Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT of the connection's dialect (for ON CONFLICT)."""
+def dialect_insert(conn: sa.Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT of the connection's dialect (for ON CONFLICT); the one place that picks it."""
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
@@ -196,7 +195,7 @@ def insert_requests(conn: sa.Connection, rows: Sequence[RequestRow], shard: int 
     if not rows:
         return
     rows = sorted(rows, key=lambda r: r["seq"])  # the same lock order in every shard
-    stmt = _insert(conn, requests).on_conflict_do_nothing()
+    stmt = dialect_insert(conn, requests).on_conflict_do_nothing()
     conn.execute(stmt, [{**r, "status": "sent"} for r in rows])
     conn.execute(
         round_shards.insert(),
@@ -261,30 +260,6 @@ def _add_phase_totals(conn: sa.Connection, per_phase: dict[int, PhaseTotals]) ->
     upsert_add(conn, phase_totals, ("phase_index",), rows)
 
 
-def store_round(
-    engine: sa.Engine,
-    request: RequestRow,
-    round_results: Sequence[Result],
-    scored_at: float | None = None,
-) -> None:
-    """Store one whole round (request `sent`, then scored) in two transactions.
-
-    The benchmark's entry point; the game loop batches the same two steps on its writer
-    thread (`play.writer.DbWriter`).
-    """
-    with engine.begin() as conn:
-        insert_requests(conn, [request])
-    rnd = ScoredRound(
-        request["seq"],
-        request["phase_index"],
-        request.get("oracle_points"),
-        request["baseline_points"],
-        round_results,
-    )
-    with engine.begin() as conn:
-        store_rounds(conn, [rnd], now=scored_at)
-
-
 def void_requests(conn: sa.Connection, seqs: Iterable[int] | None = None, shard: int = 1) -> int:
     """Mark a shard's rounds still `sent` as `void` (all, or those in `seqs`); counts them.
 
@@ -323,11 +298,6 @@ def void_requests(conn: sa.Connection, seqs: Iterable[int] | None = None, shard:
     return len(voided)
 
 
-def next_seq(conn: sa.Connection) -> int:
-    """The sequence number after the highest stored (tests and tools that add requests)."""
-    return int(conn.execute(sa.select(sa.func.max(requests.c.seq))).scalar() or 0) + 1
-
-
 def store_recent(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Replace the recent-window snapshot rows of the given teams."""
     if not rows:
@@ -346,7 +316,7 @@ def sample_history(conn: sa.Connection, at: float) -> None:
     tt, pt = team_totals.c, phase_totals.c
     points = sa.select(sa.literal(at, Double), tt.team_id, sa.func.sum(tt.public_points))
     conn.execute(
-        _insert(conn, points_history)
+        dialect_insert(conn, points_history)
         .from_select(["at", "team_id", "points"], points.where(sa.true()).group_by(tt.team_id))
         .on_conflict_do_nothing()
     )
@@ -357,7 +327,7 @@ def sample_history(conn: sa.Connection, at: float) -> None:
         )
     ).one()
     conn.execute(
-        _insert(conn, reference_history)
+        dialect_insert(conn, reference_history)
         .values(at=at, oracle_points=ref[0], baseline_points=ref[1])
         .on_conflict_do_nothing()
     )

@@ -16,6 +16,7 @@ from flask import Config, Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from game_server import settings
+from game_server.logs import first_line
 from game_server.storage import database
 from game_server.web import db
 from game_server.web.admin import admin
@@ -126,7 +127,7 @@ def shared_secret_key(engine: sa.Engine) -> str:
     except sa.exc.SQLAlchemyError as exc:
         # Without the database nothing works anyway; instructor sessions then last as
         # long as this process (the error is logged, the pages answer 503).
-        log.warning("secret key not shared error=%s", str(exc).splitlines()[0][:200])
+        log.warning("secret key not shared error=%s", first_line(exc))
         return secrets.token_hex(32)
 
 

@@ -7,34 +7,20 @@ thread beside it. The starter's settings (PORT, MODEL_PATH, DATABASE_URL, LOG_FI
 GAME_URL, TEAM_TOKEN) come from the environment, as in a team's `.env`.
 
 With `--watch-stdin` the process exits by itself when its parent (the demo) goes away:
-the demo holds the other end of stdin, and end-of-file means the demo is gone.
+the demo holds the other end of stdin, and end-of-file means the demo is gone
+(`supervisor.end_with_stdin`, as every child of the game).
 """
 
 import argparse
 import logging
-import os
 import signal
 import sys
-import threading
 import time
 
 from game_server.demo.bots import STARTER_DIR, VARIANTS, Variant
+from game_server.supervisor import end_with_stdin
 
 log = logging.getLogger("bot")
-
-
-def watch_parent() -> None:
-    """Exit cleanly (SIGTERM to ourselves) when stdin closes, hard 5 s later if stuck."""
-
-    def watch() -> None:
-        while sys.stdin.buffer.read(4096):
-            pass
-        log.warning("the demo is gone: stopping")
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def serve_devserver(variant: Variant, settings: dict) -> int:
@@ -69,7 +55,7 @@ def serve(args: argparse.Namespace) -> int:
     variant = VARIANTS[args.variant]
     settings = config.load_settings()
     if args.watch_stdin:
-        watch_parent()
+        end_with_stdin()
     if variant.retrain:
         from game_server.demo.bots.retrain import Retrainer
 
