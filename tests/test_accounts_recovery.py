@@ -63,7 +63,7 @@ NEW_TEAM = [Step.ASSIGN_PORTS, Step.CREATE_USER, Step.SET_PASSWORD, Step.WRITE_S
 AGAIN = [Step.ENABLE_IN_GAME, Step.NEW_GAME_TOKEN]  # a team deleted, then created again
 
 
-def kill_create_at(settings, roster: Path, step: Step) -> dict:
+def kill_create_at(settings, roster: Path, step: Step) -> registry.Record:
     """Run `users create` in a child killed at `step`; the team's registry record after."""
     proc = subprocess.run(
         [sys.executable, "-c", KILLER, json.dumps(dataclasses.asdict(settings)), str(roster),
@@ -75,9 +75,9 @@ def kill_create_at(settings, roster: Path, step: Step) -> dict:
     return record
 
 
-def assert_gone(settings, record: dict) -> None:
+def assert_gone(settings, record: registry.Record) -> None:
     """Nothing of the team is left: user, home, profile, role, schema, game, registry."""
-    user = record["user"]
+    user = record.user
     assert f"\n{user}:" not in "\n" + Path("/etc/passwd").read_text()
     assert not Path("/home", user).exists()
     assert not Path(settings.profile_dir, f"workshop-{user}.sh").exists()
@@ -90,7 +90,7 @@ def assert_gone(settings, record: dict) -> None:
         with psycopg.connect(ADMIN + settings.workshop_db) as conn:
             assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s",
                                 (user,)).fetchone()[0] == 0  # fmt: skip
-    assert game_teams(settings).get(record["name"]) in (None, False)  # never, or disabled
+    assert game_teams(settings).get(record.name) in (None, False)  # never, or disabled
     assert registry.list_teams(LocalExecutor(), settings) == []
 
 
