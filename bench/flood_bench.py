@@ -100,7 +100,7 @@ def healthy(base: str) -> bool:
 def state(engine: sa.Engine) -> str:
     """The game's state."""
     with engine.connect() as conn:
-        return games.game_row(conn)["state"]
+        return games.game_row(conn).state
 
 
 def play(folder: Path, ports: list[int], args, flood: bool) -> dict:

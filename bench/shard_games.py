@@ -150,7 +150,7 @@ def play(url: str, n: int, ports: list[int], seconds: float, logs: Path, stub_pi
     register(engine, ports)
     procs = start_shards(url, n, logs)
     try:
-        started = control.apply(engine, "start", "bench")["started_at"]
+        started = control.apply(engine, "start", "bench").started_at
         low, high, due_rounds = window_of(started, seconds)
         time.sleep(max(low - time.time(), 0))
         before = usage(procs, stub_pids)

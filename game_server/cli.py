@@ -3,6 +3,7 @@
 import time
 
 import click
+import sqlalchemy as sa
 
 from game_server import oom, settings, state_dir, teams_cli
 from game_server.accounts import cli as users_cli
@@ -144,8 +145,8 @@ def _control_command(action: str, help_text: str) -> None:
             row = controls.apply(_engine(obj), action, controls.default_actor("cli"))
         except (controls.ControlError, games.NotInitialised) as exc:
             raise click.ClickException(str(exc)) from None
-        frozen = ", leaderboard frozen" if row["frozen"] else ""
-        click.echo(f"{action}: the game is {row['state']}, phase {row['phase_index']}{frozen}")
+        frozen = ", leaderboard frozen" if row.frozen else ""
+        click.echo(f"{action}: the game is {row.state}, phase {row.phase_index}{frozen}")
 
 
 for _action, _help in (
@@ -160,7 +161,7 @@ for _action, _help in (
     _control_command(_action, _help)
 
 
-def _engine(obj: dict, create: bool = False):
+def _engine(obj: dict, create: bool = False) -> sa.Engine:
     """The game database engine for `--db` / $GAME_DATABASE_URL / the default file; a
     one-line error when none is chosen and the default would be the wrong one."""
     try:
@@ -169,7 +170,7 @@ def _engine(obj: dict, create: bool = False):
         raise click.ClickException(str(exc)) from None
 
 
-def _load_game(file: str):
+def _load_game(file: str) -> gamefile.GameFile:
     """A game file from a path or a builtin name; ClickException with one line otherwise."""
     try:
         return gamefile.load_game_file(gamefile.game_path(file))
@@ -296,7 +297,7 @@ def run(
     database.init_db(engine)
     if game_name is None:
         with engine.connect() as conn:
-            game_name = games.game_row(conn)["game_file"] or "workshop"
+            game_name = games.game_row(conn).game_file or "workshop"
     from game_server import serve  # the web app and the loop: only for the commands that run them
     from game_server.web.app import ConfigError
 

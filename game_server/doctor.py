@@ -21,6 +21,7 @@ from game_server import oom, sizing
 from game_server.accounts import limits
 from game_server.accounts.config import Settings
 from game_server.accounts.executors import LocalExecutor
+from game_server.accounts.registry import Record
 from game_server.accounts.state import starter_paths
 from game_server.logs import first_line
 from game_server.storage import database, fresh, games
@@ -78,9 +79,9 @@ def game_on_port(port: int) -> str | None:
     return str(body["state"]) if isinstance(body, dict) and "state" in body else None
 
 
-def team_problems(record: dict) -> list[str]:
+def team_problems(record: Record) -> list[str]:
     """One provisioned team: its Linux user, its `.env` (a regular file), its API."""
-    name, user = record["name"], record["user"]
+    name, user = record.name, record.user
     if subprocess.run(["id", "--", user], capture_output=True).returncode != 0:
         return [f"team {name}: no Linux user {user}: run `game-server users create ROSTER.csv`"]
     problems = []
@@ -92,15 +93,15 @@ def team_problems(record: dict) -> list[str]:
         regular = False
     if not regular:
         problems.append(f"team {name}: no {env}: run `game-server users create ROSTER.csv`")
-    if not api_answers(record["api_port"]):
+    if not api_answers(record.api_port):
         problems.append(
-            f"team {name}: its API on port {record['api_port']} does not answer /health "
+            f"team {name}: its API on port {record.api_port} does not answer /health "
             "(not started yet: the team starts it, README step 3)"
         )
     return problems
 
 
-def registry_teams(path: str) -> tuple[list[dict], list[str]]:
+def registry_teams(path: str) -> tuple[list[Record], list[str]]:
     """The provisioned teams in the registry at `path`, and a problem when it is unreadable."""
     try:
         text = Path(path).read_text()
@@ -109,7 +110,7 @@ def registry_teams(path: str) -> tuple[list[dict], list[str]]:
     except OSError as exc:
         return [], [f"cannot read the registry {path} ({exc.strerror}): run as root"]
     try:
-        return list(json.loads(text)["teams"]), []
+        return [Record.from_dict(t) for t in json.loads(text)["teams"]], []
     except (ValueError, KeyError, TypeError):
         return [], [f"{path} is not a provisioning registry"]
 
@@ -128,10 +129,10 @@ def problems(url: str | None, port: int, ssh_port: int, registry: str) -> list[s
     how = limits.mechanism(ex)
     for record in teams:
         found += team_problems(record)
-        user = record["user"]
+        user = record.user
         if limits.uid_of(ex, user) and not limits.in_place(ex, Settings(), user, how):
             found.append(
-                f"team {record['name']}: no fair share ({how}): run `game-server users create "
+                f"team {record.name}: no fair share ({how}): run `game-server users create "
                 "ROSTER.csv` again (it applies the limits)"
             )
     if listening(port) and game_on_port(port) is None:

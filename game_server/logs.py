@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from typing import TextIO
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -14,7 +15,7 @@ class OneLineFormatter(logging.Formatter):
         return text.replace("\r", "\\r").replace("\n", " | ")
 
 
-def configure_logging(level: str = "INFO", stream=None) -> None:
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Send every logger's records to `stream` (stderr by default) as one-line records."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(OneLineFormatter(LOG_FORMAT))

@@ -205,7 +205,7 @@ OTHER_VARIABLES = (
 )
 
 
-class SettingType(click.ParamType):
+class SettingType(click.ParamType[Any, Any]):
     """A command-line option's type that parses as `get` does. A bad value from the
     environment is one line naming the variable; from the command line, a usage error."""
 
@@ -219,7 +219,7 @@ class SettingType(click.ParamType):
         choices = self.setting.choices
         return f"[{'|'.join(choices)}]" if choices else self.setting.metavar
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """The parsed value; a ClickException (one line) for a bad one from the variable."""
         if not isinstance(value, str):
             return value

@@ -16,6 +16,7 @@ the same unless the bench measured them apart. docs/INSTRUCTOR.md's table is `ta
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 USABLE = 0.8
 
@@ -52,13 +53,20 @@ BURST = Burst(apis=11, cores=2)
 TEAMS = (10, 20, 30, 50)
 
 
-def needed(teams: int, level: str = "complete", cost: Cost | None = None) -> tuple[int, int]:
+class Need(NamedTuple):
+    """What a server needs: cores, and memory in GB."""
+
+    cores: int
+    gigabytes: int
+
+
+def needed(teams: int, level: str = "complete", cost: Cost | None = None) -> Need:
     """(cores, memory in GB) a server needs for `teams` teams at `level` (or at `cost`)."""
     cost = cost or MEASURED.get(level, MEASURED["complete"])
     per_team = max(cost.cores, BURST.cores_per_team)
     cores = math.ceil(teams * per_team / USABLE)
     gigabytes = math.ceil((cost.base_mb + teams * cost.mb) / USABLE / 1024)
-    return max(cores, 2), gigabytes
+    return Need(max(cores, 2), gigabytes)
 
 
 def too_small(teams: int, cores: int, memory_gb: float, level: str = "complete") -> str | None:

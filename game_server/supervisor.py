@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from game_server.settings import STOP_SECONDS
 
@@ -149,7 +149,7 @@ class Supervisor:
         self._lock = threading.RLock()  # `check` (in a thread) never races a stop
         self._lifeline_r, self._lifeline_w = os.pipe()
 
-    def add(self, name: str, how: Command | Fork, label: str = "", **options) -> int:
+    def add(self, name: str, how: Command | Fork, label: str = "", **options: Any) -> int:
         """Start child `name` now (`Child`'s fields are the options); its pid."""
         child = Child(name, how, label or f"child {name}", **options)
         with self._lock:

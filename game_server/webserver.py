@@ -64,7 +64,9 @@ def make_server(
     return connections.make_room(server)
 
 
-def start_web(url: str, host: str, port: int, app: Flask | None = None):
+def start_web(
+    url: str, host: str, port: int, app: Flask | None = None
+) -> BaseWSGIServer | MultiSocketServer:
     """Serve the web app (`app`, else a new one) on host:port from a daemon thread; the
     waitress server (tests and benchmarks; `game-server run` uses a process)."""
     server = make_server(app or create_app({"DATABASE_URL": url}), host, port)

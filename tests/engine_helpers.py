@@ -81,7 +81,7 @@ async def play(g: game.Game, engine, until: str = "finished", limit: float = 15.
             if during is not None:
                 await during(time.monotonic() - start)
             with engine.connect() as conn:
-                if games.game_row(conn)["state"] == until:
+                if games.game_row(conn).state == until:
                     break
             assert not task.done(), task.exception()
     finally:

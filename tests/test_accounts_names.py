@@ -27,6 +27,7 @@ from game_server.accounts import (
 )
 from game_server.accounts.executors import ExecError, LocalExecutor
 from game_server.accounts.plan import Secrets, TeamPlan
+from game_server.accounts.registry import Record
 from game_server.accounts.roster import Team
 from game_server.accounts.state import DbState, State
 
@@ -64,17 +65,11 @@ def test_every_command_line_puts_dashes_before_a_name(name):
     assert_after_dashes(ex.commands, name)
 
     ex, user = Recorder(), "team-x"
-    plan = TeamPlan(Team(name, user, "", None, 2), {}, Secrets())
+    plan = TeamPlan(Team(name, user, "", None, 2), Record(name, user), Secrets())
     apply.create_user(ex, settings, plan, State({}, {}, {}, DbState(), {}, set(), set(), {}))
     teardown.remove_user(ex, user, f"/home/{user}", None, print)
-    checks.check_team(
-        ex,
-        settings,
-        {"user": user, "name": name, "role": user, "schema": user},
-        None,
-        {},
-        f"/home/{user}",
-    )
+    record = Record(name, user, role=user, schema=user)
+    checks.check_team(ex, settings, record, None, {}, f"/home/{user}")
     useradd = next(argv for argv in ex.commands if argv[0] == "useradd")
     assert ":" not in useradd[useradd.index("--comment") + 1]
     positional = [argv for argv in ex.commands if argv[0] in ("useradd", "userdel", "id")]
@@ -144,7 +139,7 @@ def test_one_teams_failure_stops_no_other_team(setup):
     assert [line for line in lines if line.startswith(failure)], lines
     kept = handout.load(settings.handout_dir)
     assert set(kept) == {"Amber", "Cyan"}
-    records = {t["name"]: t for t in registry.list_teams(LocalExecutor(), settings)}
+    records = {t.name: t for t in registry.list_teams(LocalExecutor(), settings)}
     assert registry.interrupted_at(records["Broken"]) == "create user"
     assert registry.interrupted_at(records["Amber"]) is None
     assert game_teams(settings) == {"Amber": True, "Cyan": True}  # Broken stopped before

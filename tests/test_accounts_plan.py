@@ -1,11 +1,15 @@
 """The plan's contracts without a server: every step is carried out, URLs round-trip."""
 
+import json
+
+import pytest
 from click.testing import CliRunner
 
-from game_server.accounts import apply
+from game_server.accounts import apply, registry
 from game_server.accounts import cli as users_cli
 from game_server.accounts.config import Settings
 from game_server.accounts.plan import Secrets, Step, TeamPlan, describe
+from game_server.accounts.registry import Record
 from game_server.accounts.roster import Team
 from game_server.accounts.starter import database_url, url_password
 
@@ -16,13 +20,46 @@ def test_every_step_has_a_function_that_carries_it_out():
 
 def test_describe_names_the_steps_and_the_assigned_ports():
     team = Team("Red", "team-red", "", None, 2)
-    plan = TeamPlan(team, {"api_port": 9000, "jupyter_port": 9500, "debug_port": 9001}, Secrets())
+    ports = {"api_port": 9000, "jupyter_port": 9500, "debug_port": 9001}
+    plan = TeamPlan(team, Record("Red", "team-red", **ports), Secrets())
     assert describe(plan) == "team-red (Red): unchanged"
     plan.steps += [Step.ASSIGN_PORTS, Step.CREATE_USER]
     plan.notes.append("disabled in the game")
     assert describe(plan) == (
         "team-red (Red): assign ports 9000/9500/9001, create user (note: disabled in the game)"
     )
+
+
+# A record as an older version wrote it: no debug port, and a key this version does not know.
+OLD_RECORD = {
+    **{"name": "Red", "user": "team-red", "api_port": 9000, "jupyter_port": 9500},
+    **{"role": "team-red", "schema": "team-red", "created": "2026-01-01T09:00:00"},
+    "note": "kept",
+}
+
+
+def test_a_registry_record_keeps_its_json_form():
+    record = Record.from_dict(OLD_RECORD)
+    assert record.ports() == (9000, 9500, 0) and record.extra == {"note": "kept"}
+    assert record.to_dict() == OLD_RECORD  # missing keys stay missing, unknown ones are kept
+    journal = {"started": "now", "steps": ["create user", "set password"], "done": 1}
+    started = registry.journaled(record, "now", journal["steps"], 1)
+    assert started.to_dict() == {**OLD_RECORD, "journal": journal} and record.journal is None
+    assert registry.interrupted_at(started) == "set password"
+    assert registry.completed(started) == record
+    with pytest.raises(TypeError, match="user"):
+        Record.from_dict({"name": "Red"})
+
+
+def test_users_list_reads_an_older_registry(tmp_path):
+    path = tmp_path / "accounts.json"
+    path.write_text(json.dumps({"version": 1, "teams": [OLD_RECORD]}))
+    result = CliRunner().invoke(users_cli.list_, ["--registry", str(path)], obj={})
+    assert result.exit_code == 0, result.output
+    assert "team-red" in result.output and "api=9000 jupyter=9500 debug=-" in result.output
+    path.write_text(json.dumps({"version": 1, "teams": [{"name": "Red"}]}))
+    result = CliRunner().invoke(users_cli.list_, ["--registry", str(path)], obj={})
+    assert result.exit_code == 1 and "not a provisioning registry" in result.output
 
 
 def test_database_url_round_trips_its_password():

@@ -71,7 +71,7 @@ NEW_TEAM = [
 AGAIN = [Step.ENABLE_IN_GAME, Step.NEW_GAME_TOKEN]  # a team deleted, then created again
 
 
-def kill_create_at(settings, roster: Path, step: Step) -> dict:
+def kill_create_at(settings, roster: Path, step: Step) -> registry.Record:
     """Run `users create` in a child killed at `step`; the team's registry record after."""
     proc = subprocess.run(
         [
@@ -92,9 +92,9 @@ def kill_create_at(settings, roster: Path, step: Step) -> dict:
     return record
 
 
-def assert_gone(settings, record: dict) -> None:
+def assert_gone(settings, record: registry.Record) -> None:
     """Nothing of the team is left: user, home, profile, role, schema, game, registry."""
-    user = record["user"]
+    user = record.user
     assert f"\n{user}:" not in "\n" + Path("/etc/passwd").read_text()
     assert not Path("/home", user).exists()
     assert not Path(settings.profile_dir, f"workshop-{user}.sh").exists()
@@ -114,14 +114,14 @@ def assert_gone(settings, record: dict) -> None:
                 ).fetchone()[0]
                 == 0
             )
-    assert game_teams(settings).get(record["name"]) in (None, False)  # never, or disabled
+    assert game_teams(settings).get(record.name) in (None, False)  # never, or disabled
     assert registry.list_teams(LocalExecutor(), settings) == []
 
 
 def assert_complete(settings, name: str, key: str) -> None:
     """The team is finished: no journal, `users check` passes, its .env and game agree."""
     (record,) = registry.list_teams(LocalExecutor(), settings)
-    assert registry.JOURNAL not in record
+    assert record.journal is None
     lines: list[str] = []
     assert checks.check(LocalExecutor(), settings, echo=lines.append), lines
     team = handout.load(settings.handout_dir)[name]

@@ -196,7 +196,7 @@ def test_the_game_runs_on_it_as_the_game_role(names):
         control.apply(engine, "start", "tester")
         asyncio.run(play(game.Game(engine, game_file), engine))
         with engine.connect() as conn:
-            assert games.game_row(conn)["state"] == "finished"
+            assert games.game_row(conn).state == "finished"
             board = standings.leaderboard(conn)["teams"]
             assert registry.authenticate(conn, token)["name"] == "good"
         assert board[0]["name"] == "good" and board[0]["points"] == board[0]["correct"] > 20

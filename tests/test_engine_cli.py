@@ -129,7 +129,7 @@ def test_new_game_exports_the_old_one_keeps_the_teams_and_refuses_while_running(
     engine, tokens = make_game(db_url)
     store_results(engine, {"red": "correct", "blue": "failed"}, rounds=3)
     with engine.connect() as conn:
-        old_key = games.game_row(conn)["key"]
+        old_key = games.game_row(conn).key
         old_secret = games.read_stream_secret(conn)
     refused = cli(db_url, "new", ok=False)
     assert refused.exit_code == 1 and "the game is running" in refused.output
@@ -145,7 +145,7 @@ def test_new_game_exports_the_old_one_keeps_the_teams_and_refuses_while_running(
     assert len(pd.read_csv(export / "results.csv")) == 6  # the old game, kept in the export
     with engine.connect() as conn:
         row = games.game_row(conn)
-        assert row["state"] == "lobby" and row["key"] != old_key
+        assert row.state == "lobby" and row.key != old_key
         assert games.read_stream_secret(conn) != old_secret  # a new game, a new stream
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.requests)).scalar() == 0
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.results)).scalar() == 0
@@ -158,7 +158,7 @@ def test_new_on_an_empty_database_creates_the_game(tmp_path):
     url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
     assert "0 requests of the old game removed, 0 teams kept" in cli(url, "new").output
     with database.make_engine(url).connect() as conn:
-        assert games.game_row(conn)["state"] == "lobby"
+        assert games.game_row(conn).state == "lobby"
 
 
 def read_rows(engine):
@@ -273,7 +273,7 @@ def test_kill_dash_9_mid_run_loses_and_duplicates_nothing(db_url, tmp_path):
     scored = sum(r.status == "scored" for r in reqs.values())
     assert totals[good_id] == scored  # the peeking team is right every time
     # the game went on where it was: same phase, more time run, the stream continued
-    assert after["state"] == "running" and after["phase_index"] == before["phase_index"] == 0
-    assert after["phase_elapsed"] > PhaseClock.of(before).at(before["loop_heartbeat"]) - 0.01
+    assert after.state == "running" and after.phase_index == before.phase_index == 0
+    assert after.phase_elapsed > PhaseClock.of(before).at(before.loop_heartbeat) - 0.01
     assert sorted(r.seq for r in reqs.values()) == list(range(1, len(reqs) + 1))
-    assert after["loop_owner"] is None  # the clean stop released the lease
+    assert after.loop_owner is None  # the clean stop released the lease

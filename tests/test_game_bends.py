@@ -187,7 +187,7 @@ async def play_through(g: game.Game, engine: sa.Engine, limit: float, during) ->
             assert not task.done(), task.exception()  # the same process plays on
             try:
                 with engine.connect() as conn:
-                    if games.game_row(conn)["state"] == "finished":
+                    if games.game_row(conn).state == "finished":
                         break
             except sa.exc.OperationalError:
                 continue

@@ -38,7 +38,7 @@ def test_a_whole_game_is_scored_stored_and_shown(db_url, apis):
     asyncio.run(play(the_game, engine))
 
     with engine.connect() as conn:
-        assert games.game_row(conn)["state"] == "finished"  # both phases ran out by the clock
+        assert games.game_row(conn).state == "finished"  # both phases ran out by the clock
         statuses = conn.execute(sa.select(schema.requests.c.status)).scalars().all()
         by_phase = conn.execute(sa.select(schema.phase_totals)).mappings().all()
         sums = dict(
@@ -123,9 +123,9 @@ def test_pause_stops_the_requests_and_resume_goes_on(sqlite_url, apis):
     quiet = [t for t in sent if marks["pause"] + game.POLL_SECONDS + 0.1 < t < marks["resume"]]
     assert quiet == []
     assert any(t > marks["resume"] for t in sent)
-    assert g["state"] == "finished"
+    assert g.state == "finished"
     # the paused time did not count: the game took about 3 s of running plus the pause
-    assert g["finished_at"] - g["started_at"] > 3.0 + (marks["resume"] - marks["pause"]) - 0.5
+    assert g.finished_at - g.started_at > 3.0 + (marks["resume"] - marks["pause"]) - 0.5
 
 
 def test_a_second_loop_on_the_same_game_is_refused(sqlite_url):
@@ -140,7 +140,7 @@ def test_a_second_loop_on_the_same_game_is_refused(sqlite_url):
         conn.execute(schema.loop_leases.update().values(owner=dead))
     shards.acquire_lease(engine, "me")
     with engine.connect() as conn:
-        assert games.game_row(conn)["loop_owner"] == "me"
+        assert games.game_row(conn).loop_owner == "me"
 
 
 def test_rounds_due_follow_the_phase_clock_in_whole_bursts():

@@ -53,10 +53,21 @@ def totals(engine):
 def test_init_is_idempotent_and_sqlite_uses_wal(engine, db_url):
     assert database.init_db(engine) is False
     with engine.connect() as conn:
-        assert games.game_row(conn)["state"] == "lobby"
+        assert games.game_row(conn).state == "lobby"
         if db_url.startswith("sqlite"):
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_the_game_row_has_every_column_of_the_table_typed(engine):
+    names = [f.name for f in dataclasses.fields(games.GameRow)]
+    assert names == list(schema.games.c.keys())  # a new column is added to the dataclass too
+    with engine.connect() as conn:
+        g = games.game_row(conn)
+    assert isinstance(g, games.GameRow) and g.phase_index == 0 and g.frozen is False
+    assert g.settings == {"allowed_hosts": ["127.0.0.1"]} and g.name == "test"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        g.state = "running"  # type: ignore[misc]
 
 
 def test_missing_tables_is_a_clear_error(db_url):

@@ -183,7 +183,7 @@ def test_a_database_made_before_the_secret_gets_one_at_its_next_start(db_url, ca
     database.prepare_game(engine, game_file)  # what `game-server run` does first
     with engine.connect() as conn:
         secret = games.read_stream_secret(conn)
-        assert games.game_row(conn)["state"] == "running"  # the game goes on
+        assert games.game_row(conn).state == "running"  # the game goes on
     assert any("stream secret added" in r.getMessage() for r in caplog.records)
     assert not any(secret in r.getMessage() for r in caplog.records)
 
@@ -201,7 +201,7 @@ def test_run_on_a_damaged_secret_is_one_line_that_does_not_show_it(db_url, store
     assert error.startswith("Error: ") and "stream secret is damaged" in error, done.output
     assert stored not in done.output
     with engine.connect() as conn:  # nothing was played, nothing was changed
-        assert games.game_row(conn)["state"] == "lobby"
+        assert games.game_row(conn).state == "lobby"
         assert conn.execute(sa.select(schema.stream_secret.c.secret)).scalar() == stored
 
 

@@ -83,7 +83,7 @@ def state(engine):
     """(state, phase_index, frozen) of the game."""
     with engine.connect() as conn:
         g = games.game_row(conn)
-    return g["state"], g["phase_index"], g["frozen"]
+    return g.state, g.phase_index, g.frozen
 
 
 def test_the_whole_lifecycle(engine):
@@ -146,8 +146,8 @@ def test_pause_stops_the_phase_clock(engine):
     control.apply(engine, "pause", "tester")
     with engine.connect() as conn:
         g = games.game_row(conn)
-    assert g["phase_resumed_at"] is None
-    assert 20 <= g["phase_elapsed"] < 21
+    assert g.phase_resumed_at is None
+    assert 20 <= g.phase_elapsed < 21
 
 
 def test_freeze_serves_a_snapshot_and_finish_reveals(engine):
@@ -179,6 +179,6 @@ def test_freeze_serves_a_snapshot_and_finish_reveals(engine):
 def test_the_clock_advances_only_a_phase_that_ran_its_time(engine):
     control.apply(engine, "start", "tester")
     assert control.advance_by_clock(engine, 0, 60.0) is None  # 60 s have not passed
-    assert control.advance_by_clock(engine, 0, 0.0)["phase_index"] == 1
+    assert control.advance_by_clock(engine, 0, 0.0).phase_index == 1
     assert control.advance_by_clock(engine, 0, 0.0) is None  # phase 0 is over already
-    assert control.advance_by_clock(engine, 1, 0.0)["state"] == "finished"
+    assert control.advance_by_clock(engine, 1, 0.0).state == "finished"

@@ -352,7 +352,7 @@ def test_admin_actions_need_login_and_csrf(client, game):
     assert client.post("/admin/actions/pause", data={"csrf_token": "x"}).status_code == 400
     assert client.get("/admin/actions/pause").status_code == 405  # never a GET
     with engine.connect() as conn:
-        assert games.game_row(conn)["state"] == "running"
+        assert games.game_row(conn).state == "running"
 
 
 def test_admin_controls_go_through_control_and_are_logged(client, game, caplog):
@@ -365,7 +365,7 @@ def test_admin_controls_go_through_control_and_are_logged(client, game, caplog):
     refused = client.post("/admin/actions/start", data={"csrf_token": token}, follow_redirects=True)
     assert "cannot start" in refused.get_data(as_text=True)
     with engine.connect() as conn:
-        assert games.game_row(conn)["state"] == "finished"
+        assert games.game_row(conn).state == "finished"
         log = queries.control_log_recent(conn, 10)
     assert [e["action"] for e in log[:7]] == [
         "start",

@@ -97,7 +97,7 @@ def test_a_body_over_the_cap_is_a_413_before_any_view(client, game):
     assert r.status_code == 413 and r.is_json
     assert client.post("/admin/login", data={"token": "x" * CAP}).status_code == 413
     with engine.connect() as conn:
-        assert games.game_row(conn)["state"] == "running"  # the action never ran
+        assert games.game_row(conn).state == "running"  # the action never ran
     at_the_cap = client.post("/api/admin/actions/pause", data=b"x" * CAP, headers=admin)
     assert at_the_cap.status_code == 200
 

@@ -144,7 +144,7 @@ def set_database_password(ex: Executor, settings: Settings, plan: TeamPlan, stat
 
 def register(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Register the team in the game with its API's URL; keep the token."""
-    port = plan.record["api_port"]
+    port = plan.record.api_port
     plan.secrets.token = register_in_game(ex, settings, plan.team.name, port, plan.team.user)
 
 

@@ -12,16 +12,22 @@ import selectors
 import signal
 import subprocess
 import time
-from typing import IO
+from typing import IO, NamedTuple
 
 
 class TooMuchOutput(Exception):
     """A command printed more than its bound."""
 
 
-def run_bounded(
-    argv: list[str], stdin: bytes, timeout: float, limit: int
-) -> tuple[int, bytes, bytes]:
+class Output(NamedTuple):
+    """A command's exit status and its bounded stdout and stderr."""
+
+    rc: int
+    out: bytes
+    err: bytes
+
+
+def run_bounded(argv: list[str], stdin: bytes, timeout: float, limit: int) -> Output:
     """Run `argv` with `stdin`; (rc, stdout, stderr), each output at most `limit` bytes."""
     proc = subprocess.Popen(
         argv,
@@ -34,7 +40,7 @@ def run_bounded(
         out, err = _communicate(proc, stdin, time.monotonic() + timeout, limit)
     finally:
         _stop(proc)
-    return proc.returncode, out, err
+    return Output(proc.returncode, out, err)
 
 
 def _communicate(

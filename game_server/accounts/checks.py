@@ -31,19 +31,19 @@ def check(
     registry = read_registry(ex, settings)
     kept = handout.load(settings.handout_dir)
     chosen = [registry[n] for n in sorted(registry) if names is None or n in names]
-    flags = role_flags(ex, settings, [t["role"] for t in chosen])
+    flags = role_flags(ex, settings, [t.role for t in chosen])
     ok, users = True, system_users(ex)
     for i, rec in enumerate(chosen):
         other = chosen[(i + 1) % len(chosen)] if len(chosen) > 1 else None
-        home = home_of(users, rec["user"])
-        problems = check_team(ex, settings, rec, other, kept.get(rec["name"], {}), home)
-        if rec["role"] not in flags:
-            problems.append(f"no database role {rec['role']}")
-        elif flags[rec["role"]]:
-            problems.append(f"role {rec['role']} has {flags[rec['role']]}")
+        home = home_of(users, rec.user)
+        problems = check_team(ex, settings, rec, other, kept.get(rec.name, {}), home)
+        if rec.role not in flags:
+            problems.append(f"no database role {rec.role}")
+        elif flags[rec.role]:
+            problems.append(f"role {rec.role} has {flags[rec.role]}")
         ok = ok and not [p for p in problems if not p.startswith(NOT_CHECKED)]
         echo(
-            f"{rec['user']} ({rec['name']}): "
+            f"{rec.user} ({rec.name}): "
             + ("ok: ssh login, own schema, isolation" if not problems else "; ".join(problems))
         )
     return ok
@@ -72,7 +72,7 @@ def check_team(
     home: str,
 ) -> list[str]:
     """Check one team for real; the problems found ([] when everything holds)."""
-    user, problems = rec["user"], []
+    user, problems = rec.user, []
     step = interrupted_at(rec)
     if step:
         problems.append(
@@ -104,19 +104,19 @@ def database_problems(
     problems = []
     pw = (db_password or "") + "\n"
     rc, _, err = ex.run(
-        _with_password(settings, rec["role"], settings.workshop_db),
-        stdin=pw + pgsql.isolation_sql(rec["schema"], other["schema"] if other else None),
+        _with_password(settings, rec.role, settings.workshop_db),
+        stdin=pw + pgsql.isolation_sql(rec.schema, other.schema if other else None),
         check=False,
         root=False,
     )
     found = pgsql.parse_probes(err)
     if rc != 0:
-        problems.append(f"database login as {rec['role']} failed: {err.strip().splitlines()[-1:]}")
+        problems.append(f"database login as {rec.role} failed: {err.strip().splitlines()[-1:]}")
     for probe, want in pgsql.EXPECTED.items():
         if probe in found and found[probe] != want:
             problems.append(f"database: {probe} is {found[probe]}, expected {want}")
     rc, _, err = ex.run(
-        _with_password(settings, rec["role"], settings.game_db),
+        _with_password(settings, rec.role, settings.game_db),
         stdin=pw + "SELECT 1;\n",
         check=False,
         root=False,

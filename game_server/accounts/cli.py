@@ -305,8 +305,8 @@ def list_(ex: Executor, settings: Settings) -> None:
     for t in provisioned:
         step = interrupted_at(t)
         click.echo(
-            f"{t['user']:<32} {t['name']:<40} api={t['api_port']} jupyter={t['jupyter_port']} "
-            f"debug={t.get('debug_port') or '-'} created={t['created']}"
+            f"{t.user:<32} {t.name:<40} api={t.api_port} jupyter={t.jupyter_port} "
+            f"debug={t.debug_port or '-'} created={t.created}"
             + (f" UNFINISHED (interrupted at {step})" if step else "")
         )
 

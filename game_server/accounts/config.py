@@ -10,6 +10,7 @@ installed package carries (`game_server/_kit/`, package data built by setup.py),
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from game_server import state_dir
 from game_server.accounts import roster
@@ -51,6 +52,13 @@ class AccountsError(RuntimeError):
     """Provisioning that cannot go on; one line (or one per bad roster row)."""
 
 
+class Command(NamedTuple):
+    """A command to run through the executor: its argv and what to feed its stdin."""
+
+    argv: list[str]
+    stdin: str
+
+
 @dataclass
 class Settings:
     """Everything `users create/delete/list/check` needs besides the executor and roster."""
@@ -88,15 +96,15 @@ class Settings:
         """The admin psql command for database `db`."""
         return [*self.psql_admin, "-d", db]
 
-    def game(self, *args: str) -> tuple[list[str], str]:
+    def game(self, *args: str) -> "Command":
         """argv and stdin of a `game-server` command on the server, with the game's database."""
         if not self.game_cmd:
             raise AccountsError("no game command (--no-game): cannot reach the game")
         if not self.game_db_url:
-            return [*self.game_cmd, *args], ""
+            return Command([*self.game_cmd, *args], "")
         var = DATABASE_URL.env
         script = f'IFS= read -r {var}; export {var}; exec "$@"'
-        return ["sh", "-c", script, "sh", *self.game_cmd, *args], self.game_db_url + "\n"
+        return Command(["sh", "-c", script, "sh", *self.game_cmd, *args], self.game_db_url + "\n")
 
     def team_psql(self, role: str, db: str) -> list[str]:
         """psql as a team role (password from the PGPASSWORD the wrapper reads on stdin)."""

@@ -19,7 +19,7 @@ import os
 import shlex
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, NamedTuple, Protocol, Self
 
 from game_server.accounts.bounded import TooMuchOutput, run_bounded
 from game_server.logs import first_line
@@ -37,6 +37,14 @@ class ExecError(RuntimeError):
     """A command that failed or could not run; the message is one line."""
 
 
+class Ran(NamedTuple):
+    """What a command gave: its exit status, stdout and stderr (decoded, bounded)."""
+
+    rc: int
+    out: str
+    err: str
+
+
 class Executor(Protocol):
     """Where provisioning commands run: every step of `accounts` goes through `run`."""
 
@@ -47,7 +55,7 @@ class Executor(Protocol):
         timeout: float | None = None,
         check: bool = True,
         root: bool = True,
-    ) -> tuple[int, str, str]:
+    ) -> Ran:
         """Run `argv` (as root unless `root=False`), feed `stdin`; (rc, stdout, stderr)."""
         ...
 
@@ -83,14 +91,14 @@ def _bytes(stdin: str | bytes | None) -> bytes:
     return stdin.encode() if isinstance(stdin, str) else (stdin or b"")
 
 
-def _checked(argv: list[str], rc: int, out: str, err: str, check: bool) -> tuple[int, str, str]:
+def _checked(argv: list[str], rc: int, out: str, err: str, check: bool) -> Ran:
     """Raise ExecError for a failed command when `check`, else return the result."""
     log.debug("ran cmd=%s rc=%s", _summary(argv), rc)
     if check and rc != 0:
         raise ExecError(
             f"{_summary(argv)} failed (exit {rc}): {first_line(err) or '(no output on stderr)'}"
         )
-    return rc, out, err
+    return Ran(rc, out, err)
 
 
 class LocalExecutor:
@@ -113,7 +121,7 @@ class LocalExecutor:
         timeout: float | None = None,
         check: bool = True,
         root: bool = True,
-    ) -> tuple[int, str, str]:
+    ) -> Ran:
         """Run `argv`, feed `stdin` (text or bytes), return (rc, stdout, stderr)."""
         argv, timeout = list(argv), timeout or self.timeout
         full = ["sudo", "-n", "--", *argv] if root and self.sudo else argv
@@ -142,7 +150,15 @@ class LocalExecutor:
         self.close()
 
 
-def parse_target(target: str) -> tuple[str, str, int]:
+class SshTarget(NamedTuple):
+    """Whom to log in as, where."""
+
+    user: str
+    host: str
+    port: int
+
+
+def parse_target(target: str) -> SshTarget:
     """Split `USER@HOST[:PORT]` (or `HOST`) into (user, host, port); port 22 by default."""
     user, _, hostport = target.rpartition("@")
     host, port = hostport, 22
@@ -156,7 +172,7 @@ def parse_target(target: str) -> tuple[str, str, int]:
         port = int(p)
     if not host:
         raise ValueError(f"bad SSH target {target!r}: expected USER@HOST[:PORT]")
-    return user or "root", host, port
+    return SshTarget(user or "root", host, port)
 
 
 def ssh_client(
@@ -256,7 +272,7 @@ class SSHExecutor:
         timeout: float | None = None,
         check: bool = True,
         root: bool = True,
-    ) -> tuple[int, str, str]:
+    ) -> Ran:
         """Run `argv` on the server, feed `stdin` (text or bytes), return (rc, stdout, stderr)."""
         import paramiko  # the accounts extra (imported by ssh_client when connecting)
 

@@ -7,7 +7,7 @@ the last argument, after `--`: a name like `-h` is a name, never an option.
 
 import json
 
-from game_server.accounts.config import AccountsError, Settings
+from game_server.accounts.config import AccountsError, Command, Settings
 from game_server.accounts.executors import Executor
 
 
@@ -23,7 +23,7 @@ def game_teams(ex: Executor, settings: Settings) -> dict[str, bool]:
         raise AccountsError(f"`teams list --json` gave no team list: {exc}") from None
 
 
-def teams_argv(settings: Settings, command: str, name: str, *options: str) -> tuple[list[str], str]:
+def teams_argv(settings: Settings, command: str, name: str, *options: str) -> Command:
     """argv and stdin of `game-server teams COMMAND [OPTIONS] -- NAME` on the server."""
     return settings.game("teams", command, *options, "--", name)
 

@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from game_server import state_dir
 
@@ -45,14 +46,21 @@ def load(directory: str | Path) -> dict[str, dict]:
     return {t["name"]: t for t in data.get("teams", [])}
 
 
-def save(directory: str | Path, teams: dict[str, dict]) -> tuple[Path, Path]:
+class Saved(NamedTuple):
+    """Where the handout went: its JSON and its printable cards."""
+
+    json_path: Path
+    html_path: Path
+
+
+def save(directory: str | Path, teams: dict[str, dict]) -> Saved:
     """Write handout.json and handout.html for `teams` (by name); returns both paths."""
     directory = Path(directory)
     rows = [teams[name] for name in sorted(teams)]
     json_path, html_path = directory / JSON_NAME, directory / HTML_NAME
     write_private(json_path, json.dumps({"teams": rows}, indent=2) + "\n")
     write_private(html_path, render_html(rows))
-    return json_path, html_path
+    return Saved(json_path, html_path)
 
 
 FIELDS = (

@@ -14,8 +14,9 @@ with new secrets where that run was setting one, since they were lost with it.
 import datetime as dt
 import secrets
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import NamedTuple
 
 from game_server.accounts import handout, roster
 from game_server.accounts.config import AccountsError, Settings
@@ -26,7 +27,6 @@ from game_server.accounts.registry import Record, journal_steps, read_registry
 from game_server.accounts.starter import parse_env, url_password
 from game_server.accounts.state import (
     ENV_REL,
-    PORT_KEYS,
     DbState,
     State,
     home_of,
@@ -101,20 +101,27 @@ def allocate(wanted: str, taken: set[int], span: tuple[int, int]) -> int:
     raise AccountsError(f"no free {wanted} port left in {span[0]}-{span[1]}")
 
 
-def make_plan(ex: Executor, settings: Settings, roster_path: str) -> tuple[list[TeamPlan], State]:
+class Plans(NamedTuple):
+    """Every team's plan, in the roster's order, and the state they were planned on."""
+
+    plans: list[TeamPlan]
+    state: State
+
+
+def make_plan(ex: Executor, settings: Settings, roster_path: str) -> Plans:
     """Read the actual state, validate the roster against it, and plan every team's steps."""
     registry = read_registry(ex, settings)
     users = system_users(ex)
     teams = load_teams(settings, roster_path, registry, users)
     state = read_state(ex, settings, registry, users, teams)
-    return [plan_team(ex, settings, team, state) for team in teams], state
+    return Plans([plan_team(ex, settings, team, state) for team in teams], state)
 
 
 def load_teams(
     settings: Settings, roster_path: str, registry: dict[str, Record], users: dict[str, str]
 ) -> list[roster.Team]:
     """The roster's teams; refused when a team is provisioned under another user name."""
-    ours = {t["user"] for t in registry.values()}
+    ours = {t.user for t in registry.values()}
     try:
         teams = roster.load_roster(
             roster_path, prefix=settings.prefix, existing_users=set(users), ours=ours
@@ -123,10 +130,10 @@ def load_teams(
         raise AccountsError(str(exc)) from None
     for team in teams:
         known = registry.get(team.name)
-        if known and known["user"] != team.user:
+        if known and known.user != team.user:
             raise AccountsError(
                 f"{roster_path}:{team.line}: team {team.name!r} is provisioned "
-                f"as {known['user']!r}, not {team.user!r} (another prefix?)"
+                f"as {known.user!r}, not {team.user!r} (another prefix?)"
             )
     return teams
 
@@ -143,8 +150,8 @@ def known_secrets(old: dict) -> Secrets:
 
 def plan_team(ex: Executor, settings: Settings, team: roster.Team, state: State) -> TeamPlan:
     """One team's steps, in the order they are carried out."""
-    record = state.registry.get(team.name) or {}
-    plan = TeamPlan(team, dict(record), known_secrets(state.kept.get(team.name, {})))
+    record = state.registry.get(team.name) or Record(team.name, team.user)
+    plan = TeamPlan(team, replace(record), known_secrets(state.kept.get(team.name, {})))
     plan.failed = state.unreadable.get(team.user)
     if plan.failed is None:
         try:
@@ -157,11 +164,11 @@ def plan_team(ex: Executor, settings: Settings, team: roster.Team, state: State)
 def plan_steps(ex: Executor, settings: Settings, plan: TeamPlan, state: State) -> None:
     """Fill in the plan's steps and notes (a team whose files cannot be read: ExecError)."""
     team = plan.team
-    record = state.registry.get(team.name) or {}  # as it was (plan.record gets the ports)
-    redo = redo_steps(record)
+    record = state.registry.get(team.name)  # as it was (plan.record gets the ports)
+    redo = redo_steps(record) if record else set()
     if redo:
         plan.notes.append("interrupted before: finishing it")
-    if not record or any(not record.get(key) for key in PORT_KEYS):
+    if not record or not all(record.ports()):
         assign_ports(settings, plan, state.taken)
     plan_user_steps(ex, settings, plan, state.users, redo)
     read_kept_env(ex, plan, state, settings.team_timeout)
@@ -181,12 +188,12 @@ def assign_ports(settings: Settings, plan: TeamPlan, taken: set[int]) -> None:
         "debug_port": ("debug", settings.api_ports),
     }
     for key, (wanted, span) in spans.items():
-        if not plan.record.get(key):
-            plan.record[key] = allocate(wanted, taken, span)
-            taken.add(plan.record[key])
-    user = plan.team.user
-    plan.record.update(name=plan.team.name, user=user, role=user, schema=user)
-    plan.record.setdefault("created", now())
+        if not getattr(plan.record, key):
+            setattr(plan.record, key, allocate(wanted, taken, span))
+            taken.add(getattr(plan.record, key))
+    r, user = plan.record, plan.team.user
+    r.name, r.user, r.role, r.schema = plan.team.name, user, user, user
+    r.created = r.created or now()
     plan.steps.append(Step.ASSIGN_PORTS)
 
 
@@ -281,7 +288,7 @@ def plan_home_steps(settings: Settings, plan: TeamPlan, state: State, redo: set[
 
 def step_labels(plan: TeamPlan) -> list[str]:
     """The plan's steps as words (the ports with the step that assigns them)."""
-    ports = " " + "/".join(str(plan.record.get(key)) for key in PORT_KEYS)
+    ports = " " + "/".join(str(port) for port in plan.record.ports())
     return [s.value + (ports if s is Step.ASSIGN_PORTS else "") for s in plan.steps]
 
 

@@ -72,8 +72,8 @@ def create(
 
 def failure_line(plan: TeamPlan, state: State, exc: Exception) -> str:
     """One line: which team failed, at which step, why, and what to do."""
-    record = state.registry.get(plan.team.name) or {}
-    step = interrupted_at(record) or "planning"
+    record = state.registry.get(plan.team.name)
+    step = (interrupted_at(record) if record else None) or "planning"
     return f"{plan.team.user} ({plan.team.name}): failed at {step}: {exc}"
 
 
@@ -115,10 +115,10 @@ def handout_entry(settings: Settings, plan: TeamPlan) -> dict[str, Any]:
         "ssh": f"ssh {plan.team.user}@{settings.ssh_host}{port}",
         "password": s.password or handout.NOT_STORED,
         "db_password": s.db_password,
-        "api_port": r["api_port"],
-        "jupyter_port": r["jupyter_port"],
-        "debug_port": r["debug_port"],
-        "database_url": database_url(settings, r["role"], s.db_password)
+        "api_port": r.api_port,
+        "jupyter_port": r.jupyter_port,
+        "debug_port": r.debug_port,
+        "database_url": database_url(settings, r.role, s.db_password)
         if s.db_password
         else handout.NOT_STORED,
         "game_url": settings.game_url,

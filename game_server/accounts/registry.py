@@ -13,7 +13,9 @@ leaves a record with a journal, which the next `users create` finishes (plan.red
 and `users delete` undoes like any team.
 """
 
+import dataclasses
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,43 @@ from game_server.accounts.config import AccountsError, Settings
 from game_server.accounts.executors import Executor
 from game_server.accounts.files import read_file, write_file
 
-# One team's record: name, user, api_port, jupyter_port, debug_port, role, schema, created,
-# and while its provisioning is under way, journal (JSON).
-Record = dict[str, Any]
-JOURNAL = "journal"
+
+@dataclass
+class Record:
+    """One team's record, its JSON object in the registry key for key. A key missing from
+    the file (an older file has no debug_port) reads as its default (0: no port yet, "")
+    and stays missing when written; keys this version does not know are kept in `extra`
+    and written back."""
+
+    name: str
+    user: str
+    api_port: int = 0
+    jupyter_port: int = 0
+    debug_port: int = 0
+    role: str = ""
+    schema: str = ""
+    created: str = ""
+    journal: dict[str, Any] | None = None  # while its provisioning is under way
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Record":
+        """The record of one JSON object (TypeError without a name or user)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**{k: v for k, v in data.items() if k in known}, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: the keys that have a value (not the default), then the unknown."""
+        fields = [f for f in dataclasses.fields(self) if f.name != "extra"]
+        values = {f.name: getattr(self, f.name) for f in fields}
+        unset = {f.name: f.default for f in fields}
+        known = {k: v for k, v in values.items() if v is not None and v != unset[k]}
+        return {**known, **self.extra}
+
+    def ports(self) -> tuple[int, int, int]:
+        """API, Jupyter and debug ports (0: not assigned yet)."""
+        return self.api_port, self.jupyter_port, self.debug_port
 
 
 def read_registry(ex: Executor, settings: Settings) -> dict[str, Record]:
@@ -33,16 +68,17 @@ def read_registry(ex: Executor, settings: Settings) -> dict[str, Record]:
     if text is None:
         return {}
     try:
-        return {t["name"]: t for t in json.loads(text)["teams"]}
+        records = [Record.from_dict(t) for t in json.loads(text)["teams"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise AccountsError(f"{settings.registry}: not a provisioning registry: {exc}") from None
+    return {r.name: r for r in records}
 
 
 def write_registry(ex: Executor, settings: Settings, teams: dict[str, Record]) -> None:
     """Write the registry (mode 0600, atomically), creating its folder (0700) if needed."""
     folder = str(Path(settings.registry).parent)
     ex.run(["mkdir", "-p", "-m", "700", "--", folder])
-    rows = [teams[n] for n in sorted(teams)]
+    rows = [teams[n].to_dict() for n in sorted(teams)]
     write_file(ex, settings.registry, json.dumps({"version": 1, "teams": rows}, indent=2) + "\n")
 
 
@@ -53,14 +89,14 @@ def list_teams(ex: Executor, settings: Settings) -> list[Record]:
 
 def journal_steps(record: Record) -> list[str]:
     """The steps (as words) of the run that was interrupted on this team ([] if none was)."""
-    journal = record.get(JOURNAL)
+    journal = record.journal
     steps = journal.get("steps") if isinstance(journal, dict) else None
     return [s for s in steps if isinstance(s, str)] if isinstance(steps, list) else []
 
 
 def interrupted_at(record: Record) -> str | None:
     """The step an interrupted run was at (None when the team is complete)."""
-    journal = record.get(JOURNAL)
+    journal = record.journal
     if not isinstance(journal, dict):
         return None
     steps, done = journal_steps(record), journal.get("done", 0)
@@ -69,9 +105,9 @@ def interrupted_at(record: Record) -> str | None:
 
 def journaled(record: Record, started: str, steps: list[str], done: int) -> Record:
     """`record` with its journal: the plan's `steps`, of which `done` are finished."""
-    return {**record, JOURNAL: {"started": started, "steps": steps, "done": done}}
+    return dataclasses.replace(record, journal={"started": started, "steps": steps, "done": done})
 
 
 def completed(record: Record) -> Record:
     """`record` without its journal (the team is complete)."""
-    return {k: v for k, v in record.items() if k != JOURNAL}
+    return dataclasses.replace(record, journal=None)

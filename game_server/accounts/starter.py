@@ -13,13 +13,13 @@ import re
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from game_server.accounts import levels
 from game_server.accounts.config import STARTER_DIR_NAME, AccountsError, Settings
+from game_server.accounts.registry import Record
 
 SKIP_NAMES = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache", ".venv", ".env"}
 SKIP_SUFFIXES = (".pyc", ".sqlite", ".sqlite3", ".db", ".pkl", ".joblib")
@@ -138,16 +138,16 @@ def quoted(value: str) -> str:
 def env_text(
     settings: Settings,
     name: str,
-    record: dict[str, Any],
+    record: Record,
     token: str | None,
     db_password: str | None,
 ) -> str:
     """The team's .env: ENV_KEYS, one a line."""
     values = {
-        "PORT": record["api_port"],
-        "JUPYTER_PORT": record["jupyter_port"],
-        "DEBUG_PORT": record["debug_port"],
-        "DATABASE_URL": database_url(settings, record["role"], db_password),
+        "PORT": record.api_port,
+        "JUPYTER_PORT": record.jupyter_port,
+        "DEBUG_PORT": record.debug_port,
+        "DATABASE_URL": database_url(settings, record.role, db_password),
         "GAME_URL": settings.game_url,
         "TEAM_TOKEN": token or "",
         "TEAM_NAME": quoted(name),

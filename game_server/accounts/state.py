@@ -7,6 +7,7 @@ the provisioning registry and the instructor's handout.
 """
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from game_server.accounts import handout, pgsql
 from game_server.accounts.config import STARTER_DIR_NAME, Settings
@@ -52,10 +53,17 @@ def home_of(users: dict[str, str], user: str) -> str:
     return users.get(user) or f"/home/{user}"
 
 
-def starter_paths(home: str) -> tuple[str, str]:
+class StarterPaths(NamedTuple):
+    """The participant starter's folder in a home, and its .env."""
+
+    folder: str
+    env: str
+
+
+def starter_paths(home: str) -> StarterPaths:
     """The participant starter's folder in `home` and its .env."""
     folder = f"{home}/{STARTER_DIR_NAME}"
-    return folder, f"{folder}/.env"
+    return StarterPaths(folder, f"{folder}/.env")
 
 
 ENV_REL = f"{STARTER_DIR_NAME}/.env"  # the .env, inside the home
@@ -159,11 +167,8 @@ def read_state(
     kept = handout.load(settings.handout_dir)
     db = db_state(ex, settings)
     in_game = game_teams(ex, settings)
-    assigned = {t[key] for t in registry.values() for key in PORT_KEYS if t.get(key)}
+    assigned = {port for t in registry.values() for port in t.ports() if port}
     taken = ports_in_use(ex) | assigned
     present, unreadable = present_in_homes(ex, users, teams, settings.team_timeout)
     profiles = {t.user: read_file(ex, profile_path(settings, t.user)) for t in teams}
     return State(registry, users, kept, db, in_game, taken, present, profiles, unreadable)
-
-
-PORT_KEYS = ("api_port", "jupyter_port", "debug_port")  # a team's ports in its record

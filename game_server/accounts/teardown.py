@@ -23,7 +23,7 @@ from game_server.accounts.files import as_team
 from game_server.accounts.game_cli import disable_in_game
 from game_server.accounts.progress import Progress
 from game_server.accounts.registry import Record, read_registry, write_registry
-from game_server.accounts.state import PORT_KEYS, has_workshop_db, profile_path, system_users
+from game_server.accounts.state import has_workshop_db, profile_path, system_users
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def delete(
     progress = Progress(len(chosen), echo)
     for name in chosen:
         rec = registry[name]
-        user = rec["user"]
+        user = rec.user
         progress.next(f"{user} ({name}): deleting")
         uid = limits.uid_of(ex, user) if user in users else None
         if user in users:
@@ -60,7 +60,7 @@ def delete(
         kept.pop(name, None)
         handout.save(settings.handout_dir, kept)
         log.info("team deleted team=%s user=%s", name, user)
-        ports = "/".join(str(rec[key]) for key in PORT_KEYS if rec.get(key))
+        ports = "/".join(str(port) for port in rec.ports() if port)
         echo(
             f"{user} ({name}): deleted (user, home, login profile, limits, role, schema, "
             f"ports {ports}, game)"
@@ -69,7 +69,7 @@ def delete(
 
 def team_names(registry: dict[str, Record], names: list[str]) -> list[str]:
     """The registry's team names for `names` (team or user names); refuses any unknown."""
-    by_user = {t["user"]: n for n, t in registry.items()}
+    by_user = {t.user: n for n, t in registry.items()}
     unknown = [n for n in names if n not in registry and n not in by_user]
     if unknown:
         raise AccountsError(
@@ -105,4 +105,4 @@ def remove_user(
 def drop_database(ex: Executor, settings: Settings, rec: Record) -> None:
     """Drop the team's schema and role (the schema only inside the workshop database)."""
     db = settings.workshop_db if has_workshop_db(ex, settings) else "postgres"
-    ex.run(settings.psql(db), stdin=pgsql.drop_team_sql(rec["role"], rec["schema"]), root=False)
+    ex.run(settings.psql(db), stdin=pgsql.drop_team_sql(rec.role, rec.schema), root=False)

@@ -18,6 +18,7 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -75,7 +76,7 @@ class Demo:
         browser: bool,
         starter_level: str = "complete",
         root: Path = Path("instance"),
-        echo=print,
+        echo: Callable[[str], None] = print,
         log_level: str = "INFO",
         own_teams: list[OwnTeam] | None = None,
     ):
@@ -289,6 +290,6 @@ class Demo:
         return board
 
 
-def _interrupt(*_args) -> None:
+def _interrupt(*_args: object) -> None:
     """SIGTERM outside the game loop: stop like Ctrl-C, so the bots are stopped too."""
     raise KeyboardInterrupt

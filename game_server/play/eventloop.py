@@ -10,20 +10,27 @@ asyncio's loop, slower but the same game.
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-def loop_factory() -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
+class LoopFactory(NamedTuple):
+    """An event loop's name and what makes one."""
+
+    name: str
+    factory: Callable[[], asyncio.AbstractEventLoop]
+
+
+def loop_factory() -> LoopFactory:
     """The name and factory of the fastest event loop installed."""
     try:
         import uvloop
     except ImportError:
-        return "asyncio", asyncio.new_event_loop
-    return "uvloop", uvloop.new_event_loop
+        return LoopFactory("asyncio", asyncio.new_event_loop)
+    return LoopFactory("uvloop", uvloop.new_event_loop)
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

@@ -8,12 +8,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from game_server.logs import first_line
 from game_server.play.customer import Customer, Health, Target
 from game_server.play.writer import DbWriter
 from game_server.storage import health
+from game_server.storage.games import GameRow
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,15 @@ class Prober:
         self._up: dict[int, bool] = {}  # team id -> up at the last probe (to log changes)
 
     async def run(
-        self, game: Callable[[], dict[str, Any]], targets: Callable[[], list[Target]]
+        self, game: Callable[[], GameRow | None], targets: Callable[[], list[Target]]
     ) -> None:
         """Forever: probe the current targets every interval while the game's state says so."""
         while True:
             started = time.monotonic()
             try:
                 current = targets()
-                if game().get("state") in health.PROBED_STATES and current:
+                row = game()
+                if row is not None and row.state in health.PROBED_STATES and current:
                     await self.probe(current)
             except Exception as exc:  # a database hiccup must not end the game
                 log.error("probing the teams failed error=%s", first_line(exc))

@@ -86,7 +86,7 @@ class Game:
         self.writer = DbWriter(engine, shard.index)
         self.history_seconds = max(5.0, game_file.duration / HISTORY_SAMPLES)
         self.recent = RecentWindows(recent_window)
-        self.game: dict[str, Any] = {}  # the game row as last read
+        self.game: games.GameRow | None = None  # the game row as last read
         self.targets: list[Target] = []
         self.key = ""
         self.in_flight = 0
@@ -127,8 +127,8 @@ class Game:
         self.writer.start()
         try:
             await self.writer.call(shards.recover, self.engine, self.shard)
-            await self.writer.call(self._load)
-            if start and self.game["state"] == "lobby":
+            self.game = await self.writer.call(self._load)
+            if start and self.game.state == "lobby":
                 actor = control.default_actor("run --start")
                 self.game = await self.writer.call(control.apply, self.engine, "start", actor)
             if started is not None:
@@ -137,8 +137,8 @@ class Game:
                 "game loop started owner=%s shard=%s state=%s phase=%s teams=%d",
                 self.owner,
                 self.shard,
-                self.game["state"],
-                self.game["phase_index"],
+                self.game.state,
+                self.game.phase_index,
                 len(self.targets),
             )
             async with Customer(
@@ -187,14 +187,14 @@ class Game:
 
     # --- runs on the database thread ----------------------------------------------------
 
-    def _load(self) -> None:
-        """Read the game row and the shard's active teams."""
+    def _load(self) -> games.GameRow:
+        """Read the shard's active teams; the game row."""
         with self.engine.connect() as conn:
-            self.game = dict(games.game_row(conn))
-            self.key = self.game["key"]
-            self.targets = self._targets(conn)
+            game = games.game_row(conn)
+            self.key, self.targets = game.key, self._targets(conn)
             for reason, count in skips.of_shard(conn, self.shard.index).items():
                 self.skips.counts[reason] = count
+        return game
 
     def _targets(self, conn: sa.Connection) -> list[Target]:
         """The customer's view of the shard's active teams."""
@@ -205,17 +205,17 @@ class Game:
             if self.shard.owns(t["id"])
         ]
 
-    def _heartbeat(self) -> tuple[dict[str, Any], list[Target], bool]:
+    def _heartbeat(self) -> tuple[games.GameRow, list[Target], bool]:
         """Heartbeat and checkpoint the phase time; the game row and teams. False: lease lost."""
         with self.engine.begin() as conn:
             held = shards.heartbeat(conn, self.owner, self.shard, time.time())
-            row = dict(games.game_row(conn))
+            row = games.game_row(conn)
             targets = self._targets(conn)
         return row, targets, held
 
     # --- the loop's tasks ---------------------------------------------------------------
 
-    def _follow(self, row: dict[str, Any]) -> None:
+    def _follow(self, row: games.GameRow) -> None:
         """Take a freshly read game row; log state and phase changes."""
         old, self.game = self.game, row
         if old:
@@ -240,7 +240,7 @@ class Game:
                 if self._customer is not None and self._customer.use_allow_list(allowed):
                     log.info("allow-list changed allowed_hosts=%s", ",".join(allowed))
             else:
-                row = dict(await self.writer.transaction(games.game_row))
+                row = await self.writer.transaction(games.game_row)
             self._follow(row)
             await asyncio.sleep(self.poll_seconds)
 
@@ -256,10 +256,10 @@ class Game:
         last_sample = int(time.time() // self.history_seconds)
         while True:
             g = self.game
-            if g["state"] != "running":
+            if g is None or g.state != "running":
                 await asyncio.sleep(0.05)
                 continue
-            idx = g["phase_index"]
+            idx = g.phase_index
             phase = self.phases[idx]
             elapsed = PhaseClock.of(g).at(time.time())
             if elapsed >= phase.duration:
@@ -295,8 +295,8 @@ class Game:
         """
         row = await self.writer.call(control.advance_by_clock, self.engine, idx, phase.duration)
         if row is None:
-            row = dict(await self.writer.transaction(games.game_row))
-            if row["phase_index"] == idx and row["state"] == "running":
+            row = await self.writer.transaction(games.game_row)
+            if row.phase_index == idx and row.state == "running":
                 await asyncio.sleep(0.01)  # not over yet by the stored clock
         self._follow(row)
 

@@ -48,6 +48,7 @@ from game_server.play.shedding import Skips
 from game_server.records import FAILED, ScoredRound
 from game_server.scenario.gamefile import Phase
 from game_server.storage import schema
+from game_server.storage.games import GameRow
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class RunningGame(Protocol):
     @property
     def engine(self) -> sa.Engine: ...  # the game database: the teams' names
     @property
-    def game(self) -> dict[str, Any]: ...  # the game row as the loop last read it
+    def game(self) -> GameRow | None: ...  # the game row as the loop last read it
     @property
     def phases(self) -> Sequence[Phase]: ...
     @property
@@ -139,10 +140,10 @@ class _GameState:
         row = self.game.game
         state = GaugeMetricFamily("game_state", "1 for the game's current state.", labels=["state"])
         for name in schema.STATES:
-            state.add_metric([name], float(row.get("state") == name))
+            state.add_metric([name], float(row is not None and row.state == name))
         yield state
-        if row:
-            index = min(int(row["phase_index"]), len(self.game.phases) - 1)
+        if row is not None:
+            index = min(int(row.phase_index), len(self.game.phases) - 1)
             phase = self.game.phases[index]
             info = GaugeMetricFamily(
                 "game_phase", "The current phase (1).", labels=["index", "name", "kind"]

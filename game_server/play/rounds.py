@@ -6,11 +6,11 @@ Pure helpers of the game loop (`loop.Game`), kept apart so the loop stays about 
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from game_server.records import RequestRow
 from game_server.scenario.gamefile import Phase, Settings
 from game_server.scenario.stream import Scenario
+from game_server.storage.games import GameRow
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +38,20 @@ def request_row(
     }
 
 
-def log_changes(old: dict[str, Any], row: dict[str, Any], phases: Sequence[Phase]) -> None:
+def log_changes(old: GameRow, row: GameRow, phases: Sequence[Phase]) -> None:
     """Log what changed from the game row `old` to `row`: state, phase, freeze."""
-    if old["state"] != row["state"]:
-        log.info("game state changed from=%s to=%s", old["state"], row["state"])
-    if old["phase_index"] != row["phase_index"] or (
-        old["state"] == "lobby" and row["state"] == "running"
-    ):
-        p = phases[min(row["phase_index"], len(phases) - 1)]
+    if old.state != row.state:
+        log.info("game state changed from=%s to=%s", old.state, row.state)
+    if old.phase_index != row.phase_index or (old.state == "lobby" and row.state == "running"):
+        p = phases[min(row.phase_index, len(phases) - 1)]
         log.info(
             "phase started index=%d name=%s kind=%s duration=%gs rate=%g burst=%d",
-            row["phase_index"],
+            row.phase_index,
             p.name,
             p.kind,
             p.duration,
             p.rate,
             p.burst,
         )
-    if old["frozen"] != row["frozen"]:
-        log.info("leaderboard %s", "frozen" if row["frozen"] else "unfrozen")
+    if old.frozen != row.frozen:
+        log.info("leaderboard %s", "frozen" if row.frozen else "unfrozen")

@@ -9,6 +9,7 @@ by the instructor leaves its unused seqs as a gap; nothing needs the seqs contig
 """
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from game_server.scenario.gamefile import Phase
 
@@ -25,6 +26,13 @@ def rounds_due(phase: Phase, elapsed: float) -> int:
     """
     bursts = int(elapsed * phase.rate / phase.burst) + 1
     return min(planned_rounds(phase), bursts * phase.burst)
+
+
+class Span(NamedTuple):
+    """The seqs of one phase's rounds, both included."""
+
+    first: int
+    last: int
 
 
 class SeqPlan:
@@ -45,7 +53,7 @@ class SeqPlan:
             raise IndexError(f"phase {phase_index} has no round {k}")
         return self.offsets[phase_index] + k + 1
 
-    def span(self, phase_index: int) -> tuple[int, int]:
+    def span(self, phase_index: int) -> "Span":
         """The first and last seq of a phase."""
         first = self.offsets[phase_index] + 1
-        return first, first + self.sizes[phase_index] - 1
+        return Span(first, first + self.sizes[phase_index] - 1)

@@ -8,7 +8,7 @@ phase under `MIN_PHASE` seconds.
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from game_server.scenario.gamekeys import parse_duration
 
@@ -33,7 +33,14 @@ def _table(name: str, table: dict[str, Any]) -> list[str]:
     return lines
 
 
-def compressed(minutes: float, source: Path = WORKSHOP) -> tuple[str, list[dict[str, Any]]]:
+class Compressed(NamedTuple):
+    """A compressed game: its game file's text, and its phases with their seconds."""
+
+    text: str
+    phases: list[dict[str, Any]]
+
+
+def compressed(minutes: float, source: Path = WORKSHOP) -> Compressed:
     """(the game file's text, its phases with their seconds) for a game of about `minutes`."""
     doc = tomllib.loads(source.read_text())
     phases = doc["phases"]
@@ -46,7 +53,7 @@ def compressed(minutes: float, source: Path = WORKSHOP) -> tuple[str, list[dict[
         seconds = max(MIN_PHASE, round((parse_duration(phase["duration"]) or 0.0) * factor, 1))
         phase["duration"] = seconds
         lines += [""] + _table("[[phases]]", phase)
-    return "\n".join(lines) + "\n", phases
+    return Compressed("\n".join(lines) + "\n", phases)
 
 
 def game_settings(path: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ feedback step, a retraining with the notebook and the API's restart, again and a
 """
 
 import re
+from typing import NamedTuple
 
 from game_server.accounts.config import kit_path
 
@@ -41,7 +42,14 @@ def _jupyter_in_tmux(text: str) -> str:
     return f"tmux has-session -t jupyter 2>/dev/null || tmux new -d -s jupyter '{command}'\n"
 
 
-def day_scripts(markdown: str | None = None) -> tuple[str, str]:
+class DayScripts(NamedTuple):
+    """A bot's shell scripts: before the game, and for each retraining during it."""
+
+    before: str
+    during: str
+
+
+def day_scripts(markdown: str | None = None) -> DayScripts:
     """(before the game, each retraining during it): shell scripts for a login shell."""
     if markdown is None:
         markdown = kit_path("participant_starter/README.md").read_text()
@@ -61,4 +69,4 @@ def day_scripts(markdown: str | None = None) -> tuple[str, str]:
     if not (feedback and retrain and restart):
         raise ValueError("the README has no feedback, notebook training or API restart block")
     during = ["set -e", "cd ~/participant_starter", feedback, retrain, restart]
-    return "\n".join(before) + "\n", "\n".join(during) + "\n"
+    return DayScripts("\n".join(before) + "\n", "\n".join(during) + "\n")

@@ -10,7 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from game_server.scenario.gamekeys import (
     DRIFT_KEYS,
@@ -91,7 +91,7 @@ class _Reader:
             out[key.name] = self.value(key, raw[key.name], where)
         return out
 
-    def value(self, key: Key, value, where: tuple):
+    def value(self, key: Key, value: Any, where: tuple) -> Any:
         """Check one value's type and range; return it in its Python form."""
         expected = {
             "str": "a string",

@@ -8,6 +8,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from game_server.scenario.oddities import KINDS as ODDITY_KINDS
 from game_server.scenario.population import DEFAULT_DATA_SEED, DEFAULT_ROWS, EMPLOYMENT, LABEL
@@ -39,14 +40,14 @@ class Key:
 def _at_least(low: float, strict: bool = False) -> Callable[[object], str | None]:
     """A check that a number is >= low (or > low when strict)."""
 
-    def check(value):
+    def check(value: Any) -> str | None:
         bad = value <= low if strict else value < low
         return f"must be {'>' if strict else '>='} {low:g}, got {value!r}" if bad else None
 
     return check
 
 
-def _share(value) -> str | None:
+def _share(value: Any) -> str | None:
     """A check that a number is a share between 0 and 1."""
     return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value!r}"
 
@@ -54,7 +55,7 @@ def _share(value) -> str | None:
 def _one_of(choices: tuple[str, ...]) -> Callable[[object], str | None]:
     """A check that a string (or every string of a list) is one of `choices`."""
 
-    def check(value):
+    def check(value: Any) -> str | None:
         for v in [value] if isinstance(value, str) else value:
             if v not in choices:
                 return f"{v!r} is not one of {', '.join(c for c in choices if c)}"
@@ -200,7 +201,7 @@ DURATION_RE = re.compile(
 )
 
 
-def parse_duration(value) -> float | None:
+def parse_duration(value: object) -> float | None:
     """Seconds from a number or a string like "90s", "10m", "1h30m"; None if not one."""
     if isinstance(value, bool):
         return None
@@ -231,7 +232,7 @@ def settings_markdown() -> str:
     return "\n".join(parts)
 
 
-def _toml(value) -> str:
+def _toml(value: object) -> str:
     """A default value written the way a game file would write it."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -242,6 +243,6 @@ def _toml(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def field_names(cls) -> tuple[str, ...]:
+def field_names(cls: Any) -> tuple[str, ...]:
     """The field names of a dataclass (used to keep declarations and dataclasses in step)."""
     return tuple(f.name for f in dataclasses.fields(cls))

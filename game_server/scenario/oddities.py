@@ -6,6 +6,7 @@ kinds actually applied, so the team pages can show what a request carried.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -100,16 +101,23 @@ def _apply_one(
     return True
 
 
+class Oddified(NamedTuple):
+    """A request's features with oddities, and the kinds applied."""
+
+    features: dict[str, object]
+    kinds: tuple[str, ...]
+
+
 def apply(
     features: dict[str, object],
     fields: list[Field],
     kinds: tuple[str, ...],
     rng: np.random.Generator,
-) -> tuple[dict[str, object], tuple[str, ...]]:
+) -> "Oddified":
     """Apply one to three of `kinds` to a copy of `features`; return it and the kinds applied."""
     out = dict(features)
     count = 1 + int(rng.random() < 0.3) + int(rng.random() < 0.1)
     chosen = {kinds[i] for i in rng.integers(len(kinds), size=count)}
     touched: set[str] = set()
     applied = [k for k in KINDS if k in chosen and _apply_one(k, out, fields, touched, rng)]
-    return out, tuple(applied)
+    return Oddified(out, tuple(applied))

@@ -6,7 +6,9 @@ no oracle, only the majority-class baseline.
 """
 
 import logging
+from os import PathLike
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,7 +27,7 @@ class OwnDataError(ValueError):
     """A CSV that cannot be used as own data; the message is one line."""
 
 
-def read_labelled_csv(path, label: str) -> pd.DataFrame:
+def read_labelled_csv(path: str | PathLike[str], label: str) -> pd.DataFrame:
     """Read a CSV and check it has a binary label column and enough rows."""
     path = Path(path)
     try:
@@ -56,7 +58,9 @@ def read_labelled_csv(path, label: str) -> pd.DataFrame:
     return frame
 
 
-def split(frame: pd.DataFrame, label: str, pool_share: float = 0.3, seed: int = 1):
+def split(
+    frame: pd.DataFrame, label: str, pool_share: float = 0.3, seed: int = 1
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified, seeded split into (training, pool) frames, each in the original row order."""
     rng = np.random.default_rng(seed)
     in_pool = np.zeros(len(frame), dtype=bool)
@@ -67,7 +71,13 @@ def split(frame: pd.DataFrame, label: str, pool_share: float = 0.3, seed: int = 
     return frame[~in_pool].reset_index(drop=True), frame[in_pool].reset_index(drop=True)
 
 
-def split_csv(csv, label: str, out_dir, pool_share: float = 0.3, seed: int = 1) -> dict:
+def split_csv(
+    csv: str | PathLike[str],
+    label: str,
+    out_dir: str | PathLike[str],
+    pool_share: float = 0.3,
+    seed: int = 1,
+) -> dict:
     """Split `csv` into out_dir/train_data.csv and out_dir/pool.csv; return a summary."""
     frame = read_labelled_csv(csv, label)
     train, pool = split(frame, label, pool_share, seed)
@@ -92,14 +102,25 @@ def split_csv(csv, label: str, out_dir, pool_share: float = 0.3, seed: int = 1) 
     }
 
 
-def load_pool(pool_path, training_path, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+class OwnData(NamedTuple):
+    """An own-data game's hidden pool (in the training file's columns) and training file."""
+
+    pool: pd.DataFrame
+    training: pd.DataFrame
+
+
+def load_pool(
+    pool_path: str | PathLike[str], training_path: str | PathLike[str] | None, label: str
+) -> OwnData:
     """Read the hidden pool and the public training file of a game that uses own data."""
+    if training_path is None:  # a game file's pool always has one (gamefile.py)
+        raise OwnDataError(f"{pool_path}: no training file beside the pool")
     pool = read_labelled_csv(pool_path, label)
     training = read_labelled_csv(training_path, label)
     missing = set(training.columns) - set(pool.columns)
     if missing:
         raise OwnDataError(f"{pool_path}: lacks the training columns {sorted(missing)}")
-    return pool[list(training.columns)], training
+    return OwnData(pool[list(training.columns)], training)
 
 
 def feature_kinds(training: pd.DataFrame, label: str) -> dict[str, str]:

@@ -7,7 +7,9 @@ shift), a `Drift` changes how the features relate to default (concept drift).
 """
 
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -124,13 +126,13 @@ def _pick(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     """One category index per row from per-row probabilities (rows sum to 1)."""
     cum = np.cumsum(probs, axis=1)
     u = rng.random((probs.shape[0], 1))
-    return np.minimum((u > cum).sum(axis=1), probs.shape[1] - 1)
+    return np.asarray(np.minimum((u > cum).sum(axis=1), probs.shape[1] - 1))
 
 
 def _annuity(amount: np.ndarray, rate_pct: np.ndarray, months: np.ndarray) -> np.ndarray:
     """Monthly payment of a loan repaid in equal instalments."""
     r = rate_pct / 1200.0
-    return amount * r / (1.0 - (1.0 + r) ** (-months))
+    return np.asarray(amount * r / (1.0 - (1.0 + r) ** (-months)))
 
 
 def sample_applicants(n: int, rng: np.random.Generator, shift: Shift = Shift()) -> pd.DataFrame:
@@ -255,7 +257,7 @@ def _loan(
 
 def _lookup(values: pd.Series, table: dict[str, float]) -> np.ndarray:
     """Map categories to numbers; categories not in the table count 0."""
-    return values.map(table).fillna(0.0).to_numpy(dtype=float)
+    return np.asarray(values.map(table).fillna(0.0).to_numpy(dtype=float))
 
 
 def default_logit(x: pd.DataFrame, drift: Drift = Drift()) -> np.ndarray:
@@ -295,12 +297,12 @@ def default_logit(x: pd.DataFrame, drift: Drift = Drift()) -> np.ndarray:
         z = z + drift.region_logit * (x["region"] == drift.region).to_numpy(float)
     if drift.employment:
         z = z + drift.employment_logit * (emp == drift.employment).to_numpy(float)
-    return z
+    return np.asarray(z)
 
 
 def p_default(x: pd.DataFrame, drift: Drift = Drift()) -> np.ndarray:
     """The hidden truth `p(default | x)`, from complete features."""
-    return 1.0 / (1.0 + np.exp(-default_logit(x, drift)))
+    return np.asarray(1.0 / (1.0 + np.exp(-default_logit(x, drift))))
 
 
 def mask_missing(x: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -317,9 +319,14 @@ def mask_missing(x: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     return x
 
 
-def draw(
-    n: int, rng: np.random.Generator, shift: Shift = Shift(), drift: Drift = Drift()
-) -> tuple[pd.DataFrame, np.ndarray]:
+class Drawn(NamedTuple):
+    """Applicants drawn: their rows (features, leak, label) and the hidden truth of each."""
+
+    frame: pd.DataFrame
+    p_default: np.ndarray
+
+
+def draw(n: int, rng: np.random.Generator, shift: Shift = Shift(), drift: Drift = Drift()) -> Drawn:
     """Draw `n` applicants with label, leak and missing values; return (frame, p_default)."""
     x = sample_applicants(n, rng, shift)
     p = p_default(x, drift)
@@ -329,7 +336,7 @@ def draw(
     x = mask_missing(x, rng)
     x[LEAK] = calls.astype(int)
     x[LABEL] = label
-    return x, p
+    return Drawn(x, p)
 
 
 def training_data(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_DATA_SEED) -> pd.DataFrame:
@@ -338,12 +345,14 @@ def training_data(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_DATA_SEED) -> pd
     return frame
 
 
-def write_csv(frame: pd.DataFrame, path) -> None:
+def write_csv(frame: pd.DataFrame, path: str | PathLike[str]) -> None:
     """Write a frame so that the same data gives the same bytes on every platform."""
     frame.to_csv(path, index=False, lineterminator="\n")
 
 
-def write_training_csv(path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_DATA_SEED):
+def write_training_csv(
+    path: str | PathLike[str], rows: int = DEFAULT_ROWS, seed: int = DEFAULT_DATA_SEED
+) -> pd.DataFrame:
     """Generate the training data and write it to `path`; return the frame."""
     frame = training_data(rows, seed)
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import string
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,7 @@ class Applicant:
     p_default: float | None  # the hidden truth; None with the instructor's own data
 
 
-def _json_value(value, kind: str):
+def _json_value(value: Any, kind: str) -> int | float | str | None:
     """A plain JSON-ready Python value: int, float, str or None (never NaN or numpy)."""
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return None
@@ -173,7 +174,9 @@ class Scenario:
             for features, label, p in zip(records, labels, probs, strict=True)
         ]
 
-    def _applicant(self, phase: Phase, features: dict, label: int, p, rng) -> Applicant:
+    def _applicant(
+        self, phase: Phase, features: dict, label: int, p: Any, rng: np.random.Generator
+    ) -> Applicant:
         """Wrap one row, applying oddities to the phase's share of requests."""
         kinds: tuple[str, ...] = ()
         if phase.oddity_share > 0 and phase.oddities and rng.random() < phase.oddity_share:

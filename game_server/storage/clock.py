@@ -7,9 +7,18 @@ module is the one place that arithmetic is written: the game loop, the control a
 the lease and the leaderboard all go through it. Pure: it never reads the time itself.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
+
+
+class ClockColumns(Protocol):
+    """The `games` row's two clock columns (`games.GameRow` has them)."""
+
+    @property
+    def phase_elapsed(self) -> float: ...
+    @property
+    def phase_resumed_at(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +29,9 @@ class PhaseClock:
     resumed_at: float | None = None  # when the clock last started; None while stopped
 
     @classmethod
-    def of(cls, game: Mapping[Any, Any]) -> "PhaseClock":
-        """The clock of a `games` row (a RowMapping, or a dict of its columns)."""
-        return cls(game["phase_elapsed"], game["phase_resumed_at"])
+    def of(cls, game: ClockColumns) -> "PhaseClock":
+        """The clock of a `games` row."""
+        return cls(game.phase_elapsed, game.phase_resumed_at)
 
     def at(self, now: float) -> float:
         """Seconds the phase has run at `now`."""

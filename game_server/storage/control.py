@@ -76,8 +76,8 @@ def log_control(
 
 def _require(verb: str, g: GameRow, states: tuple[str, ...], expected: str) -> None:
     """ControlError unless the game is in one of `states`."""
-    if g["state"] not in states:
-        raise ControlError(f"cannot {verb}: the game is {g['state']}, not {expected}")
+    if g.state not in states:
+        raise ControlError(f"cannot {verb}: the game is {g.state}, not {expected}")
 
 
 def _finished(g: GameRow, now: float) -> dict[str, Any]:
@@ -115,31 +115,31 @@ def _resume(conn: sa.Connection, g: GameRow, now: float) -> Change:
 def _next_phase(conn: sa.Connection, g: GameRow, now: float) -> Change:
     """The next phase from its start (paused if the game is); after the last, the end."""
     _require("advance", g, ("running", "paused"), "running or paused")
-    nxt = g["phase_index"] + 1
+    nxt = g.phase_index + 1
     if nxt >= len(games.phase_list(conn)):
-        return _finished(g, now), f"phase {g['phase_index']} was the last"
-    started = now if g["state"] == "running" else None
+        return _finished(g, now), f"phase {g.phase_index} was the last"
+    started = now if g.state == "running" else None
     return {"phase_index": nxt, **clock.new_phase(started).columns()}, f"phase={nxt}"
 
 
 def _freeze(conn: sa.Connection, g: GameRow, now: float) -> Change:
     """Keep the public standings as they are now, until unfrozen or finished."""
     _require("freeze", g, ("running", "paused"), "running or paused")
-    if g["frozen"]:
+    if g.frozen:
         raise ControlError("cannot freeze: the leaderboard is frozen already")
     return {"frozen": True, "frozen_at": now, "frozen_board": leaderboard_teams(conn)}, ""
 
 
 def _unfreeze(conn: sa.Connection, g: GameRow, now: float) -> Change:
     """Show the live standings again."""
-    if not g["frozen"]:
+    if not g.frozen:
         raise ControlError("cannot unfreeze: the leaderboard is not frozen")
     return {"frozen": False, "frozen_at": None, "frozen_board": None}, ""
 
 
 def _finish(conn: sa.Connection, g: GameRow, now: float) -> Change:
     """End the game, from any state but finished."""
-    if g["state"] == "finished":
+    if g.state == "finished":
         raise ControlError("cannot finish: the game is finished already")
     return _finished(g, now), ""
 
@@ -166,12 +166,10 @@ def _transition(conn: sa.Connection, action: str, g: GameRow, now: float) -> Cha
 
 def _control_state(g: GameRow) -> tuple[str, int, bool]:
     """What an action was decided on: state, phase and freeze (not the clock)."""
-    return g["state"], g["phase_index"], bool(g["frozen"])
+    return g.state, g.phase_index, bool(g.frozen)
 
 
-def _write(
-    conn: sa.Connection, action: str, seen: GameRow, now: float
-) -> tuple[dict[str, Any], str]:
+def _write(conn: sa.Connection, action: str, seen: GameRow, now: float) -> tuple[GameRow, str]:
     """Write `action` decided on the row `seen`; the new row and the detail. ControlError.
 
     When only the clock moved meanwhile (the loop's checkpoint), the action is computed
@@ -181,14 +179,14 @@ def _write(
     for _ in range(CHANGE_ATTEMPTS):
         values, detail = _transition(conn, action, g, now)
         if games.change(conn, g, values):
-            return dict(games.game_row(conn)), detail
+            return games.game_row(conn), detail
         g = games.game_row(conn)
         if _control_state(g) != _control_state(seen):
             break
     raise ControlError(f"cannot {action}: the game changed meanwhile; try again")
 
 
-def apply(engine: sa.Engine, action: str, actor: str) -> dict[str, Any]:
+def apply(engine: sa.Engine, action: str, actor: str) -> GameRow:
     """Apply one action as a conditional update; the new game row. ControlError if refused.
 
     The update only lands when the row is still as read (state, phase, freeze and clock),
@@ -199,25 +197,25 @@ def apply(engine: sa.Engine, action: str, actor: str) -> dict[str, Any]:
         with engine.begin() as conn:
             g = games.game_row(conn)
             new, detail = _write(conn, action, g, now)
-            log_control(conn, action, actor, True, g["state"], new["state"], detail)
+            log_control(conn, action, actor, True, g.state, new.state, detail)
     except ControlError as exc:
         with engine.begin() as conn:  # the refusal is logged too, in its own transaction
-            log_control(conn, action, actor, False, g["state"], None, str(exc))
+            log_control(conn, action, actor, False, g.state, None, str(exc))
         log.warning("control refused action=%s actor=%s reason=%s", action, actor, exc)
         raise
     log.info(
         "control action=%s actor=%s from=%s to=%s phase=%s detail=%s",
         action,
         actor,
-        g["state"],
-        new["state"],
-        new["phase_index"],
+        g.state,
+        new.state,
+        new.phase_index,
         detail,
     )
     return new
 
 
-def advance_by_clock(engine: sa.Engine, phase_index: int, duration: float) -> dict[str, Any] | None:
+def advance_by_clock(engine: sa.Engine, phase_index: int, duration: float) -> GameRow | None:
     """Move to the next phase (or finish) when `phase_index` ran its `duration`.
 
     Every shard's game loop calls this at the same moment; the update is conditional on
@@ -228,7 +226,7 @@ def advance_by_clock(engine: sa.Engine, phase_index: int, duration: float) -> di
     now = time.time()
     with engine.begin() as conn:
         g = games.game_row(conn)
-        if g["state"] != "running" or g["phase_index"] != phase_index:
+        if g.state != "running" or g.phase_index != phase_index:
             return None
         if PhaseClock.of(g).at(now) < duration - 0.01:
             return None
@@ -240,5 +238,5 @@ def advance_by_clock(engine: sa.Engine, phase_index: int, duration: float) -> di
         if not games.change(conn, g, values):
             return None
         new = games.game_row(conn)
-        log_control(conn, "phase-over", "clock", True, "running", new["state"], detail)
-    return dict(new)
+        log_control(conn, "phase-over", "clock", True, "running", new.state, detail)
+    return new

@@ -222,11 +222,11 @@ def prepare_game(engine: sa.Engine, game_file: GameFile) -> None:
     settings = json_safe(dataclasses.asdict(game_file.settings))
     with engine.begin() as conn:
         g = games.game_row(conn)
-        if g["state"] != "lobby":
+        if g.state != "lobby":
             stored = [{k: v for k, v in p.items() if k != "idx"} for p in games.phase_list(conn)]
             if stored != phase_rows:
                 raise GameBusy(
-                    f"the game was started with another game file ({g['game_file']}); "
+                    f"the game was started with another game file ({g.game_file}); "
                     "use that file, or a new database for a new game"
                 )
         games.configure_game(conn, game_file.settings.name, game_file.path, settings, phase_rows)

@@ -103,7 +103,7 @@ def _queries(final: bool, now: float) -> dict[str, sa.Select[Any]]:
     }
 
 
-def _cell(value):
+def _cell(value: object) -> object:
     """A CSV cell: JSON for lists and dicts, the value otherwise."""
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"))
@@ -117,7 +117,7 @@ def export(engine: sa.Engine, out_dir: str | Path) -> dict[str, int]:
     counts = {}
     now = time.time()
     with engine.connect() as conn:
-        final = game_row(conn)["state"] == "finished"  # a clear error when there is no game
+        final = game_row(conn).state == "finished"  # a clear error when there is no game
         for name, query in _queries(final, now).items():
             result = conn.execution_options(stream_results=True).execute(query)
             columns = list(result.keys())

@@ -22,8 +22,8 @@ KEPT = (teams, web_settings)  # who plays, and the web's own settings (its secre
 def still_running(conn: sa.Connection, now: float) -> str | None:
     """Why the stored game cannot be replaced now, or None."""
     row = games.game_row(conn)
-    if row["state"] in ("running", "paused"):
-        return f"the game is {row['state']}: `game-server control finish` it first"
+    if row.state in ("running", "paused"):
+        return f"the game is {row.state}: `game-server control finish` it first"
     loops = shards.live_loops(conn, now)
     if loops:
         return f"`game-server run` still serves this game (shard {', '.join(loops)}): stop it first"
@@ -32,7 +32,7 @@ def still_running(conn: sa.Connection, now: float) -> str | None:
 
 def was_played(conn: sa.Connection) -> bool:
     """Whether the stored game was started or sent anything (then `new` exports it first)."""
-    if games.game_row(conn)["state"] != "lobby":
+    if games.game_row(conn).state != "lobby":
         return True
     return conn.execute(sa.select(requests.c.seq).limit(1)).first() is not None
 
@@ -61,9 +61,9 @@ def replace_game(engine: sa.Engine, game_file: GameFile) -> dict[str, int]:
 def finished_problem(conn: sa.Connection) -> str | None:
     """A line for `doctor` when the database still holds a finished game, else None."""
     row = games.game_row(conn)
-    if row["state"] != "finished":
+    if row.state != "finished":
         return None
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["finished_at"] or 0))
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.finished_at or 0))
     return (
         f"the game database holds a game that finished at {when}: `game-server new` "
         "starts a fresh one (it exports the old one first)"

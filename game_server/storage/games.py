@@ -16,6 +16,7 @@ import socket
 import string
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,8 +26,6 @@ from game_server.storage.schema import GAME_ID, games, phases, stream_secret
 
 log = logging.getLogger(__name__)
 
-# The games row as read: a RowMapping, or a dict of its columns.
-GameRow = Mapping[Any, Any]
 
 NO_TABLES = "the game database has no tables: run `game-server init`"
 SECRET_BYTES = 32  # the stream's secret: 256 random bits (scenario.stream wants >= 128)
@@ -43,7 +42,36 @@ class GameBusy(RuntimeError):
 # --- reading ----------------------------------------------------------------------------
 
 
-def game_row(conn: sa.Connection) -> sa.RowMapping:
+@dataclass(frozen=True)
+class GameRow:
+    """The `games` row as read (schema.py has each column's meaning); never written back
+    whole: a change is a conditional update of some columns (`change`)."""
+
+    id: int
+    key: str  # the prefix of request ids
+    name: str
+    game_file: str | None
+    settings: dict[str, Any]  # the game file's [game] table
+    state: str  # lobby | running | paused | finished
+    phase_index: int
+    phase_elapsed: float  # the phase clock (clock.py)
+    phase_resumed_at: float | None
+    frozen: bool
+    frozen_at: float | None
+    frozen_board: dict[str, Any] | None  # the public standings as they were at the freeze
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    loop_owner: str | None  # the last game loop to beat, and when
+    loop_heartbeat: float | None
+
+    @classmethod
+    def of(cls, row: Mapping[Any, Any]) -> "GameRow":
+        """The row from its columns (a RowMapping, or a dict of them)."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+def game_row(conn: sa.Connection) -> GameRow:
     """The game's row; NotInitialised when there is none."""
     try:
         row = conn.execute(sa.select(games).where(games.c.id == GAME_ID)).mappings().first()
@@ -54,7 +82,7 @@ def game_row(conn: sa.Connection) -> sa.RowMapping:
         raise
     if row is None:
         raise NotInitialised("the game database has no game: run `game-server init`")
-    return row
+    return GameRow.of(row)
 
 
 def phase_list(conn: sa.Connection) -> list[dict[str, Any]]:
@@ -151,14 +179,14 @@ def change(conn: sa.Connection, seen: GameRow, values: Mapping[str, Any]) -> boo
     The clock's start time is part of the check because new clock values are computed
     from the clock that was read: a pause and resume in between must not be counted.
     """
-    resumed, seen_resumed = games.c.phase_resumed_at, seen["phase_resumed_at"]
+    resumed, seen_resumed = games.c.phase_resumed_at, seen.phase_resumed_at
     done = conn.execute(
         games.update()
         .where(
             games.c.id == GAME_ID,
-            games.c.state == seen["state"],
-            games.c.phase_index == seen["phase_index"],
-            games.c.frozen == seen["frozen"],
+            games.c.state == seen.state,
+            games.c.phase_index == seen.phase_index,
+            games.c.frozen == seen.frozen,
             resumed.is_(None) if seen_resumed is None else resumed == seen_resumed,
         )
         .values(**values)
@@ -169,7 +197,7 @@ def change(conn: sa.Connection, seen: GameRow, values: Mapping[str, Any]) -> boo
 def restart_clock(conn: sa.Connection, now: float) -> None:
     """A starting loop's running game goes on from its last checkpoint (see PhaseClock)."""
     g = game_row(conn)
-    if g["state"] == "running":
+    if g.state == "running":
         change(conn, g, PhaseClock.of(g).restart(now).columns())
 
 
@@ -191,7 +219,7 @@ def checkpoint(conn: sa.Connection, owner: str, now: float) -> None:
     note_loop(conn, owner, now)
     # The update above holds the row's write lock: nobody changes it before the commit.
     g = game_row(conn)
-    if g["state"] == "running" and g["phase_resumed_at"] is not None:
+    if g.state == "running" and g.phase_resumed_at is not None:
         change(conn, g, PhaseClock.of(g).run(now).columns())
 
 
@@ -206,5 +234,5 @@ def no_loop_left(conn: sa.Connection, now: float) -> None:
     """The last loop stopped cleanly: no loop named, the running stretch folded in."""
     note_loop(conn, None, None)
     g = game_row(conn)
-    if g["phase_resumed_at"] is not None:
+    if g.phase_resumed_at is not None:
         change(conn, g, PhaseClock.of(g).stop(now).columns())

@@ -36,9 +36,9 @@ def _time_left(
     g: GameRow, plist: list[dict[str, Any]], idx: int, now: float
 ) -> tuple[float, float]:
     """Seconds left of the phase and of the game: all of the phase in the lobby, none once over."""
-    if g["state"] == "finished":
+    if g.state == "finished":
         return 0.0, 0.0
-    ticking = clock.new_phase(None) if g["state"] == "lobby" else PhaseClock.of(g)
+    ticking = clock.new_phase(None) if g.state == "lobby" else PhaseClock.of(g)
     left = ticking.left(plist[idx]["duration"], now)
     return left, clock.game_left(left, (q["duration"] for q in plist[idx + 1 :]))
 
@@ -51,7 +51,7 @@ def game_clock(conn: sa.Connection, now: float | None = None) -> dict[str, Any]:
     phase = None
     game_left = None
     if plist:
-        idx = min(g["phase_index"], len(plist) - 1)
+        idx = min(g.phase_index, len(plist) - 1)
         p = plist[idx]
         left, game_left = _time_left(g, plist, idx, now)
         phase = {
@@ -63,16 +63,16 @@ def game_clock(conn: sa.Connection, now: float | None = None) -> dict[str, Any]:
             "rate": p["rate"],
             "time_left": round(left, 1),
         }
-    heartbeat = g["loop_heartbeat"]
+    heartbeat = g.loop_heartbeat
     alive = heartbeat is not None and now - heartbeat < LOOP_ALIVE_SECONDS
     return {
-        "name": g["name"],
-        "state": g["state"],
+        "name": g.name,
+        "state": g.state,
         "phase": phase,
         "phase_count": len(plist),
         "time_left": None if game_left is None else round(game_left, 1),
-        "frozen": bool(g["frozen"]),
-        "loop_alive": bool(g["loop_owner"]) and alive,
+        "frozen": bool(g.frozen),
+        "loop_alive": bool(g.loop_owner) and alive,
     }
 
 
@@ -206,11 +206,11 @@ def leaderboard(conn: sa.Connection, now: float | None = None) -> dict[str, Any]
     """
     game = game_clock(conn, now)
     g = game_row(conn)
-    if g["frozen"] and g["frozen_board"]:
-        board = dict(g["frozen_board"])
-        board["frozen_at"] = g["frozen_at"]
+    if g.frozen and g.frozen_board:
+        board = dict(g.frozen_board)
+        board["frozen_at"] = g.frozen_at
     else:
-        board = leaderboard_teams(conn, final=g["state"] == "finished")
+        board = leaderboard_teams(conn, final=g.state == "finished")
     return {"game": game, "frozen": game["frozen"], **board}
 
 

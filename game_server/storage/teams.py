@@ -51,7 +51,7 @@ def api_key(token_hash: str) -> str:
 
 def game_hosts(conn: sa.Connection) -> tuple[str, ...]:
     """The game file's allow-list as stored with the game (empty when none is stored)."""
-    settings = game_row(conn)["settings"] or {}
+    settings = game_row(conn).settings or {}
     return tuple(settings.get("allowed_hosts") or ())
 
 

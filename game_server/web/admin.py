@@ -19,6 +19,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from game_server.play import teams as registration
 from game_server.storage import control, health, queries, skips, standings, teams
@@ -49,7 +50,7 @@ def actor() -> str:
 
 
 @admin.errorhandler(Refused)
-def refused(exc: Refused):
+def refused(exc: Refused) -> ResponseReturnValue:
     """A form the checks refused: the page again, with the reason."""
     return render_template("admin.html", error=exc.message, **page()), exc.status, exc.headers
 
@@ -78,7 +79,7 @@ def admin_token_configured() -> bool:
 
 @admin.get("/")
 @admin.get("")
-def index():
+def index() -> ResponseReturnValue:
     """The login form, or the controls."""
     new_token = session.pop("new_token", None)  # shown once, right after adding a team
     return render_template("admin.html", new_token=new_token, error=None, **page())
@@ -86,7 +87,7 @@ def index():
 
 @admin.post("/login")
 @csrf_required
-def login():
+def login() -> ResponseReturnValue:
     """Check the instructor token (constant time) and open a session."""
     if not admin_token_configured():
         return render_template("admin.html", error=NO_TOKEN, **page()), 403
@@ -101,7 +102,7 @@ def login():
 
 @admin.post("/logout")
 @admin_session_required
-def logout():
+def logout() -> ResponseReturnValue:
     """End the instructor's sessions: this one and every copy of any (in every worker)."""
     end_admin_sessions()
     log.info("admin logout client=%s (every instructor session ended)", client())
@@ -110,7 +111,7 @@ def logout():
 
 @admin.post("/actions/<action>")
 @admin_session_required
-def act(action: str):
+def act(action: str) -> ResponseReturnValue:
     """One game control (start, pause, resume, next-phase, freeze, unfreeze, finish)."""
     if action not in control.ACTIONS:
         flash(f"unknown action {action[:40]!r}", "error")
@@ -120,14 +121,14 @@ def act(action: str):
     except control.ControlError as exc:
         flash(str(exc), "error")
     else:
-        log.info("admin action=%s client=%s state=%s", action, client(), row["state"])
-        flash(f"{action}: the game is {row['state']}", "ok")
+        log.info("admin action=%s client=%s state=%s", action, client(), row.state)
+        flash(f"{action}: the game is {row.state}", "ok")
     return redirect(url_for("admin.index"))
 
 
 @admin.post("/teams")
 @admin_session_required
-def add_team():
+def add_team() -> ResponseReturnValue:
     """Register a team; its token is shown once on the next page."""
     name, url = form_text("name"), form_text("url")
     protocol = form_text("protocol") or "native"
@@ -145,7 +146,7 @@ def add_team():
 
 @admin.post("/teams/<name>/<verb>")
 @admin_session_required
-def set_active(name: str, verb: str):
+def set_active(name: str, verb: str) -> ResponseReturnValue:
     """Disable (or enable again) a team."""
     if verb not in ("disable", "enable"):
         flash(f"unknown team action {verb[:20]!r}", "error")

@@ -10,6 +10,7 @@ import time
 from importlib import resources
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from game_server.storage import database, games, queries, standings
 from game_server.storage import health as team_health
@@ -29,11 +30,11 @@ TOKEN_REQUIRED = "a valid team token is required: Authorization: Bearer <token>"
 
 
 @api.get("/health")
-def health():
+def health() -> ResponseReturnValue:
     """Whether the database answers, and the game's state."""
     try:
         with engine().connect() as conn:
-            state = games.game_row(conn)["state"]
+            state = games.game_row(conn).state
     except games.NotInitialised as exc:
         return jsonify(ok=False, error=str(exc)), 503
     except Exception as exc:  # any database failure means the same: not healthy
@@ -43,7 +44,7 @@ def health():
 
 
 @api.get("/leaderboard")
-def leaderboard():
+def leaderboard() -> ResponseReturnValue:
     """The standings (the frozen snapshot while frozen), the clock and the reference."""
 
     def compute() -> dict:
@@ -57,7 +58,7 @@ def leaderboard():
 
 @api.get("/teams/<name>/results")
 @limited("teams")
-def team_results(name: str):
+def team_results(name: str) -> ResponseReturnValue:
     """A team's most recent results (`limit`, 1..500, default 50), newest first.
 
     Public without a token; with the team's own token (Bearer) also its predictions and
@@ -87,7 +88,7 @@ def public_result(row: dict) -> dict:
 
 @api.get("/feedback")
 @limited("feedback")
-def feedback():
+def feedback() -> ResponseReturnValue:
     """The calling team's revealed labels after `after` (a cursor; start with 0)."""
     header = request.headers.get("Authorization", "")
     team = request_team()  # asked once, by the budget (`limited`)
@@ -113,7 +114,7 @@ def downsample(points: list, limit: int = HISTORY_POINTS) -> list:
 
 
 @api.get("/history")
-def history():
+def history() -> ResponseReturnValue:
     """Points over time per team with the oracle and baseline lines (≤300 points each)."""
     # Every open leaderboard polls this, every 3 s: computed on demand, at most every 0.5 s
     # (a refresher would compute it 6 times as often as it is asked for).
@@ -126,7 +127,7 @@ def history_data() -> dict:
         g = games.game_row(conn)
         data = standings.history(conn)
         board = standings.leaderboard(conn)
-    end = g["frozen_at"] if board["frozen"] and g["frozen_at"] else None
+    end = g.frozen_at if board["frozen"] and g.frozen_at else None
     if end is not None:
         data = {
             "teams": {n: [p for p in s if p[0] <= end] for n, s in data["teams"].items()},
@@ -136,20 +137,20 @@ def history_data() -> dict:
     else:
         # The samples are seconds apart: end every line at the live totals.
         now = round(time.time(), 2)
-        if g["state"] == "finished" and g["finished_at"]:
-            now = g["finished_at"]
-        if g["state"] != "lobby":
+        if g.state == "finished" and g.finished_at:
+            now = g.finished_at
+        if g.state != "lobby":
             for row in board["teams"]:
                 data["teams"].setdefault(row["name"], []).append([now, row["points"]])
             data["oracle"].append([now, board["reference"]["oracle_points"]])
             data["baseline"].append([now, board["reference"]["baseline_points"]])
-    start = g["started_at"]
+    start = g.started_at
     if start is not None:  # every line starts at 0 when the game starts
         for line in (*data["teams"].values(), data["oracle"], data["baseline"]):
             if not line or line[0][0] > start:
                 line.insert(0, [start, 0])
     return {
-        "started_at": g["started_at"],
+        "started_at": g.started_at,
         "frozen_at": end,
         "teams": {n: downsample(s) for n, s in data["teams"].items()},
         "oracle": downsample(data["oracle"]),
@@ -159,7 +160,7 @@ def history_data() -> dict:
 
 @api.get("/teams/<name>")
 @limited("teams")
-def team_summary(name: str):
+def team_summary(name: str) -> ResponseReturnValue:
     """A team's standing, failures by reason, accuracy and latency over time, label timing."""
     with database.snapshot(engine()) as conn:
         team = find_team(conn, name)
@@ -168,7 +169,7 @@ def team_summary(name: str):
         board = standings.leaderboard(conn)
         team_health.overlay(conn, board)
         row = next((t for t in board["teams"] if t["name"] == team["name"]), None)
-        settings = games.game_row(conn)["settings"] or {}
+        settings = games.game_row(conn).settings or {}
         failures = queries.team_failure_counts(conn, team["id"])
         if board["frozen"]:
             failures = row["failures"] if row else {}
@@ -198,7 +199,7 @@ def teams_reason(reason: str) -> str:
 
 @api.get("/monitoring")
 @limited("monitoring")
-def monitoring():
+def monitoring() -> ResponseReturnValue:
     """Drift of the last `last` requests (200, 1000 or 5000; of phase `phase`, or all)
     against the training data; each report computed at most once per interval."""
     raw = request.args.get("phase", "all")
@@ -221,7 +222,7 @@ def monitoring():
 
 
 @api.get("/openapi.json")
-def openapi():
+def openapi() -> ResponseReturnValue:
     """The hand-written OpenAPI 3.1 description of this API."""
     text = resources.files("game_server").joinpath("static/openapi.json").read_text("utf-8")
     return Response(text, mimetype="application/json")

@@ -6,6 +6,7 @@ Every view takes `Authorization: Bearer <instructor token>` (`auth.admin_token_r
 import logging
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 
 from game_server.storage import control, queries
 from game_server.web.auth import admin_token_required, client
@@ -19,7 +20,7 @@ api_admin = json_api(Blueprint("api_admin", __name__, url_prefix="/api/admin"))
 
 @api_admin.get("/control-log")
 @admin_token_required
-def control_log():
+def control_log() -> ResponseReturnValue:
     """The newest control actions (instructor token)."""
     limit = int_arg("limit", 50, 1, 500)
     with engine().connect() as conn:
@@ -28,7 +29,7 @@ def control_log():
 
 @api_admin.post("/actions/<action>")
 @admin_token_required
-def admin_action(action: str):
+def admin_action(action: str) -> ResponseReturnValue:
     """Apply one control action (instructor token); 409 when the state does not allow it."""
     if action not in control.ACTIONS:
         raise BadRequest(f"unknown action {action[:40]!r} (known: {', '.join(control.ACTIONS)})")
@@ -36,5 +37,5 @@ def admin_action(action: str):
         row = control.apply(engine(), action, f"api:{client()}")
     except control.ControlError as exc:
         return jsonify(error=str(exc)), 409
-    log.info("admin api action=%s client=%s state=%s", action, client(), row["state"])
-    return jsonify(state=row["state"], phase_index=row["phase_index"], frozen=row["frozen"])
+    log.info("admin api action=%s client=%s state=%s", action, client(), row.state)
+    return jsonify(state=row.state, phase_index=row.phase_index, frozen=row.frozen)

@@ -97,7 +97,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.before_request(refuse_big_bodies)
     app.after_request(finish_response)
     # Polled by every open page: a fresh answer is served from memory, before Flask routes.
-    app.wsgi_app = fast_answers(app, LIVE_ROUTES, SECURITY_HEADERS)  # type: ignore[method-assign]
+    app.wsgi_app = fast_answers(app, LIVE_ROUTES, SECURITY_HEADERS)  # type: ignore[method-assign,assignment]
     return app
 
 

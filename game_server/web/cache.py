@@ -24,10 +24,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, json
+
+if TYPE_CHECKING:  # the WSGI types exist only for type checkers
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -175,13 +178,15 @@ def cached_json(key: str, compute: Callable[[], Any], keep_fresh: bool = True) -
     return response
 
 
-def fast_answers(app: Flask, routes: dict[str, str], headers: Iterable[tuple[str, str]]):
+def fast_answers(
+    app: Flask, routes: dict[str, str], headers: Iterable[tuple[str, str]]
+) -> "WSGIApplication":
     """Wrap `app.wsgi_app`: a GET of a path in `routes` (path -> cache key) whose answer is
     fresh is answered from memory with `headers` beside the JSON's own (or a 304 for a
     matching If-None-Match); every other request goes on to Flask."""
     inner, cache, extra = app.wsgi_app, live_cache(app), list(headers)
 
-    def wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def wsgi(environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
         key = routes.get(environ.get("PATH_INFO", ""))
         answer = None
         if key is not None and environ.get("REQUEST_METHOD") == "GET":

@@ -278,7 +278,9 @@ def compare(reference: pd.Series, current: Sequence, tests: int = 1) -> dict:
     return report
 
 
-def compare_frame(reference: pd.DataFrame, rows: Sequence[dict], features: Sequence[str]):
+def compare_frame(
+    reference: pd.DataFrame, rows: Sequence[dict], features: Sequence[str]
+) -> list[dict]:
     """Every feature's report, from the training frame and the requests' feature dicts."""
     out = []
     for name in features:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, json, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -91,17 +92,17 @@ def json_api(blueprint: Blueprint) -> Blueprint:
     return blueprint
 
 
-def bad_request(exc: BadRequest):
+def bad_request(exc: BadRequest) -> ResponseReturnValue:
     """A bad parameter: 400 with the one-line reason."""
     return jsonify(error=str(exc)), 400
 
 
-def not_initialised(exc: games.NotInitialised):
+def not_initialised(exc: games.NotInitialised) -> ResponseReturnValue:
     """No game in the database yet."""
     return jsonify(error=str(exc)), 503
 
 
-def refused(exc: Refused):
+def refused(exc: Refused) -> ResponseReturnValue:
     """The instructor's checks said no: the status with the one-line reason."""
     return jsonify(error=exc.message), exc.status, exc.headers
 

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -100,13 +101,13 @@ class Monitor:
             plist = games.phase_list(conn)
             if phase is not None and not 0 <= phase < len(plist):
                 raise UnknownPhase(f"phase must be all or 0..{len(plist) - 1}, not {phase}")
-            ref = self.reference(conn, g["game_file"])
+            ref = self.reference(conn, g.game_file)
             rows = queries.recent_features(conn, phase, last)
             counts = queries.requests_per_phase(conn)
         started = time.perf_counter()
         features = drift.compare_frame(ref.frame, rows, ref.features) if rows else []
         body = {
-            "state": g["state"],
+            "state": g.state,
             "phase": phase,
             "last": last,
             "n_current": len(rows),
@@ -118,7 +119,7 @@ class Monitor:
             "drifted": sum(bool(f["drifted"]) for f in features),
             "features": features,
             # What the timeline changed is the room's puzzle: shown once the game is over.
-            "timeline": ref.timeline if g["state"] == "finished" else None,
+            "timeline": ref.timeline if g.state == "finished" else None,
         }
         log.debug(
             "monitoring computed phase=%s rows=%d ms=%.1f",
@@ -190,7 +191,7 @@ def timeline(game: gamefile.GameFile) -> list[dict]:
     return out
 
 
-def changed(value, default) -> dict:
+def changed(value: Any, default: Any) -> dict:
     """The fields of a dataclass that differ from its default."""
     return {
         f.name: getattr(value, f.name)

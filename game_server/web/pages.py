@@ -10,6 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, redirect, render_template, send_file, send_from_directory
+from flask.typing import ResponseReturnValue
 
 from game_server.storage import games
 from game_server.web.db import engine, find_team
@@ -31,13 +32,13 @@ def page_globals() -> dict:
 
 
 @pages.get("/")
-def leaderboard():
+def leaderboard() -> ResponseReturnValue:
     """The live leaderboard (for the projector)."""
     return render_template("leaderboard.html")
 
 
 @pages.get("/teams/<name>")
-def team(name: str):
+def team(name: str) -> ResponseReturnValue:
     """One team's page: its requests, accuracy and latency over time, failures."""
     with engine().connect() as conn:
         row = find_team(conn, name)
@@ -47,13 +48,13 @@ def team(name: str):
 
 
 @pages.get("/monitoring")
-def monitoring():
+def monitoring() -> ResponseReturnValue:
     """Feature distributions of recent requests against the training data, with drift."""
     return render_template("monitoring.html")
 
 
 @pages.get("/static/vendor/plotly.min.js")
-def plotly_js():
+def plotly_js() -> ResponseReturnValue:
     """Plotly.js, served by the game itself (no CDN); cached for a year."""
     return send_file(PLOTLY_JS, mimetype="text/javascript", max_age=YEAR)
 
@@ -62,7 +63,7 @@ def game_name() -> str:
     """The game's name for the page title ("" before `game-server init`)."""
     try:
         with engine().connect() as conn:
-            return games.game_row(conn)["name"]
+            return games.game_row(conn).name
     except (games.NotInitialised, sa.exc.SQLAlchemyError):
         return ""  # the page still loads; its polls show what is wrong
 
@@ -74,14 +75,14 @@ def slides_dir() -> Path:
 
 
 @pages.get("/slides")
-def slides_root():
+def slides_root() -> ResponseReturnValue:
     """The deck lives under /slides/ (its files are relative)."""
     return redirect("/slides/", code=301)
 
 
 @pages.get("/slides/")
 @pages.get("/slides/<path:path>")
-def slides(path: str = "index.html"):
+def slides(path: str = "index.html") -> ResponseReturnValue:
     """The workshop deck, when it has been built."""
     folder = slides_dir()
     if not (folder / "index.html").is_file():
@@ -92,6 +93,6 @@ def slides(path: str = "index.html"):
 
 
 @pages.app_errorhandler(games.NotInitialised)
-def not_initialised(exc: games.NotInitialised):
+def not_initialised(exc: games.NotInitialised) -> ResponseReturnValue:
     """No game in the database yet: a one-line hint (JSON for the API, HTML for pages)."""
     return render_template("not_found.html", what=str(exc)), 503

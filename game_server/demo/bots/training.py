@@ -5,6 +5,7 @@ Imported only inside a bot's process (`worker.py`), which puts the starter folde
 """
 
 import logging
+from typing import Any
 
 import pandas as pd
 from modules.features import clean_frame
@@ -24,7 +25,7 @@ def careful_classifier() -> HistGradientBoostingClassifier:
     return HistGradientBoostingClassifier(random_state=SEED)
 
 
-def fit(kind: str, data: pd.DataFrame, label: str):
+def fit(kind: str, data: pd.DataFrame, label: str) -> tuple[Any, dict]:
     """(pipeline, metadata) of one kind of model trained on `data`."""
     if kind == "starter":  # the notebook's recipe, unchanged
         return train_pipeline(data, label=label)

@@ -17,13 +17,13 @@ import signal
 import sys
 import time
 
-from game_server.demo.bots import STARTER_DIR, VARIANTS
+from game_server.demo.bots import STARTER_DIR, VARIANTS, Variant
 from game_server.supervisor import end_with_stdin
 
 log = logging.getLogger("bot")
 
 
-def serve_devserver(variant, settings: dict) -> int:
+def serve_devserver(variant: Variant, settings: dict) -> int:
     """The starter's app on Flask's development server: one thread, one request at a time."""
     from main import create_app  # the starter's main.py
     from werkzeug.serving import make_server
@@ -47,7 +47,7 @@ def serve_devserver(variant, settings: dict) -> int:
     return 0
 
 
-def serve(args) -> int:
+def serve(args: argparse.Namespace) -> int:
     """Serve one variant until SIGTERM (or until the demo is gone)."""
     import main as starter_main  # the starter's main.py
     from modules import config
@@ -67,7 +67,7 @@ def serve(args) -> int:
     return starter_main.main()
 
 
-def train(args) -> int:
+def train(args: argparse.Namespace) -> int:
     """Train one kind of model and save it."""
     from modules.logs import configure_logging
 
