@@ -11,12 +11,14 @@ lists next.
 """
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
+from flask.testing import FlaskClient
 from main import create_app
 from modules.model_io import save_model
 from modules.train import train_pipeline
@@ -47,7 +49,7 @@ def still_open() -> dict[int, tuple[str, str]]:
 
 
 @pytest.fixture(autouse=True)
-def exercises_done(request, still_open):
+def exercises_done(request: pytest.FixtureRequest, still_open: dict[int, tuple[str, str]]) -> None:
     """A test that needs an open exercise fails before it runs, naming the last one it needs
     (its own: the ones before it come first in the README's table) and its hint."""
     missing = sorted(needs(request.node) & still_open.keys())
@@ -82,7 +84,7 @@ def train_tiny_model(frame: pd.DataFrame) -> tuple[Pipeline, dict]:
 
 
 @pytest.fixture(scope="session")
-def tiny_model():
+def tiny_model() -> tuple[Pipeline, dict]:
     """(pipeline, metadata) of a model trained once for the whole test run."""
     return train_tiny_model(make_applicants())
 
@@ -96,7 +98,7 @@ def model_path(tmp_path: Path, tiny_model: tuple[Pipeline, dict]) -> Path:
 
 
 @pytest.fixture
-def app(tmp_path, model_path):
+def app(tmp_path: Path, model_path: Path) -> Iterator[Flask]:
     """The API serving the tiny model, logging to a fresh SQLite database."""
     app = create_app(
         {
@@ -115,13 +117,13 @@ def app(tmp_path, model_path):
 
 
 @pytest.fixture
-def client(app):
+def client(app: Flask) -> FlaskClient:
     """A test client: requests without a real server."""
     return app.test_client()
 
 
 @pytest.fixture
-def applicant():
+def applicant() -> dict:
     """One clean request body, as the customer sends it."""
     return {
         "id": "r-1",
@@ -138,7 +140,7 @@ def applicant():
 class FeedbackServer:
     """A small game server that serves revealed labels the way the real one does."""
 
-    def __init__(self, labels: list[dict], page_size: int = 2):
+    def __init__(self, labels: list[dict], page_size: int = 2) -> None:
         """Serve `labels` in pages of `page_size`, on a free loopback port."""
         self.labels, self.page_size = labels, page_size
         self.calls: list[int] = []  # the cursors asked for
@@ -148,7 +150,7 @@ class FeedbackServer:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def feedback(self):
+    def feedback(self) -> Response | tuple[Response, int]:
         """The labels after the cursor, one page at a time."""
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return jsonify(error="unknown team token"), 401
@@ -159,7 +161,7 @@ class FeedbackServer:
 
 
 @pytest.fixture
-def game():
+def game() -> Iterator[FeedbackServer]:
     """A running feedback server with five revealed labels."""
     server = FeedbackServer([{"id": f"r{i}", "label": i % 2} for i in range(5)])
     yield server

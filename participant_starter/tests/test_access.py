@@ -1,7 +1,11 @@
 """`/predict` answers only the game (its key) and the team (its token) once TEAM_TOKEN is
 set; without one (your own computer) it answers anyone."""
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+from flask.testing import FlaskClient
 from main import create_app
 from modules import access
 
@@ -11,7 +15,7 @@ TOKEN = "team-secret-token"
 
 
 @pytest.fixture
-def guarded(tmp_path, model_path):
+def guarded(tmp_path: Path, model_path: Path) -> Iterator[FlaskClient]:
     """The API of a team whose .env holds TEAM_TOKEN."""
     app = create_app(
         {
@@ -38,14 +42,18 @@ def guarded(tmp_path, model_path):
         {"X-Game-Key": "\u00e9t\u00e9"},
     ],
 )
-def test_anyone_else_gets_a_401_before_the_model_runs(guarded, applicant, headers):
+def test_anyone_else_gets_a_401_before_the_model_runs(
+    guarded: FlaskClient, applicant: dict, headers: dict[str, str]
+) -> None:
     answer = guarded.post("/predict", json=applicant, headers=headers)
     assert answer.status_code == 401 and "only the game" in answer.get_json()["error"]
     assert guarded.post("/predict", data=b"not json", headers=headers).status_code == 401
 
 
 @pytest.mark.parametrize("who", ["game", "team"])
-def test_the_game_and_the_team_get_predictions(guarded, applicant, who):
+def test_the_game_and_the_team_get_predictions(
+    guarded: FlaskClient, applicant: dict, who: str
+) -> None:
     shown = (
         {"X-Game-Key": access.game_key(TOKEN)}
         if who == "game"
@@ -55,10 +63,10 @@ def test_the_game_and_the_team_get_predictions(guarded, applicant, who):
     assert answer.status_code == 200 and answer.get_json()["pred"] in (0, 1)
 
 
-def test_health_and_metrics_stay_open(guarded):
+def test_health_and_metrics_stay_open(guarded: FlaskClient) -> None:
     assert guarded.get("/health").status_code == 200
     assert guarded.get("/metrics").status_code == 200
 
 
-def test_without_a_token_the_api_answers_anyone(client, applicant):
+def test_without_a_token_the_api_answers_anyone(client: FlaskClient, applicant: dict) -> None:
     assert client.post("/predict", json=applicant).status_code == 200

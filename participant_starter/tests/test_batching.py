@@ -2,29 +2,35 @@
 
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from conftest import make_applicants
 from main import create_app
 from modules.batching import Batcher, predict_rows
 from modules.features import clean_row, rows_frame
+from sklearn.pipeline import Pipeline
 
 
 class Counting:
     """The real pipeline, and the number of rows in each call of `predict_proba`."""
 
-    def __init__(self, pipeline):
+    def __init__(self, pipeline: Pipeline) -> None:
         """Wrap `pipeline`."""
-        self.pipeline, self.calls = pipeline, []
+        self.pipeline = pipeline
+        self.calls: list[int] = []
 
-    def predict_proba(self, frame):
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Record the call's rows, then predict with the real pipeline."""
         self.calls.append(len(frame))
         return self.pipeline.predict_proba(frame)
 
 
 @pytest.fixture
-def rows(tiny_model):
+def rows(tiny_model: tuple[Pipeline, dict]) -> list[dict]:
     """Cleaned rows of 24 different applicants."""
     _, metadata = tiny_model
     applicants = make_applicants(24, seed=7).drop(columns="default")
@@ -32,19 +38,19 @@ def rows(tiny_model):
 
 
 @pytest.fixture
-def batcher():
+def batcher() -> Iterator[Batcher]:
     """A batcher with a long window, so concurrent requests surely meet in one batch."""
     batcher = Batcher(window_ms=200, max_size=64)
     yield batcher
     batcher.close()
 
 
-def concurrently(batcher, pipeline, metadata, rows) -> list:
+def concurrently(batcher: Batcher, pipeline: Pipeline, metadata: dict, rows: list[dict]) -> list:
     """Each row's answer (or error) from its own thread, all threads asking at once."""
     answers: list = [None] * len(rows)
     start = threading.Barrier(len(rows))
 
-    def ask(i):
+    def ask(i: int) -> None:
         start.wait()
         try:
             answers[i] = batcher.predict_proba(pipeline, metadata, rows[i])
@@ -59,7 +65,9 @@ def concurrently(batcher, pipeline, metadata, rows) -> list:
     return answers
 
 
-def test_concurrent_requests_get_their_own_answers_in_fewer_model_calls(batcher, tiny_model, rows):
+def test_concurrent_requests_get_their_own_answers_in_fewer_model_calls(
+    batcher: Batcher, tiny_model: tuple[Pipeline, dict], rows: list[dict]
+) -> None:
     pipeline, metadata = tiny_model
     alone = [predict_rows(pipeline, metadata, [row])[0] for row in rows]
     counting = Counting(pipeline)
@@ -69,7 +77,9 @@ def test_concurrent_requests_get_their_own_answers_in_fewer_model_calls(batcher,
     assert sum(counting.calls) == len(rows) and max(counting.calls) > 1  # batched for real
 
 
-def test_requests_that_keep_coming_stay_in_one_batch_past_the_window(tiny_model, rows):
+def test_requests_that_keep_coming_stay_in_one_batch_past_the_window(
+    tiny_model: tuple[Pipeline, dict], rows: list[dict]
+) -> None:
     pipeline, metadata = tiny_model
     batcher = Batcher(window_ms=500)  # each next request comes 100 ms after the previous
     counting = Counting(pipeline)
@@ -88,7 +98,9 @@ def test_requests_that_keep_coming_stay_in_one_batch_past_the_window(tiny_model,
     assert counting.calls == [8] and len(answers) == 8
 
 
-def test_a_bad_row_fails_only_its_own_request(batcher, tiny_model, rows):
+def test_a_bad_row_fails_only_its_own_request(
+    batcher: Batcher, tiny_model: tuple[Pipeline, dict], rows: list[dict]
+) -> None:
     pipeline, metadata = tiny_model
     bad = dict(rows[3], region={"not": "a category"})  # the encoder cannot take it
     mixed = rows[:3] + [bad] + rows[4:12]
@@ -99,20 +111,22 @@ def test_a_bad_row_fails_only_its_own_request(batcher, tiny_model, rows):
     assert good == pytest.approx(alone, abs=1e-12)
 
 
-def test_rows_of_two_models_in_one_batch_each_get_their_own_model(batcher, tiny_model, rows):
+def test_rows_of_two_models_in_one_batch_each_get_their_own_model(
+    batcher: Batcher, tiny_model: tuple[Pipeline, dict], rows: list[dict]
+) -> None:
     pipeline, metadata = tiny_model
 
     class Inverted:
         """Another model: the opposite probabilities."""
 
-        def predict_proba(self, frame):
+        def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
             return 1 - pipeline.predict_proba(frame)
 
     models = [pipeline if i % 2 else Inverted() for i in range(len(rows))]
-    answers = [None] * len(rows)
+    answers: list[float | None] = [None] * len(rows)
     start = threading.Barrier(len(rows))
 
-    def ask(i):
+    def ask(i: int) -> None:
         start.wait()
         answers[i] = batcher.predict_proba(models[i], metadata, rows[i])
 
@@ -125,7 +139,9 @@ def test_rows_of_two_models_in_one_batch_each_get_their_own_model(batcher, tiny_
     assert answers == pytest.approx(expected, abs=1e-12)
 
 
-def test_window_zero_turns_batching_off_no_thread_same_answers(tiny_model, rows):
+def test_window_zero_turns_batching_off_no_thread_same_answers(
+    tiny_model: tuple[Pipeline, dict], rows: list[dict]
+) -> None:
     pipeline, metadata = tiny_model
     before = threading.active_count()
     off = Batcher(window_ms=0)
@@ -139,7 +155,9 @@ def test_window_zero_turns_batching_off_no_thread_same_answers(tiny_model, rows)
     off.close()  # nothing to stop, and no error
 
 
-def test_close_answers_what_is_queued_and_leaves_no_thread(tiny_model, rows):
+def test_close_answers_what_is_queued_and_leaves_no_thread(
+    tiny_model: tuple[Pipeline, dict], rows: list[dict]
+) -> None:
     pipeline, metadata = tiny_model
     batcher = Batcher(window_ms=200)
     thread = batcher._thread
@@ -164,7 +182,9 @@ def test_close_answers_what_is_queued_and_leaves_no_thread(tiny_model, rows):
 
 
 @pytest.mark.exercise(1)
-def test_the_api_answers_the_same_with_batching_off(tmp_path, model_path, applicant):
+def test_the_api_answers_the_same_with_batching_off(
+    tmp_path: Path, model_path: Path, applicant: dict
+) -> None:
     answers = {}
     for window in ("5", "0"):
         app = create_app(

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import selfcheck
@@ -33,7 +34,7 @@ def one_line(text: str) -> str:
 
 
 @pytest.fixture
-def team_db(tmp_path) -> str:
+def team_db(tmp_path: Path) -> str:
     """A team database with two logged requests, r0 and r1."""
     url = f"sqlite:///{tmp_path / 'team.sqlite'}"
     engine = database.engine_from_env(url)
@@ -48,7 +49,9 @@ def team_db(tmp_path) -> str:
 
 
 @pytest.mark.exercise(3)
-def test_feedback_stores_the_new_labels_and_says_how_many(game, team_db):
+def test_feedback_stores_the_new_labels_and_says_how_many(
+    game: FeedbackServer, team_db: str
+) -> None:
     done = run(["feedback.py"], GAME_URL=game.url, TEAM_TOKEN=TOKEN, DATABASE_URL=team_db)
     assert done.returncode == 0, done.stderr
     line = one_line(done.stdout)
@@ -58,7 +61,7 @@ def test_feedback_stores_the_new_labels_and_says_how_many(game, team_db):
 
 
 @pytest.mark.exercise(3)
-def test_feedback_when_the_game_is_down_is_one_line(team_db):
+def test_feedback_when_the_game_is_down_is_one_line(team_db: str) -> None:
     game = FeedbackServer([])
     url = game.url
     game.server.shutdown()
@@ -71,7 +74,9 @@ def test_feedback_when_the_game_is_down_is_one_line(team_db):
 
 
 @pytest.mark.exercise(3)
-def test_feedback_without_a_token_is_one_line_and_asks_nothing(game, team_db):
+def test_feedback_without_a_token_is_one_line_and_asks_nothing(
+    game: FeedbackServer, team_db: str
+) -> None:
     done = run(["feedback.py"], GAME_URL=game.url, TEAM_TOKEN="", DATABASE_URL=team_db)
     assert done.returncode == 1
     assert one_line(done.stderr) == (
@@ -81,20 +86,20 @@ def test_feedback_without_a_token_is_one_line_and_asks_nothing(game, team_db):
 
 
 @pytest.mark.exercise(3)
-def test_feedback_with_a_wrong_token_is_one_line(game, team_db):
+def test_feedback_with_a_wrong_token_is_one_line(game: FeedbackServer, team_db: str) -> None:
     done = run(["feedback.py"], GAME_URL=game.url, TEAM_TOKEN="wrong", DATABASE_URL=team_db)
     assert done.returncode == 1
     assert "refused your team token (401)" in one_line(done.stderr)
 
 
-def test_feedback_with_the_database_down_is_one_line(game):
+def test_feedback_with_the_database_down_is_one_line(game: FeedbackServer) -> None:
     down = "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2"
     done = run(["feedback.py"], GAME_URL=game.url, TEAM_TOKEN=TOKEN, DATABASE_URL=down)
     assert done.returncode == 1
     assert one_line(done.stderr).startswith("feedback: cannot use your database")
 
 
-def test_selfcheck_names_the_open_exercises_next_first(tmp_path):
+def test_selfcheck_names_the_open_exercises_next_first(tmp_path: Path) -> None:
     stub = "raise NotImplementedError("  # written apart: this file has no open exercise
     (tmp_path / "modules").mkdir()
     (tmp_path / "main.py").write_text(f'def f():\n    {stub}\n        "Exercise 2: do b"\n    )\n')
@@ -110,17 +115,17 @@ def test_selfcheck_names_the_open_exercises_next_first(tmp_path):
     ("name", "value"),
     [("PORT", "abc"), ("PORT", "70000"), ("THREADS", "0"), ("MODEL_CHECK_SECONDS", "soon")],
 )
-def test_a_bad_number_in_the_settings_is_named(name, value):
+def test_a_bad_number_in_the_settings_is_named(name: str, value: str) -> None:
     settings = {**config.DEFAULTS, name: value}
     with pytest.raises(config.SettingsError, match=f"^{name}='{value}' cannot work: it must be"):
         config.check_settings(settings)
 
 
-def test_the_default_settings_pass_the_check():
+def test_the_default_settings_pass_the_check() -> None:
     assert config.check_settings(dict(config.DEFAULTS)) == config.DEFAULTS
 
 
-def api_settings(tmp_path, model_path, port: int) -> dict:
+def api_settings(tmp_path: Path, model_path: Path, port: int) -> dict:
     """The settings of `python main.py` in a test: a model, a port, files in tmp_path."""
     return {
         "MODEL_PATH": str(model_path),
@@ -130,14 +135,14 @@ def api_settings(tmp_path, model_path, port: int) -> dict:
     }
 
 
-def test_main_without_a_model_is_one_line(tmp_path):
+def test_main_without_a_model_is_one_line(tmp_path: Path) -> None:
     missing = tmp_path / "none.pkl"
     done = run(["main.py"], **api_settings(tmp_path, missing, 5000))
     assert done.returncode == 1
     assert one_line(done.stderr).startswith(f"error: no model file at {missing}:")
 
 
-def test_main_with_a_broken_model_file_is_one_line(tmp_path):
+def test_main_with_a_broken_model_file_is_one_line(tmp_path: Path) -> None:
     broken = tmp_path / "model.pkl"
     broken.write_bytes(b"not a pickle")
     done = run(["main.py"], **api_settings(tmp_path, broken, 5000))
@@ -146,13 +151,15 @@ def test_main_with_a_broken_model_file_is_one_line(tmp_path):
     assert line.startswith(f"error: cannot load the model at {broken}") and "train" in line
 
 
-def test_main_with_a_bad_setting_is_one_line(tmp_path, model_path):
+def test_main_with_a_bad_setting_is_one_line(tmp_path: Path, model_path: Path) -> None:
     done = run(["main.py"], **{**api_settings(tmp_path, model_path, 5000), "PORT": "fifty"})
     assert done.returncode == 1
     assert one_line(done.stderr).startswith("error: PORT='fifty' cannot work")
 
 
-def test_main_with_a_bad_database_url_is_one_line_without_the_password(tmp_path, model_path):
+def test_main_with_a_bad_database_url_is_one_line_without_the_password(
+    tmp_path: Path, model_path: Path
+) -> None:
     url = "postgres://team:s3cret@127.0.0.1/workshop"  # not a SQLAlchemy URL, and a password
     done = run(["main.py"], **{**api_settings(tmp_path, model_path, 5000), "DATABASE_URL": url})
     assert done.returncode == 1
@@ -160,7 +167,7 @@ def test_main_with_a_bad_database_url_is_one_line_without_the_password(tmp_path,
     assert line.startswith("error: DATABASE_URL is not a database URL") and "s3cret" not in line
 
 
-def test_main_on_a_busy_port_says_so_in_one_line(tmp_path, model_path):
+def test_main_on_a_busy_port_says_so_in_one_line(tmp_path: Path, model_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -172,7 +179,7 @@ def test_main_on_a_busy_port_says_so_in_one_line(tmp_path, model_path):
     assert last.startswith(f"error: port {port} is in use: is your API already running?")
 
 
-def test_flask_debug_server_without_a_model_is_one_line(tmp_path):
+def test_flask_debug_server_without_a_model_is_one_line(tmp_path: Path) -> None:
     done = run(
         ["-m", "flask", "--app", "main", "run", "--debug", "--port", "0"],
         **api_settings(tmp_path, tmp_path / "none.pkl", 5000),

@@ -4,6 +4,8 @@ the API: the game's requests still get their answers (main.py's waitress setting
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,7 +19,7 @@ IDLE, SLOW = 300, 300
 
 
 @contextlib.contextmanager
-def held_connections(port: int, idle: int, slow: int):
+def held_connections(port: int, idle: int, slow: int) -> Iterator[list[socket.socket]]:
     """`idle` connections that send nothing and `slow` ones that never finish their head."""
     socks = []
     try:
@@ -33,8 +35,8 @@ def held_connections(port: int, idle: int, slow: int):
 
 
 def test_the_game_is_answered_beside_hundreds_of_idle_and_slow_connections(
-    tmp_path, model_path, applicant
-):
+    tmp_path: Path, model_path: Path, applicant: dict
+) -> None:
     app = create_app(
         {
             "TESTING": True,

@@ -1,16 +1,19 @@
 """The database helpers: logging predictions, pulling feedback, the retraining frame."""
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from conftest import TOKEN
+import sqlalchemy as sa
+from conftest import TOKEN, FeedbackServer
 from modules import database
 from modules.db_writer import BackgroundWriter
 
 
 @pytest.fixture
-def engine(tmp_path):
+def engine(tmp_path: Path) -> Iterator[sa.Engine]:
     """A fresh SQLite database with the tables."""
     engine = database.engine_from_env(f"sqlite:///{tmp_path / 'team.sqlite'}")
     database.create_tables(engine)
@@ -18,7 +21,7 @@ def engine(tmp_path):
     engine.dispose()
 
 
-def record(request_id: str, pred: int = 0, **features) -> dict:
+def record(request_id: str, pred: int = 0, **features: object) -> dict:
     """One prediction record as the API logs it."""
     return {
         "request_id": request_id,
@@ -33,7 +36,7 @@ def record(request_id: str, pred: int = 0, **features) -> dict:
 
 
 @pytest.mark.exercise(3)
-def test_predictions_are_saved_and_loaded_newest_first(engine):
+def test_predictions_are_saved_and_loaded_newest_first(engine: sa.Engine) -> None:
     database.save_prediction(engine, record("a", age=30))
     database.save_predictions(engine, [record("b", age=40), record("c", pred=1)])
     logged = database.load_predictions(engine)
@@ -42,7 +45,9 @@ def test_predictions_are_saved_and_loaded_newest_first(engine):
     assert list(database.load_predictions(engine, limit=1)["request_id"]) == ["c"]
 
 
-def test_pull_feedback_stores_every_label_once_and_remembers_the_cursor(engine, game):
+def test_pull_feedback_stores_every_label_once_and_remembers_the_cursor(
+    engine: sa.Engine, game: FeedbackServer
+) -> None:
     assert database.pull_feedback(engine, game.url, TOKEN) == 5
     assert database.load_cursor(engine) == "5"
     game.labels.append({"id": "r5", "label": 1})
@@ -50,18 +55,20 @@ def test_pull_feedback_stores_every_label_once_and_remembers_the_cursor(engine, 
     assert game.calls[-2:] == [5, 6]
 
 
-def test_pull_feedback_with_a_wrong_token_says_so(engine, game):
+def test_pull_feedback_with_a_wrong_token_says_so(engine: sa.Engine, game: FeedbackServer) -> None:
     with pytest.raises(database.FeedbackError, match="401"):
         database.pull_feedback(engine, game.url, "wrong")
 
 
-def test_pull_feedback_without_a_game_server_says_so(engine):
+def test_pull_feedback_without_a_game_server_says_so(engine: sa.Engine) -> None:
     with pytest.raises(database.FeedbackError, match="cannot reach"):
         database.pull_feedback(engine, "http://127.0.0.1:9", TOKEN, timeout=2)
 
 
 @pytest.mark.exercise(3)
-def test_training_frame_joins_requests_with_their_labels(engine, game):
+def test_training_frame_joins_requests_with_their_labels(
+    engine: sa.Engine, game: FeedbackServer
+) -> None:
     database.save_predictions(
         engine,
         [record("r0", age=30, region="north"), record("r1", age="41"), record("x", age=50)],
@@ -75,7 +82,9 @@ def test_training_frame_joins_requests_with_their_labels(engine, game):
 
 
 @pytest.mark.exercise(3)
-def test_the_writer_saves_in_the_background_and_drops_only_refused_records(engine):
+def test_the_writer_saves_in_the_background_and_drops_only_refused_records(
+    engine: sa.Engine,
+) -> None:
     writer = BackgroundWriter(engine)
     broken = {**record("bad"), "pred": None}  # the table refuses a prediction without pred
     for item in [record("a"), broken, record("b")]:
@@ -85,7 +94,9 @@ def test_the_writer_saves_in_the_background_and_drops_only_refused_records(engin
     assert (writer.written, writer.dropped) == (2, 1)
 
 
-def test_a_full_queue_drops_records_instead_of_waiting(engine, caplog):
+def test_a_full_queue_drops_records_instead_of_waiting(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     writer = BackgroundWriter(engine, max_queue=1)
     writer._stop.set()  # stop the thread first, so the queue stays full
     writer._thread.join()
@@ -95,11 +106,13 @@ def test_a_full_queue_drops_records_instead_of_waiting(engine, caplog):
 
 
 @pytest.mark.exercise(3)
-def test_a_burst_of_records_a_few_ms_apart_is_saved_in_one_transaction(engine, monkeypatch):
+def test_a_burst_of_records_a_few_ms_apart_is_saved_in_one_transaction(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     transactions = []
     save = database.save_predictions
 
-    def counted(engine, rows):
+    def counted(engine: sa.Engine, rows: list[dict]) -> None:
         transactions.append(len(rows))
         save(engine, rows)
 

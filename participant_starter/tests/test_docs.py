@@ -3,7 +3,7 @@
 from modules.config import DEFAULTS, ROOT
 
 
-def test_every_setting_is_in_the_readme_and_env_example():
+def test_every_setting_is_in_the_readme_and_env_example() -> None:
     readme = (ROOT / "README.md").read_text()
     for name in DEFAULTS:
         assert f"| `{name}` |" in readme, f"{name} is missing from the README's settings table"

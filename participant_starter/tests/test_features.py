@@ -10,20 +10,20 @@ EXERCISE_2 = pytest.mark.exercise(2)  # these cases need exercise 2 (tests/conft
 
 
 @pytest.fixture(scope="module")
-def metadata():
+def metadata() -> dict:
     """What the tiny model knows of its training data."""
     frame = make_applicants()
     return describe_training_data(frame, "default", ["age", "income", "region"])
 
 
-def clean(raw, metadata):
+def clean(raw: object, metadata: dict) -> tuple[dict, list[str]]:
     """The cleaned row as a dict, and the problems found."""
     problems: list[str] = []
     row = clean_features(raw, metadata, problems)
     return row.iloc[0].to_dict(), problems
 
 
-def test_metadata_knows_types_ranges_and_categories(metadata):
+def test_metadata_knows_types_ranges_and_categories(metadata: dict) -> None:
     assert metadata["numeric"] == ["age", "income"]
     assert metadata["categorical"] == ["region"]
     assert metadata["categories"]["region"] == ["east", "north", "south"]
@@ -32,7 +32,7 @@ def test_metadata_knows_types_ranges_and_categories(metadata):
     assert metadata["majority_class"] in (0, 1)
 
 
-def test_clean_request_passes_unchanged(metadata):
+def test_clean_request_passes_unchanged(metadata: dict) -> None:
     row, problems = clean({"age": 40, "income": 50_000, "region": "north"}, metadata)
     assert row == {"age": 40.0, "income": 50_000.0, "region": "north"}
     assert problems == []
@@ -59,7 +59,9 @@ def test_clean_request_passes_unchanged(metadata):
         ({"comment": "urgent"}, "age", None, "extra:comment"),
     ],
 )
-def test_each_oddity_is_cleaned(metadata, raw, column, expected, problem):
+def test_each_oddity_is_cleaned(
+    metadata: dict, raw: dict, column: str, expected: float | str | None, problem: str
+) -> None:
     row, problems = clean(raw, metadata)
     if expected is None:
         assert math.isnan(row[column])
@@ -70,13 +72,15 @@ def test_each_oddity_is_cleaned(metadata, raw, column, expected, problem):
 
 
 @pytest.mark.parametrize("features", [None, [1, 2], "age=40", 7])
-def test_features_that_are_not_an_object_become_all_missing(metadata, features):
+def test_features_that_are_not_an_object_become_all_missing(
+    metadata: dict, features: object
+) -> None:
     row, problems = clean(features, metadata)
     assert problems[0] == "features:not_an_object"
     assert all(isinstance(v, float) and math.isnan(v) for v in row.values())
 
 
-def test_clean_frame_gives_the_same_rows_as_single_requests(metadata):
+def test_clean_frame_gives_the_same_rows_as_single_requests(metadata: dict) -> None:
     frame = make_applicants(20, seed=3)
     table = clean_frame(frame, metadata)
     assert list(table.columns) == ["age", "income", "region"]

@@ -5,16 +5,20 @@ free loopback port: the counts must add up when requests arrive at the same time
 """
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import NoReturn
 
+import pandas as pd
 import pytest
 import requests
 import waitress
+from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
 
 @pytest.fixture
-def server(app):
+def server(app: Flask) -> Iterator[str]:
     """The app served by waitress (4 threads) on 127.0.0.1; its base URL."""
     served = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     threading.Thread(target=served.run, daemon=True).start()
@@ -40,13 +44,15 @@ def grew(before: dict, after: dict, name: str, **labels: str) -> float:
     return after.get(key, 0) - before.get(key, 0)
 
 
-def post(url: str, body) -> requests.Response:
+def post(url: str, body: object) -> requests.Response:
     """POST /predict with a JSON body."""
     return requests.post(f"{url}/predict", json=body, timeout=5)
 
 
 @pytest.mark.exercise(1)
-def test_requests_latency_and_model_version_are_counted(server, app, applicant):
+def test_requests_latency_and_model_version_are_counted(
+    server: str, app: Flask, applicant: dict
+) -> None:
     before = scrape(server)
     with ThreadPoolExecutor(8) as pool:  # at once: the threads must not lose a count
         answers = list(pool.map(lambda i: post(server, {**applicant, "id": f"c{i}"}), range(40)))
@@ -69,11 +75,11 @@ def test_requests_latency_and_model_version_are_counted(server, app, applicant):
 
 
 @pytest.mark.exercise(1)
-def test_a_fallback_is_counted(server, app, applicant):
+def test_a_fallback_is_counted(server: str, app: Flask, applicant: dict) -> None:
     _, metadata = app.extensions["model"].model
 
     class Broken:
-        def predict_proba(self, row):
+        def predict_proba(self, row: pd.DataFrame) -> NoReturn:
             raise RuntimeError("the model fell over")
 
     before = scrape(server)
@@ -87,7 +93,9 @@ def test_a_fallback_is_counted(server, app, applicant):
 
 
 @pytest.mark.exercise(1)
-def test_cleaned_fields_are_counted_by_field_never_by_a_name_the_client_made_up(server, applicant):
+def test_cleaned_fields_are_counted_by_field_never_by_a_name_the_client_made_up(
+    server: str, applicant: dict
+) -> None:
     messy = {
         **applicant["features"],
         "age": None,

@@ -8,7 +8,7 @@ from modules.train import LEAK, feature_columns, train_pipeline
 
 
 # COMPLETE BEGIN
-def test_the_leak_and_the_label_are_never_features():
+def test_the_leak_and_the_label_are_never_features() -> None:
     frame = make_applicants(200)
     frame[LEAK] = frame["default"] * 3  # "predicts" perfectly: it is known only afterwards
     pipeline, metadata = train_pipeline(frame)
@@ -17,7 +17,7 @@ def test_the_leak_and_the_label_are_never_features():
     assert pipeline.predict_proba(frame[FEATURES]).shape == (200, 2)
 
 
-def test_the_features_are_a_subset_of_the_request_contract():
+def test_the_features_are_a_subset_of_the_request_contract() -> None:
     """What prevents a leak: the model may use only what a request carries (data/README.md)."""
     from modules.features import REQUEST_COLUMNS  # here: only this level has the test
 
@@ -27,7 +27,7 @@ def test_the_features_are_a_subset_of_the_request_contract():
 
 # COMPLETE END
 # EXERCISES BEGIN
-# def test_the_label_is_never_a_feature():
+# def test_the_label_is_never_a_feature() -> None:
 #     frame = make_applicants(200)
 #     pipeline, metadata = train_pipeline(frame)
 #     assert "default" not in metadata["features"]
@@ -36,7 +36,7 @@ def test_the_features_are_a_subset_of_the_request_contract():
 #
 #
 # EXERCISES END
-def test_retraining_on_messy_logged_requests_keeps_the_training_description():
+def test_retraining_on_messy_logged_requests_keeps_the_training_description() -> None:
     training = make_applicants(400)
     _, metadata = train_pipeline(training)
     logged = make_applicants(100, seed=3).astype(object)
