@@ -24,13 +24,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, json
-
-if TYPE_CHECKING:  # the WSGI types exist only for type checkers
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +178,13 @@ def cached_json(key: str, compute: Callable[[], Any], keep_fresh: bool = True) -
 
 def fast_answers(
     app: Flask, routes: dict[str, str], headers: Iterable[tuple[str, str]]
-) -> "WSGIApplication":
+) -> WSGIApplication:
     """Wrap `app.wsgi_app`: a GET of a path in `routes` (path -> cache key) whose answer is
     fresh is answered from memory with `headers` beside the JSON's own (or a 304 for a
     matching If-None-Match); every other request goes on to Flask."""
     inner, cache, extra = app.wsgi_app, live_cache(app), list(headers)
 
-    def wsgi(environ: "WSGIEnvironment", start_response: "StartResponse") -> Iterable[bytes]:
+    def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         key = routes.get(environ.get("PATH_INFO", ""))
         answer = None
         if key is not None and environ.get("REQUEST_METHOD") == "GET":
