@@ -180,14 +180,20 @@ while True:
         if not p.isdigit() or int(p) in seen:
             continue
         try:
-            if real_uid(p) != uid:
-                seen.add(int(p))
+            if real_uid(p) != uid:  # not yet: `env` and `setpriv` become the team on exec
                 continue
             if stop:
                 os.kill(int(p), signal.SIGSTOP)
-            with open(f"/proc/{p}/cmdline", "rb") as f, open(f"/proc/{p}/environ", "rb") as g:
-                cmd, env = f.read(), g.read()
-        except (OSError, StopIteration):  # gone, or not yet readable (its uid changing)
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read()
+            try:
+                with open(f"/proc/{p}/environ", "rb") as g:
+                    env = g.read()
+            except PermissionError:  # between setpriv's change of uid and its exec
+                if not stop:
+                    continue  # readable once it has exec'd: look again
+                env = b""  # stopped there: it is the team's, its environment unread
+        except (OSError, StopIteration):  # gone, or its uid changing
             continue
         seen.add(int(p))
         print(repr((cmd.split(b"\0"), env.split(b"\0"))), flush=True)
