@@ -193,6 +193,8 @@ while True:
                 if not stop:
                     continue  # readable once it has exec'd: look again
                 env = b""  # stopped there: it is the team's, its environment unread
+            if not stop and not (cmd and env):  # mid-exec, or exiting: look again
+                continue
         except (OSError, StopIteration):  # gone, or its uid changing
             continue
         seen.add(int(p))
