@@ -117,6 +117,7 @@ def test_a_failing_task_does_not_end_the_game(sqlite_url, apis, monkeypatch, cap
     assert revealed > 0  # the reveal task ran again after its failures
 
 
+@pytest.mark.slow  # a 12 s lock in a running game: make test runs it, test-fast does not
 def test_a_locked_sqlite_file_pauses_the_game_and_it_goes_on(sqlite_url, apis):
     engine = database.make_engine(sqlite_url)
     game_file = long_game(duration=24.0)
@@ -216,6 +217,7 @@ def refuse_connections(admin: sa.Engine, name: str, seconds: float) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow  # an 11 s outage in a running game
 def test_a_postgresql_outage_mid_game_is_a_pause_and_nothing_is_lost(scratch_pg, apis):
     admin, name, url = scratch_pg
     engine = database.make_engine(url)
