@@ -78,12 +78,11 @@ def setup(url: str, n_teams: int):
 LABEL_DELAY = 1.0  # seconds; the default of --label-delay
 
 
-def round_of(seq: int, n_teams: int, label_delay: float = LABEL_DELAY):
-    """A request row and its scored results (a mix of outcomes)."""
-    now = time.time()
-    row = {
+def request_row(seq: int, now: float, label_delay: float = LABEL_DELAY, tag: str = "b") -> dict:
+    """A request as the loop stores it (one applicant, the same for every benchmark)."""
+    return {
         "seq": seq,
-        "request_id": f"b-{seq:07d}",
+        "request_id": f"{tag}-{seq:07d}",
         "phase_index": 0,
         "features": {"age": 41, "income": 52000.0, "region": "north", "loan_amount": 12000},
         "oddities": [],
@@ -94,6 +93,11 @@ def round_of(seq: int, n_teams: int, label_delay: float = LABEL_DELAY):
         "sent_at": now,
         "label_visible_at": now + label_delay,
     }
+
+
+def round_of(seq: int, n_teams: int, label_delay: float = LABEL_DELAY):
+    """A request row and its scored results (a mix of outcomes)."""
+    row = request_row(seq, time.time(), label_delay)
     results = []
     for t in range(1, n_teams + 1):
         kind = (seq + t) % 10

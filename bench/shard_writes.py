@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_storage import request_row  # noqa: E402
 from shard_games import game_file, peak_phase, register  # noqa: E402
 
-from game_server.records import RequestRow, Result, Score, ScoredRound  # noqa: E402
+from game_server.records import Result, Score, ScoredRound  # noqa: E402
 from game_server.scenario import gamefile  # noqa: E402
 from game_server.storage import database, writes  # noqa: E402
 
@@ -29,7 +30,7 @@ def write_rounds(url: str, shard: int, n: int, teams: int, burst: int, go, secon
         now = time.time()
         reqs, rounds = [], []
         for s in range(seq, seq + burst):
-            reqs.append(request_row(s, now))
+            reqs.append(request_row(s, now, 60.0, tag="w"))
             results = [Result(t, Score("correct", None, 1, 1, 200), 3.0) for t in mine]
             rounds.append(ScoredRound(s, 0, 0.7, 0.7, results))
         with engine.begin() as conn:
@@ -38,23 +39,6 @@ def write_rounds(url: str, shard: int, n: int, teams: int, burst: int, go, secon
             rows += writes.store_rounds(conn, rounds, shard=shard)
         seq += burst
     out.put(rows / (time.monotonic() - start))
-
-
-def request_row(seq: int, now: float) -> RequestRow:
-    """A request as the loop stores it (the direct write benchmark's)."""
-    return {
-        "seq": seq,
-        "request_id": f"w-{seq:07d}",
-        "phase_index": 0,
-        "features": {"age": 41, "income": 52000.0, "region": "north", "loan_amount": 12000},
-        "oddities": [],
-        "label": seq % 2,
-        "p_default": 0.3,
-        "oracle_points": 0.7,
-        "baseline_points": 0.7,
-        "sent_at": now,
-        "label_visible_at": now + 60,
-    }
 
 
 def direct_writes(url: str, n: int, teams: int, seconds: float, tmp: Path) -> float:
