@@ -21,18 +21,19 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from game_server.play import teams
 from game_server.play.writer import DbWriter
-from game_server.records import Result, Score, ScoredRound
+from game_server.records import RequestRow, Result, Score, ScoredRound
 from game_server.storage import database, games, reveal
 
 
 @contextlib.contextmanager
-def scratch_database(url: str | None, tmp: str):
+def scratch_database(url: str | None, tmp: str) -> Iterator[str]:
     """A temporary SQLite file, or a scratch database created (and dropped) on `url`'s server."""
     if url is None or url.startswith("sqlite"):
         yield f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
@@ -49,7 +50,7 @@ def scratch_database(url: str | None, tmp: str):
         admin.dispose()
 
 
-def setup(url: str, n_teams: int):
+def setup(url: str, n_teams: int) -> sa.Engine:
     """A fresh game database with `n_teams` teams and one phase."""
     engine = database.make_engine(url)
     database.init_db(engine)
@@ -78,7 +79,9 @@ def setup(url: str, n_teams: int):
 LABEL_DELAY = 1.0  # seconds; the default of --label-delay
 
 
-def request_row(seq: int, now: float, label_delay: float = LABEL_DELAY, tag: str = "b") -> dict:
+def request_row(
+    seq: int, now: float, label_delay: float = LABEL_DELAY, tag: str = "b"
+) -> RequestRow:
     """A request as the loop stores it (one applicant, the same for every benchmark)."""
     return {
         "seq": seq,
@@ -95,7 +98,9 @@ def request_row(seq: int, now: float, label_delay: float = LABEL_DELAY, tag: str
     }
 
 
-def round_of(seq: int, n_teams: int, label_delay: float = LABEL_DELAY):
+def round_of(
+    seq: int, n_teams: int, label_delay: float = LABEL_DELAY
+) -> tuple[RequestRow, list[Result]]:
     """A request row and its scored results (a mix of outcomes)."""
     row = request_row(seq, time.time(), label_delay)
     results = []
@@ -119,7 +124,7 @@ async def one_round(writer: DbWriter, seq: int, n_teams: int, label_delay: float
     return time.perf_counter() - start
 
 
-def timed_reveal(conn) -> tuple[int, float]:
+def timed_reveal(conn: sa.Connection) -> tuple[int, float]:
     """One reveal step (on the writer thread): rounds passed, seconds taken."""
     start = time.perf_counter()
     return reveal.reveal_labels(conn, time.time()), time.perf_counter() - start
@@ -133,7 +138,11 @@ async def reveals(writer: DbWriter, steps: list[tuple[int, float]]) -> None:
 
 
 async def measure(
-    engine, n_teams: int, seconds: float, in_flight: int, label_delay: float = LABEL_DELAY
+    engine: sa.Engine,
+    n_teams: int,
+    seconds: float,
+    in_flight: int,
+    label_delay: float = LABEL_DELAY,
 ) -> dict:
     """Sustained results/s with `in_flight` concurrent rounds; latency at 30 rounds/s."""
     writer = DbWriter(engine)
@@ -142,12 +151,12 @@ async def measure(
     revealing = asyncio.create_task(reveals(writer, steps))
     seq = 0
 
-    def next_seq():
+    def next_seq() -> int:
         nonlocal seq
         seq += 1
         return seq
 
-    async def worker(end):
+    async def worker(end: float) -> None:
         while time.perf_counter() < end:
             await one_round(writer, next_seq(), n_teams, label_delay)
 

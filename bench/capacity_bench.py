@@ -20,7 +20,6 @@ the peak's bursts need) with docs/INSTRUCTOR.md's sizing table.
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -71,7 +70,7 @@ class Search:
             self.high = trial["teams"] if self.high is None else min(self.high, trial["teams"])
 
 
-def search_both(fleets: dict, searches: dict, workdir: Path, args) -> None:
+def search_both(fleets: dict, searches: dict, workdir: Path, args: argparse.Namespace) -> None:
     """Both searches in turns, one game each, so that both see the machine alike."""
     deadline = time.monotonic() + args.budget
     while time.monotonic() < deadline:
@@ -85,7 +84,7 @@ def search_both(fleets: dict, searches: dict, workdir: Path, args) -> None:
     print("  (the time budget ran out: the capacities are lower bounds)", flush=True)
 
 
-def measure(folders: dict, workdir: Path, args) -> dict:
+def measure(folders: dict, workdir: Path, args: argparse.Namespace) -> dict:
     """Both capacity searches, then a profile of one API of each at its capacity."""
     fleets = {label: fleet_mod.Fleet(folder, workdir, label) for label, folder in folders.items()}
     searches = {
@@ -124,7 +123,7 @@ def trial_rows(run: dict) -> str:
     return "\n".join(rows)
 
 
-def report(args, old: dict, new: dict) -> str:
+def report(args: argparse.Namespace, old: dict, new: dict) -> str:
     """The Markdown section."""
     if old["capacity"]:
         ratio = new["capacity"] / old["capacity"]
@@ -199,4 +198,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

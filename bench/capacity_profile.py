@@ -73,7 +73,7 @@ def record(pid: int, seconds: float, out: Path) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def profile_trial(fleet, count: int, workdir: Path, seconds: float) -> dict:
+def profile_trial(fleet: fleet_mod.Fleet, count: int, workdir: Path, seconds: float) -> dict:
     """A game with `count` teams while py-spy samples the fleet's first API."""
     fleet.grow(count)
     out = workdir / f"profile-{fleet.label}.txt"

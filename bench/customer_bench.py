@@ -28,6 +28,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -68,7 +69,7 @@ class Store:
         self.writer = DbWriter(self.engine)
         self.seq = 0
 
-    async def play(self, customer: Customer, targets) -> list[Result]:
+    async def play(self, customer: Customer, targets: list[Target]) -> list[Result]:
         """One round: commit the request, ask every team, commit the scored results."""
         self.seq += 1
         seq = self.seq
@@ -82,7 +83,7 @@ class Store:
     def count(self) -> int:
         """Results stored so far."""
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(schema.results)).scalar()
+            return conn.execute(sa.select(sa.func.count()).select_from(schema.results)).scalar_one()
 
 
 # --- the measurements ---------------------------------------------------------------
@@ -94,7 +95,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-async def round_latency(customer: Customer, store: Store, targets, rounds: int) -> list[float]:
+async def round_latency(
+    customer: Customer, store: Store, targets: list[Target], rounds: int
+) -> list[float]:
     """Milliseconds from send to all scored and stored, one round at a time."""
     times = []
     for _ in range(rounds):
@@ -112,7 +115,7 @@ async def bare_round_latency(urls: list[str], rounds: int) -> list[float]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def one(url):
+        async def one(url: str) -> bytes:
             async with session.post(url, data=body, headers=headers) as resp:
                 return await resp.read()
 
@@ -124,14 +127,16 @@ async def bare_round_latency(urls: list[str], rounds: int) -> list[float]:
     return times
 
 
-async def sustained(customer, store, targets, seconds: float, in_flight: int) -> dict:
+async def sustained(
+    customer: Customer, store: Store, targets: list[Target], seconds: float, in_flight: int
+) -> dict:
     """Scored+stored requests per second with `in_flight` rounds running at once."""
     done = {"requests": 0, "rounds": 0, "failed": 0}
     per_second: dict[int, int] = {}  # requests finished in each whole second of the run
     start = time.perf_counter()
     deadline = start + seconds
 
-    async def worker():
+    async def worker() -> None:
         while time.perf_counter() < deadline:
             results = await store.play(customer, targets)
             done["requests"] += len(results)
@@ -146,7 +151,7 @@ async def sustained(customer, store, targets, seconds: float, in_flight: int) ->
     return {**done, "seconds": elapsed, "rps": done["requests"] / elapsed, "per_second": whole}
 
 
-async def measure(args, ports: list[int], db: Path) -> dict:
+async def measure(args: argparse.Namespace, ports: list[int], db: Path) -> dict:
     """Every customer measurement against the running stubs."""
     store = Store(db, len(ports))
     targets = [
@@ -175,7 +180,7 @@ async def measure(args, ports: list[int], db: Path) -> dict:
         "bare": bare,
         "sustained": combined(flows),
         "turns": [f["rps"] for f in flows],
-        "locust": None if None in locusts else [x["rps"] for x in locusts],
+        "locust": None if None in locusts else [x["rps"] for x in locusts if x is not None],
         "locust_failed": sum(x["failed"] for x in locusts if x),
         "stored": stored,
     }
@@ -189,7 +194,7 @@ def combined(flows: list[dict]) -> dict:
 
 
 @contextlib.contextmanager
-def profiled(on: bool):
+def profiled(on: bool) -> Iterator[None]:
     """With `on`, a pyinstrument profile of the block, printed as text (the bench extra)."""
     if not on:
         yield
@@ -205,16 +210,16 @@ def profiled(on: bool):
         print(profiler.output_text(unicode=False, color=False, show_all=False), flush=True)
 
 
-def report(args, numbers: dict, wrk: float | None) -> str:
+def report(args: argparse.Namespace, numbers: dict, wrk: float | None) -> str:
     """The results as a Markdown table."""
     times, bare, flow = numbers["round"], numbers["bare"], numbers["sustained"]
     rps, locust = flow["rps"], numbers["locust"]
     locust_rps = statistics.mean(locust) if locust else None
 
-    def ratio(ceiling):
+    def ratio(ceiling: float | None) -> str:
         return f"{rps / ceiling:.2f}x" if ceiling else "not measured"
 
-    def ceiling(value, tool):
+    def ceiling(value: float | None, tool: str) -> str:
         return f"{value:,.0f} req/s" if value else f"not measured ({tool} not installed)"
 
     med, p95 = statistics.median(times), percentile(times, 95)

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -63,7 +64,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def prepare(folder: Path, ports: list[int], args) -> str:
+def prepare(folder: Path, ports: list[int], args: argparse.Namespace) -> str:
     """A fresh game database with the game and one team per stub; its URL."""
     game_file = folder / "flood.toml"
     game_file.write_text(GAME.format(seconds=args.seconds, rate=args.rate))
@@ -81,7 +82,7 @@ def prepare(folder: Path, ports: list[int], args) -> str:
     return url
 
 
-def wait_for(condition, limit: float) -> None:
+def wait_for(condition: Callable[[], object], limit: float) -> None:
     """Wait until `condition()` is true (RuntimeError after `limit` seconds)."""
     deadline = time.monotonic() + limit
     while not condition():
@@ -103,7 +104,7 @@ def state(engine: sa.Engine) -> str:
         return games.game_row(conn).state
 
 
-def play(folder: Path, ports: list[int], args, flood: bool) -> dict:
+def play(folder: Path, ports: list[int], args: argparse.Namespace, flood: bool) -> dict:
     """One game through `game-server run`, flooded or not; its numbers."""
     url = prepare(folder, ports, args)
     port, metrics_port = free_port(), free_port()
@@ -168,7 +169,7 @@ def measure(engine: sa.Engine) -> dict:
     r = schema.results.c
     with engine.connect() as conn:
         latencies = sorted(x for (x,) in conn.execute(sa.select(r.latency_ms)))
-        failures = dict(
+        failures: dict[str | None, int] = dict(
             conn.execute(
                 sa.select(r.reason, sa.func.count()).where(r.outcome == "failed").group_by(r.reason)
             ).all()

@@ -92,10 +92,10 @@ class Flood:
                 url = f"{self.base}/api/monitoring?last={rng.randint(10, 5000)}"
             headers = {"Authorization": "Bearer wrong"} if "feedback" in url else {}
             try:
-                status = session.get(url, headers=headers, timeout=10).status_code
+                status = str(session.get(url, headers=headers, timeout=10).status_code)
             except requests.RequestException:
                 status = "error"
-            local[str(status)] += 1
+            local[status] += 1
         with self.lock:
             self.counts.update(local)
 

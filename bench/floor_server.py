@@ -10,7 +10,7 @@ own work. Bench-only: no route of the game serves this.
 
 Prints its URL on stdout; serves until SIGTERM or SIGINT (which stop every worker).
 `serve_floor` and `serve_game` start it and `game-server web --workers N` for the
-leaderboard's benchmark.
+leaderboard's benchmark; `run_wrk` loads either, `medians` sums up the runs.
 """
 
 import argparse
@@ -18,16 +18,21 @@ import contextlib
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from game_server import supervisor, webserver
 
 
 @contextlib.contextmanager
-def started(command: list[str], env: dict, log: Path, find_url):
+def started(
+    command: list[str], env: dict[str, str], log: Path, find_url: Callable[[str], str | None]
+) -> Iterator[str]:
     """A server process (`command`) whose URL `find_url(log text)` reads from its output;
     stopped with SIGTERM (its workers with it) when the block ends."""
     with open(log, "w") as out:
@@ -48,7 +53,7 @@ def started(command: list[str], env: dict, log: Path, find_url):
             server.wait()
 
 
-def serve_game(url: str, workers: int, tmp: str):
+def serve_game(url: str, workers: int, tmp: str) -> contextlib.AbstractContextManager[str]:
     """`game-server web --workers N` on a free port, as `game-server run` serves the pages
     (its database URL in the environment); its base URL."""
     env = {**os.environ, "GAME_DATABASE_URL": url, "GAME_LOG_LEVEL": "INFO"}  # for the URL
@@ -61,7 +66,7 @@ def serve_game(url: str, workers: int, tmp: str):
     return started(command + ["--workers", str(workers)], env, Path(tmp) / "web.log", find)
 
 
-def serve_floor(size: int, workers: int, tmp: str):
+def serve_floor(size: int, workers: int, tmp: str) -> contextlib.AbstractContextManager[str]:
     """The floor (`floor_server.py`): the same server, a fixed JSON document of `size` bytes."""
     script = str(Path(__file__).resolve())
     command = [sys.executable, script, "--bytes", str(size), "--workers", str(workers)]
@@ -79,15 +84,55 @@ def document(size: int) -> bytes:
     return json.dumps({"pad": "x" * (size - len(body))}).encode()
 
 
-def fixed_app(body: bytes):
+def fixed_app(body: bytes) -> WSGIApplication:
     """A WSGI app that answers every request with `body` as JSON."""
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
 
-    def app(_environ: dict, start_response) -> list[bytes]:
+    def app(_environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", headers)
         return [body]
 
     return app
+
+
+def run_wrk(url: str, seconds: int) -> dict:
+    """wrk with 50 connections for `seconds`: p50, p99 (ms) and requests/s."""
+    out = subprocess.run(
+        ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", "--timeout", "5s", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+
+    def found(pattern: str) -> re.Match[str]:
+        match = re.search(pattern, out)
+        if match is None:
+            raise RuntimeError(f"wrk's output has no {pattern!r}: {out}")
+        return match
+
+    def millis(label: str) -> float:
+        value, unit = found(rf"{label}\s+([\d.]+)(us|ms|s)").groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "p50": millis("50%"),
+        "p99": millis("99%"),
+        "rps": float(found(r"Requests/sec:\s+([\d.]+)").group(1)),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
+
+
+def medians(results: list[dict]) -> dict:
+    """The median p50, p99 and requests/s of wrk runs, their p99s, the errors in all."""
+    return {
+        "p50": statistics.median(r["p50"] for r in results),
+        "p99": statistics.median(r["p99"] for r in results),
+        "p99s": [r["p99"] for r in results],
+        "rps": statistics.median(r["rps"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+    }
 
 
 def main() -> int:

@@ -18,24 +18,23 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
+import sqlalchemy as sa
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import performance_doc  # noqa: E402
 import stopping  # noqa: E402
 from bench_storage import scratch_database  # noqa: E402
-from floor_server import serve_floor, serve_game  # noqa: E402
+from floor_server import medians, run_wrk, serve_floor, serve_game  # noqa: E402
 
 from game_server.play import teams  # noqa: E402
-from game_server.records import Result, Score, ScoredRound  # noqa: E402
+from game_server.records import RequestRow, Result, Score, ScoredRound  # noqa: E402
 from game_server.storage import control, database, games, reveal, standings, writes  # noqa: E402
 from game_server.storage import teams as registry  # noqa: E402
 from game_server.webserver import WEB_THREADS  # noqa: E402
@@ -51,7 +50,7 @@ CHUNK = 200  # rounds per transaction while filling
 OUTCOMES = ("correct", "correct", "wrong", "failed")
 
 
-def setup(url: str):
+def setup(url: str) -> tuple[sa.Engine, list[int]]:
     """A running game with one 1-hour phase and TEAMS teams; (engine, team ids)."""
     engine = database.make_engine(url)
     database.init_db(engine)
@@ -66,13 +65,13 @@ def setup(url: str):
     return engine, ids
 
 
-def fill(engine, ids: list[int], first_seq: int, rounds: int) -> None:
+def fill(engine: sa.Engine, ids: list[int], first_seq: int, rounds: int) -> None:
     """Store `rounds` rounds of one result per team, CHUNK rounds per transaction; then
     reveal their labels (visible at once), as the game loop does."""
     now = time.time()
     for start in range(first_seq, first_seq + rounds, CHUNK):
         seqs = range(start, min(start + CHUNK, first_seq + rounds))
-        requests = [
+        requests: list[RequestRow] = [
             {
                 "seq": s,
                 "request_id": f"b-{s:08d}",
@@ -127,30 +126,7 @@ def fill(engine, ids: list[int], first_seq: int, rounds: int) -> None:
         )
 
 
-def run_wrk(url: str, seconds: int) -> dict:
-    """wrk with 50 connections for `seconds`: p50, p99 (ms) and requests/s."""
-    out = subprocess.run(
-        ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", "--timeout", "5s", url],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 30,
-    ).stdout
-
-    def millis(label: str) -> float:
-        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "p50": millis("50%"),
-        "p99": millis("99%"),
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "errors": int(errors.group(1)) if errors else 0,
-    }
-
-
-def query_ms(engine, n: int = 50) -> float:
+def query_ms(engine: sa.Engine, n: int = 50) -> float:
     """The median time of the leaderboard's own query (no HTTP), in ms."""
     times = []
     for _ in range(n):
@@ -204,18 +180,9 @@ def page_heap(base: str, batches: int = 10, per_batch: int = 500) -> list[float]
     return sizes
 
 
-def medians(results: list[dict]) -> dict:
-    """The median p50, p99 and requests/s of wrk runs, their p99s, the errors in all."""
-    return {
-        "p50": statistics.median(r["p50"] for r in results),
-        "p99": statistics.median(r["p99"] for r in results),
-        "p99s": [r["p99"] for r in results],
-        "rps": statistics.median(r["rps"] for r in results),
-        "errors": sum(r["errors"] for r in results),
-    }
-
-
-def against_floor(board: str, workers: int, tmp: str, seconds: int, runs: int):
+def against_floor(
+    board: str, workers: int, tmp: str, seconds: int, runs: int
+) -> tuple[dict, dict, int]:
     """The leaderboard and the floor (a fixed document of the same size on the same server,
     started now) loaded alternately, `runs` times each; (real, floor) medians."""
     size = len(urllib.request.urlopen(board, timeout=10).read())
@@ -228,9 +195,20 @@ def against_floor(board: str, workers: int, tmp: str, seconds: int, runs: int):
     return medians(real), medians(floor), size
 
 
-def measure(engine, ids: list[int], base: str, args, tmp: str, sizes: list[int]):
+Row = tuple[int, dict, dict, int, float]  # results stored, leaderboard, floor, bytes, query ms
+
+
+def measure(
+    engine: sa.Engine,
+    ids: list[int],
+    base: str,
+    args: argparse.Namespace,
+    tmp: str,
+    sizes: list[int],
+) -> tuple[list[Row], list[float]]:
     """Fill to each size and load the leaderboard against its floor; (rows, heap samples)."""
-    rows, stored = [], 0
+    rows: list[Row] = []
+    stored = 0
     for size in sizes:
         started_at = time.perf_counter()
         fill(engine, ids, stored // TEAMS + 1, (size - stored) // TEAMS)
@@ -291,7 +269,9 @@ def main() -> int:
     return 0
 
 
-def report(args, rows: list, heap: list[float], backend: str, load: str) -> str:
+def report(
+    args: argparse.Namespace, rows: list[Row], heap: list[float], backend: str, load: str
+) -> str:
     """The Leaderboard section of docs/PERFORMANCE.md."""
     table = "\n".join(
         f"| {n:,} | {b:,} | {r['p50']:.1f} | {r['p99']:.1f} | {f['p99']:.1f} "

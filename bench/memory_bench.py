@@ -75,7 +75,7 @@ def prepare(db_url: str, game_path: Path, ports: list[int]) -> None:
     engine.dispose()
 
 
-def measure(args, db_url: str, log_path: Path) -> list[dict]:
+def measure(args: argparse.Namespace, db_url: str, log_path: Path) -> list[dict]:
     """Run the game and sample its memory; the samples (the server's log in `log_path`)."""
     port = free_port()
     log = log_path.open("w")
@@ -119,7 +119,7 @@ def measure(args, db_url: str, log_path: Path) -> list[dict]:
     return samples
 
 
-def report(args, samples: list[dict]) -> str:
+def report(args: argparse.Namespace, samples: list[dict]) -> str:
     """The Markdown section."""
     warm = [s for s in samples if s["t"] >= 20] or samples
     first, peak, last = warm[0]["rss_mb"], max(s["rss_mb"] for s in samples), samples[-1]

@@ -31,7 +31,7 @@ from stopping import on_sigterm_clean_up  # noqa: E402
 
 from game_server import sizing  # noqa: E402
 from game_server.rehearsal.run import Options, Result, rehearse  # noqa: E402
-from game_server.rehearsal.sampler import cpu_times, total_mb  # noqa: E402
+from game_server.rehearsal.sampler import Sample, cpu_times, total_mb  # noqa: E402
 
 
 def window(result: Result, kind: str) -> list:
@@ -45,7 +45,7 @@ def rate(samples: list, kinds: tuple[str, ...]) -> float:
     if len(samples) < 2:
         return 0.0
 
-    def cpu(s):  # noqa: E306
+    def cpu(s: Sample) -> float:  # noqa: E306
         return sum(s.kinds.get(k, (0.0, 0.0, 0))[0] for k in kinds)
 
     steps = zip(samples, samples[1:], strict=False)

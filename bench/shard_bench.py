@@ -75,7 +75,9 @@ def ceiling(games: Games, seconds: float) -> int:
         if teams == len(games.ports):
             break
         teams = min(teams * 2, len(games.ports))
-    for _ in range(BISECTIONS if failed else 0):
+    if failed is None:
+        return held
+    for _ in range(BISECTIONS):
         teams = round((held + failed) / 2 / 10) * 10
         if teams in (held, failed):
             break
@@ -96,7 +98,7 @@ def loads(teams: int, steps: list[dict]) -> list[int]:
     return sorted({teams, min(failed)}) if failed else [teams]
 
 
-def measure(args, tmp: Path) -> dict:
+def measure(args: argparse.Namespace, tmp: Path) -> dict:
     """The ceiling, the scale-out games (1 and 2 shards), then the direct writes (1 and 2)."""
     numbers: dict = {"writes": {}}
     stub_pids: list[int] = []
@@ -120,7 +122,7 @@ def measure(args, tmp: Path) -> dict:
     return numbers
 
 
-def measure_slope(args, tmp: Path) -> dict:
+def measure_slope(args: argparse.Namespace, tmp: Path) -> dict:
     """`--slope-only`: the ceiling (given, or searched) and the loads past it, one shard."""
     numbers: dict = {"writes": {}}
     stub_pids: list[int] = []

@@ -143,7 +143,9 @@ def spent(before: dict, after: dict) -> dict:
     }
 
 
-def play(url: str, n: int, ports: list[int], seconds: float, logs: Path, stub_pids) -> dict:
+def play(
+    url: str, n: int, ports: list[int], seconds: float, logs: Path, stub_pids: list[int]
+) -> dict:
     """Play the peak with `n` shards to one team per port for `seconds`; what it did and cost."""
     engine = database.make_engine(url)
     database.prepare_game(engine, gamefile.load_game_file(game_file(logs / "g.toml", seconds)))
@@ -151,6 +153,7 @@ def play(url: str, n: int, ports: list[int], seconds: float, logs: Path, stub_pi
     procs = start_shards(url, n, logs)
     try:
         started = control.apply(engine, "start", "bench").started_at
+        assert started is not None  # set by "start"
         low, high, due_rounds = window_of(started, seconds)
         time.sleep(max(low - time.time(), 0))
         before = usage(procs, stub_pids)

@@ -4,6 +4,7 @@ The table of every game and of the database's write rates, the ceiling and scale
 bullets, and the "past the ceiling" block (rewritten alone by `--slope-only`).
 """
 
+import argparse
 import math
 import os
 import re
@@ -213,7 +214,7 @@ def slope_block(numbers: dict, load: str, seconds: float) -> str:
     )
 
 
-def section(args, numbers: dict, load: str) -> str:
+def section(args: argparse.Namespace, numbers: dict, load: str) -> str:
     """The "Shards" section of docs/PERFORMANCE.md from one run's numbers."""
     peak, w, best = peak_phase(), numbers["writes"], numbers["ceiling"]
     at = [g for g in numbers["games"] if g["step"] == "ceiling" and g["teams"] == best]

@@ -6,6 +6,8 @@ each process its own shard and half of the teams) as fast as PostgreSQL takes th
 """
 
 import multiprocessing
+import multiprocessing.queues
+import multiprocessing.synchronize
 import sys
 import time
 from pathlib import Path
@@ -14,12 +16,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_storage import request_row  # noqa: E402
 from shard_games import game_file, peak_phase, register  # noqa: E402
 
-from game_server.records import Result, Score, ScoredRound  # noqa: E402
+from game_server.records import RequestRow, Result, Score, ScoredRound  # noqa: E402
 from game_server.scenario import gamefile  # noqa: E402
 from game_server.storage import database, writes  # noqa: E402
 
 
-def write_rounds(url: str, shard: int, n: int, teams: int, burst: int, go, seconds: float, out):
+def write_rounds(
+    url: str,
+    shard: int,
+    n: int,
+    teams: int,
+    burst: int,
+    go: multiprocessing.synchronize.Event,
+    seconds: float,
+    out: "multiprocessing.queues.Queue[float]",
+) -> None:
     """One writer process: bursts of rounds through the game's write path, as fast as it goes."""
     engine = database.make_engine(url)
     mine = [t for t in range(1, teams + 1) if (t - 1) % n == shard - 1]
@@ -28,7 +39,8 @@ def write_rounds(url: str, shard: int, n: int, teams: int, burst: int, go, secon
     start = time.monotonic()
     while time.monotonic() - start < seconds:
         now = time.time()
-        reqs, rounds = [], []
+        reqs: list[RequestRow] = []
+        rounds: list[ScoredRound] = []
         for s in range(seq, seq + burst):
             reqs.append(request_row(s, now, 60.0, tag="w"))
             results = [Result(t, Score("correct", None, 1, 1, 200), 3.0) for t in mine]

@@ -11,6 +11,8 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from typing import cast
 
 STUB_ANSWER = b'{"pred": 1, "proba": 0.73}'
 
@@ -24,11 +26,11 @@ STUB_RESPONSE = (
 class StubProtocol(asyncio.Protocol):
     """A minimal keep-alive HTTP/1.1 server that answers every POST with a fixed pred."""
 
-    def connection_made(self, transport):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start with an empty buffer."""
-        self.transport, self.buffer = transport, b""
+        self.transport, self.buffer = cast(asyncio.Transport, transport), b""  # TCP
 
-    def data_received(self, data):
+    def data_received(self, data: bytes) -> None:
         """Answer every complete request in the buffer (pipelining-safe)."""
         self.buffer += data
         while True:
@@ -52,7 +54,7 @@ async def serve_stubs(teams: int) -> None:
 
 
 @contextlib.contextmanager
-def stub_teams(teams: int, pids: list[int] | None = None):
+def stub_teams(teams: int, pids: list[int] | None = None) -> Iterator[list[int]]:
     """`teams` stub team APIs in a process of their own; yields their ports.
 
     `pids`, when given, gets the stub process's pid (to measure its CPU time).
@@ -63,6 +65,7 @@ def stub_teams(teams: int, pids: list[int] | None = None):
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert stubs.stdin is not None and stubs.stdout is not None  # both PIPE
     if pids is not None:
         pids.append(stubs.pid)
     try:
