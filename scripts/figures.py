@@ -16,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display needed: figures are files
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,10 +28,11 @@ DPI = 100
 METADATA = {"Software": None}
 
 BLUE, ORANGE, GREEN, RED, GREY = "#3b6ea5", "#e08a2c", "#4a9a5b", "#c0504d", "#6b6b6b"
+Point = tuple[float, float]
 LIGHT = {BLUE: "#dce7f3", ORANGE: "#fbe8d3", GREEN: "#dff0e2", RED: "#f5dcdb", GREY: "#ececec"}
 
 
-def canvas(width: float, height: float):
+def canvas(width: float, height: float) -> tuple[Figure, Axes]:
     """A blank figure whose axes run 0..width by 0..height, without ticks or frame."""
     fig, ax = plt.subplots(figsize=(width, height), dpi=DPI)
     ax.set_xlim(0, width)
@@ -40,7 +43,17 @@ def canvas(width: float, height: float):
     return fig, ax
 
 
-def box(ax, x, y, w, h, text, color=BLUE, size=13, bold=False):
+def box(
+    ax: Axes,
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+    text: str,
+    color: str = BLUE,
+    size: float = 13,
+    bold: bool = False,
+) -> None:
     """A rounded box centred on (x, y) with centred text."""
     patch = FancyBboxPatch(
         (x - w / 2, y - h / 2),
@@ -56,7 +69,16 @@ def box(ax, x, y, w, h, text, color=BLUE, size=13, bold=False):
     ax.text(x, y, text, ha="center", va="center", fontsize=size, weight=weight, wrap=True)
 
 
-def arrow(ax, start, end, color=GREY, text="", style="-|>", dashed=False, offset=(0, 0.18)):
+def arrow(
+    ax: Axes,
+    start: Point,
+    end: Point,
+    color: str = GREY,
+    text: str = "",
+    style: str = "-|>",
+    dashed: bool = False,
+    offset: Point = (0, 0.18),
+) -> None:
     """An arrow from start to end, optionally labelled at its middle."""
     ax.add_patch(
         FancyArrowPatch(
@@ -76,7 +98,7 @@ def arrow(ax, start, end, color=GREY, text="", style="-|>", dashed=False, offset
         ax.text(mx, my, text, ha="center", va="bottom", fontsize=11, color=color)
 
 
-def save(fig, out: Path, name: str) -> Path:
+def save(fig: Figure, out: Path, name: str) -> Path:
     """Write a figure as PNG and close it."""
     path = out / name
     fig.savefig(path, dpi=DPI, metadata=METADATA)
@@ -150,7 +172,9 @@ def draw_batch_vs_api(out: Path) -> Path:
     return save(fig, out, "batch_vs_api.png")
 
 
-def message(ax, x, y, title, lines, color):
+def message(
+    ax: Axes, x: float, y: float, title: str, lines: list[tuple[str, str]], color: str
+) -> None:
     """An HTTP message: a title, then monospace lines (left) and what each part is (right)."""
     ax.text(x, y, title, ha="left", va="center", fontsize=15, weight="bold", color=color)
     for i, (code, part) in enumerate(lines, start=1):

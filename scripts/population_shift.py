@@ -11,6 +11,7 @@ what a team watching its logged requests would see.
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -20,8 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
-from game_server.scenario.gamefile import builtin_game_path, load_game_file  # noqa: E402
+from game_server.scenario.gamefile import GameFile, builtin_game_path, load_game_file  # noqa: E402
 from game_server.scenario.stream import Scenario  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +44,7 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def phase_index(game, kind: str) -> int:
+def phase_index(game: GameFile, kind: str) -> int:
     """The index of the first phase of `kind` in the game file."""
     for i, phase in enumerate(game.phases):
         if phase.kind == kind:
@@ -49,8 +52,9 @@ def phase_index(game, kind: str) -> int:
     raise SystemExit(f"population_shift: the game file has no {kind!r} phase")
 
 
-def request_stream(game) -> pd.DataFrame:
-    """WINDOW warm-up requests followed by WINDOW population-shift requests, as sent."""
+def request_stream(game: GameFile) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """WINDOW warm-up requests followed by WINDOW population-shift requests, as sent; the
+    training data."""
     scenario = Scenario(game)
     rows = []
     for kind in ("warmup", "shift"):
@@ -67,7 +71,10 @@ AGE_BINS = np.arange(18, 84, 5)
 LOAN_BINS = np.geomspace(500, 250_000, 26)
 
 
-def counts(frame: pd.DataFrame, regions: list[str]) -> tuple[np.ndarray, ...]:
+Counts = tuple[np.ndarray, ...]  # age, loan amount and region histograms
+
+
+def counts(frame: pd.DataFrame, regions: list[str]) -> Counts:
     """Histograms of age, loan amount and region for one window of requests."""
     region = frame["region"].value_counts().reindex(regions, fill_value=0).to_numpy()
     return (
@@ -77,7 +84,7 @@ def counts(frame: pd.DataFrame, regions: list[str]) -> tuple[np.ndarray, ...]:
     )
 
 
-def draw_numbers(axes, base: tuple, now: tuple) -> None:
+def draw_numbers(axes: Sequence[Axes], base: Counts, now: Counts) -> None:
     """Age and loan amount: the window's bars against the training data's outline."""
     panels = [
         (axes[0], AGE_BINS[:-1], np.diff(AGE_BINS), "age (years)", False),
@@ -99,7 +106,7 @@ def draw_numbers(axes, base: tuple, now: tuple) -> None:
             ax.set_xscale("log")
 
 
-def draw_regions(ax, regions: list[str], base: tuple, now: tuple) -> None:
+def draw_regions(ax: Axes, regions: list[str], base: Counts, now: Counts) -> None:
     """Region: the window's bars against the training data's outline."""
     x = np.arange(len(regions))
     ax.bar(x, now[2] / now[2].sum(), 0.7, color=NOW)
@@ -108,7 +115,14 @@ def draw_regions(ax, regions: list[str], base: tuple, now: tuple) -> None:
     ax.set_xlabel("region")
 
 
-def draw(fig, axes, stream: pd.DataFrame, train: pd.DataFrame, regions: list[str], step: int):
+def draw(
+    fig: Figure,
+    axes: Sequence[Axes],
+    stream: pd.DataFrame,
+    train: pd.DataFrame,
+    regions: list[str],
+    step: int,
+) -> None:
     """Draw one frame: the window starting `step / STEPS` of the way into the shift."""
     start = round(WINDOW * step / STEPS)
     base, now = counts(train, regions), counts(stream.iloc[start : start + WINDOW], regions)
@@ -130,7 +144,7 @@ def draw(fig, axes, stream: pd.DataFrame, train: pd.DataFrame, regions: list[str
     fig.tight_layout()
 
 
-def animate(game, out: Path) -> Path:
+def animate(game: GameFile, out: Path) -> Path:
     """Write the GIF of the monitoring window sliding into the shifted population."""
     stream, train = request_stream(game)
     shifted_region = game.phases[phase_index(game, "shift")].shift.new_region

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +91,7 @@ CLIP = """() => {
 }"""
 
 
-def screenshot(url: str, out: Path, features=FEATURES, wait: float = 2.0) -> Path:
+def screenshot(url: str, out: Path, features: Sequence[str] = FEATURES, wait: float = 2.0) -> Path:
     """Open the monitoring page, show `features` large in the light theme, save the crop."""
     from playwright.sync_api import sync_playwright
 
@@ -99,9 +100,10 @@ def screenshot(url: str, out: Path, features=FEATURES, wait: float = 2.0) -> Pat
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             # bypass_csp: the page's policy rightly refuses inline styles; this is our own view.
-            viewport = {"width": WIDTH, "height": 1000}
             context = browser.new_context(
-                viewport=viewport, device_scale_factor=SCALE, bypass_csp=True
+                viewport={"width": WIDTH, "height": 1000},
+                device_scale_factor=SCALE,
+                bypass_csp=True,
             )
             context.add_init_script(LIGHT)
             page = context.new_page()
@@ -162,7 +164,7 @@ def stop(demo: subprocess.Popen) -> None:
             demo.wait()
 
 
-def demo_screenshot(out: Path, features=FEATURES, wait: float = 2.0) -> Path:
+def demo_screenshot(out: Path, features: Sequence[str] = FEATURES, wait: float = 2.0) -> Path:
     """Play the compressed workshop game with one bot team and shoot its monitoring page."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
