@@ -48,14 +48,16 @@ def _phase(kind: str, failed: int, p95: float, team: float = 0.5) -> verdict.Pha
 def test_the_verdict_says_held_or_not_per_phase_and_what_to_change():
     """A peak with 5 % failures is not held; the estimate and the advice follow the cost."""
     good = [_phase("warmup", 0, 10.0), _phase("peak", 0, 40.0)]
-    ok, lines = verdict.report(2, "complete", good, 1.0, 8000.0, [])
-    assert ok and "HELD the peak" in lines[0] and any("estimate" in line for line in lines)
+    said = verdict.report(2, "complete", good, 1.0, 8000.0, [])
+    lines = said.lines
+    assert said.held and "HELD the peak" in lines[0] and any("estimate" in line for line in lines)
     assert sum(1 for line in lines if line.startswith("  warmup") or line.startswith("  peak")) == 2
     bad = [_phase("warmup", 0, 10.0), _phase("peak", 50, 900.0)]
-    ok, lines = verdict.report(2, "complete", bad, 1.0, 8000.0, [])
-    assert not ok and "did NOT hold" in lines[0] and "rent more" in lines[-1]
-    ok, lines = verdict.report(2, "complete", good, 1.0, 8000.0, ["u: morning: exit 1: boom"])
-    assert not ok and "bot: u: morning" in "\n".join(lines) and "fix that first" in lines[-1]
+    said = verdict.report(2, "complete", bad, 1.0, 8000.0, [])
+    assert not said.held and "did NOT hold" in said.lines[0] and "rent more" in said.lines[-1]
+    said = verdict.report(2, "complete", good, 1.0, 8000.0, ["u: morning: exit 1: boom"])
+    lines = said.lines
+    assert not said.held and "bot: u: morning" in "\n".join(lines) and "fix that first" in lines[-1]
 
 
 def test_capacity_divides_the_usable_machine_by_the_cost_per_team():
@@ -64,6 +66,7 @@ def test_capacity_divides_the_usable_machine_by_the_cost_per_team():
     cheap = verdict.capacity(4, _phase("peak", 0, 10.0, team=1.5), 8000.0)
     dear = verdict.capacity(4, _phase("peak", 0, 10.0, team=3.1), 8000.0)
     tiny = verdict.capacity(4, _phase("peak", 0, 10.0, team=0.01), 8000.0)
-    assert tiny[2] == pytest.approx(sizing.BURST.cores_per_team)
-    assert cheap[0] == pytest.approx(2 * dear[0], abs=1) and cheap[2] * 2 == pytest.approx(dear[2])
+    assert tiny.cores_per_team == pytest.approx(sizing.BURST.cores_per_team)
+    assert cheap.by_cpu == pytest.approx(2 * dear.by_cpu, abs=1)
+    assert cheap.cores_per_team * 2 == pytest.approx(dear.cores_per_team)
     assert Path(gameplan.WORKSHOP).is_file()

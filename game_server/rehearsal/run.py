@@ -273,12 +273,13 @@ def rehearse(opts: Options) -> Result:
         result.phases = verdict.phases(f"sqlite:///{r.db}", sampler.samples)
         timeout = float(gameplan.game_settings(r.work / "game.toml").get("timeout", 1.0))
         errors = [f"{bot.user}: {e}" for bot in r.bots for e in bot.errors]
-        held, result.lines = verdict.report(
+        said = verdict.report(
             opts.teams, opts.level, result.phases, timeout, result.idle_mb, errors
         )
+        result.lines = said.lines
         for line in result.lines:
             r.echo(line)
-        result.ok = held
+        result.ok = said.held
     except KeyboardInterrupt:
         r.echo("rehearse: interrupted: cleaning up")
     finally:

@@ -12,7 +12,7 @@ processes are counted, not the rest of the machine (which the headroom shows).
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -113,8 +113,17 @@ def held(phase: Phase, timeout_s: float) -> bool:
     return share <= HELD_FAILURES and phase.p95_ms <= HELD_P95 * timeout_s * 1000
 
 
-def capacity(teams: int, peak: Phase, idle_mb: float) -> tuple[int, int, float, float]:
-    """(teams by CPU, teams by memory, cores per team, MB per team): an estimate."""
+class Capacity(NamedTuple):
+    """The teams a server would hold, an estimate from the measured cost per team."""
+
+    by_cpu: int
+    by_memory: int
+    cores_per_team: float
+    mb_per_team: float
+
+
+def capacity(teams: int, peak: Phase, idle_mb: float) -> Capacity:
+    """The teams by CPU and by memory, from the cost per team at the peak: an estimate."""
     cores = os.cpu_count() or 1
     # The average at the peak, or what its bursts need (make bench-capacity): a few teams'
     # average cannot show the bursts of many arriving at the same instant.
@@ -123,7 +132,14 @@ def capacity(teams: int, peak: Phase, idle_mb: float) -> tuple[int, int, float, 
     per_team_mb = max(peak.team_mb, 1.0) / teams
     by_cpu = int(USABLE * cores / per_team_cores)
     by_memory = int(USABLE * (idle_mb + peak.team_mb) / per_team_mb)
-    return by_cpu, by_memory, per_team_cores, per_team_mb
+    return Capacity(by_cpu, by_memory, per_team_cores, per_team_mb)
+
+
+class Verdict(NamedTuple):
+    """The rehearsal's verdict: whether it held the peak, and the lines that say it."""
+
+    held: bool
+    lines: list[str]
 
 
 def report(
@@ -133,8 +149,8 @@ def report(
     timeout_s: float,
     idle_mb: float,
     errors: list[str],
-) -> tuple[bool, list[str]]:
-    """(held the peak, the verdict's lines)."""
+) -> Verdict:
+    """Whether the server held the peak, and the verdict's lines."""
     peaks = [p for p in measured if p.kind == "peak"] or measured[-1:]
     peak = peaks[0]
     ok = held(peak, timeout_s) and not errors
@@ -164,7 +180,7 @@ def report(
     )
     lines += [f"  bot: {e}" for e in errors[:10]]
     lines.append("  what to change: " + advice(ok, teams, most, by_cpu, by_mem, peak, errors))
-    return ok, lines
+    return Verdict(ok, lines)
 
 
 def advice(
