@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import os
+from typing import NamedTuple
 
 BASE_ROLE = "workshop_team"
 CONNECTION_LIMIT = 5
@@ -37,12 +38,19 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def scram_keys(password: str, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
-    """(StoredKey, ServerKey) of RFC 5802 for `password` (PostgreSQL skips SASLprep for ASCII)."""
+class ScramKeys(NamedTuple):
+    """The StoredKey and ServerKey of RFC 5802: what a SCRAM verifier holds."""
+
+    stored_key: bytes
+    server_key: bytes
+
+
+def scram_keys(password: str, salt: bytes, iterations: int) -> ScramKeys:
+    """The keys of RFC 5802 for `password` (PostgreSQL skips SASLprep for ASCII)."""
     salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-    return hashlib.sha256(client_key).digest(), server_key
+    return ScramKeys(hashlib.sha256(client_key).digest(), server_key)
 
 
 def scram_verifier(

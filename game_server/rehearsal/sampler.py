@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -44,11 +45,18 @@ def kind_of(cmdline: bytes) -> str:
     return next((kind for kind, word in KINDS if word in text), "other")
 
 
-def cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs since boot."""
+class CpuTimes(NamedTuple):
+    """Jiffies of all CPUs since boot: busy ones and all."""
+
+    busy: float
+    total: float
+
+
+def cpu_times() -> CpuTimes:
+    """The busy and total jiffies of all CPUs since boot."""
     fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
-    return sum(fields) - idle, sum(fields)
+    return CpuTimes(sum(fields) - idle, sum(fields))
 
 
 def available_mb() -> float:
