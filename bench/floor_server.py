@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from game_server import supervisor, webserver
+from game_server.common import supervisor
+from game_server.processes import webserver
 
 
 @contextlib.contextmanager
