@@ -62,7 +62,7 @@ bench-flood: $(STAMP)
 	$(BIN)/python bench/flood_bench.py
 
 # The dress rehearsal on this machine, as root: bot teams' whole day and a compressed game
-# (docs/PERFORMANCE.md "Rehearsal", the sizing table of docs/INSTRUCTOR.md, game_server/sizing.py).
+# (docs/PERFORMANCE.md "Rehearsal", the sizing table of docs/INSTRUCTOR.md, game_server/common/sizing.py).
 bench-rehearsal: $(STAMP)
 	$(BIN)/python bench/rehearsal_bench.py $(REHEARSAL_ARGS)
 
@@ -86,7 +86,7 @@ slides: $(STAMP)
 	@command -v npm >/dev/null || { echo "make slides: npm is not installed (Node.js 18+; Debian: apt-get install npm)"; exit 1; }
 	$(BIN)/python scripts/build_slides.py
 
-# docs/SETTINGS.md from the one declaration of the settings (game_server/settings.py).
+# docs/SETTINGS.md from the one declaration of the settings (game_server/common/settings.py).
 settings-doc: $(STAMP)
 	$(BIN)/python scripts/settings_doc.py
 

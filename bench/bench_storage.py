@@ -26,9 +26,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from game_server.common.records import RequestRow, Result, Score, ScoredRound
 from game_server.play import teams
 from game_server.play.writer import DbWriter
-from game_server.records import RequestRow, Result, Score, ScoredRound
 from game_server.storage import database, games, reveal
 
 

@@ -11,7 +11,7 @@ It does so twice in the same run: for the OLD starter (the anchor: `participant_
 as committed at OLD_COMMIT, before micro-batching, extracted with `git archive`) and for
 the starter of this checkout. Then it profiles one API of each under load with py-spy
 (what its threads spend their time on) and writes the "Capacity" section of
-docs/PERFORMANCE.md, and the new starter's capacity into game_server/sizing.py (BURST: what
+docs/PERFORMANCE.md, and the new starter's capacity into game_server/common/sizing.py (BURST: what
 the peak's bursts need) with docs/INSTRUCTOR.md's sizing table.
 
     python bench/capacity_bench.py [--seconds 20] [--budget 480] [--no-write]
@@ -194,7 +194,7 @@ def main() -> None:
         performance_doc.write_section("Capacity", section)
         if new["capacity"]:  # the peak's bursts, for the sizing table
             sizing_table.write_burst(new["capacity"], os.cpu_count() or 1)
-        print("written to docs/PERFORMANCE.md, game_server/sizing.py and docs/INSTRUCTOR.md")
+        print("written to docs/PERFORMANCE.md, game_server/common/sizing.py and docs/INSTRUCTOR.md")
 
 
 if __name__ == "__main__":

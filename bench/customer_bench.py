@@ -44,10 +44,10 @@ from performance_doc import machine  # noqa: E402
 from reference_loads import FEATURES, run_locust, run_wrk  # noqa: E402
 from stub_apis import stub_teams  # noqa: E402
 
+from game_server.common.records import Result, ScoredRound  # noqa: E402
 from game_server.play import eventloop  # noqa: E402
 from game_server.play.customer import Customer, Target  # noqa: E402
 from game_server.play.writer import DbWriter  # noqa: E402
-from game_server.records import Result, ScoredRound  # noqa: E402
 from game_server.storage import schema  # noqa: E402
 
 # --- the game's storage path ------------------------------------------------------

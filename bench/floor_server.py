@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from game_server import supervisor, webserver
+from game_server.common import supervisor
+from game_server.processes import webserver
 
 
 @contextlib.contextmanager

@@ -33,11 +33,16 @@ import stopping  # noqa: E402
 from bench_storage import scratch_database  # noqa: E402
 from floor_server import medians, run_wrk, serve_floor, serve_game  # noqa: E402
 
+from game_server.common.records import (  # noqa: E402
+    RequestRow,  # noqa: E402
+    Result,
+    Score,
+    ScoredRound,
+)
 from game_server.play import teams  # noqa: E402
-from game_server.records import RequestRow, Result, Score, ScoredRound  # noqa: E402
+from game_server.processes.webserver import WEB_THREADS  # noqa: E402
 from game_server.storage import control, database, games, reveal, standings, writes  # noqa: E402
 from game_server.storage import teams as registry  # noqa: E402
-from game_server.webserver import WEB_THREADS  # noqa: E402
 
 # The goal: the leaderboard's p99 within this factor of the floor's, same run.
 RATIO_GOAL = 1.5

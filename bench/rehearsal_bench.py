@@ -29,7 +29,7 @@ from performance_doc import write_section  # noqa: E402
 from sshd_server import sshd  # noqa: E402
 from stopping import on_sigterm_clean_up  # noqa: E402
 
-from game_server import sizing  # noqa: E402
+from game_server.common import sizing  # noqa: E402
 from game_server.rehearsal.run import Options, Result, rehearse  # noqa: E402
 from game_server.rehearsal.sampler import Sample, cpu_times, total_mb  # noqa: E402
 
@@ -169,8 +169,8 @@ def cost_of(c: dict, base_mb: float) -> sizing.Cost:
 
 
 def write_sizing(costs_by_level: dict[str, sizing.Cost]) -> None:
-    """The measured costs into game_server/sizing.py (what `doctor --teams` compares with)."""
-    path = ROOT / "game_server" / "sizing.py"
+    """The measured costs into game_server/common/sizing.py (what `doctor --teams` reads)."""
+    path = ROOT / "game_server" / "common" / "sizing.py"
     body = "".join(
         f'    "{lv}": Cost(cores={c.cores}, mb={c.mb}, base_mb={c.base_mb}),\n'
         for lv, c in costs_by_level.items()

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_storage import request_row  # noqa: E402
 from shard_games import game_file, peak_phase, register  # noqa: E402
 
-from game_server.records import RequestRow, Result, Score, ScoredRound  # noqa: E402
+from game_server.common.records import RequestRow, Result, Score, ScoredRound  # noqa: E402
 from game_server.scenario import gamefile  # noqa: E402
 from game_server.storage import database, writes  # noqa: E402
 

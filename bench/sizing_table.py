@@ -1,4 +1,4 @@
-"""docs/INSTRUCTOR.md's sizing table, rendered from game_server/sizing.py.
+"""docs/INSTRUCTOR.md's sizing table, rendered from game_server/common/sizing.py.
 
 `make bench-rehearsal` writes the cost per team (MEASURED) and `make bench-capacity` the
 peak's bursts (BURST) into sizing.py; each then rewrites the table, so the guide always
@@ -9,11 +9,11 @@ import importlib
 import re
 from pathlib import Path
 
-from game_server import sizing
+from game_server.common import sizing
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTRUCTOR = ROOT / "docs" / "INSTRUCTOR.md"
-SIZING = ROOT / "game_server" / "sizing.py"
+SIZING = ROOT / "game_server" / "common" / "sizing.py"
 TABLE = re.compile(
     r"(<!-- sizing table: make bench-rehearsal -->\n).*?(<!-- /sizing table -->)", re.S
 )

@@ -1,6 +1,6 @@
 """Allow `python -m game_server`."""
 
-from game_server.cli import main
+from game_server.cli.main import main
 
 if __name__ == "__main__":
     main()

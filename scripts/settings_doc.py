@@ -9,7 +9,7 @@ tests/test_settings.py does).
 import sys
 from pathlib import Path
 
-from game_server import settings
+from game_server.common import settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "SETTINGS.md"
 
@@ -20,7 +20,9 @@ def main(argv: list[str]) -> int:
     if "--check" in argv:
         current = DOC.read_text() if DOC.exists() else ""
         if current != text:
-            print(f"{DOC} is not the rendering of game_server/settings.py: make settings-doc")
+            print(
+                f"{DOC} is not the rendering of game_server/common/settings.py: make settings-doc"
+            )
             return 1
         return 0
     DOC.write_text(text)

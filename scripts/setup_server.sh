@@ -239,7 +239,7 @@ fi
 step "the systemd units"
 # 6. The systemd units of the game server (enabled only when systemd runs): systemd holds
 # the game's port (the .socket) and hands it to the game, so no other user can listen on it
-# while the game restarts (activation.py, docs/SECURITY.md).
+# while the game restarts (game_server/processes/activation.py, docs/SECURITY.md).
 socket_text() {
   cat <<EOF
 [Unit]
@@ -271,7 +271,7 @@ ExecStart=$GAME_VENV/bin/game-server run --host 127.0.0.1 --port $GAME_PORT
 # game-server run exits 0 only when stopped (SIGTERM, Ctrl-C); any other end is non-zero: restarted.
 Restart=on-failure
 RestartSec=2
-# A team's runaway notebook, not the game, is what the OOM killer picks (game_server/oom.py).
+# A team's runaway notebook, not the game, is what the OOM killer picks (game_server/processes/oom.py).
 OOMScoreAdjust=-900
 NoNewPrivileges=true
 ProtectSystem=full

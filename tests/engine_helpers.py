@@ -9,8 +9,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from team_apis import Handler, Request, response
 
+from game_server.common.records import Result, Score
 from game_server.play import loop as game
-from game_server.records import Result, Score
 from game_server.scenario import gamefile
 from game_server.storage import games, schema
 

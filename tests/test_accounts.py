@@ -220,7 +220,7 @@ def test_delete_refuses_users_not_in_the_registry(setup):
 def test_cli_reports_every_bad_row_and_refuses_both_names_and_all(tmp_path):
     from click.testing import CliRunner
 
-    from game_server.cli import main
+    from game_server.cli.main import main
 
     roster = tmp_path / "roster.csv"
     roster.write_text("name\nRed\nRED\nx/y\n")

@@ -14,7 +14,6 @@ import accounts_helpers
 import pytest
 from accounts_helpers import game_teams
 
-from game_server import team_names
 from game_server.accounts import (
     apply,
     checks,
@@ -30,6 +29,7 @@ from game_server.accounts.plan import Secrets, TeamPlan
 from game_server.accounts.registry import Record
 from game_server.accounts.roster import Team
 from game_server.accounts.state import DbState, State
+from game_server.common import team_names
 
 sshd, setup = accounts_helpers.sshd, accounts_helpers.setup  # the fixtures
 NAMES = ["-h", "--url", "--json"]  # names that look like options

@@ -16,7 +16,7 @@ from engine_helpers import fast_game, peeking, play
 from readme_blocks import programs, server_blocks, words
 from team_apis import TeamAPIs
 
-from game_server.cli import main
+from game_server.cli.main import main
 from game_server.play import loop as game
 from game_server.play import teams
 from game_server.storage import control, database, schema

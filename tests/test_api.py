@@ -6,7 +6,7 @@ import time
 import pytest
 from engine_helpers import request_row, result
 
-from game_server import records
+from game_server.common import records
 from game_server.play import teams
 from game_server.storage import control, database, games, reveal, writes
 from game_server.web.app import create_app

@@ -11,8 +11,9 @@ import requests
 from prometheus_client import CollectorRegistry, Counter
 from web_helpers import make_game
 
-from game_server import connections, webserver
+from game_server.common import connections
 from game_server.play.metrics import MetricsServer
+from game_server.processes import webserver
 
 IDLE, SLOW = 300, 300
 

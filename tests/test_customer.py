@@ -16,8 +16,8 @@ from team_apis import (
     response,
 )
 
+from game_server.common.records import Result
 from game_server.play.customer import Customer, Target
-from game_server.records import Result
 
 TIMEOUT = 0.3
 FEATURES = {"age": 31, "income": 4200.5, "region": "north", "owns_home": True, "debt": None}

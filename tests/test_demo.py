@@ -16,7 +16,7 @@ import requests
 from click.testing import CliRunner
 from starter_helpers import free_port
 
-from game_server.cli import main
+from game_server.cli.main import main
 from game_server.demo.bots import VARIANTS, team_plan
 from game_server.demo.report import phase_table, standings_table
 from game_server.demo.run import compress

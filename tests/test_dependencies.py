@@ -13,7 +13,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from game_server import extras
+from game_server.common import extras
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def project_requirements(extra: str | None = None) -> set[str]:
     return declared(project["optional-dependencies"][extra] if extra else project["dependencies"])
 
 
-# The parts of the install (game_server/extras.py): an extra's folders may import the
+# The parts of the install (game_server/common/extras.py): an extra's folders may import the
 # core's libraries and its own. The demo's bots run the participant starter (not its tests).
 EXTRA_PARTS = {
     "demo": ["game_server/demo", "participant_starter"],

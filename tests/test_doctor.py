@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from click.testing import CliRunner
 from starter_helpers import free_port
 
-from game_server.cli import main
+from game_server.cli.main import main
 
 
 def listener() -> socket.socket:

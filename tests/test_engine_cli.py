@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from engine_helpers import FAST_GAME, next_seq, peeking
 from team_apis import TeamAPIs, delayed, json_answer
 
-from game_server.cli import main
+from game_server.cli.main import main
 from game_server.storage import database, games, schema, shards
 from game_server.storage.clock import PhaseClock
 

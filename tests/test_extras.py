@@ -24,7 +24,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from game_server import extras
+from game_server.common import extras
 
 ROOT = Path(__file__).resolve().parents[1]
 GAME_SERVER = Path(sys.executable).parent / "game-server"
@@ -126,7 +126,7 @@ def test_every_module_the_game_loads_imports_with_the_core_alone(core):
     ]
     names = [n.removesuffix(".__init__") for n in names]
     core_names = [n for n in names if n in EXTRA_COMMAND_MODULES or not n.startswith(EXTRA_ONLY)]
-    assert "game_server.web.app" in core_names and "game_server.serve" in core_names
+    assert "game_server.web.app" in core_names and "game_server.processes.serve" in core_names
     script = f"import importlib\nfor n in {core_names!r}:\n    importlib.import_module(n)\n"
     result = run(core, sys.executable, "-c", script)
     assert result.returncode == 0, result.stderr

@@ -290,7 +290,7 @@ def test_overload_skips_whole_rounds_never_part_of_one(sqlite_url, apis):
 
 
 def test_admission_cuts_the_limit_when_late_and_grows_it_when_in_time():
-    from game_server.records import Result, Score
+    from game_server.common.records import Result, Score
 
     def results(ms: float) -> list[Result]:
         return [Result(i, Score("correct", None, 1, 1), ms) for i in range(10)]

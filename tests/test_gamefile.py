@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from game_server.cli import main
+from game_server.cli.main import main
 from game_server.scenario import gamefile, gamekeys
 from game_server.scenario.gamefile import GameFileError, builtin_game_path, load_game_file
 

@@ -87,3 +87,9 @@ def test_the_design_page_names_every_module():
         if f"`{rel}`" not in design:
             missing.append(rel)
     assert missing == []
+
+
+def test_the_top_level_holds_only_the_entry_points():
+    """Every module is in a part's folder (issue 26): the top level keeps the package's
+    `__init__.py` and `python -m game_server`'s `__main__.py`, nothing else."""
+    assert sorted(p.name for p in PACKAGE.glob("*.py")) == ["__init__.py", "__main__.py"]

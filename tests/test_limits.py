@@ -4,9 +4,9 @@ import subprocess
 
 import pytest
 
-from game_server import oom
 from game_server.accounts import limits
 from game_server.accounts.config import TeamLimits
+from game_server.processes import oom
 
 
 def test_limits_parse_and_print_back():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from game_server.logs import first_line
+from game_server.common.logs import first_line
 
 
 @pytest.mark.parametrize(

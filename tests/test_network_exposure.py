@@ -5,7 +5,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from game_server.cli import main
+from game_server.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from scenario_helpers import TEST_SECRET
 
-from game_server.cli import main
+from game_server.cli.main import main
 from game_server.scenario.gamefile import load_game_file
 from game_server.scenario.stream import Scenario
 

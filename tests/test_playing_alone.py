@@ -25,7 +25,7 @@ from readme_blocks import LONG_RUNNING, laptop_blocks, words
 from starter_helpers import free_port, starter_env
 from test_demo import record_of, start_demo, wait_for_text
 
-from game_server.cli import main
+from game_server.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "participant_starter" / "README.md"

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from game_server.cli import main
+from game_server.cli.main import main
 from game_server.scenario import population
 from game_server.scenario.gamefile import builtin_game_path, load_game_file
 from game_server.scenario.stream import Scenario

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from game_server import sizing
+from game_server.common import sizing
 from game_server.rehearsal import gameplan, readme, verdict
 from game_server.scenario import gamefile
 

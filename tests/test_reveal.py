@@ -9,7 +9,7 @@ import pytest
 from engine_helpers import request_row, result
 from web_helpers import make_game, team_ids
 
-from game_server import records
+from game_server.common import records
 from game_server.storage import control, export, reveal, standings, writes
 from game_server.web.app import create_app
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from game_server import records
+from game_server.common import records
 from game_server.play import protocols, scoring
 from game_server.play.scoring import failure, score_response, score_status, valid_pred
 

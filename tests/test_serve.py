@@ -5,7 +5,7 @@ import socket
 
 import requests
 
-from game_server import webserver
+from game_server.processes import webserver
 from game_server.storage import database
 
 

@@ -12,8 +12,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from game_server import settings, state_dir
-from game_server.cli import main
+from game_server.cli.main import main
+from game_server.common import settings, state_dir
 from game_server.storage import database
 from game_server.web.app import ConfigError, check_settings, create_app
 
@@ -84,13 +84,13 @@ def test_each_setting_is_declared_once():
 
 def test_the_code_reads_only_declared_variables_and_game_ones_only_through_get():
     """Every variable read by a literal name is declared (or one of the others the doc
-    lists), and only settings.py reads a GAME_ variable itself."""
+    lists), and only common/settings.py reads a GAME_ variable itself."""
     undeclared, direct = [], []
     for rel, text in source_files():
         for name, how in environment_reads(ast.parse(text)):
             if name not in DECLARED and name not in OTHER:
                 undeclared.append(f"{rel}: {how} {name}")
-            if name.startswith("GAME_") and how != "envvar=" and rel != "settings.py":
+            if name.startswith("GAME_") and how != "envvar=" and rel != "common/settings.py":
                 direct.append(f"{rel}: {how} {name}")
     assert undeclared == []
     assert direct == []
@@ -108,8 +108,8 @@ def test_every_game_variable_the_code_names_is_declared():
 
 
 def test_every_declared_setting_is_used():
-    """No declaration is left behind: each one is used by a module besides settings.py."""
-    others = "\n".join(text for rel, text in source_files() if rel != "settings.py")
+    """No declaration is left behind: each one is used by a module besides common/settings.py."""
+    others = "\n".join(text for rel, text in source_files() if rel != "common/settings.py")
     constants = {v.env: k for k, v in vars(settings).items() if isinstance(v, settings.Setting)}
     assert set(constants) == set(DECLARED)
     unused = [env for env, const in constants.items() if not re.search(rf"\b{const}\b", others)]

@@ -22,7 +22,7 @@ from readme_blocks import LONG_RUNNING, server_blocks
 from starter_helpers import free_port
 from team_apis import TeamAPIs, json_answer
 
-from game_server.cli import main
+from game_server.cli.main import main
 from game_server.storage import database, schema
 from game_server.storage.shards import Shard
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from game_server import sizing
-from game_server.cli import main
+from game_server.cli.main import main
+from game_server.common import sizing
 
 
 def test_more_teams_need_more_cores_and_memory():

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from game_server.cli import main
-from game_server.logs import configure_logging
+from game_server.cli.main import main
+from game_server.common.logs import configure_logging
 
 
 def test_help_lists_command_groups():

@@ -20,7 +20,7 @@ import requests
 from starter_helpers import free_port
 from test_web_process import healthy, wait_for
 
-from game_server import activation
+from game_server.processes import activation
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

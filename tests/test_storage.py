@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from engine_helpers import next_seq, request_row, result
 
-from game_server import records
+from game_server.common import records
 from game_server.play import teams
 from game_server.storage import database, games, queries, reveal, schema, standings, writes
 

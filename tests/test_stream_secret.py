@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from engine_helpers import play
 from team_apis import Handler, Request, TeamAPIs, json_answer, response
 
-from game_server.cli import main
+from game_server.cli.main import main
 from game_server.play import loop as game
 from game_server.play import teams
 from game_server.play.schedule import SeqPlan

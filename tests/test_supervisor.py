@@ -1,5 +1,5 @@
 """The one way the game starts, restarts and stops its child processes (issue 25,
-`game_server/supervisor.py`): real child processes, each rule seen happen.
+`game_server/common/supervisor.py`): real child processes, each rule seen happen.
 
 The web's own tests show it at work in its three places: tests/test_web_workers.py (forked
 web workers; a hung one, SIGSTOPped, is replaced), tests/test_web_process.py (`run`'s
@@ -13,18 +13,18 @@ import sys
 import pytest
 from test_web_process import alive, wait_for
 
-from game_server import supervisor
+from game_server.common import supervisor
 
 # A child that beats every 0.1 s (a heartbeat is written at most once a second).
 BEATING = (
-    "import time\nfrom game_server.supervisor import Heartbeat\n"
+    "import time\nfrom game_server.common.supervisor import Heartbeat\n"
     "beat = Heartbeat.from_environ()\nwhile True:\n    beat.beat()\n    time.sleep(0.1)\n"
 )
 # A child that ignores SIGTERM (a stuck clean-up), and tells when it is ready.
 DEAF = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(600)\n"  # noqa: E501
 # A child that ends itself when its stdin (the supervisor's lifeline) ends.
 LIFELINE = (
-    "import time\nfrom game_server.supervisor import end_with_stdin\n"
+    "import time\nfrom game_server.common.supervisor import end_with_stdin\n"
     "end_with_stdin()\ntime.sleep(600)\n"
 )
 
@@ -112,7 +112,7 @@ def test_a_child_ends_when_its_supervisor_is_gone():
 
 @pytest.mark.parametrize("workers", [0, supervisor.WORKERS_MAX + 1])
 def test_the_web_workers_are_bounded(workers):
-    from game_server import webserver
+    from game_server.processes import webserver
 
     with pytest.raises(ValueError, match="workers must be between 1 and 16"):
         webserver.serve("sqlite://", "127.0.0.1", 0, workers=workers)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from game_server.team_names import NAME_MAX, looks_like_a_name, name_ok
+from game_server.common.team_names import NAME_MAX, looks_like_a_name, name_ok
 
 
 @pytest.mark.parametrize(

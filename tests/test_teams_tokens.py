@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from game_server.cli import main
+from game_server.cli.main import main
 from game_server.storage import database, teams
 
 

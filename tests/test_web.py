@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from web_helpers import XSS_NAME, make_game, store_results, team_ids
 
-from game_server import records
+from game_server.common import records
 from game_server.storage import games, queries, schema, writes
 from game_server.web.app import create_app
 
@@ -212,7 +212,7 @@ def test_private_view_shows_body_excerpts(client, game):
     ids = team_ids(engine)
     from engine_helpers import next_seq, request_row
 
-    from game_server.records import Result, Score
+    from game_server.common.records import Result, Score
 
     with engine.begin() as conn:
         seq = next_seq(conn)

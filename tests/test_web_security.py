@@ -15,7 +15,7 @@ import pytest
 from itsdangerous import TimestampSigner
 from web_helpers import make_game
 
-from game_server import webserver
+from game_server.processes import webserver
 from game_server.storage import database, games, teams
 from game_server.web.app import ConfigError, create_app
 from game_server.web.ratelimit import FailureLimit

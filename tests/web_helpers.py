@@ -5,7 +5,7 @@ import time
 import sqlalchemy as sa
 from engine_helpers import next_seq, request_row, result
 
-from game_server import records
+from game_server.common import records
 from game_server.play import teams
 from game_server.scenario import gamefile
 from game_server.storage import control, database, reveal, schema, writes

@@ -25,8 +25,9 @@ Owns, module by module:
 - `pgsql`: every SQL statement (quoting, SCRAM verifiers, roles, schemas, probes).
 - `handout`: the instructor's handout (0600 JSON read back by re-runs, printable cards).
 
-May import: `team_names`, `logs`, `state_dir`, `settings` and `extras` only (and SQLAlchemy's URL,
-paramiko: only where SSH is used, as the game's own install has no paramiko; `extras`). It
+May import: `common` only (`team_names`, `logs`, `state_dir`, `settings` and `extras`; and
+SQLAlchemy's URL, paramiko: only where SSH is used, as the game's own install has no
+paramiko; `extras`). It
 talks to the game through the `game-server` command, never through `storage`, `play` or
 `web`, so it also works from the instructor's laptop over SSH.
 """

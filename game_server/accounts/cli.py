@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from game_server import state_dir
 from game_server.accounts import checks, limits, provision, teardown
 from game_server.accounts.config import TEAM_VENV, AccountsError, Settings, TeamLimits
 from game_server.accounts.executors import (
@@ -25,9 +24,10 @@ from game_server.accounts.executors import (
 from game_server.accounts.levels import COMPLETE, LEVELS
 from game_server.accounts.registry import interrupted_at, list_teams
 from game_server.accounts.roster import DEFAULT_PREFIX
-from game_server.extras import require
-from game_server.settings import PSQL_ADMIN
-from game_server.settings import option as setting_option
+from game_server.common import state_dir
+from game_server.common.extras import require
+from game_server.common.settings import PSQL_ADMIN
+from game_server.common.settings import option as setting_option
 
 
 def _span(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from game_server import state_dir
 from game_server.accounts import roster
-from game_server.settings import DATABASE_URL, PSQL_ADMIN
+from game_server.common import state_dir
+from game_server.common.settings import DATABASE_URL, PSQL_ADMIN
 
 PACKAGE = Path(__file__).resolve().parents[1]  # game_server/
 REPO = PACKAGE.parent  # the source checkout, when the package runs from one

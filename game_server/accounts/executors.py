@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol, Self
 
 from game_server.accounts.bounded import TooMuchOutput, run_bounded
-from game_server.logs import first_line
+from game_server.common.logs import first_line
 
 if TYPE_CHECKING:  # imported where SSH is used: the game's install has no paramiko (extras.py)
     import paramiko

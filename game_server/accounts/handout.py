@@ -1,7 +1,7 @@
 """The instructor's handout: every team's secrets in one 0600 JSON file, and a printable page.
 
 The handout lives where the `users` command runs (the instructor's side), by default in
-the private state folder (`game_server.state_dir`, 0700): `handout.json`
+the private state folder (`game_server.common.state_dir`, 0700): `handout.json`
 (read back by the next run: passwords cannot be re-derived, so this file is how a re-run
 knows them) and `handout.html` (one card per team, every value escaped), both mode 0600.
 """
@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-from game_server import state_dir
+from game_server.common import state_dir
 
 JSON_NAME = "handout.json"
 HTML_NAME = "handout.html"

@@ -14,8 +14,8 @@ import io
 import re
 from dataclasses import dataclass
 
-from game_server.team_names import NAME_RULE as GAME_NAME_RULE
-from game_server.team_names import name_ok as game_name_ok
+from game_server.common.team_names import NAME_RULE as GAME_NAME_RULE
+from game_server.common.team_names import name_ok as game_name_ok
 
 DEFAULT_PREFIX = "team-"
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")

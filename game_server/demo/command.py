@@ -5,8 +5,8 @@ import logging
 import click
 
 from game_server.accounts.levels import LEVELS as STARTER_LEVELS
-from game_server.extras import require
-from game_server.logs import configure_logging
+from game_server.common.extras import require
+from game_server.common.logs import configure_logging
 from game_server.scenario import gamefile
 
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import requests
 
+from game_server.common.settings import ADMIN_TOKEN
+from game_server.common.supervisor import Command, Supervisor
 from game_server.demo.bots import Variant
 from game_server.demo.machine import HOST, DemoError, tail
-from game_server.settings import ADMIN_TOKEN
-from game_server.supervisor import Command, Supervisor
 
 READY_SECONDS = 60.0  # bots must answer /health within this
 TRAIN_SECONDS = 180.0  # one model's training, at most

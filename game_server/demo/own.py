@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import requests
 
+from game_server.common.team_names import NAME_RULE, name_ok
 from game_server.play import hosts, protocols
-from game_server.team_names import NAME_RULE, name_ok
 
 EXAMPLE = "me=http://127.0.0.1:5000/predict"
 

@@ -24,7 +24,8 @@ from typing import IO
 
 import sqlalchemy as sa
 
-from game_server import serve, settings
+from game_server.common import settings
+from game_server.common.logs import configure_logging
 from game_server.demo.bots import TRAIN_CSV, missing_parts, team_plan
 from game_server.demo.fleet import Fleet
 from game_server.demo.machine import (
@@ -37,9 +38,9 @@ from game_server.demo.machine import (
 )
 from game_server.demo.own import OwnTeam, announce, check_teams, report
 from game_server.demo.report import phase_table, standings_line, standings_table
-from game_server.logs import configure_logging
 from game_server.play import teams as registration
 from game_server.play.loop import Game
+from game_server.processes import serve
 from game_server.scenario.gamefile import GameFile
 from game_server.storage import database, export, games, schema, standings
 

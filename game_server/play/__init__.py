@@ -7,7 +7,8 @@ tables are `storage.teams`), the HTTP fan-out (`customer`), the loop that runs a
 (`writer`), the teams' recent windows (`window`), the lobby's probe of the teams' health
 routes (`lobby`) and the loop's Prometheus metrics (`metrics`).
 
-May import: `scenario`, `storage`, `records`, `team_names`. The pure rules (`scoring`,
-`protocols`) import nothing that does I/O. Nothing below imports `play` back: the records
-it hands to storage live in `game_server.records`.
+May import: `scenario`, `storage` and `common` (`records`, `team_names`, `logs`,
+`supervisor`...). The pure rules (`scoring`, `protocols`) import nothing that does I/O.
+Nothing below imports `play` back: the records it hands to storage live in
+`game_server.common.records`.
 """

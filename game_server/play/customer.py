@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from game_server.common.records import Result, Score
 from game_server.play import hosts, http1, listeners, pool, protocols, scoring
 from game_server.play.resolver import AllowListResolver
-from game_server.records import Result, Score
 from game_server.scenario.gamekeys import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from game_server.logs import first_line
+from game_server.common.logs import first_line
 from game_server.play.customer import Customer, Health, Target
 from game_server.play.writer import DbWriter
 from game_server.storage import health

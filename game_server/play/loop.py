@@ -28,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from game_server.common.records import RequestRow, Result, ScoredRound
 from game_server.play import teams
 from game_server.play.customer import Customer, Target
 from game_server.play.events import Event
@@ -39,7 +40,6 @@ from game_server.play.shedding import DATABASE_DOWN, DATABASE_SLOW, OVERLOAD, Ad
 from game_server.play.supervise import supervised
 from game_server.play.window import RECENT_WINDOW, RecentWindows
 from game_server.play.writer import DbWriter, unreachable
-from game_server.records import RequestRow, Result, ScoredRound
 from game_server.scenario.gamefile import GameFile, Phase
 from game_server.scenario.stream import Scenario
 from game_server.storage import control, games, reveal, shards, skips, writes

@@ -41,11 +41,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from game_server import supervisor
-from game_server.logs import first_line
+from game_server.common import supervisor
+from game_server.common.logs import first_line
+from game_server.common.records import FAILED, ScoredRound
 from game_server.play.metrics_child import CACHE_SECONDS, LENGTH
 from game_server.play.shedding import Skips
-from game_server.records import FAILED, ScoredRound
 from game_server.scenario.gamefile import Phase
 from game_server.storage import schema
 from game_server.storage.games import GameRow

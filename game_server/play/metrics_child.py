@@ -23,8 +23,8 @@ from typing import Any
 import waitress
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from game_server import connections
-from game_server.logs import configure_logging
+from game_server.common import connections
+from game_server.common.logs import configure_logging
 
 log = logging.getLogger("game_server.play.metrics")
 

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from game_server.records import RequestRow
+from game_server.common.records import RequestRow
 from game_server.scenario.gamefile import Phase, Settings
 from game_server.scenario.stream import Scenario
 from game_server.storage.games import GameRow

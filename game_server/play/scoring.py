@@ -5,14 +5,14 @@ the reason nothing valid did). The rules are GAME.md §2 and §3: a valid answer
 200 with a JSON body the protocol reads a prediction from, and that prediction is 0 or 1.
 
 `Score` and `Result` (a team's scored answer), the outcomes and the latency rule are
-records play and storage share: `game_server.records`.
+records play and storage share: `game_server.common.records`.
 """
 
 import json
 import math
 from collections.abc import Callable
 
-from game_server.records import CORRECT, FAILED, POINTS, WRONG, Score
+from game_server.common.records import CORRECT, FAILED, POINTS, WRONG, Score
 
 # Every reason a request can fail for, with what it tells the team. Declared once: the
 # storage, the web pages and the docs read this table.

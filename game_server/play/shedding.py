@@ -23,7 +23,7 @@ import statistics
 import time
 from collections.abc import Sequence
 
-from game_server.records import Result
+from game_server.common.records import Result
 
 OVERLOAD = "overload"  # the loop could not send more in time
 DATABASE_DOWN = "database down"  # the request row could not be written

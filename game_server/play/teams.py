@@ -13,10 +13,10 @@ import re
 
 import sqlalchemy as sa
 
+from game_server.common.team_names import NAME_RULE, name_ok
 from game_server.play import hosts, listeners, protocols
 from game_server.storage import teams as registry
 from game_server.storage.teams import TeamError
-from game_server.team_names import NAME_RULE, name_ok
 
 log = logging.getLogger(__name__)
 

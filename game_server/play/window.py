@@ -12,7 +12,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
 
-from game_server.records import FAILED, ScoredRound, percentile
+from game_server.common.records import FAILED, ScoredRound, percentile
 
 RECENT_WINDOW = 100  # results per team in the recent window
 UP_WINDOW = 5  # a team is up when one of its last 5 answers was valid

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from game_server.logs import first_line
-from game_server.records import RequestRow, ScoredRound
+from game_server.common.logs import first_line
+from game_server.common.records import RequestRow, ScoredRound
 from game_server.storage import writes
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ against them, one verdict, then every trace removed. See docs/INSTRUCTOR.md, "A 
 rehearsal, and how big a server".
 
 May import: `accounts` (the same roster path and `users delete`), `storage` (the game's
-results), `scenario` (the game file), `extras` (its bots need the accounts extra: `cli`
-imports the rest only when it runs); it drives the game through its command line.
+results), `scenario` (the game file), `common` (`extras`: its bots need the accounts
+extra, so `cli` imports the rest only when it runs; `sizing`, `settings`); it drives the
+game through its command line.
 """

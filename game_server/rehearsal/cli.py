@@ -5,9 +5,9 @@ import click
 from game_server.accounts import limits
 from game_server.accounts.config import TEAM_VENV, Settings, TeamLimits
 from game_server.accounts.levels import COMPLETE, LEVELS
-from game_server.extras import require
-from game_server.settings import PSQL_ADMIN
-from game_server.settings import option as setting_option
+from game_server.common.extras import require
+from game_server.common.settings import PSQL_ADMIN
+from game_server.common.settings import option as setting_option
 
 
 @click.command("rehearse")

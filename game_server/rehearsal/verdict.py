@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from game_server import sizing
+from game_server.common import sizing
 from game_server.rehearsal.sampler import Sample, total_mb
 from game_server.storage import database
 

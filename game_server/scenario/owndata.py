@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from game_server.logs import first_line
+from game_server.common.logs import first_line
 from game_server.scenario import oddities, population
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ and the export of a game (`export`).
 Import the modules themselves (`from game_server.storage import games, writes`): there
 is no facade.
 
-May import: `scenario` (the game file), `records` (what the loop hands it: the requests,
-the scored rounds, the latency rule) and `team_names`. Never `play`, `web`, `accounts` or
-`demo`.
+May import: `scenario` (the game file) and `common`: `records` (what the loop hands it:
+the requests, the scored rounds, the latency rule), `team_names`, `settings`. Never
+`play`, `web`, `accounts` or `demo`.
 """

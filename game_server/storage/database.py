@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from game_server import settings
+from game_server.common import settings
 from game_server.scenario.gamefile import GameFile
 from game_server.storage import games
 from game_server.storage.games import GameBusy

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from game_server.records import CORRECT, FAILED, counts_latency, percentile
+from game_server.common.records import CORRECT, FAILED, counts_latency, percentile
 from game_server.storage.schema import control_log, requests, results, team_failures, teams
 
 RESULTS_LIMIT_MAX = 500  # most results one page of a team's results shows

@@ -28,7 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from game_server.records import CORRECT, FAILED, WRONG
+from game_server.common.records import CORRECT, FAILED, WRONG
 from game_server.storage.schema import (
     GAME_ID,
     phase_totals,

@@ -20,7 +20,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from game_server.records import CORRECT, FAILED, WRONG, RequestRow, Result, Score, ScoredRound
+from game_server.common.records import (
+    CORRECT,
+    FAILED,
+    WRONG,
+    RequestRow,
+    Result,
+    Score,
+    ScoredRound,
+)
 from game_server.storage.schema import (
     Double,
     phase_totals,

@@ -7,7 +7,7 @@ API, `api_admin` for the instructor's JSON API) and their helpers (`jsonapi`, `a
 `app`, then the blueprints, then the helpers, then `db` and `drift` (a contract in
 pyproject.toml).
 
-May import: `storage`, `scenario`, `team_names`, the registry and the pure rules of
-`play`, never the game loop or the customer (the pages only read the database and write
-control actions).
+May import: `storage`, `scenario`, `common`, the registry and the pure rules of `play`,
+never the game loop or the customer (the pages only read the database and write control
+actions).
 """

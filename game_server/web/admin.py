@@ -21,9 +21,9 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
+from game_server.common.team_names import looks_like_a_name
 from game_server.play import teams as registration
 from game_server.storage import control, health, queries, skips, standings, teams
-from game_server.team_names import looks_like_a_name
 from game_server.web.auth import (
     Refused,
     admin_logged_in,

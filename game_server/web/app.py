@@ -1,6 +1,6 @@
 """`create_app` builds the Flask app: config, the database, the blueprints, security headers.
 
-Config comes from defaults, then the settings of `APP_SETTINGS` (`game_server.settings`:
+Config comes from defaults, then the settings of `APP_SETTINGS` (`game_server.common.settings`:
 `GAME_DATABASE_URL`, `GAME_ADMIN_TOKEN`, `GAME_SECRET_KEY`, `GAME_SLIDES_DIR`), then the
 dict tests pass. No app is built at import time.
 """
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from game_server import settings
-from game_server.logs import first_line
+from game_server.common import settings
+from game_server.common.logs import first_line
 from game_server.storage import database
 from game_server.web import db
 from game_server.web.admin import admin

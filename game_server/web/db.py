@@ -3,8 +3,8 @@
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from game_server.common.team_names import looks_like_a_name
 from game_server.storage import database, queries
-from game_server.team_names import looks_like_a_name
 
 
 def init_app(app: Flask) -> sa.Engine:

@@ -17,8 +17,8 @@ import signal
 import sys
 import time
 
+from game_server.common.supervisor import end_with_stdin
 from game_server.demo.bots import STARTER_DIR, VARIANTS, Variant
-from game_server.supervisor import end_with_stdin
 
 log = logging.getLogger("bot")
 

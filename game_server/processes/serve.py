@@ -24,10 +24,11 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
-from game_server import activation, settings, supervisor, webserver
+from game_server.common import settings, supervisor
 from game_server.play import eventloop
 from game_server.play.loop import Game
 from game_server.play.metrics import MetricsServer
+from game_server.processes import activation, webserver
 from game_server.scenario.gamefile import GameFile
 from game_server.storage import database
 from game_server.storage.shards import WHOLE, Shard

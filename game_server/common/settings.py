@@ -256,7 +256,7 @@ def markdown() -> str:
     lines = [
         "# Settings",
         "",
-        "<!-- Rendered from game_server/settings.py by `make settings-doc`; do not edit by",
+        "<!-- Rendered from game_server/common/settings.py by `make settings-doc`; do not edit by",
         "hand (tests/test_settings.py checks this page, the code and the command line agree). -->",
         "",
         "Everything the game server reads from its environment. A variable that is not set, "

@@ -1,6 +1,6 @@
 """`game-server teams` and `game-server allow`: who plays, and which hosts the game may call.
 
-Kept apart from `cli.py` (the composition root) so each file stays one screenful of
+Kept apart from `cli/main.py` (the composition root) so each file stays one screenful of
 commands; both write only through the registry: `play.teams` (its checks, the allow-list)
 and `storage.teams` (its tables).
 """

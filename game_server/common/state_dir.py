@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from game_server import settings
+from game_server.common import settings
 
 
 def state_dir() -> Path:

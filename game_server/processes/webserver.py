@@ -21,7 +21,8 @@ from typing import Any
 from flask import Flask
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 
-from game_server import activation, connections, supervisor
+from game_server.common import connections, supervisor
+from game_server.processes import activation
 from game_server.web.app import create_app
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from game_server.settings import STOP_SECONDS
+from game_server.common.settings import STOP_SECONDS
 
 log = logging.getLogger(__name__)
 

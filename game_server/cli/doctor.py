@@ -17,13 +17,14 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
-from game_server import oom, sizing
 from game_server.accounts import limits
 from game_server.accounts.config import Settings
 from game_server.accounts.executors import LocalExecutor
 from game_server.accounts.registry import Record
 from game_server.accounts.state import starter_paths
-from game_server.logs import first_line
+from game_server.common import sizing
+from game_server.common.logs import first_line
+from game_server.processes import oom
 from game_server.storage import database, fresh, games
 
 
