@@ -147,31 +147,34 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def port_is_free(port: int) -> bool:
-    """A server could listen on the port (SO_REUSEADDR, as every server sets)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+def listening(port: int) -> bool:
+    """Something listens on the port (the kernel's socket tables).
+
+    Not "a bind fails": once the demo is gone its ports are free ones of the ephemeral
+    range, and another process's outgoing connection may take one at any moment.
+    """
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
 
 
 def assert_nothing_left(record: dict, wait: float = 0.0) -> None:
-    """No process the demo started is alive, none mentions its folder, every port is free
+    """No process the demo started is alive, none mentions its folder, nothing listens on its ports
     (after `wait` seconds at most: processes whose parent was killed stop by themselves)."""
     pids = set(record["pids"]) | {bot["pid"] for bot in record["bots"]}
     assert len(pids) > len(record["bots"])  # the bots and the training processes
     ports = [record["port"], *(bot["port"] for bot in record["bots"])]
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and (
-        any(alive(p) for p in pids) or not all(port_is_free(p) for p in ports)
+        any(alive(p) for p in pids) or any(listening(p) for p in ports)
     ):
         time.sleep(0.2)
     assert [p for p in pids if alive(p)] == []
     assert processes_mentioning(record["folder"]) == []
-    assert [p for p in ports if not port_is_free(p)] == []  # the web process's too
+    assert [p for p in ports if listening(p)] == []  # the web process's too
 
 
 def points_now(port: int) -> dict:
