@@ -190,9 +190,11 @@ def team_table(database: str, sql: str) -> dict:
 
 
 @pytest.mark.slow
-def test_a_whole_demo_game_with_five_bot_teams(workdir):
+def test_a_whole_demo_game_with_five_bot_teams_at_the_exercise_level(workdir):
+    """One whole game (the suite's time: one game checks both): the five bots play every
+    phase, and at the exercise level the starter bot begins with the leak and finds it."""
     port = free_port()
-    process, out = start_demo(workdir, port, "--game", str(GAME))
+    process, out = start_demo(workdir, port, "--game", str(GAME), "--starter", "exercises")
     try:
         wait_for_text(process, out, "first round scored", 60)
         page = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
@@ -211,6 +213,15 @@ def test_a_whole_demo_game_with_five_bot_teams(workdir):
     assert f"http://127.0.0.1:{port}/" in output and "Final standings:" in output
     assert f"http://127.0.0.1:{port}/admin (token: " in output
     record = record_of(workdir, output)
+    assert_every_bot_played(record)
+    assert_the_starter_bot_found_the_leak(record, output)
+    assert (Path(record["folder"]) / "export" / "results.csv").is_file()
+    assert str(Path(record["folder"]) / "export") in output
+    assert_nothing_left(record)
+
+
+def assert_every_bot_played(record: dict) -> None:
+    """Every bot was asked and scored all game long, each as its variant plays."""
     db = record["database"]
     results = team_table(
         db, "SELECT t.name, count(*) FROM results r JOIN teams t ON t.id = r.team_id GROUP BY 1"
@@ -221,7 +232,7 @@ def test_a_whole_demo_game_with_five_bot_teams(workdir):
         db,
         "SELECT t.name, sum(points) FROM team_totals x JOIN teams t ON t.id = x.team_id GROUP BY 1",
     )
-    assert points["careful"] > points["leaky"], output
+    assert points["careful"] > points["leaky"], points
     failures = team_table(
         db,
         "SELECT t.name || ':' || f.reason || ':' || f.phase_index, sum(f.count) "
@@ -234,27 +245,12 @@ def test_a_whole_demo_game_with_five_bot_teams(workdir):
     assert "feedback pulled" in careful_log and "retrain tried" in careful_log
     leaky = json.loads((folder / "bots" / "leaky" / "model.json").read_text())
     assert "collection_calls" in leaky["features"] and leaky["scores"]["holdout"]["accuracy"] > 0.95
-    assert (folder / "export" / "results.csv").is_file() and str(folder / "export") in output
-    assert_nothing_left(record)
 
 
-@pytest.mark.slow
-def test_at_the_exercise_level_the_starter_bot_begins_with_the_leak_and_finds_it(workdir):
-    port = free_port()
-    process, out = start_demo(
-        workdir, port, "--game", str(GAME), "--teams", "2", "--starter", "exercises"
-    )
-    try:
-        process.wait(timeout=150)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(30)
-    output = out.read_text()
-    assert process.returncode == 0, output
+def assert_the_starter_bot_found_the_leak(record: dict, output: str) -> None:
+    """At the exercise level the starter bot begins with the leak, then serves without it."""
     assert "starter level: exercises" in output
     assert "starter: found the leak, serves a model without collection_calls" in output
-    record = record_of(workdir, output)
     assert record["starter_level"] == "exercises"
     bots = {bot["name"]: bot for bot in record["bots"]}
     found_at = bots["starter"]["finds_leak_at"]
@@ -274,7 +270,6 @@ def test_at_the_exercise_level_the_starter_bot_begins_with_the_leak_and_finds_it
     starter = json.loads((folder / "bots" / "starter" / "model.json").read_text())
     assert "collection_calls" not in starter["features"]
     assert "version=starter-1" in (folder / "bots" / "starter" / "api.log").read_text()
-    assert_nothing_left(record)
 
 
 @pytest.mark.slow

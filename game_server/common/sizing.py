@@ -49,7 +49,7 @@ MEASURED = {
     "exercises": Cost(cores=0.095, mb=584, base_mb=969),
 }
 # Written by `make bench-capacity` (docs/PERFORMANCE.md, "Capacity").
-BURST = Burst(apis=11, cores=2)
+BURST = Burst(apis=22, cores=2)
 TEAMS = (10, 20, 30, 50)
 
 
