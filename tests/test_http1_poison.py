@@ -28,7 +28,9 @@ from game_server.play.customer import Customer, Target
 from game_server.play.eventloop import loop_factory
 from game_server.play.scoring import REASONS
 
-TIMEOUT = 0.3
+# A process stall on a loaded machine (the suite's workers share the cores) held both
+# honest answers past 0.3 s once: the limit leaves room for that, the drips scale with it.
+TIMEOUT = 0.8
 ROUNDS = 3
 # The time limit, its backstop (a quarter second) and room for a loaded machine: a bound
 # that only an exchange that never ends can cross.
@@ -112,7 +114,7 @@ def answers(draw) -> Handler:
         return unsolicited(draw(st.sampled_from([0.0, 0.01, 0.05])))
     data = draw(answer_bytes())
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=4)))
-    pause = draw(st.sampled_from([0.0, 0.01, 0.1]))  # 0.1 x 4 pieces: a drip past the limit
+    pause = draw(st.sampled_from([0.0, 0.01, 0.25]))  # 0.25 x 4 pieces: a drip past the limit
     pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
     parts: list[bytes | float] = [x for p in pieces for x in (p, pause)][:-1]
     return script(*parts, close=draw(st.booleans()))
