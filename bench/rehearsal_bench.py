@@ -121,6 +121,8 @@ def run_level(level: str, teams: int, minutes: float) -> tuple[Result, dict]:
                 echo=lambda line: print(line, flush=True),
             )
         )
+    if result.interrupted:  # stopped (Ctrl-C, SIGTERM): no next level, no doc written
+        raise SystemExit(f"rehearsal bench: interrupted at the {level} level, cleaned up")
     return result, (costs(result, teams) if result.phases else {})
 
 

@@ -8,6 +8,7 @@ last lines are kept for the verdict.
 """
 
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,10 @@ from game_server.accounts import levels
 log = logging.getLogger(__name__)
 
 STARTER = "participant_starter"
+# sshd drops some of more than 10 logins that arrive at once (its MaxStartups, 10:30:100):
+# a whole room's bots log in together. A dropped login is tried again, as a participant
+# would, after a pause that grows (with jitter, so the retries do not arrive together).
+LOGIN_ATTEMPTS = 6
 
 
 @dataclass
@@ -34,19 +39,42 @@ class Bot:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def client(self) -> paramiko.SSHClient:
-        """A logged-in SSH client (the host key must be the pinned one)."""
+        """A logged-in SSH client (the host key must be the pinned one); a login the
+        server dropped is tried again (LOGIN_ATTEMPTS in all)."""
+        for attempt in range(1, LOGIN_ATTEMPTS):
+            try:
+                return self._login()
+            except (paramiko.AuthenticationException, paramiko.BadHostKeyException):
+                raise  # a wrong key is not a busy server
+            except (OSError, paramiko.SSHException) as exc:
+                pause = min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
+                log.info(
+                    "rehearsal bot login dropped user=%s attempt=%d error=%r: again in %.1f s",
+                    self.user,
+                    attempt,
+                    exc,
+                    pause,
+                )
+                time.sleep(pause)
+        return self._login()  # the last attempt's error is the caller's
+
+    def _login(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         client.load_host_keys(str(self.known_hosts))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(
-            self.host,
-            self.port,
-            self.user,
-            key_filename=str(self.key),
-            allow_agent=False,
-            look_for_keys=False,
-            timeout=20,
-        )
+        try:
+            client.connect(
+                self.host,
+                self.port,
+                self.user,
+                key_filename=str(self.key),
+                allow_agent=False,
+                look_for_keys=False,
+                timeout=20,
+            )
+        except BaseException:
+            client.close()
+            raise
         return client
 
     def run(self, name: str, script: str, seconds: float) -> bool:

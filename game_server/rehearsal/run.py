@@ -248,6 +248,7 @@ class Result:
     morning: tuple[float, float] = (0.0, 0.0)  # the teams' training, API start, self-check
     idle_mb: float = 0.0
     lines: list[str] = field(default_factory=list)
+    interrupted: bool = False  # by Ctrl-C or SIGTERM: cleaned up, nothing measured
 
 
 def rehearse(opts: Options) -> Result:
@@ -282,6 +283,7 @@ def rehearse(opts: Options) -> Result:
         result.ok = said.held
     except KeyboardInterrupt:
         r.echo("rehearse: interrupted: cleaning up")
+        result.interrupted = True
     finally:
         if sampler is not None:
             sampler.stop()
