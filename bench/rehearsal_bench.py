@@ -173,6 +173,7 @@ def cost_of(c: dict, base_mb: float) -> sizing.Cost:
 def write_sizing(costs_by_level: dict[str, sizing.Cost]) -> None:
     """The measured costs into game_server/common/sizing.py (what `doctor --teams` reads)."""
     path = ROOT / "game_server" / "common" / "sizing.py"
+    costs_by_level = {**sizing.MEASURED, **costs_by_level}  # a level not run keeps its cost
     body = "".join(
         f'    "{lv}": Cost(cores={c.cores}, mb={c.mb}, base_mb={c.base_mb}),\n'
         for lv, c in costs_by_level.items()

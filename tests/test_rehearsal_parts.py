@@ -41,6 +41,18 @@ def test_the_compressed_game_keeps_every_phase_and_the_peak(tmp_path):
     assert 4 * 60 <= total <= 6 * 60 and all(p.duration >= gameplan.MIN_PHASE for p in game.phases)
 
 
+def test_the_phases_the_teams_retrain_in_leave_room_for_the_retraining():
+    """A floor for a kind lengthens its phases only: the retraining of 15 teams ends before
+    the peak instead of running into it."""
+    _, plain = gameplan.compressed(4)
+    _, floored = gameplan.compressed(4, floors={"shift": 150.0, "drift": 150.0})
+    for before, after in zip(plain, floored, strict=True):
+        if before["kind"] in ("shift", "drift"):
+            assert after["duration"] == max(150.0, before["duration"])
+        else:
+            assert after["duration"] == before["duration"]
+
+
 def _phase(kind: str, failed: int, p95: float, team: float = 0.5) -> verdict.Phase:
     return verdict.Phase(kind, kind, 1000, failed, p95, 0.5, 0.8, team, 400.0, 1.5, 0.1)
 
@@ -55,6 +67,11 @@ def test_the_verdict_says_held_or_not_per_phase_and_what_to_change():
     bad = [_phase("warmup", 0, 10.0), _phase("peak", 50, 900.0)]
     said = verdict.report(2, "complete", bad, 1.0, 8000.0, [])
     assert not said.held and "did NOT hold" in said.lines[0] and "rent more" in said.lines[-1]
+    # A failed peak with costs that would fit many more: the estimate stays under the teams.
+    said = verdict.report(15, "complete", bad, 1.0, 8000.0, [])
+    text = "\n".join(said.lines)
+    assert "fewer than 15 teams" in text and "at most 14 fit here" in said.lines[-1], text
+    assert "would hold about" not in text
     said = verdict.report(2, "complete", good, 1.0, 8000.0, ["u: morning: exit 1: boom"])
     lines = said.lines
     assert not said.held and "bot: u: morning" in "\n".join(lines) and "fix that first" in lines[-1]

@@ -2,7 +2,9 @@
 
 Each phase keeps its kind, rate, burst and settings (the peak is the peak), only shorter:
 the durations and the label delay scaled so the whole game lasts about `minutes`, no
-phase under `MIN_PHASE` seconds.
+phase under `MIN_PHASE` seconds, and no phase of a kind in `floors` under its floor (the
+phases the teams retrain in: in the real game, 12 minutes leave room for the retraining; a
+compressed one would push it into the next phase, the peak).
 """
 
 import json
@@ -40,8 +42,11 @@ class Compressed(NamedTuple):
     phases: list[dict[str, Any]]
 
 
-def compressed(minutes: float, source: Path = WORKSHOP) -> Compressed:
-    """(the game file's text, its phases with their seconds) for a game of about `minutes`."""
+def compressed(
+    minutes: float, source: Path = WORKSHOP, floors: dict[str, float] | None = None
+) -> Compressed:
+    """(the game file's text, its phases with their seconds) for a game of about `minutes`;
+    a phase whose kind is in `floors` lasts at least its floor."""
     doc = tomllib.loads(source.read_text())
     phases = doc["phases"]
     total = sum(parse_duration(p["duration"]) or 0.0 for p in phases)
@@ -51,6 +56,7 @@ def compressed(minutes: float, source: Path = WORKSHOP) -> Compressed:
     lines = _table("[game]", game)
     for phase in phases:
         seconds = max(MIN_PHASE, round((parse_duration(phase["duration"]) or 0.0) * factor, 1))
+        seconds = max(seconds, round((floors or {}).get(phase.get("kind", ""), 0.0), 1))
         phase["duration"] = seconds
         lines += [""] + _table("[[phases]]", phase)
     return Compressed("\n".join(lines) + "\n", phases)

@@ -114,6 +114,24 @@ class Rehearsal:
             [*self.game_cmd, "init", "--game", str(path)], check=True, capture_output=True
         )
 
+    def room_to_retrain(self, seconds: float) -> None:
+        """The phases the teams retrain in last at least as long as the morning took (every
+        team training at once): the retraining ends before the next phase, as in the real
+        game, instead of running into the peak. The game, not yet started, is made again."""
+        floors = dict.fromkeys(RETRAIN_KINDS, seconds)
+        text, phases = gameplan.compressed(self.opts.minutes, floors=floors)
+        if phases == self.phases:
+            return
+        path = self.work / "game.toml"
+        path.write_text(text)
+        command = [*self.game_cmd, "new", "--game", str(path), "--no-export"]
+        subprocess.run(command, check=True, capture_output=True)
+        self.phases = phases
+        self.echo(
+            f"rehearse: the phases the teams retrain in last {seconds:.0f} s or more "
+            "(the morning's training, every team at once, took that long)"
+        )
+
     def provision(self) -> None:
         """Every team through `users create`, one roster line at a time (progress N of M)."""
         key = self.work / "team_key"
@@ -265,6 +283,7 @@ def rehearse(opts: Options) -> Result:
         started = time.time()
         r.morning()
         result.morning = (started, time.time())
+        r.room_to_retrain(time.time() - started)
         r.start_game()
         sampler.game = r.game.pid if r.game else None
         r.echo(f"rehearse: the game runs ({sum(float(p['duration']) for p in r.phases):.0f} s)")

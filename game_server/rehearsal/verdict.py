@@ -174,10 +174,18 @@ def report(
         f"  cost per team at the peak: {cores:.2f} cores (the game's share included), "
         f"{mb:.0f} MB (API, Jupyter, kernel)"
     )
-    lines.append(
-        f"  this server would hold about {most} teams (an estimate from the measured costs: "
-        f"{by_cpu} by CPU, {by_mem} by memory, counting on {USABLE:.0%} of each)"
-    )
+    if not ok and most >= teams:  # what was measured beats what the average says
+        most = max(teams - 1, 0)
+        lines.append(
+            f"  this server holds fewer than {teams} teams: the peak failed with {teams} "
+            f"(the measured costs alone would say {min(by_cpu, by_mem)}: an average "
+            f"misses the bursts and the retraining at the same time)"
+        )
+    else:
+        lines.append(
+            f"  this server would hold about {most} teams (an estimate from the measured "
+            f"costs: {by_cpu} by CPU, {by_mem} by memory, counting on {USABLE:.0%} of each)"
+        )
     lines += [f"  bot: {e}" for e in errors[:10]]
     lines.append("  what to change: " + advice(ok, teams, most, by_cpu, by_mem, peak, errors))
     return Verdict(ok, lines)
@@ -196,7 +204,7 @@ def advice(
         short = "cores" if by_cpu <= by_mem else "memory"
         return (
             f"the peak failed at {teams} teams: rent more {short}, or split the room "
-            f"over two servers (shards, docs/INSTRUCTOR.md); about {most} fit here"
+            f"over two servers (shards, docs/INSTRUCTOR.md); at most {most} fit here"
         )
     if most < teams * 1.2:
         return f"nothing, but little room is left: plan at most {most} teams here"
