@@ -45,7 +45,7 @@ class Burst:
 
 # Written by `make bench-rehearsal` (the run cited in docs/PERFORMANCE.md, "Rehearsal").
 MEASURED = {
-    "complete": Cost(cores=0.104, mb=583, base_mb=969),
+    "complete": Cost(cores=0.062, mb=580, base_mb=853),
     "exercises": Cost(cores=0.095, mb=584, base_mb=969),
 }
 # Written by `make bench-capacity` (docs/PERFORMANCE.md, "Capacity").

@@ -35,6 +35,10 @@ from game_server.rehearsal.sampler import Sampler, available_mb
 log = logging.getLogger(__name__)
 
 RETRAIN_KINDS = ("shift", "drift")  # the phases after which a team retrains (README step 6)
+# A phase the teams retrain in lasts until every team has retrained (then `play` moves the
+# game on), at most this long: a real 12-minute phase has room for a room's retraining; a
+# compressed one would push it, and the APIs' restarts, into the next phase, the peak.
+RETRAIN_ROOM = 600.0
 
 
 @dataclass
@@ -105,31 +109,17 @@ class Rehearsal:
         self.bots: list[Bot] = []
         self.game: subprocess.Popen | None = None
         self.phases: list[dict[str, Any]] = []
+        self.longest = 0.0  # the game's length if each retraining phase waits its most
 
     def prepare_game(self) -> None:
-        text, self.phases = gameplan.compressed(self.opts.minutes)
+        self.phases = gameplan.compressed(self.opts.minutes).phases  # the planned lengths
+        room = dict.fromkeys(RETRAIN_KINDS, RETRAIN_ROOM)
+        text, longest = gameplan.compressed(self.opts.minutes, floors=room)
+        self.longest = sum(float(p["duration"]) for p in longest)
         path = self.work / "game.toml"
         path.write_text(text)
         subprocess.run(
             [*self.game_cmd, "init", "--game", str(path)], check=True, capture_output=True
-        )
-
-    def room_to_retrain(self, seconds: float) -> None:
-        """The phases the teams retrain in last at least as long as the morning took (every
-        team training at once): the retraining ends before the next phase, as in the real
-        game, instead of running into the peak. The game, not yet started, is made again."""
-        floors = dict.fromkeys(RETRAIN_KINDS, seconds)
-        text, phases = gameplan.compressed(self.opts.minutes, floors=floors)
-        if phases == self.phases:
-            return
-        path = self.work / "game.toml"
-        path.write_text(text)
-        command = [*self.game_cmd, "new", "--game", str(path), "--no-export"]
-        subprocess.run(command, check=True, capture_output=True)
-        self.phases = phases
-        self.echo(
-            f"rehearse: the phases the teams retrain in last {seconds:.0f} s or more "
-            "(the morning's training, every team at once, took that long)"
         )
 
     def provision(self) -> None:
@@ -180,10 +170,12 @@ class Rehearsal:
         subprocess.run([*self.game_cmd, "control", "start"], check=True, capture_output=True)
 
     def play(self) -> None:
-        """The game, start to end; the teams retrain after the shift and the drift begin."""
+        """The game, start to end; the teams retrain after the shift and the drift begin,
+        and such a phase ends once they all have (and its planned length has passed)."""
         _, during = readme.day_scripts()
-        total = sum(float(p["duration"]) for p in self.phases)
-        deadline, retrained = time.monotonic() + total * 2 + 120, set()
+        deadline = time.monotonic() + self.longest + 120
+        waves: dict[int, tuple[float, list[concurrent.futures.Future[bool]]]] = {}
+        moved_on: set[int] = set()
         pool, finished = concurrent.futures.ThreadPoolExecutor(len(self.bots) or 1), False
         try:
             while time.monotonic() < deadline:
@@ -191,17 +183,34 @@ class Rehearsal:
                 if state == "finished":
                     break
                 kind = self.phases[index]["kind"] if index < len(self.phases) else ""
-                if state == "running" and kind in RETRAIN_KINDS and index not in retrained:
-                    retrained.add(index)
+                if state == "running" and kind in RETRAIN_KINDS and index not in waves:
                     self.echo(f"rehearse: phase {self.phases[index]['name']}: teams retrain")
-                    for bot in self.bots:
-                        pool.submit(bot.run, "retrain", during, 600)
+                    wave = [pool.submit(bot.run, "retrain", during, 600) for bot in self.bots]
+                    waves[index] = (time.monotonic(), wave)
+                on = state == "running" and index in waves and index not in moved_on
+                if on and self._retrained(index, *waves[index]):
+                    moved_on.add(index)
                 time.sleep(1)
             else:
                 self.echo("rehearse: the game did not finish in time")
             finished = True
         finally:  # the retrainings under way end (a bot's run has its own deadline)
             pool.shutdown(wait=finished, cancel_futures=True)
+
+    def _retrained(
+        self, index: int, started: float, wave: list[concurrent.futures.Future[bool]]
+    ) -> bool:
+        """Move the game on when every team has retrained and the phase's planned length
+        has passed; True when it did."""
+        took = time.monotonic() - started
+        if took < float(self.phases[index]["duration"]) or not all(f.done() for f in wave):
+            return False
+        subprocess.run([*self.game_cmd, "control", "next-phase"], check=True, capture_output=True)
+        self.echo(
+            f"rehearse: phase {self.phases[index]['name']}: every team retrained, "
+            f"the game goes on after {took:.0f} s"
+        )
+        return True
 
     def stop_game(self) -> None:
         if self.game is not None and self.game.poll() is None:
@@ -283,10 +292,10 @@ def rehearse(opts: Options) -> Result:
         started = time.time()
         r.morning()
         result.morning = (started, time.time())
-        r.room_to_retrain(time.time() - started)
         r.start_game()
         sampler.game = r.game.pid if r.game else None
-        r.echo(f"rehearse: the game runs ({sum(float(p['duration']) for p in r.phases):.0f} s)")
+        planned = sum(float(p["duration"]) for p in r.phases)
+        r.echo(f"rehearse: the game runs ({planned:.0f} s, and as long as the teams retrain)")
         r.play()
         sampler.stop()
         result.samples = sampler.samples
