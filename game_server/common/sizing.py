@@ -45,7 +45,7 @@ class Burst:
 
 # Written by `make bench-rehearsal` (the run cited in docs/PERFORMANCE.md, "Rehearsal").
 MEASURED = {
-    "complete": Cost(cores=0.062, mb=580, base_mb=853),
+    "complete": Cost(cores=0.063, mb=581, base_mb=917),
     "exercises": Cost(cores=0.095, mb=584, base_mb=969),
 }
 # Written by `make bench-capacity` (docs/PERFORMANCE.md, "Capacity").
