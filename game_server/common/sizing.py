@@ -45,7 +45,7 @@ class Burst:
 
 # Written by `make bench-rehearsal` (the run cited in docs/PERFORMANCE.md, "Rehearsal").
 MEASURED = {
-    "complete": Cost(cores=0.063, mb=581, base_mb=917),
+    "complete": Cost(cores=0.057, mb=579, base_mb=860),
     "exercises": Cost(cores=0.095, mb=584, base_mb=969),
 }
 # Written by `make bench-capacity` (docs/PERFORMANCE.md, "Capacity").
