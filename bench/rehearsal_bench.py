@@ -132,8 +132,8 @@ def section(runs: dict, teams: int, minutes: float, base: tuple[float, float]) -
     lines = [
         "## Rehearsal: a workshop day of bot teams on this machine (`bench/rehearsal_bench.py`)",
         "",
-        f"`make bench-rehearsal`: `game-server rehearse --teams {teams}` at each starter level "
-        f"on this machine ({cores} cores, {mb / 1024:.0f} GB, shared with other work), a "
+        f"`make bench-rehearsal`: `game-server rehearse --teams {teams}` at the "
+        f"{' and '.join(runs)} level on this machine ({cores} cores, {mb / 1024:.0f} GB), a "
         f"{minutes:g}-minute compressed game (every phase, the peak at its full rate). Anchor, "
         f"the same run before the teams: the machine busy {base[0]:.2f} cores, {base[1]:.0f} "
         "MB in use. One team's cost (each figure divided by the teams):",
@@ -155,6 +155,9 @@ def section(runs: dict, teams: int, minutes: float, base: tuple[float, float]) -
             f"{c['training_cpu_s']:.1f} CPU s, {c['training_mb']:.0f} MB | "
             f"{c['team_peak_cores']:.2f} cores, {c['team_peak_mb']:.0f} MB |"
         )
+    others = [lv for lv in sizing.MEASURED if lv not in runs]
+    if others:
+        lines += ["", f"The sizing table's {', '.join(others)} cost is from an earlier run."]
     lines += ["", "The rehearsal's verdict, per level:", ""]
     for result, _ in runs.values():
         lines += ["```text", *result.lines, "```", ""]
