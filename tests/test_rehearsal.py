@@ -80,6 +80,8 @@ def test_a_rehearsal_with_one_team_holds_the_peak_and_leaves_nothing(server, tmp
     assert "rehearse: provisioned 1 of 1" in text
     assert "rehearse: trained, API up, self-check: 1 of 1 done" in text
     assert "teams retrain" in text and "bot:" not in text, text
+    # each phase the team retrains in ends once it has (the shift's, the drift's)
+    assert text.count("every team retrained, the game goes on") == 2, text
     for phase in ("warm-up", "messy input", "population shift", "peak traffic", "the world c"):
         row = next(line for line in lines if line.startswith(f"  {phase}"))
         answered, failed = (int(x) for x in row[22:].split()[:2])
